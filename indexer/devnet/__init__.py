@@ -1,0 +1,194 @@
+"""A local stand-in for a Stellar network running the FlowFi contract, for development and tests.
+
+It speaks Stellar RPC's JSON-RPC over HTTP as the real server does, over a Python model of the
+contract, so the indexer runs and is tested without internet. Data path:
+
+    contract.py  the contract model: entry points -> state changes and `indexer.events` events
+    xdr.py       events -> topic and value XDR, as the contract publishes them
+    chain.py     ledgers, transactions and event ids; retention; bulk history
+    traffic.py   random valid calls from a seeded population of accounts
+    rpc.py       the HTTP app: JSON-RPC getEvents & co., /invoke, /state, fault injection
+
+`serve` runs it (the CLI's `devnet` command); `running_devnet` runs it in a background thread on an
+ephemeral loopback port, for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from indexer.devnet.chain import (
+    DEFAULT_CONTRACT_ID,
+    DEFAULT_PASSPHRASE,
+    DEFAULT_RETENTION,
+    Chain,
+    Ledger,
+    Receipt,
+    event_id,
+)
+from indexer.devnet.contract import ContractError, FlowFiContract, Stream, StreamStatus, claimable, end_time
+from indexer.devnet.rpc import Faults, create_app
+from indexer.devnet.traffic import Traffic
+
+__all__ = [
+    "DEFAULT_CONTRACT_ID",
+    "DEFAULT_PASSPHRASE",
+    "DEFAULT_RETENTION",
+    "Chain",
+    "ContractError",
+    "Devnet",
+    "Faults",
+    "FlowFiContract",
+    "Ledger",
+    "Receipt",
+    "Stream",
+    "StreamStatus",
+    "Traffic",
+    "claimable",
+    "end_time",
+    "event_id",
+    "running_devnet",
+    "serve",
+]
+
+
+class Devnet:
+    """A chain, its fault queue and its HTTP app, plus the task that closes ledgers.
+
+    `ledger_interval` is in seconds; None means manual mode: ledgers close only when `chain.close_ledger()`
+    is called. `traffic_per_ledger` valid random transactions are added to each ledger (fractions carry).
+    """
+
+    def __init__(
+        self,
+        *,
+        passphrase: str = DEFAULT_PASSPHRASE,
+        contract_id: str = DEFAULT_CONTRACT_ID,
+        ledger_interval: float | None = None,
+        retention: int = DEFAULT_RETENTION,
+        traffic_per_ledger: float = 0.0,
+        seed: int | None = None,
+        first_ledger: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.chain = Chain(
+            contract_id=contract_id,
+            passphrase=passphrase,
+            retention=retention,
+            first_ledger=first_ledger,
+            clock=clock,
+        )
+        self.traffic = Traffic(seed=seed)
+        if traffic_per_ledger > 0:
+            self.chain.traffic = self.traffic
+            self.chain.traffic_per_ledger = traffic_per_ledger
+        self.faults = Faults()
+        self.app = create_app(self.chain, self.faults)
+        self.ledger_interval = ledger_interval
+        self.url = ""
+
+    async def close_ledgers(self) -> None:
+        """Close a ledger every `ledger_interval` seconds until cancelled (nothing in manual mode)."""
+        if self.ledger_interval is None:
+            return
+        loop = asyncio.get_running_loop()
+        next_close = loop.time()
+        while True:
+            next_close += self.ledger_interval
+            await asyncio.sleep(max(next_close - loop.time(), 0))
+            self.chain.close_ledger()
+
+    async def serve(self, config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> None:
+        server = uvicorn.Server(config)
+        ledgers = asyncio.create_task(self.close_ledgers())
+        try:
+            await server.serve(sockets=sockets)
+        finally:
+            ledgers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ledgers
+
+
+async def serve(
+    *,
+    host: str,
+    port: int,
+    passphrase: str = DEFAULT_PASSPHRASE,
+    contract_id: str = DEFAULT_CONTRACT_ID,
+    ledger_interval: float = 5.0,
+    retention: int = DEFAULT_RETENTION,
+    traffic_rate: float = 0.0,
+    seed: int | None = None,
+) -> None:
+    """Run the devnet until cancelled: RPC on host:port, a ledger every `ledger_interval` seconds, and
+    `traffic_rate` random transactions per second (0 for none)."""
+    devnet = Devnet(
+        passphrase=passphrase,
+        contract_id=contract_id,
+        ledger_interval=ledger_interval,
+        retention=retention,
+        traffic_per_ledger=traffic_rate * ledger_interval,
+        seed=seed,
+    )
+    devnet.url = f"http://{host}:{port}"
+    await devnet.serve(uvicorn.Config(devnet.app, host=host, port=port, lifespan="off", ws="none"))
+
+
+@contextlib.contextmanager
+def running_devnet(**options: object) -> Iterator[Devnet]:
+    """Run a `Devnet(**options)` on 127.0.0.1 at an ephemeral port in a background thread.
+
+    Yields the devnet with `url` set ("http://127.0.0.1:PORT"); its `chain` and `faults` may be used
+    from the calling thread. Stops the server (and the ledger task) on exit.
+    """
+    devnet = Devnet(**options)  # type: ignore[arg-type]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    devnet.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = uvicorn.Config(
+        devnet.app, lifespan="off", ws="none", log_level="warning", timeout_graceful_shutdown=1
+    )
+    server_box: list[uvicorn.Server] = []
+    errors: list[BaseException] = []
+
+    async def main() -> None:
+        server = uvicorn.Server(config)
+        server_box.append(server)
+        ledgers = asyncio.create_task(devnet.close_ledgers())
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            ledgers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ledgers
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # surfaced to the caller below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="devnet", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not (server_box and server_box[0].started):
+        if errors or not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError(f"the devnet did not start: {errors[0] if errors else 'timeout'}")
+        time.sleep(0.005)
+    try:
+        yield devnet
+    finally:
+        server_box[0].should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        if errors:
+            raise errors[0]

@@ -1,0 +1,415 @@
+"""The local chain: ledgers that close, transactions applied in order, and the events they emit.
+
+Transactions queued with `submit` (or injected raw events) are applied into the next ledger in arrival
+order, then the configured background traffic. Each event gets the id Stellar RPC gives it:
+"%019d-%010d" % (TOID, event index) with TOID = ledger << 32 | tx index << 12 | op index; transaction
+indexes start at 1 and every transaction here has a single operation (index 0). Ids sort as text in chain
+order, so events are kept in one sorted list and a getEvents page is two bisections and a slice.
+
+Ledgers older than the retention window are dropped, as Stellar RPC drops them. Close times are unix
+seconds and strictly increasing: by default max(previous + 1, wall clock); tests may pass their own.
+
+All state is guarded by one lock: the RPC server may run in another thread than the code closing
+ledgers (a test, or the devnet's ledger task).
+"""
+
+from __future__ import annotations
+
+import bisect
+import concurrent.futures
+import hashlib
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from stellar_sdk import StrKey, xdr
+
+from indexer.devnet.contract import ContractError, FlowFiContract
+from indexer.devnet.xdr import encode_event
+from indexer.events import FlowFiEvent, event_fields_json
+
+DEFAULT_PASSPHRASE = "Standalone Network ; February 2017"
+DEFAULT_CONTRACT_ID = "CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG"
+DEFAULT_RETENTION = 120_960
+PROTOCOL_VERSION = 23
+
+TX_MASK = (1 << 20) - 1
+OP_MASK = (1 << 12) - 1
+EVENT_MAX = (1 << 32) - 1
+
+
+def toid(ledger: int, tx_index: int, op_index: int) -> int:
+    return ledger << 32 | tx_index << 12 | op_index
+
+
+def event_id(ledger: int, tx_index: int, op_index: int, event_index: int) -> str:
+    return f"{toid(ledger, tx_index, op_index):019d}-{event_index:010d}"
+
+
+def parse_event_id(value: str) -> tuple[int, int, int, int]:
+    """(ledger, tx, op, event) of an event id or cursor; ValueError as stellar-rpc words it."""
+    head, sep, tail = value.partition("-")
+    try:
+        if not sep:
+            raise ValueError
+        number, event_index = int(head), int(tail)
+        if not (0 <= number < 2**63 and 0 <= event_index <= EVENT_MAX):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"invalid event id {value}") from None
+    return number >> 32, (number >> 12) & TX_MASK, number & OP_MASK, event_index
+
+
+def first_id_of(ledger: int) -> str:
+    return event_id(ledger, 0, 0, 0)
+
+
+def end_of_ledger_cursor(ledger: int) -> str:
+    """The largest cursor within `ledger`: where a short getEvents page leaves the client."""
+    return event_id(ledger, TX_MASK, OP_MASK, EVENT_MAX)
+
+
+def iso_time(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    sequence: int
+    close_time: int
+    hash: str
+    previous_hash: str
+
+    def header(self) -> xdr.LedgerHeader:
+        return xdr.LedgerHeader(
+            ledger_version=xdr.Uint32(PROTOCOL_VERSION),
+            previous_ledger_hash=xdr.Hash(bytes.fromhex(self.previous_hash)),
+            scp_value=xdr.StellarValue(
+                tx_set_hash=xdr.Hash(hashlib.sha256(self.hash.encode()).digest()),
+                close_time=xdr.TimePoint(xdr.Uint64(self.close_time)),
+                upgrades=[],
+                ext=xdr.StellarValueExt(xdr.StellarValueType.STELLAR_VALUE_BASIC),
+            ),
+            tx_set_result_hash=xdr.Hash(bytes(32)),
+            bucket_list_hash=xdr.Hash(bytes(32)),
+            ledger_seq=xdr.Uint32(self.sequence),
+            total_coins=xdr.Int64(1_000_000_000_000_000_000),
+            fee_pool=xdr.Int64(0),
+            inflation_seq=xdr.Uint32(0),
+            id_pool=xdr.Uint64(0),
+            base_fee=xdr.Uint32(100),
+            base_reserve=xdr.Uint32(5_000_000),
+            max_tx_set_size=xdr.Uint32(1000),
+            skip_list=[xdr.Hash(bytes(32))] * 4,
+            ext=xdr.LedgerHeaderExt(0),
+        )
+
+    def header_xdr(self) -> str:
+        return self.header().to_xdr()  # type: ignore[no-any-return]
+
+    def metadata_xdr(self) -> str:
+        """A LedgerCloseMeta with this header and no transactions (the devnet keeps no tx meta)."""
+        entry = xdr.LedgerHeaderHistoryEntry(
+            hash=xdr.Hash(bytes.fromhex(self.hash)),
+            header=self.header(),
+            ext=xdr.LedgerHeaderHistoryEntryExt(0),
+        )
+        v0 = xdr.LedgerCloseMetaV0(
+            ledger_header=entry,
+            tx_set=xdr.TransactionSet(xdr.Hash(bytes.fromhex(self.previous_hash)), []),
+            tx_processing=[],
+            upgrades_processing=[],
+            scp_info=[],
+        )
+        return xdr.LedgerCloseMeta(0, v0=v0).to_xdr()  # type: ignore[no-any-return]
+
+
+class StoredEvent:
+    """An event as getEvents serves it; `json` is its response object, serialized once at close."""
+
+    __slots__ = ("id", "ledger", "contract_id", "topic", "value", "json")
+
+    def __init__(
+        self, id: str, ledger: int, contract_id: str, topic: tuple[str, ...], value: str, json: bytes
+    ) -> None:
+        self.id = id
+        self.ledger = ledger
+        self.contract_id = contract_id
+        self.topic = topic
+        self.value = value
+        self.json = json
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a transaction did: its place on chain and its events, or the contract's error."""
+
+    tx_hash: str
+    ledger: int
+    tx_index: int
+    closed_at: int
+    events: tuple[tuple[str, FlowFiEvent], ...] = ()
+    result: int | None = None
+    error: ContractError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "txHash": self.tx_hash,
+            "ledger": self.ledger,
+            "events": [
+                {"id": eid, "type": event.sse_name, "data": event_fields_json(event)}
+                for eid, event in self.events
+            ],
+            "result": None if self.result is None else str(self.result),
+        }
+
+
+@dataclass(slots=True)
+class _Pending:
+    function: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+    raw: list[tuple[str, tuple[str, ...], str]] | None = None
+    future: concurrent.futures.Future[Receipt] | None = None
+
+
+class TrafficSource(Protocol):
+    def next_call(self, contract: FlowFiContract, now: int) -> tuple[str, dict[str, Any]]: ...
+
+
+class Chain:
+    """The ledger history, the contract's state, and the queue of transactions for the next ledger."""
+
+    def __init__(
+        self,
+        *,
+        contract_id: str = DEFAULT_CONTRACT_ID,
+        passphrase: str = DEFAULT_PASSPHRASE,
+        retention: int = DEFAULT_RETENTION,
+        first_ledger: int = 1,
+        genesis_time: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not StrKey.is_valid_contract(contract_id):
+            raise ValueError(f"not a contract id: {contract_id!r}")
+        if retention < 1:
+            raise ValueError("retention must be at least one ledger")
+        self.contract_id = contract_id
+        self.passphrase = passphrase
+        self.retention = retention
+        self.contract = FlowFiContract()
+        self.lock = threading.RLock()
+        self.traffic: TrafficSource | None = None
+        self.traffic_per_ledger = 0.0
+        self._traffic_debt = 0.0
+        self._clock = clock
+        self._pending: list[_Pending] = []
+        self._ledgers: deque[Ledger] = deque()
+        self._ids: list[str] = []
+        self._events: list[StoredEvent] = []
+        self._network_id = hashlib.sha256(passphrase.encode()).hexdigest()
+        close_time = int(clock()) if genesis_time is None else genesis_time
+        previous = "00" * 32
+        genesis = Ledger(first_ledger, close_time, self._ledger_hash(first_ledger, previous), previous)
+        self._ledgers.append(genesis)
+
+    # Reading
+
+    @property
+    def latest(self) -> Ledger:
+        with self.lock:
+            return self._ledgers[-1]
+
+    @property
+    def oldest(self) -> Ledger:
+        with self.lock:
+            return self._ledgers[0]
+
+    def ledger_range(self) -> tuple[Ledger, Ledger]:
+        with self.lock:
+            return self._ledgers[0], self._ledgers[-1]
+
+    @property
+    def event_count(self) -> int:
+        with self.lock:
+            return len(self._events)
+
+    def scan(
+        self,
+        *,
+        after: str,
+        end_ledger: int,
+        limit: int,
+        match: Callable[[StoredEvent], bool] | None = None,
+    ) -> list[StoredEvent]:
+        """Up to `limit` matching events with id > `after` in ledgers before `end_ledger`."""
+        with self.lock:
+            lo = bisect.bisect_right(self._ids, after)
+            hi = bisect.bisect_left(self._ids, first_id_of(end_ledger), lo)
+            if match is None:
+                return self._events[lo : min(hi, lo + limit)]
+            found: list[StoredEvent] = []
+            for index in range(lo, hi):
+                stored = self._events[index]
+                if match(stored):
+                    found.append(stored)
+                    if len(found) >= limit:
+                        break
+            return found
+
+    # Writing
+
+    def submit(self, function: str, args: dict[str, Any]) -> concurrent.futures.Future[Receipt]:
+        """Queue a contract call for the next ledger; the future resolves once that ledger closes."""
+        future: concurrent.futures.Future[Receipt] = concurrent.futures.Future()
+        with self.lock:
+            self._pending.append(_Pending(function, dict(args), future=future))
+        return future
+
+    def inject_raw_event(self, topic: Iterable[str], value: str, *, contract_id: str | None = None) -> None:
+        """Put an arbitrary event (any XDR strings, valid or not) in its own tx in the next ledger."""
+        raw = [(contract_id or self.contract_id, tuple(topic), value)]
+        with self.lock:
+            self._pending.append(_Pending(raw=raw))
+
+    def inject_event(self, event: FlowFiEvent, *, contract_id: str) -> None:
+        """Emit a well-formed FlowFi event from another contract id in the next ledger."""
+        topic, value = encode_event(event)
+        self.inject_raw_event(topic, value, contract_id=contract_id)
+
+    def execute(self, function: str, args: dict[str, Any], *, close_time: int | None = None) -> Receipt:
+        """Submit one call and close the ledger holding it (for tests driving the chain by hand)."""
+        future = self.submit(function, args)
+        self.close_ledger(close_time)
+        return future.result(timeout=0)
+
+    def close_ledger(self, close_time: int | None = None) -> Ledger:
+        """Apply the queued transactions (then the traffic) into a new ledger and close it."""
+        with self.lock:
+            previous = self._ledgers[-1]
+            if close_time is None:
+                close_time = max(previous.close_time + 1, int(self._clock()))
+            elif close_time <= previous.close_time:
+                raise ValueError(f"close time {close_time} is not after {previous.close_time}")
+            sequence = previous.sequence + 1
+            ledger = Ledger(sequence, close_time, self._ledger_hash(sequence, previous.hash), previous.hash)
+            closed_at = iso_time(close_time)
+            pending, self._pending = self._pending, []
+            receipts: list[tuple[_Pending, Receipt]] = []
+            tx_index = 0
+            for tx in pending:
+                tx_index += 1
+                receipts.append((tx, self._apply(tx, ledger, tx_index, closed_at)))
+            if self.traffic is not None:
+                self._traffic_debt += self.traffic_per_ledger
+                while self._traffic_debt >= 1:
+                    self._traffic_debt -= 1
+                    function, args = self.traffic.next_call(self.contract, close_time)
+                    tx_index += 1
+                    self._apply(_Pending(function, args), ledger, tx_index, closed_at)
+            self._ledgers.append(ledger)
+            self._trim()
+        for tx, receipt in receipts:
+            if tx.future is not None and not tx.future.cancelled():
+                tx.future.set_result(receipt)
+        return ledger
+
+    def _apply(self, tx: _Pending, ledger: Ledger, tx_index: int, closed_at: str) -> Receipt:
+        digest = f"{self._network_id}:{ledger.sequence}:{tx_index}:{tx.function}:{tx.args}:{tx.raw}"
+        tx_hash = hashlib.sha256(digest.encode()).hexdigest()
+        if tx.raw is not None:
+            for index, (contract_id, topic, value) in enumerate(tx.raw):
+                self._store(ledger, tx_index, index, tx_hash, closed_at, contract_id, topic, value)
+            return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time)
+        try:
+            events = self.contract.invoke(tx.function, tx.args, now=ledger.close_time)
+        except ContractError as exc:
+            return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time, error=exc)
+        placed = []
+        for index, event in enumerate(events):
+            topics, value = encode_event(event)
+            eid = self._store(
+                ledger, tx_index, index, tx_hash, closed_at, self.contract_id, tuple(topics), value
+            )
+            placed.append((eid, event))
+        result = self.contract.result_of(tx.function, events)
+        return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time, tuple(placed), result)
+
+    def _store(
+        self,
+        ledger: Ledger,
+        tx_index: int,
+        event_index: int,
+        tx_hash: str,
+        closed_at: str,
+        contract_id: str,
+        topic: tuple[str, ...],
+        value: str,
+    ) -> str:
+        eid = event_id(ledger.sequence, tx_index, 0, event_index)
+        body: dict[str, Any] = {
+            "type": "contract",
+            "ledger": ledger.sequence,
+            "ledgerClosedAt": closed_at,
+            "contractId": contract_id,
+            "id": eid,
+            "operationIndex": 0,
+            "transactionIndex": tx_index,
+            "txHash": tx_hash,
+            "inSuccessfulContractCall": True,
+        }
+        if topic:
+            body["topic"] = list(topic)
+        body["value"] = value
+        encoded = json.dumps(body, separators=(",", ":")).encode()
+        self._ids.append(eid)
+        self._events.append(StoredEvent(eid, ledger.sequence, contract_id, topic, value, encoded))
+        return eid
+
+    def _trim(self) -> None:
+        dropped = False
+        while len(self._ledgers) > self.retention:
+            self._ledgers.popleft()
+            dropped = True
+        if dropped:
+            cut = bisect.bisect_left(self._ids, first_id_of(self._ledgers[0].sequence))
+            del self._ids[:cut]
+            del self._events[:cut]
+
+    def _ledger_hash(self, sequence: int, previous: str) -> str:
+        return hashlib.sha256(f"{self._network_id}:{sequence}:{previous}".encode()).hexdigest()
+
+    # Bulk history
+
+    def generate_history(
+        self,
+        n_events: int,
+        *,
+        traffic: TrafficSource,
+        tx_per_ledger: int = 50,
+        seconds_per_ledger: int = 5,
+    ) -> int:
+        """Close ledgers of `tx_per_ledger` traffic transactions until `n_events` more events exist.
+
+        Close times advance by `seconds_per_ledger`, starting far enough in the past that the history
+        ends around now. Returns the number of events added.
+        """
+        with self.lock:
+            start_count = len(self._events)
+            saved = self.traffic, self.traffic_per_ledger, self._traffic_debt
+            self.traffic, self.traffic_per_ledger, self._traffic_debt = traffic, float(tx_per_ledger), 0.0
+            try:
+                estimate = n_events // max(tx_per_ledger, 1) + 1
+                close_time = max(
+                    self._ledgers[-1].close_time + 1, int(self._clock()) - estimate * seconds_per_ledger
+                )
+                while len(self._events) - start_count < n_events:
+                    self.close_ledger(close_time)
+                    close_time += seconds_per_ledger
+            finally:
+                self.traffic, self.traffic_per_ledger, self._traffic_debt = saved
+            return len(self._events) - start_count

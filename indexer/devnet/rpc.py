@@ -1,0 +1,411 @@
+"""Stellar RPC's JSON-RPC 2.0 over HTTP, answered from the local chain (stellar/stellar-rpc shapes).
+
+POST /  getEvents, getLatestLedger, getHealth, getNetwork (protocol 23 response shapes). getEvents
+follows stellar-rpc's cursor rules: results strictly after the cursor; when a page is full the cursor
+is its last event id, otherwise it is the end of the scanned window (the largest cursor in ledger
+end - 1), so an empty page still moves the client forward. The window is at most 10000 ledgers and ends
+before `endLedger` and after the latest ledger. Errors use stellar-rpc's codes and texts.
+
+POST /invoke  {"function": ..., "args": {...}} calls the contract in a transaction of the next ledger
+and answers once that ledger has closed: 200 {"txHash", "ledger", "events", "result"}, or 400
+{"error", "name", "code"} when the contract rejects the call.
+GET /state    the contract's configuration and streams, amounts as decimal strings.
+
+`Faults` queues failures for the next JSON-RPC requests, one per request: "timeout" (answer after
+`timeout_seconds`), "http500", "rpc-32001", "garbage" (a non-JSON 200 body), "truncated" (half a body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from stellar_sdk import StrKey, xdr
+
+from indexer.devnet.chain import (
+    PROTOCOL_VERSION,
+    Chain,
+    StoredEvent,
+    end_of_ledger_cursor,
+    first_id_of,
+    parse_event_id,
+)
+
+LEDGER_SCAN_LIMIT = 10_000
+MAX_LIMIT = 10_000
+DEFAULT_LIMIT = 100
+MAX_FILTERS = 5
+MAX_CONTRACT_IDS = 5
+MAX_TOPICS = 5
+MAX_SEGMENTS = 4
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+REQUEST_TIMEOUT = -32001
+
+FAULT_KINDS = ("timeout", "http500", "rpc-32001", "garbage", "truncated")
+
+
+class Faults:
+    """Failures to apply to the next JSON-RPC requests, in order, one per request."""
+
+    def __init__(self, timeout_seconds: float = 15.0) -> None:
+        self.timeout_seconds = timeout_seconds
+        self._queue: deque[str] = deque()
+        self._lock = threading.Lock()
+
+    def inject(self, kind: str, count: int = 1) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        with self._lock:
+            self._queue.extend([kind] * count)
+
+    def take(self) -> str | None:
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _invalid(message: str) -> RpcError:
+    return RpcError(INVALID_PARAMS, message)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicFilter:
+    """Segments to match, None for "*"; `flexible` when the filter ended with "**"."""
+
+    segments: tuple[str | None, ...]
+    flexible: bool
+
+    def matches(self, topic: tuple[str, ...]) -> bool:
+        if len(topic) < len(self.segments) or (not self.flexible and len(topic) != len(self.segments)):
+            return False
+        return all(want is None or want == got for want, got in zip(self.segments, topic, strict=False))
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    types: frozenset[str]
+    contract_ids: frozenset[str]
+    topics: tuple[TopicFilter, ...]
+
+    def matches(self, event: StoredEvent) -> bool:
+        if self.types and "contract" not in self.types:
+            return False
+        if self.contract_ids and event.contract_id not in self.contract_ids:
+            return False
+        return not self.topics or any(t.matches(event.topic) for t in self.topics)
+
+
+def _canonical_scval(segment: str) -> str:
+    value = xdr.SCVal.from_xdr(segment)
+    return value.to_xdr()  # type: ignore[no-any-return]
+
+
+def _parse_topic(raw: Any) -> TopicFilter:
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise ValueError("topic must be a list of strings")
+    if not raw:
+        raise ValueError("topic must have at least 1 segment")
+    flexible = raw[-1] == "**"
+    segments = raw[:-1] if flexible else raw
+    for i, segment in enumerate(segments):
+        if segment == "**":
+            raise ValueError(f"segment {i + 1} invalid: wildcard '**' is only allowed as the last segment")
+    if len(segments) > MAX_SEGMENTS:
+        raise ValueError(f"topic cannot have more than {MAX_SEGMENTS} segments")
+    parsed: list[str | None] = []
+    for i, segment in enumerate(segments):
+        if segment == "*":
+            parsed.append(None)
+            continue
+        try:
+            parsed.append(_canonical_scval(segment))
+        except Exception:
+            raise ValueError(f"segment {i + 1} invalid: not a base64 XDR ScVal") from None
+    return TopicFilter(tuple(parsed), flexible)
+
+
+def _parse_filter(raw: Any) -> EventFilter:
+    if not isinstance(raw, dict):
+        raise ValueError("filter must be an object")
+    type_field = raw.get("type") or ""
+    if not isinstance(type_field, str):
+        raise ValueError("type must be a string")
+    types = frozenset(t for t in type_field.split(",") if t)
+    if types - {"system", "contract"}:
+        raise ValueError("filter type invalid: if set, type must be either 'system' or 'contract'")
+    contract_ids = raw.get("contractIds") or []
+    if not isinstance(contract_ids, list):
+        raise ValueError("contractIds must be a list")
+    if len(contract_ids) > MAX_CONTRACT_IDS:
+        raise ValueError(f"maximum {MAX_CONTRACT_IDS} contract IDs per filter")
+    topics = raw.get("topics") or []
+    if not isinstance(topics, list):
+        raise ValueError("topics must be a list")
+    if len(topics) > MAX_TOPICS:
+        raise ValueError(f"maximum {MAX_TOPICS} topics per filter")
+    for i, contract_id in enumerate(contract_ids):
+        if not isinstance(contract_id, str) or not StrKey.is_valid_contract(contract_id):
+            raise ValueError(f"contract ID {i + 1} invalid")
+    parsed_topics = []
+    for i, topic in enumerate(topics):
+        try:
+            parsed_topics.append(_parse_topic(topic))
+        except ValueError as exc:
+            raise ValueError(f"topic {i + 1} invalid: {exc}") from None
+    return EventFilter(types, frozenset(contract_ids), tuple(parsed_topics))
+
+
+def _uint(source: dict[str, Any], name: str) -> int:
+    value = source.get(name, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise _invalid(f"invalid parameters: {name} must be an unsigned 32-bit integer")
+    return value
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+class RpcMethods:
+    """The JSON-RPC methods; each returns its `result` already serialized."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self._header_cache: tuple[str, str, str] = ("", "", "")
+
+    def table(self) -> dict[str, Callable[[Any], bytes]]:
+        return {
+            "getEvents": self.get_events,
+            "getLatestLedger": self.get_latest_ledger,
+            "getHealth": self.get_health,
+            "getNetwork": self.get_network,
+        }
+
+    def get_events(self, params: Any) -> bytes:
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise _invalid("invalid parameters: expected an object")
+        xdr_format = params.get("xdrFormat") or "base64"
+        if xdr_format == "json":
+            raise _invalid("xdrFormat 'json' is not supported by this network; use 'base64'")
+        if xdr_format != "base64":
+            raise _invalid(f"expected 'base64' or 'json' for 'xdrFormat', got '{xdr_format}'")
+        start_ledger = _uint(params, "startLedger")
+        end_ledger = _uint(params, "endLedger")
+        pagination = params.get("pagination") or {}
+        if not isinstance(pagination, dict):
+            raise _invalid("invalid parameters: pagination must be an object")
+        limit = _uint(pagination, "limit")
+        cursor = pagination.get("cursor")
+        if cursor is not None:
+            if not isinstance(cursor, str):
+                raise _invalid("invalid parameters: cursor must be a string")
+            try:
+                cursor_ledger = parse_event_id(cursor)[0]
+            except ValueError as exc:
+                raise _invalid(str(exc)) from None
+            if start_ledger or end_ledger:
+                raise _invalid("ledger ranges and cursor cannot both be set")
+        elif start_ledger <= 0:
+            raise _invalid("startLedger must be positive")
+        if limit > MAX_LIMIT:
+            raise _invalid(f"limit must not exceed {MAX_LIMIT}")
+        raw_filters = params.get("filters") or []
+        if not isinstance(raw_filters, list):
+            raise _invalid("invalid parameters: filters must be a list")
+        if len(raw_filters) > MAX_FILTERS:
+            raise _invalid(f"maximum {MAX_FILTERS} filters per request")
+        filters = []
+        for i, raw in enumerate(raw_filters):
+            try:
+                filters.append(_parse_filter(raw))
+            except ValueError as exc:
+                raise _invalid(f"filter {i + 1} invalid: {exc}") from None
+
+        limit = limit or DEFAULT_LIMIT
+        with self.chain.lock:
+            oldest, latest = self.chain.ledger_range()
+            if cursor is not None:
+                start_ledger, after = cursor_ledger, cursor
+            else:
+                after = first_id_of(start_ledger)
+            window_end = min(start_ledger + LEDGER_SCAN_LIMIT, latest.sequence + 1)
+            if end_ledger:
+                window_end = min(end_ledger, window_end)
+            if not oldest.sequence <= start_ledger <= latest.sequence:
+                raise RpcError(
+                    INVALID_REQUEST,
+                    f"startLedger must be within the ledger range: {oldest.sequence} - {latest.sequence}",
+                )
+            match = None
+            if filters:
+                match = lambda event: any(f.matches(event) for f in filters)  # noqa: E731
+            found = self.chain.scan(after=after, end_ledger=window_end, limit=limit, match=match)
+        next_cursor = found[-1].id if len(found) == limit else end_of_ledger_cursor(window_end - 1)
+        return b"".join(
+            (
+                b'{"events":[',
+                b",".join(event.json for event in found),
+                b'],"cursor":"',
+                next_cursor.encode(),
+                b'","latestLedger":%d,"oldestLedger":%d' % (latest.sequence, oldest.sequence),
+                b',"latestLedgerCloseTime":"%d","oldestLedgerCloseTime":"%d"}'
+                % (latest.close_time, oldest.close_time),
+            )
+        )
+
+    def get_latest_ledger(self, params: Any) -> bytes:
+        latest = self.chain.latest
+        if self._header_cache[0] != latest.hash:
+            self._header_cache = (latest.hash, latest.header_xdr(), latest.metadata_xdr())
+        _, header, metadata = self._header_cache
+        return _dumps(
+            {
+                "id": latest.hash,
+                "protocolVersion": PROTOCOL_VERSION,
+                "sequence": latest.sequence,
+                "closeTime": str(latest.close_time),
+                "headerXdr": header,
+                "metadataXdr": metadata,
+            }
+        )
+
+    def get_health(self, params: Any) -> bytes:
+        oldest, latest = self.chain.ledger_range()
+        return _dumps(
+            {
+                "status": "healthy",
+                "latestLedger": latest.sequence,
+                "latestLedgerCloseTime": latest.close_time,
+                "oldestLedger": oldest.sequence,
+                "ledgerRetentionWindow": self.chain.retention,
+            }
+        )
+
+    def get_network(self, params: Any) -> bytes:
+        return _dumps({"passphrase": self.chain.passphrase, "protocolVersion": PROTOCOL_VERSION})
+
+
+def _error(request_id: Any, code: int, message: str) -> bytes:
+    return _dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
+
+
+def _answer(methods: dict[str, Callable[[Any], bytes]], request: Any, overloaded: bool) -> bytes:
+    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0":
+        request_id = request.get("id") if isinstance(request, dict) else None
+        return _error(request_id, INVALID_REQUEST, "invalid request")
+    request_id = request.get("id")
+    method = methods.get(request.get("method"))  # type: ignore[arg-type]
+    if method is None:
+        return _error(request_id, METHOD_NOT_FOUND, f"method {request.get('method')!r} not found")
+    if overloaded:
+        return _error(request_id, REQUEST_TIMEOUT, "request timed out: processing exceeded the limit")
+    try:
+        result = method(request.get("params"))
+    except RpcError as exc:
+        return _error(request_id, exc.code, exc.message)
+    return b'{"jsonrpc":"2.0","id":%s,"result":%s}' % (_dumps(request_id), result)
+
+
+def create_app(chain: Chain, faults: Faults | None = None) -> Starlette:
+    """The devnet's HTTP app: JSON-RPC at "/", plus /invoke and /state."""
+    faults = faults if faults is not None else Faults()
+    methods = RpcMethods(chain).table()
+
+    async def json_rpc(request: Request) -> Response:
+        fault = faults.take()
+        if fault == "timeout":
+            await asyncio.sleep(faults.timeout_seconds)
+        elif fault == "http500":
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        elif fault == "garbage":
+            return Response(b"<html><body>502 Bad Gateway</body></html>", media_type="application/json")
+        body = await request.body()
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            answer = _error(None, PARSE_ERROR, "parse error: the body is not JSON")
+        else:
+            overloaded = fault == "rpc-32001"
+            if isinstance(payload, list) and payload:
+                answer = b"[" + b",".join(_answer(methods, item, overloaded) for item in payload) + b"]"
+            else:
+                answer = _answer(methods, payload, overloaded)
+        if fault == "truncated":
+            answer = answer[: len(answer) // 2]
+        return Response(answer, media_type="application/json")
+
+    async def invoke(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        if not isinstance(body, dict) or not isinstance(body.get("function"), str):
+            return JSONResponse({"error": 'expected {"function": name, "args": {...}}'}, status_code=400)
+        args = body.get("args") or {}
+        if not isinstance(args, dict):
+            return JSONResponse({"error": "args must be an object"}, status_code=400)
+        receipt = await asyncio.wrap_future(chain.submit(body["function"], args))
+        if receipt.error is not None:
+            return JSONResponse(
+                {
+                    "error": str(receipt.error),
+                    "name": receipt.error.name,
+                    "code": receipt.error.code,
+                    "txHash": receipt.tx_hash,
+                    "ledger": receipt.ledger,
+                },
+                status_code=400,
+            )
+        return JSONResponse(receipt.to_json())
+
+    async def state(request: Request) -> Response:
+        with chain.lock:
+            config = chain.contract.config
+            return JSONResponse(
+                {
+                    "contractId": chain.contract_id,
+                    "latestLedger": chain.latest.sequence,
+                    "config": None if config is None else dataclasses.asdict(config),
+                    "streams": [stream.to_json() for stream in chain.contract.streams.values()],
+                }
+            )
+
+    return Starlette(
+        routes=[
+            Route("/", json_rpc, methods=["POST"]),
+            Route("/invoke", invoke, methods=["POST"]),
+            Route("/state", state, methods=["GET"]),
+        ]
+    )
