@@ -1,0 +1,234 @@
+"""The FlowFi contract's events: the one definition of their names, fields and types.
+
+Every event the contract publishes is listed here once, as a frozen dataclass whose field annotations
+name the Soroban type of each field. The decoder reads these annotations to check and convert the XDR,
+the table module derives its typed columns from them, the local network encodes its events from them,
+and the API derives its payload keys from them (`payload_key`). Nothing else spells an event's fields.
+
+Topic layout (contracts/stream_contract/src/events.rs): topic 0 is the event's Symbol name; stream
+events add the stream id (u64) as topic 1. The data is the struct as an ScMap keyed by Symbol field
+names, so fields are matched by name, never by position, and fields added by a later contract version
+are tolerated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, ClassVar, get_type_hints
+
+
+class ScType(enum.Enum):
+    """The Soroban value types FlowFi's events use, with how each travels in JSON."""
+
+    U32 = "u32"  # a JSON number
+    U64 = "u64"  # a decimal string (exceeds 2**53)
+    I128 = "i128"  # a decimal string: money, never a float
+    ADDRESS = "address"  # a G... or C... strkey
+
+
+U32 = Annotated[int, ScType.U32]
+U64 = Annotated[int, ScType.U64]
+I128 = Annotated[int, ScType.I128]
+Address = Annotated[str, ScType.ADDRESS]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowFiEvent:
+    """Base of every event kind. `topic` is the contract's Symbol, `sse_name` what browsers see."""
+
+    topic: ClassVar[str]
+    sse_name: ClassVar[str]
+    is_stream_event: ClassVar[bool]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent(FlowFiEvent):
+    """An event about one stream: the contract puts its id in topic 1 and in the data."""
+
+    is_stream_event: ClassVar[bool] = True
+    stream_id: U64
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolEvent(FlowFiEvent):
+    """An event about the contract's configuration: one topic, no stream id."""
+
+    is_stream_event: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCreated(StreamEvent):
+    topic: ClassVar[str] = "stream_created"
+    sse_name: ClassVar[str] = "stream.created"
+    sender: Address
+    recipient: Address
+    rate_per_second: I128
+    token_address: Address
+    deposited_amount: I128
+    start_time: U64
+
+
+@dataclass(frozen=True, slots=True)
+class StreamToppedUp(StreamEvent):
+    topic: ClassVar[str] = "stream_topped_up"
+    sse_name: ClassVar[str] = "stream.topped_up"
+    sender: Address
+    amount: I128
+    new_deposited_amount: I128
+    new_end_time: U64
+
+
+@dataclass(frozen=True, slots=True)
+class TokensWithdrawn(StreamEvent):
+    topic: ClassVar[str] = "tokens_withdrawn"
+    sse_name: ClassVar[str] = "stream.withdrawn"
+    recipient: Address
+    amount: I128
+    timestamp: U64
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCompleted(StreamEvent):
+    topic: ClassVar[str] = "stream_completed"
+    sse_name: ClassVar[str] = "stream.completed"
+    recipient: Address
+    total_withdrawn: I128
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCancelled(StreamEvent):
+    topic: ClassVar[str] = "stream_cancelled"
+    sse_name: ClassVar[str] = "stream.cancelled"
+    sender: Address
+    recipient: Address
+    amount_withdrawn: I128
+    refunded_amount: I128
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPaused(StreamEvent):
+    topic: ClassVar[str] = "stream_paused"
+    sse_name: ClassVar[str] = "stream.paused"
+    sender: Address
+    paused_at: U64
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResumed(StreamEvent):
+    topic: ClassVar[str] = "stream_resumed"
+    sse_name: ClassVar[str] = "stream.resumed"
+    sender: Address
+    new_end_time: U64
+
+
+@dataclass(frozen=True, slots=True)
+class FeeCollected(StreamEvent):
+    topic: ClassVar[str] = "fee_collected"
+    sse_name: ClassVar[str] = "stream.fee_collected"
+    treasury: Address
+    fee_amount: I128
+    token: Address
+
+
+@dataclass(frozen=True, slots=True)
+class Initialized(ProtocolEvent):
+    topic: ClassVar[str] = "initialized"
+    sse_name: ClassVar[str] = "protocol.initialized"
+    admin: Address
+    treasury: Address
+    fee_rate_bps: U32
+
+
+@dataclass(frozen=True, slots=True)
+class FeeConfigUpdated(ProtocolEvent):
+    topic: ClassVar[str] = "fee_config_updated"
+    sse_name: ClassVar[str] = "protocol.fee_config_updated"
+    admin: Address
+    old_treasury: Address
+    new_treasury: Address
+    old_fee_rate_bps: U32
+    new_fee_rate_bps: U32
+
+
+@dataclass(frozen=True, slots=True)
+class AdminTransferred(ProtocolEvent):
+    topic: ClassVar[str] = "admin_transferred"
+    sse_name: ClassVar[str] = "protocol.admin_transferred"
+    previous_admin: Address
+    new_admin: Address
+
+
+EVENT_KINDS: tuple[type[FlowFiEvent], ...] = (
+    StreamCreated,
+    StreamToppedUp,
+    TokensWithdrawn,
+    StreamCompleted,
+    StreamCancelled,
+    StreamPaused,
+    StreamResumed,
+    FeeCollected,
+    Initialized,
+    FeeConfigUpdated,
+    AdminTransferred,
+)
+BY_TOPIC: dict[str, type[FlowFiEvent]] = {kind.topic: kind for kind in EVENT_KINDS}
+BY_SSE_NAME: dict[str, type[FlowFiEvent]] = {kind.sse_name: kind for kind in EVENT_KINDS}
+
+
+def _declared_fields(kind: type[FlowFiEvent]) -> dict[str, ScType]:
+    hints = get_type_hints(kind, include_extras=True)
+    return {f.name: hints[f.name].__metadata__[0] for f in dataclasses.fields(kind)}
+
+
+_FIELD_TYPES = {kind: _declared_fields(kind) for kind in EVENT_KINDS}
+
+
+def field_types(kind: type[FlowFiEvent]) -> dict[str, ScType]:
+    """The data fields of an event kind and their Soroban types, in declaration order."""
+    return _FIELD_TYPES[kind]
+
+
+def all_fields(kinds: tuple[type[FlowFiEvent], ...] = EVENT_KINDS) -> dict[str, ScType]:
+    """Every field name used by `kinds`, with its one type (a name never changes type across kinds)."""
+    merged: dict[str, ScType] = {}
+    for kind in kinds:
+        for name, sc_type in field_types(kind).items():
+            if merged.setdefault(name, sc_type) is not sc_type:
+                raise TypeError(f"field {name!r} has two types: {merged[name]} and {sc_type}")
+    return merged
+
+
+def payload_key(field_name: str) -> str:
+    """The JSON key of a field, as the FlowFi backend sent it: stream_id -> streamId."""
+    head, *rest = field_name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def to_json_value(value: int | str, sc_type: ScType) -> int | str:
+    """A field's JSON form: u32 as a number, u64 and i128 as decimal strings, addresses as strkeys."""
+    if sc_type is ScType.U32 or sc_type is ScType.ADDRESS:
+        return value
+    return str(value)
+
+
+def event_fields_json(event: FlowFiEvent) -> dict[str, int | str]:
+    """The event's data fields as JSON, keyed by the contract's field names."""
+    return {
+        name: to_json_value(getattr(event, name), sc_type)
+        for name, sc_type in field_types(type(event)).items()
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEvent:
+    """A decoded event with where it happened on chain. `id` is the ordering key everywhere."""
+
+    id: str
+    ledger: int
+    ledger_closed_at: datetime
+    tx_hash: str
+    contract_id: str
+    event: FlowFiEvent

@@ -1,0 +1,66 @@
+"""Settings: one frozen object, read from FLOWFI_* environment variables (and a .env file), which
+command-line flags override. The defaults run everything locally: the local network on port 8000 and
+an embedded PostgreSQL in the user's data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from indexer.rpc import MAX_PAGE_SIZE
+
+LOCAL_PASSPHRASE = "Standalone Network ; February 2017"
+TESTNET_PASSPHRASE = "Test SDF Network ; September 2015"
+MAINNET_PASSPHRASE = "Public Global Stellar Network ; September 2015"
+
+# Where the local network deploys FlowFi, so that a worker with default settings finds it.
+LOCAL_CONTRACT_ID = "CAMOPELH7FDCRFK4YE4KAXUUANBGG4ZEBTA6MWDCRZZZJTVCOFSGP6NI"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FLOWFI_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True,
+    )
+
+    rpc_url: str = Field("http://127.0.0.1:8000", description="Stellar RPC endpoint")
+    network_passphrase: str = Field(LOCAL_PASSPHRASE, description="must match the RPC's getNetwork")
+    contract_ids: Annotated[tuple[str, ...], NoDecode] = Field(
+        (LOCAL_CONTRACT_ID,), description="FlowFi contract id(s), comma-separated"
+    )
+    start_ledger: int | None = Field(
+        None, ge=1, description="first ledger to index when there is no cursor; default: recent history"
+    )
+    page_size: int = Field(1000, ge=1, le=MAX_PAGE_SIZE, description="events per getEvents page")
+    poll_interval: float = Field(2.0, gt=0, description="seconds between polls once caught up")
+    rpc_timeout: float = Field(15.0, gt=0, description="seconds before an RPC request is abandoned")
+    database_url: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("FLOWFI_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="PostgreSQL URL; without one an embedded server runs in data_dir",
+    )
+    data_dir: Path = Field(
+        platformdirs.user_data_path("flowfi"), description="where the embedded database keeps its files"
+    )
+
+    @field_validator("contract_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("contract_ids")
+    @classmethod
+    def _check_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from stellar_sdk import StrKey
+
+        if not value:
+            raise ValueError("name at least one FlowFi contract id (C...)")
+        for contract_id in value:
+            if not StrKey.is_valid_contract(contract_id):
+                raise ValueError(f"{contract_id!r} is not a valid contract id (a C... strkey)")
+        return tuple(sorted(set(value)))
