@@ -205,6 +205,7 @@ class Chain:
         self.lock = threading.RLock()
         self.traffic: TrafficSource | None = None
         self.traffic_per_ledger = 0.0
+        self.failed_transactions = 0
         self._traffic_debt = 0.0
         self._clock = clock
         self._pending: list[_Pending] = []
@@ -328,6 +329,7 @@ class Chain:
         try:
             events = self.contract.invoke(tx.function, tx.args, now=ledger.close_time)
         except ContractError as exc:
+            self.failed_transactions += 1
             return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time, error=exc)
         placed = []
         for index, event in enumerate(events):

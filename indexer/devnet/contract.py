@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stellar_sdk import StrKey
@@ -396,7 +397,7 @@ class FlowFiContract:
         "resume_stream",
     )
 
-    def invoke(self, function: str, args: dict[str, object], *, now: int) -> list[FlowFiEvent]:
+    def invoke(self, function: str, args: Mapping[str, object], *, now: int) -> list[FlowFiEvent]:
         """Call an entry point by name with arguments by the contract's parameter names."""
         if function not in self.FUNCTIONS:
             raise ContractError("InvalidArguments", f"unknown function {function!r}")
