@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import threading
@@ -398,17 +399,23 @@ class Chain:
         """Close ledgers of `tx_per_ledger` traffic transactions until `n_events` more events exist.
 
         Close times advance by `seconds_per_ledger`, starting far enough in the past that the history
-        ends around now. Returns the number of events added.
+        ends around now (on a fresh chain the genesis ledger is moved back before it). Returns the
+        number of events added.
         """
         with self.lock:
             start_count = len(self._events)
             saved = self.traffic, self.traffic_per_ledger, self._traffic_debt
             self.traffic, self.traffic_per_ledger, self._traffic_debt = traffic, float(tx_per_ledger), 0.0
             try:
-                estimate = n_events // max(tx_per_ledger, 1) + 1
-                close_time = max(
-                    self._ledgers[-1].close_time + 1, int(self._clock()) - estimate * seconds_per_ledger
-                )
+                # random traffic averages about 1.4 events per transaction
+                estimate = int(n_events / (max(tx_per_ledger, 1) * 1.4)) + 1
+                close_time = int(self._clock()) - estimate * seconds_per_ledger
+                if len(self._ledgers) == 1 and not self._events:
+                    genesis = self._ledgers[0]
+                    self._ledgers[0] = dataclasses.replace(
+                        genesis, close_time=min(genesis.close_time, close_time - seconds_per_ledger)
+                    )
+                close_time = max(self._ledgers[-1].close_time + 1, close_time)
                 while len(self._events) - start_count < n_events:
                     self.close_ledger(close_time)
                     close_time += seconds_per_ledger
