@@ -18,7 +18,7 @@ TESTNET_PASSPHRASE = "Test SDF Network ; September 2015"
 MAINNET_PASSPHRASE = "Public Global Stellar Network ; September 2015"
 
 # Where the local network deploys FlowFi, so that a worker with default settings finds it.
-LOCAL_CONTRACT_ID = "CAMOPELH7FDCRFK4YE4KAXUUANBGG4ZEBTA6MWDCRZZZJTVCOFSGP6NI"
+LOCAL_CONTRACT_ID = "CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG"
 
 
 class Settings(BaseSettings):

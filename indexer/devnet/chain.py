@@ -33,9 +33,10 @@ from stellar_sdk import StrKey, xdr
 from indexer.devnet.contract import ContractError, FlowFiContract
 from indexer.devnet.xdr import encode_event
 from indexer.events import FlowFiEvent, event_fields_json
+from indexer.settings import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
 
-DEFAULT_PASSPHRASE = "Standalone Network ; February 2017"
-DEFAULT_CONTRACT_ID = "CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG"
+DEFAULT_PASSPHRASE = LOCAL_PASSPHRASE
+DEFAULT_CONTRACT_ID = LOCAL_CONTRACT_ID
 DEFAULT_RETENTION = 120_960
 PROTOCOL_VERSION = 23
 

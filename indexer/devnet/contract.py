@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from stellar_sdk import StrKey
 
+from indexer import state
 from indexer.events import (
     AdminTransferred,
     FeeCollected,
@@ -131,12 +132,12 @@ class Config:
 
 def claimable(stream: Stream, now: int) -> int:
     """What the recipient could withdraw at `now` (calculate_claimable): accrual stops at paused_at."""
-    effective_now = now
+    paused_at = None
     if stream.status is StreamStatus.PAUSED:
-        effective_now = stream.paused_at if stream.paused_at is not None else stream.last_update_time
-    elapsed = max(effective_now - stream.last_update_time, 0)
-    remaining = max(stream.deposited - stream.withdrawn, 0)
-    return min(elapsed * stream.rate_per_second, remaining)
+        paused_at = stream.paused_at if stream.paused_at is not None else stream.last_update_time
+    return state.claimable(rate=stream.rate_per_second, deposited=stream.deposited,
+                           withdrawn=stream.withdrawn, last_update_time=stream.last_update_time,
+                           paused_at=paused_at, now=now)
 
 
 def end_time(stream: Stream) -> int | None:
@@ -146,7 +147,8 @@ def end_time(stream: Stream) -> int | None:
         return None
     if not stream.is_active:
         return stream.last_update_time
-    return stream.last_update_time + max(stream.deposited - stream.withdrawn, 0) // stream.rate_per_second
+    return state.end_time(rate=stream.rate_per_second, deposited=stream.deposited,
+                          withdrawn=stream.withdrawn, last_update_time=stream.last_update_time)
 
 
 def _coerce(name: str, value: object) -> object:

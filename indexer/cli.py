@@ -1,0 +1,134 @@
+"""The `flowfi` command. Every flag has a FLOWFI_* environment variable; flags win."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from indexer.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+RpcUrl = Annotated[str | None, typer.Option(help="Stellar RPC URL [FLOWFI_RPC_URL]")]
+Passphrase = Annotated[str | None, typer.Option(help="network passphrase [FLOWFI_NETWORK_PASSPHRASE]")]
+ContractIds = Annotated[
+    str | None, typer.Option("--contract-ids", help="comma-separated contract ids [FLOWFI_CONTRACT_IDS]")
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(help="PostgreSQL URL; default: an embedded server [DATABASE_URL]", show_default=False),
+]
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from the environment, overridden by the flags that were given."""
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValueError as exc:
+        typer.secho(f"invalid settings: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def run_until_signalled(main: Any, on_signal: Any) -> None:
+    """Run the coroutine `main`; SIGINT and SIGTERM call `on_signal` (a graceful stop)."""
+
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        await main
+
+    asyncio.run(runner())
+
+
+@app.command()
+def migrate(database_url: DatabaseUrl = None) -> None:
+    """Create or upgrade the database schema."""
+    from indexer.database import database_url as resolve_url
+    from indexer.database import migrate as run_migrations
+
+    setup_logging()
+    url = resolve_url(load_settings(database_url=database_url))
+    run_migrations(url)
+    typer.echo("the database schema is up to date")
+
+
+@app.command()
+def index(
+    rpc_url: RpcUrl = None,
+    network_passphrase: Passphrase = None,
+    contract_ids: ContractIds = None,
+    start_ledger: Annotated[int | None, typer.Option(help="first ledger when there is no cursor")] = None,
+    page_size: Annotated[int | None, typer.Option(help="events per getEvents page (max 10000)")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls when caught up")] = None,
+    database_url: DatabaseUrl = None,
+    restart_from_ledger: Annotated[
+        int | None, typer.Option(help="forget the stored cursor and continue from this ledger")
+    ] = None,
+    verbose: bool = False,
+) -> None:
+    """Index the FlowFi contract's events into PostgreSQL, then follow the chain."""
+    from indexer.database import database_url as resolve_url
+    from indexer.worker import IndexerStopped, Worker
+
+    setup_logging(verbose)
+    settings = load_settings(
+        rpc_url=rpc_url, network_passphrase=network_passphrase, contract_ids=contract_ids,
+        start_ledger=restart_from_ledger or start_ledger, page_size=page_size, poll_interval=poll_interval,
+        database_url=database_url,
+    )
+    url = resolve_url(settings)
+    worker = Worker(settings, url)
+
+    async def main() -> None:
+        if restart_from_ledger is not None:
+            await worker.forget_cursor()
+        await worker.run()
+
+    try:
+        run_until_signalled(main(), worker.stop)
+    except IndexerStopped as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def devnet(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    ledger_interval: Annotated[float, typer.Option(help="seconds between ledgers")] = 5.0,
+    retention: Annotated[int, typer.Option(help="ledgers kept (older ones are dropped)")] = 120_960,
+    traffic_rate: Annotated[float, typer.Option(help="random contract calls per second (0: none)")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="seed of the random traffic")] = None,
+    network_passphrase: Passphrase = None,
+    contract_ids: ContractIds = None,
+) -> None:
+    """Run a local Stellar network with the FlowFi contract, speaking Stellar RPC's JSON-RPC."""
+    from indexer import devnet as local_network
+
+    setup_logging()
+    settings = load_settings(network_passphrase=network_passphrase, contract_ids=contract_ids)
+    typer.echo(f"local network: http://{host}:{port} (contract {settings.contract_ids[0]})")
+
+    async def main() -> None:
+        await local_network.serve(
+            host=host, port=port, passphrase=settings.network_passphrase,
+            contract_id=settings.contract_ids[0], ledger_interval=ledger_interval, retention=retention,
+            traffic_rate=traffic_rate, seed=seed,
+        )
+
+    asyncio.run(main())

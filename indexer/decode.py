@@ -1,0 +1,85 @@
+"""RPC events to typed FlowFi events: the one place where wire data becomes our dataclasses.
+
+Each raw event decodes to a `Decoded`: its topic and value as JSON (for the raw table) and either the
+typed `ChainEvent` or the reason it could not be typed (it then goes to the dead letters and the
+cursor moves on). Fields are matched by name; fields a later contract version adds are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from indexer.events import BY_TOPIC, ChainEvent, FlowFiEvent, ScType, field_types
+from indexer.rpc import RawEvent
+from indexer.scval import Sc, ScValError, parse_scval, to_json
+
+# The ScVal tag each declared field type must arrive as.
+_EXPECTED_TAG = {ScType.U32: "u32", ScType.U64: "u64", ScType.I128: "i128", ScType.ADDRESS: "address"}
+
+
+class UndecodableEvent(ValueError):
+    """Why an event cannot become a typed FlowFi event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    raw: RawEvent
+    topic_json: list[Any] | None
+    value_json: Any
+    event: ChainEvent | None
+    error: str | None
+
+
+def decode(raw: RawEvent) -> Decoded:
+    try:
+        topic = [parse_scval(t) for t in raw.topic]
+        value = parse_scval(raw.value)
+    except ScValError as exc:
+        return Decoded(raw, None, None, None, f"XDR does not parse: {exc}")
+    topic_json, value_json = [to_json(t) for t in topic], to_json(value)
+    try:
+        typed = typed_event(topic, value)
+    except UndecodableEvent as exc:
+        return Decoded(raw, topic_json, value_json, None, str(exc))
+    chain_event = ChainEvent(
+        id=raw.id,
+        ledger=raw.ledger,
+        ledger_closed_at=raw.ledger_closed_at,
+        tx_hash=raw.tx_hash,
+        contract_id=raw.contract_id,
+        event=typed,
+    )
+    return Decoded(raw, topic_json, value_json, chain_event, None)
+
+
+def typed_event(topic: list[Sc], value: Sc) -> FlowFiEvent:
+    """The FlowFi event a parsed topic and value stand for, or UndecodableEvent saying why not."""
+    if not topic:
+        raise UndecodableEvent("the event has no topic")
+    name_tag, name = topic[0]
+    if name_tag != "symbol":
+        raise UndecodableEvent(f"topic 0 is a {name_tag}, not a Symbol naming the event")
+    kind = BY_TOPIC.get(name)
+    if kind is None:
+        raise UndecodableEvent(f"unknown event {name!r}: not one of the FlowFi contract's events")
+    tag, entries = value
+    if tag != "map":
+        raise UndecodableEvent(f"{name}: the data is a {tag}, not a map of fields")
+    data = {key[1]: item for key, item in entries if key[0] == "symbol"}
+    fields: dict[str, int | str] = {}
+    for field_name, sc_type in field_types(kind).items():
+        item = data.get(field_name)
+        if item is None:
+            raise UndecodableEvent(f"{name}: field {field_name!r} is missing")
+        if item[0] != _EXPECTED_TAG[sc_type]:
+            raise UndecodableEvent(f"{name}: field {field_name!r} is a {item[0]}, expected {sc_type.value}")
+        fields[field_name] = item[1]
+    if kind.is_stream_event:
+        if len(topic) < 2 or topic[1][0] != "u64":
+            raise UndecodableEvent(f"{name}: topic 1 should be the stream id (u64), got {topic[1:]!r:.80}")
+        if topic[1][1] != fields["stream_id"]:
+            raise UndecodableEvent(
+                f"{name}: topic stream id {topic[1][1]} differs from data stream_id {fields['stream_id']}"
+            )
+    return kind(**fields)

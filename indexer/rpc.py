@@ -1,0 +1,217 @@
+"""A client for the Stellar RPC methods the worker needs: getNetwork, getHealth, getEvents.
+
+The JSON-RPC envelope ends here: responses become frozen dataclasses, and every failure becomes one of
+
+    RpcError
+    ├── RetryableRpcError      network error, timeout, HTTP 5xx/429, -32001 (request took too long),
+    │                          a body that is not JSON-RPC: try again with backoff
+    └── FatalRpcError          retrying cannot help; the message says what to do
+        └── OutOfRetention     the cursor or start ledger is older than the server keeps
+
+The same client talks to testnet, mainnet and the local network (`flowfi devnet`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import httpx
+
+MAX_PAGE_SIZE = 10_000  # Stellar RPC refuses a larger pagination.limit
+MAX_CONTRACT_IDS_PER_FILTER = 5
+# -32001: the request took too long; -32603: the server's own backend failed. Both may pass.
+RETRYABLE_ERROR_CODES = frozenset({-32001, -32603})
+
+
+class RpcError(Exception):
+    """Any failure talking to Stellar RPC."""
+
+
+class RetryableRpcError(RpcError):
+    """A failure that may pass: the worker retries it with backoff."""
+
+
+class FatalRpcError(RpcError):
+    """A failure that retrying cannot fix."""
+
+
+class OutOfRetention(FatalRpcError):
+    """The requested ledger is outside the RPC server's retention window."""
+
+    def __init__(self, message: str, oldest_ledger: int | None, latest_ledger: int | None) -> None:
+        super().__init__(message)
+        self.oldest_ledger = oldest_ledger
+        self.latest_ledger = latest_ledger
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """One contract event as getEvents returns it, before its XDR is decoded."""
+
+    id: str
+    ledger: int
+    ledger_closed_at: datetime
+    contract_id: str
+    tx_hash: str
+    topic: tuple[str, ...]
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    events: tuple[RawEvent, ...]
+    cursor: str
+    latest_ledger: int
+    oldest_ledger: int
+    latest_ledger_close_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    passphrase: str
+    protocol_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    latest_ledger: int
+    oldest_ledger: int
+
+
+_RANGE_ERROR = re.compile(r"ledger range:\s*(\d+)\s*-\s*(\d+)")
+
+
+class RpcClient:
+    def __init__(self, url: str, *, timeout: float = 15.0, client: httpx.AsyncClient | None = None) -> None:
+        self.url = url
+        self._http = client or httpx.AsyncClient(timeout=timeout)
+        self._next_id = 0
+
+    async def __aenter__(self) -> RpcClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_network(self) -> Network:
+        result = await self.call("getNetwork")
+        return Network(passphrase=_field(result, "passphrase", str),
+                       protocol_version=_field(result, "protocolVersion", int))
+
+    async def get_health(self) -> Health:
+        result = await self.call("getHealth")
+        return Health(latest_ledger=_field(result, "latestLedger", int),
+                      oldest_ledger=_field(result, "oldestLedger", int))
+
+    async def get_events(
+        self,
+        contract_ids: tuple[str, ...],
+        *,
+        cursor: str | None = None,
+        start_ledger: int | None = None,
+        limit: int = 1000,
+    ) -> EventPage:
+        """One page of the contracts' events after `cursor` (or from `start_ledger`), in chain order."""
+        if (cursor is None) == (start_ledger is None):
+            raise ValueError("pass exactly one of cursor and start_ledger")
+        # Stellar RPC allows five contract ids per filter and five filters.
+        filters = [
+            {"type": "contract", "contractIds": list(contract_ids[i : i + MAX_CONTRACT_IDS_PER_FILTER])}
+            for i in range(0, len(contract_ids), MAX_CONTRACT_IDS_PER_FILTER)
+        ]
+        params: dict[str, Any] = {
+            "filters": filters,
+            "pagination": {"limit": min(limit, MAX_PAGE_SIZE)},
+            "xdrFormat": "base64",
+        }
+        if cursor is not None:
+            params["pagination"]["cursor"] = cursor
+        else:
+            params["startLedger"] = start_ledger
+        result = await self.call("getEvents", params)
+        try:
+            return EventPage(
+                events=tuple(_raw_event(e) for e in result.get("events") or ()),
+                cursor=str(result["cursor"]),
+                latest_ledger=int(result["latestLedger"]),
+                oldest_ledger=int(result["oldestLedger"]),
+                latest_ledger_close_time=int(result.get("latestLedgerCloseTime") or 0),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RetryableRpcError(f"getEvents returned a malformed result ({exc!r})") from exc
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One JSON-RPC request; its result object, or an RpcError."""
+        self._next_id += 1
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
+        if params is not None:
+            body["params"] = params
+        try:
+            response = await self._http.post(self.url, json=body)
+        except httpx.TimeoutException as exc:
+            raise RetryableRpcError(f"{method}: no answer from {self.url} in time ({exc!r})") from exc
+        except httpx.TransportError as exc:
+            raise RetryableRpcError(f"{method}: cannot reach {self.url} ({exc!r})") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RetryableRpcError(f"{method}: {self.url} answered HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise FatalRpcError(
+                f"{method}: {self.url} answered HTTP {response.status_code}: {response.text[:200]!r}; "
+                "check that the RPC URL points at a Stellar RPC server"
+            )
+        try:
+            envelope = response.json()
+        except ValueError as exc:
+            raise RetryableRpcError(f"{method}: the answer is not JSON: {response.text[:120]!r}") from exc
+        if not isinstance(envelope, dict):
+            raise RetryableRpcError(f"{method}: the answer is not a JSON-RPC object: {envelope!r:.120}")
+        if "error" in envelope:
+            raise _translate_error(method, envelope["error"])
+        result = envelope.get("result")
+        if not isinstance(result, dict):
+            raise RetryableRpcError(f"{method}: the answer has no result object: {envelope!r:.120}")
+        return result
+
+
+def _translate_error(method: str, error: Any) -> RpcError:
+    code = error.get("code") if isinstance(error, dict) else None
+    message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+    if code in RETRYABLE_ERROR_CODES:
+        return RetryableRpcError(f"{method}: server error {code}: {message}")
+    if code == -32600 and (match := _RANGE_ERROR.search(message)):
+        return OutOfRetention(message, oldest_ledger=int(match[1]), latest_ledger=int(match[2]))
+    return FatalRpcError(f"{method}: the RPC server refused the request ({code}): {message}")
+
+
+def _field(result: dict[str, Any], name: str, kind: type) -> Any:
+    value = result.get(name)
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise RetryableRpcError(f"the RPC answer has no valid {name!r}: {result!r:.200}") from exc
+
+
+def _raw_event(event: dict[str, Any]) -> RawEvent:
+    return RawEvent(
+        id=str(event["id"]),
+        ledger=int(event["ledger"]),
+        ledger_closed_at=_close_time(event["ledgerClosedAt"]),
+        contract_id=str(event.get("contractId") or ""),
+        tx_hash=str(event.get("txHash") or ""),
+        # Stellar RPC omits `topic` when an event has none; such an event is still delivered.
+        topic=tuple(event.get("topic") or ()),
+        value=str(event.get("value") or ""),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _close_time(text: str) -> datetime:
+    """ledgerClosedAt ("2026-07-21T18:01:10Z") as an aware datetime."""
+    return datetime.fromisoformat(text)

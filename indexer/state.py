@@ -1,0 +1,138 @@
+"""A stream's state, and how each contract event changes it: the contract's accounting, replayed.
+
+Amounts are integers in the token's smallest unit; times are ledger times in unix seconds. The rules
+are the contract's (create, top up, withdraw, pause, resume, cancel; completion only by withdrawal),
+and `claimable` and `end_time` are the two quantities the chain never stores but every user asks for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from indexer.events import (
+    ChainEvent,
+    FeeCollected,
+    StreamCancelled,
+    StreamCompleted,
+    StreamCreated,
+    StreamPaused,
+    StreamResumed,
+    StreamToppedUp,
+    TokensWithdrawn,
+)
+
+
+def claimable(*, rate: int, deposited: int, withdrawn: int, last_update_time: int,
+              paused_at: int | None, now: int) -> int:
+    """What the recipient could withdraw at `now`: accrual since the last update, frozen while
+    paused, capped by what is left."""
+    accrue_until = paused_at if paused_at is not None else now
+    return max(0, min((accrue_until - last_update_time) * rate, deposited - withdrawn))
+
+
+def end_time(*, rate: int, deposited: int, withdrawn: int, last_update_time: int) -> int:
+    """When an active stream has accrued all of its deposit (the contract's own formula)."""
+    return last_update_time + (deposited - withdrawn) // rate
+
+
+@dataclass(slots=True)
+class StreamState:
+    contract_id: str
+    stream_id: int
+    sender: str
+    recipient: str
+    token: str
+    rate_per_second: int
+    deposited: int
+    withdrawn: int
+    refunded: int
+    fees_paid: int
+    status: str
+    start_time: int
+    last_update_time: int
+    paused_at: int | None
+    end_time: int | None
+    created_at: datetime
+    updated_at: datetime
+    first_event_id: str
+    last_event_id: str
+
+    def claimable(self, now: int) -> int:
+        if self.status in ("cancelled", "completed"):
+            return 0
+        return claimable(rate=self.rate_per_second, deposited=self.deposited, withdrawn=self.withdrawn,
+                         last_update_time=self.last_update_time, paused_at=self.paused_at, now=now)
+
+    def _derive_end_time(self, now: int) -> None:
+        if self.status == "active":
+            self.end_time = end_time(rate=self.rate_per_second, deposited=self.deposited,
+                                     withdrawn=self.withdrawn, last_update_time=self.last_update_time)
+        elif self.status == "paused":
+            self.end_time = None
+        else:  # completed or cancelled: it ended now
+            self.end_time = now
+
+
+def new_stream(chain_event: ChainEvent, fees_paid: int) -> StreamState:
+    created = chain_event.event
+    assert isinstance(created, StreamCreated)
+    state = StreamState(
+        contract_id=chain_event.contract_id,
+        stream_id=created.stream_id,
+        sender=created.sender,
+        recipient=created.recipient,
+        token=created.token_address,
+        rate_per_second=created.rate_per_second,
+        deposited=created.deposited_amount,
+        withdrawn=0,
+        refunded=0,
+        fees_paid=fees_paid,
+        status="active",
+        start_time=created.start_time,
+        last_update_time=created.start_time,
+        paused_at=None,
+        end_time=None,
+        created_at=chain_event.ledger_closed_at,
+        updated_at=chain_event.ledger_closed_at,
+        first_event_id=chain_event.id,
+        last_event_id=chain_event.id,
+    )
+    state._derive_end_time(created.start_time)
+    return state
+
+
+def apply(state: StreamState, chain_event: ChainEvent) -> None:
+    """Advance `state` by one of its stream's events (not stream_created: see new_stream)."""
+    event = chain_event.event
+    now = int(chain_event.ledger_closed_at.timestamp())
+    match event:
+        case StreamToppedUp():
+            state.deposited = event.new_deposited_amount
+        case TokensWithdrawn():
+            state.withdrawn += event.amount
+            state.last_update_time = event.timestamp
+        case StreamCompleted():
+            state.withdrawn = event.total_withdrawn
+            state.status = "completed"
+        case StreamCancelled():
+            state.withdrawn = event.amount_withdrawn
+            state.refunded = event.refunded_amount
+            state.status = "cancelled"
+            state.paused_at = None
+            state.last_update_time = now
+        case StreamPaused():
+            state.status = "paused"
+            state.paused_at = event.paused_at
+        case StreamResumed():
+            if state.paused_at is not None:
+                state.last_update_time += now - state.paused_at
+            state.status = "active"
+            state.paused_at = None
+        case FeeCollected():
+            state.fees_paid += event.fee_amount
+        case _:
+            raise TypeError(f"{type(event).__name__} does not change a stream")
+    state.updated_at = chain_event.ledger_closed_at
+    state.last_event_id = chain_event.id
+    state._derive_end_time(now)

@@ -1,0 +1,317 @@
+"""Writing one page of decoded events to PostgreSQL: all of it in one transaction, or none of it.
+
+A page's transaction holds the raw events, the typed events and whom they concern, the dead letters,
+the new state of every stream and of the protocol config the page touched, and the cursor to resume
+from; its NOTIFY (the page's last event id) is delivered at commit. Events already stored are skipped
+by id, so writing a page twice changes nothing.
+
+Rows go in with COPY and the state is computed in Python from the rows the page touches, so a page
+costs a handful of round trips whatever its size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from indexer import state as stream_state
+from indexer.decode import Decoded
+from indexer.events import (
+    AdminTransferred,
+    ChainEvent,
+    FeeCollected,
+    FeeConfigUpdated,
+    Initialized,
+    ScType,
+    StreamCreated,
+    StreamEvent,
+    all_fields,
+    field_types,
+)
+from indexer.rpc import EventPage
+from indexer.state import StreamState
+from indexer.tables import EVENTS_CHANNEL
+
+TYPED_FIELDS = all_fields()
+EVENT_COLUMNS = ("id", "kind", "ledger", "ledger_closed_at", "tx_hash", "contract_id", *TYPED_FIELDS)
+RAW_COLUMNS = ("id", "ledger", "ledger_closed_at", "tx_hash", "contract_id", "topic_xdr", "value_xdr",
+               "topic", "value")
+STREAM_COLUMNS = tuple(StreamState.__dataclass_fields__)
+_STREAM_NUMERIC = {"stream_id", "rate_per_second", "deposited", "withdrawn", "refunded", "fees_paid",
+                   "start_time", "last_update_time", "paused_at", "end_time"}
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    rpc_cursor: str
+    last_event_id: str | None
+    last_ledger: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageWritten:
+    new_events: int
+    dead_letters: int
+    last_event_id: str | None
+
+
+def cursor_key(contract_ids: Sequence[str]) -> str:
+    return ",".join(sorted(contract_ids))
+
+
+async def load_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> Cursor | None:
+    row = await conn.fetchrow(
+        "SELECT rpc_cursor, last_event_id, last_ledger FROM indexer_cursor WHERE contract_ids = $1",
+        cursor_key(contract_ids),
+    )
+    return Cursor(row["rpc_cursor"], row["last_event_id"], row["last_ledger"]) if row else None
+
+
+async def write_page(
+    conn: asyncpg.Connection, contract_ids: Sequence[str], page: EventPage, decoded: Sequence[Decoded]
+) -> PageWritten:
+    """Store one getEvents page and move the cursor past it, in one transaction."""
+    async with conn.transaction():
+        fresh = await _skip_stored(conn, decoded)
+        typed = [d.event for d in fresh if d.event is not None]
+        dead = [d for d in fresh if d.event is None]
+
+        streams = await _apply_stream_events(conn, typed)
+        await _copy(conn, "contract_events", RAW_COLUMNS, (_raw_row(d) for d in fresh))
+        await _copy(conn, "events", EVENT_COLUMNS, (_event_row(e, streams) for e in typed))
+        await _copy(conn, "event_parties", ("address", "event_id"), _party_rows(typed, streams))
+        if dead:
+            await _copy(conn, "dead_letters", ("event_id", "reason"), ((d.raw.id, d.error) for d in dead))
+        await _fill_earlier_parties(conn, typed)
+        await _upsert_streams(conn, streams.values())
+        await _apply_protocol_events(conn, typed)
+
+        last_event_id = decoded[-1].raw.id if decoded else None
+        await _save_cursor(conn, contract_ids, page, last_event_id, len(fresh))
+        if fresh:
+            await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, fresh[-1].raw.id)
+    return PageWritten(len(fresh), len(dead), fresh[-1].raw.id if fresh else None)
+
+
+async def _skip_stored(conn: asyncpg.Connection, decoded: Sequence[Decoded]) -> list[Decoded]:
+    if not decoded:
+        return []
+    stored = {
+        row["id"]
+        for row in await conn.fetch(
+            "SELECT id FROM contract_events WHERE id BETWEEN $1 AND $2",
+            decoded[0].raw.id, decoded[-1].raw.id,
+        )
+    }
+    return [d for d in decoded if d.raw.id not in stored]
+
+
+async def _copy(conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
+    records = list(rows)
+    if records:
+        await conn.copy_records_to_table(table, columns=list(columns), records=records)
+
+
+def _raw_row(d: Decoded) -> tuple:
+    raw = d.raw
+    topic = json.dumps(d.topic_json) if d.topic_json is not None else None
+    value = json.dumps(d.value_json) if d.topic_json is not None else None
+    return (raw.id, raw.ledger, raw.ledger_closed_at, raw.tx_hash, raw.contract_id, list(raw.topic),
+            raw.value, topic, value)
+
+
+def _event_row(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> tuple:
+    event = chain_event.event
+    values: dict[str, object] = {name: getattr(event, name) for name in field_types(type(event))}
+    if isinstance(event, StreamEvent) and (s := streams.get((chain_event.contract_id, event.stream_id))):
+        values["sender"], values["recipient"] = s.sender, s.recipient
+    return (chain_event.id, event.sse_name, chain_event.ledger, chain_event.ledger_closed_at,
+            chain_event.tx_hash, chain_event.contract_id, *(values.get(name) for name in TYPED_FIELDS))
+
+
+def parties(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> set[str]:
+    """The addresses an event concerns: a stream event's sender and recipient; every address a
+    protocol event names."""
+    event = chain_event.event
+    if isinstance(event, StreamEvent):
+        found = {getattr(event, name) for name in ("sender", "recipient") if hasattr(event, name)}
+        if s := streams.get((chain_event.contract_id, event.stream_id)):
+            found |= {s.sender, s.recipient}
+        return found
+    return {getattr(event, name) for name, t in field_types(type(event)).items() if t is ScType.ADDRESS}
+
+
+def _party_rows(typed: list[ChainEvent], streams: dict[tuple[str, int], StreamState]) -> Iterable[tuple]:
+    for chain_event in typed:
+        for address in parties(chain_event, streams):
+            yield address, chain_event.id
+
+
+async def _apply_stream_events(
+    conn: asyncpg.Connection, typed: list[ChainEvent]
+) -> dict[tuple[str, int], StreamState]:
+    """The state after this page of every stream the page touches (loaded, then advanced in order)."""
+    keys = {(e.contract_id, e.event.stream_id) for e in typed if isinstance(e.event, StreamEvent)}
+    if not keys:
+        return {}
+    streams = await _load_streams(conn, keys)
+    created = [k for k in keys if k not in streams]
+    earlier_fees = await _fees_already_stored(conn, created) if created else {}
+    pending_fees: dict[tuple[str, int], int] = {}
+    for chain_event in typed:
+        event = chain_event.event
+        if not isinstance(event, StreamEvent):
+            continue
+        key = (chain_event.contract_id, event.stream_id)
+        current = streams.get(key)
+        if isinstance(event, StreamCreated):
+            if current is None:
+                fees = earlier_fees.get(key, 0) + pending_fees.pop(key, 0)
+                streams[key] = stream_state.new_stream(chain_event, fees)
+        elif current is not None:
+            stream_state.apply(current, chain_event)
+        elif isinstance(event, FeeCollected):
+            # The contract emits the creation fee just before stream_created, in the same transaction.
+            pending_fees[key] = pending_fees.get(key, 0) + event.fee_amount
+        # Any other event of a stream created before the indexed history began has no state to change.
+    return streams
+
+
+async def _load_streams(
+    conn: asyncpg.Connection, keys: set[tuple[str, int]]
+) -> dict[tuple[str, int], StreamState]:
+    rows = await conn.fetch(
+        f"SELECT {', '.join(STREAM_COLUMNS)} FROM streams "
+        "WHERE (contract_id, stream_id) IN (SELECT * FROM unnest($1::text[], $2::numeric[]))",
+        [k[0] for k in keys], [k[1] for k in keys],
+    )
+    return {(row["contract_id"], int(row["stream_id"])): _stream_from_row(row) for row in rows}
+
+
+def _stream_from_row(row: asyncpg.Record) -> StreamState:
+    values: dict[str, Any] = {
+        c: (int(row[c]) if c in _STREAM_NUMERIC and row[c] is not None else row[c]) for c in STREAM_COLUMNS
+    }
+    return StreamState(**values)
+
+
+async def _fees_already_stored(
+    conn: asyncpg.Connection, keys: list[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """Creation fees of new streams that an earlier page stored (a page may end between the fee
+    event and stream_created)."""
+    rows = await conn.fetch(
+        "SELECT contract_id, stream_id, sum(fee_amount) AS fees FROM events "
+        "WHERE kind = $1 AND (contract_id, stream_id) IN (SELECT * FROM unnest($2::text[], $3::numeric[])) "
+        "GROUP BY contract_id, stream_id",
+        FeeCollected.sse_name, [k[0] for k in keys], [k[1] for k in keys],
+    )
+    return {(row["contract_id"], int(row["stream_id"])): int(row["fees"]) for row in rows}
+
+
+async def _fill_earlier_parties(conn: asyncpg.Connection, typed: list[ChainEvent]) -> None:
+    """Give events stored before their stream's creation was seen (a creation fee at the end of the
+    previous page) the stream's parties."""
+    created = [e for e in typed if isinstance(e.event, StreamCreated)]
+    if not created:
+        return
+    await conn.execute(
+        """
+        WITH created AS (
+            SELECT * FROM unnest($1::text[], $2::numeric[], $3::text[], $4::text[])
+                AS c(contract_id, stream_id, sender, recipient)
+        ), filled AS (
+            UPDATE events e SET sender = c.sender, recipient = c.recipient
+            FROM created c
+            WHERE e.contract_id = c.contract_id AND e.stream_id = c.stream_id AND e.sender IS NULL
+            RETURNING e.id, e.sender, e.recipient
+        )
+        INSERT INTO event_parties (address, event_id)
+        SELECT sender, id FROM filled UNION SELECT recipient, id FROM filled
+        ON CONFLICT DO NOTHING
+        """,
+        [e.contract_id for e in created],
+        [e.event.stream_id for e in created],  # type: ignore[attr-defined]
+        [e.event.sender for e in created],  # type: ignore[attr-defined]
+        [e.event.recipient for e in created],  # type: ignore[attr-defined]
+    )
+
+
+async def _upsert_streams(conn: asyncpg.Connection, states: Iterable[StreamState]) -> None:
+    rows = [tuple(getattr(s, c) for c in STREAM_COLUMNS) for s in states]
+    if not rows:
+        return
+    key = ("contract_id", "stream_id")
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in STREAM_COLUMNS if c not in key)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(STREAM_COLUMNS) + 1))
+    await conn.executemany(
+        f"INSERT INTO streams ({', '.join(STREAM_COLUMNS)}) VALUES ({placeholders}) "
+        f"ON CONFLICT (contract_id, stream_id) DO UPDATE SET {updates}",
+        rows,
+    )
+
+
+async def _apply_protocol_events(conn: asyncpg.Connection, typed: list[ChainEvent]) -> None:
+    for chain_event in typed:
+        event = chain_event.event
+        if isinstance(event, Initialized):
+            await conn.execute(
+                "INSERT INTO protocol_config (contract_id, admin, treasury, fee_rate_bps, updated_at, "
+                "last_event_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (contract_id) DO UPDATE SET "
+                "admin = $2, treasury = $3, fee_rate_bps = $4, updated_at = $5, last_event_id = $6",
+                chain_event.contract_id, event.admin, event.treasury, event.fee_rate_bps,
+                chain_event.ledger_closed_at, chain_event.id,
+            )
+        elif isinstance(event, FeeConfigUpdated):
+            await conn.execute(
+                "UPDATE protocol_config SET treasury = $2, fee_rate_bps = $3, updated_at = $4, "
+                "last_event_id = $5 WHERE contract_id = $1",
+                chain_event.contract_id, event.new_treasury, event.new_fee_rate_bps,
+                chain_event.ledger_closed_at, chain_event.id,
+            )
+        elif isinstance(event, AdminTransferred):
+            await conn.execute(
+                "UPDATE protocol_config SET admin = $2, updated_at = $3, last_event_id = $4 "
+                "WHERE contract_id = $1",
+                chain_event.contract_id, event.new_admin, chain_event.ledger_closed_at, chain_event.id,
+            )
+
+
+async def _save_cursor(
+    conn: asyncpg.Connection, contract_ids: Sequence[str], page: EventPage, last_event_id: str | None,
+    new_events: int,
+) -> None:
+    closed_at = (datetime.fromtimestamp(page.latest_ledger_close_time, UTC)
+                 if page.latest_ledger_close_time else None)
+    await conn.execute(
+        """
+        INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_event_id, last_ledger, latest_ledger,
+                                    latest_ledger_closed_at, events_indexed, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+        ON CONFLICT (contract_ids) DO UPDATE SET
+            rpc_cursor = $2,
+            last_event_id = coalesce($3, indexer_cursor.last_event_id),
+            last_ledger = $4, latest_ledger = $5, latest_ledger_closed_at = $6,
+            events_indexed = indexer_cursor.events_indexed + $7, updated_at = now()
+        """,
+        cursor_key(contract_ids), page.cursor, last_event_id, ledger_of_cursor(page),
+        page.latest_ledger, closed_at, new_events,
+    )
+
+
+def ledger_of_cursor(page: EventPage) -> int:
+    """The last ledger a page's cursor has fully covered."""
+    toid = int(page.cursor.split("-")[0])
+    ledger = toid >> 32
+    # A short page's cursor is the largest one in the last ledger scanned (every tx and op bit set);
+    # a full page's is its last event's id, and that ledger may hold more events.
+    return ledger if toid & 0xFFFFFFFF == 0xFFFFFFFF else ledger - 1
+
+
+async def forget_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> None:
+    await conn.execute("DELETE FROM indexer_cursor WHERE contract_ids = $1", cursor_key(contract_ids))

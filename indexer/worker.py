@@ -1,0 +1,187 @@
+"""The ledger-polling worker: getEvents page by page, decode, store, repeat; poll once caught up.
+
+Where it starts: the stored cursor, else the configured start ledger, else recent history. What it
+retries (with exponential backoff and jitter, logged, forever): an unreachable or failing RPC server
+and a lost database connection. What stops it, with a message saying what to do: a network
+passphrase that does not match, and a cursor that fell out of the RPC server's retention window.
+A stop request (SIGINT/SIGTERM) takes effect between pages; a page is committed whole or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+import asyncpg
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from indexer import store
+from indexer.database import connect
+from indexer.decode import decode
+from indexer.rpc import EventPage, OutOfRetention, RetryableRpcError, RpcClient
+from indexer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Where a worker with no cursor and no start ledger begins: about a day of ledgers back.
+RECENT_LEDGERS = 17_280
+
+T = TypeVar("T")
+
+DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                   asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, TimeoutError)
+
+
+class IndexerStopped(Exception):
+    """The worker cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class Position:
+    cursor: str | None
+    start_ledger: int | None
+
+
+class Worker:
+    def __init__(self, settings: Settings, database_url: str, *, max_backoff: float = 30.0) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.contract_ids = settings.contract_ids
+        self.rpc = RpcClient(settings.rpc_url, timeout=settings.rpc_timeout)
+        self.max_backoff = max_backoff
+        self.stopping = asyncio.Event()
+        self._conn: asyncpg.Connection | None = None
+        self.events_indexed = 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def run(self) -> None:
+        """Index until stopped."""
+        try:
+            await self._check_network()
+            position = await self._retry(self._starting_position, "read the cursor")
+            while not self.stopping.is_set():
+                page = await self._until_stopped(self._retry(partial(self._fetch, position), "getEvents"))
+                if page is None:
+                    break
+                await self._retry(partial(self._write, page), "write a page")
+                position = Position(cursor=page.cursor, start_ledger=None)
+                if len(page.events) < self.settings.page_size:
+                    await self._until_stopped(asyncio.sleep(self.settings.poll_interval))
+        finally:
+            await self.rpc.aclose()
+            if self._conn is not None:
+                await self._conn.close()
+
+    async def forget_cursor(self) -> None:
+        """Drop the stored cursor, so that the next run starts at the configured start ledger."""
+        await store.forget_cursor(await self._connection(), self.contract_ids)
+
+    async def _check_network(self) -> None:
+        network = await self._retry(self.rpc.get_network, "getNetwork")
+        if network.passphrase != self.settings.network_passphrase:
+            raise IndexerStopped(
+                f"{self.settings.rpc_url} serves the network {network.passphrase!r}, but this indexer is "
+                f"configured for {self.settings.network_passphrase!r}. Set FLOWFI_NETWORK_PASSPHRASE "
+                "(or --network-passphrase) to the RPC's network, or point FLOWFI_RPC_URL at the right RPC."
+            )
+
+    async def _starting_position(self) -> Position:
+        cursor = await store.load_cursor(await self._connection(), self.contract_ids)
+        if cursor is not None:
+            log.info("resuming after ledger %d (cursor %s)", cursor.last_ledger, cursor.rpc_cursor)
+            return Position(cursor=cursor.rpc_cursor, start_ledger=None)
+        if self.settings.start_ledger is not None:
+            log.info("starting at the configured ledger %d", self.settings.start_ledger)
+            return Position(cursor=None, start_ledger=self.settings.start_ledger)
+        health = await self._retry(self.rpc.get_health, "getHealth")
+        start = max(health.oldest_ledger, health.latest_ledger - RECENT_LEDGERS)
+        log.info("no cursor and no start ledger: starting at ledger %d, about a day back", start)
+        return Position(cursor=None, start_ledger=start)
+
+    async def _fetch(self, position: Position) -> EventPage:
+        try:
+            return await self.rpc.get_events(
+                self.contract_ids, cursor=position.cursor, start_ledger=position.start_ledger,
+                limit=self.settings.page_size,
+            )
+        except OutOfRetention as exc:
+            raise IndexerStopped(_retention_advice(position, exc, self.settings.rpc_url)) from exc
+
+    async def _write(self, page: EventPage) -> None:
+        started = time.perf_counter()
+        decoded = [decode(raw) for raw in page.events]
+        written = await store.write_page(await self._connection(), self.contract_ids, page, decoded)
+        elapsed = time.perf_counter() - started
+        self.events_indexed += written.new_events
+        lag = page.latest_ledger - store.ledger_of_cursor(page)
+        if written.new_events or lag > 0:
+            log.info(
+                "ledger %d, lag %d ledgers: %d new events (%d dead letters) in %.3f s, %.0f events/s",
+                store.ledger_of_cursor(page), lag, written.new_events, written.dead_letters, elapsed,
+                written.new_events / elapsed if elapsed else 0.0,
+            )
+        for d in decoded:
+            if d.error is not None:
+                log.warning("event %s went to the dead letters: %s", d.raw.id, d.error)
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await connect(self.database_url)
+        return self._conn
+
+    async def _retry(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        async for try_ in AsyncRetrying(
+            retry=retry_if_exception_type((RetryableRpcError, *DATABASE_ERRORS)),
+            wait=wait_exponential_jitter(multiplier=0.2, max=self.max_backoff),
+            before_sleep=lambda state: self._log_retry(what, state),
+            reraise=True,
+        ):
+            with try_:
+                return await attempt()
+        raise AssertionError("unreachable")
+
+    def _log_retry(self, what: str, retry_state: object) -> None:
+        outcome = getattr(retry_state, "outcome", None)
+        error = outcome.exception() if outcome is not None else None
+        wait = getattr(getattr(retry_state, "next_action", None), "sleep", 0.0)
+        if isinstance(error, DATABASE_ERRORS) and self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+        log.warning("%s failed (%s); retry %d in %.1f s", what, error,
+                    getattr(retry_state, "attempt_number", 0), wait)
+
+    async def _until_stopped(self, work: Awaitable[T]) -> T | None:
+        """`work`'s result, or None if a stop is requested first (the work is then cancelled)."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            stop.cancel()
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+
+
+def _retention_advice(position: Position, exc: OutOfRetention, rpc_url: str) -> str:
+    where = f"cursor {position.cursor}" if position.cursor else f"ledger {position.start_ledger}"
+    if position.cursor:
+        first_missing = (int(position.cursor.split("-")[0]) >> 32) + 1
+    else:
+        first_missing = position.start_ledger or 0
+    oldest = exc.oldest_ledger or 0
+    return (
+        f"The indexer must continue from {where}, but {rpc_url} only keeps ledgers "
+        f"{exc.oldest_ledger}-{exc.latest_ledger}: the events of ledgers {first_missing}-{oldest - 1} "
+        "cannot be fetched from it. Either point FLOWFI_RPC_URL at an RPC server whose history reaches "
+        f"ledger {first_missing} (a full-history provider), or accept the gap and continue from the oldest "
+        f"ledger it keeps with `flowfi index --restart-from-ledger {oldest}` (the events of the missing "
+        "ledgers will then be absent from the database)."
+    )
