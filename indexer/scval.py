@@ -34,9 +34,9 @@ are zero, a Symbol holds at most 32 bytes. stellar-sdk's decoder alone is laxer 
 bool as true and never looks at padding), so the reference path re-encodes what it decoded and rejects
 input that does not come back byte for byte. Values nested deeper than stellar-sdk allows are rejected.
 
-The fast parser expands the common types itself and hands the rare, deep ones (a contract instance, or
-containers nested more than `_FAST_DEPTH` levels) to the reference path, so it never has to re-implement
-them.
+The fast parser reads every type itself except two rare cases it hands to the reference path, so that
+it need not re-implement them: a contract instance (found in ledger entries, not in events), and
+containers nested more than `_FAST_DEPTH` levels deep.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ _ZERO_WORD = b"\0\0\0\0"
 # its field names, and a stream's sender, recipient and token appear in each of its events. A hit costs
 # one slice and one dict lookup instead of UTF-8 decoding or base32 + CRC16 (~2 us), and returns a
 # shared, immutable output pair. Only validated encodings go in, so a hit also means the bytes are
-# valid. Each cache is emptied when full (the address cache then holds ~15 MB).
+# valid. Each cache is emptied when full (a full address cache holds ~18 MB).
 _SYMBOL_CACHE_MAX = 4_096
 _ADDRESS_CACHE_MAX = 65_536
 _symbol_cache: dict[bytes, Sc] = {}
@@ -237,7 +237,7 @@ def _parse(buf: bytes, pos: int, depth: int) -> tuple[Sc, int]:
         if t == 14:
             return ("string", buf[start:end].decode("utf-8", "replace")), pos
         return ("executable_tag", None), pos
-    if t == 2:  # SCV_ERROR: SCErrorType, then a u32 contract code or an SCErrorCode (both 0..9)
+    if t == 2:  # SCV_ERROR: SCErrorType (0..9), then a u32 contract code (type 0) or an SCErrorCode (0..9)
         kind, code = _U32_PAIR(buf, pos)
         if kind > 9 or (kind != 0 and code > 9):
             raise ScValError("not a base64 ScVal: bad error value")
