@@ -201,6 +201,15 @@ def all_fields(kinds: tuple[type[FlowFiEvent], ...] = EVENT_KINDS) -> dict[str, 
     return merged
 
 
+def party_fields(kind: type[FlowFiEvent]) -> tuple[str, ...]:
+    """The fields naming whom an event concerns: a stream event's sender and recipient (the stream's
+    parties, filled from the stream where the event names only one), every address of a protocol
+    event."""
+    if kind.is_stream_event:
+        return ("sender", "recipient")
+    return tuple(name for name, sc_type in field_types(kind).items() if sc_type is ScType.ADDRESS)
+
+
 def payload_key(field_name: str) -> str:
     """The JSON key of a field, as the FlowFi backend sent it: stream_id -> streamId."""
     head, *rest = field_name.split("_")

@@ -42,6 +42,16 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FLOWFI_DATABASE_URL", "DATABASE_URL", "database_url"),
         description="PostgreSQL URL; without one an embedded server runs in data_dir",
     )
+    host: str = Field("127.0.0.1", description="address the API listens on")
+    port: int = Field(8080, ge=0, le=65535, description="port the API listens on")
+    heartbeat_interval: float = Field(15.0, gt=0, description="seconds between SSE heartbeat comments")
+    retry_ms: int = Field(2000, ge=0, description="the reconnection delay SSE clients are told")
+    client_buffer: int = Field(
+        1000, ge=1, description="events queued for a slow SSE client before it is dropped (it resumes by id)"
+    )
+    ready_max_lag: int = Field(
+        10, ge=0, description="ledgers the indexer may trail the chain before /ready says 503"
+    )
     data_dir: Path = Field(
         platformdirs.user_data_path("flowfi"), description="where the embedded database keeps its files"
     )

@@ -27,11 +27,11 @@ from indexer.events import (
     FeeCollected,
     FeeConfigUpdated,
     Initialized,
-    ScType,
     StreamCreated,
     StreamEvent,
     all_fields,
     field_types,
+    party_fields,
 )
 from indexer.rpc import EventPage
 from indexer.state import StreamState
@@ -134,21 +134,17 @@ def _event_row(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamSta
             chain_event.tx_hash, chain_event.contract_id, *(values.get(name) for name in TYPED_FIELDS))
 
 
-def parties(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> set[str]:
-    """The addresses an event concerns: a stream event's sender and recipient; every address a
-    protocol event names."""
+def _parties(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> set[str]:
     event = chain_event.event
-    if isinstance(event, StreamEvent):
-        found = {getattr(event, name) for name in ("sender", "recipient") if hasattr(event, name)}
-        if s := streams.get((chain_event.contract_id, event.stream_id)):
-            found |= {s.sender, s.recipient}
-        return found
-    return {getattr(event, name) for name, t in field_types(type(event)).items() if t is ScType.ADDRESS}
+    found = {getattr(event, name) for name in party_fields(type(event)) if hasattr(event, name)}
+    if isinstance(event, StreamEvent) and (s := streams.get((chain_event.contract_id, event.stream_id))):
+        found |= {s.sender, s.recipient}
+    return found
 
 
 def _party_rows(typed: list[ChainEvent], streams: dict[tuple[str, int], StreamState]) -> Iterable[tuple]:
     for chain_event in typed:
-        for address in parties(chain_event, streams):
+        for address in _parties(chain_event, streams):
             yield address, chain_event.id
 
 

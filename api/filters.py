@@ -1,0 +1,129 @@
+"""Query parameters to typed filters, with a 400 that says what is wrong.
+
+Every list parameter is accepted as one value, repeated keys, or comma-separated values:
+`?streams=1`, `?streams=1&streams=2` and `?streams=1,2` mean the same.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from starlette.datastructures import QueryParams
+from stellar_sdk import StrKey
+
+from indexer.events import BY_SSE_NAME
+
+U64_MAX = 2**64 - 1
+EVENT_ID = re.compile(r"^\d{19}-\d{10}$")
+MAX_LIST_VALUES = 100
+
+
+class BadRequest(ValueError):
+    """A request the API refuses; `parameter` names the culprit."""
+
+    def __init__(self, parameter: str | None, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events a reader wants: those of `streams`, those concerning `users`, or `everything`;
+    narrowed to `types` when given. Only `types` means every event of those types."""
+
+    streams: frozenset[int] = frozenset()
+    users: frozenset[str] = frozenset()
+    types: frozenset[str] = frozenset()
+    everything: bool = False
+
+    @property
+    def selects_all(self) -> bool:
+        return self.everything or not (self.streams or self.users)
+
+    def matches(self, kind: str, stream_id: int | None, parties: frozenset[str]) -> bool:
+        if self.types and kind not in self.types:
+            return False
+        return (
+            self.selects_all
+            or (stream_id is not None and stream_id in self.streams)
+            or not self.users.isdisjoint(parties)
+        )
+
+    def kind(self) -> str:
+        """How the filter selects, for statistics: all, streams, users, types or mixed."""
+        if self.everything:
+            return "all"
+        chosen = [name for name, value in (("streams", self.streams), ("users", self.users)) if value]
+        if not chosen:
+            return "types"
+        return chosen[0] if len(chosen) == 1 else "mixed"
+
+
+def values(params: QueryParams, name: str) -> list[str]:
+    """Every value of a list parameter, from repeated keys and comma-separated values."""
+    found = [part.strip() for raw in params.getlist(name) for part in raw.split(",") if part.strip()]
+    if len(found) > MAX_LIST_VALUES:
+        raise BadRequest(name, f"{name}: at most {MAX_LIST_VALUES} values, got {len(found)}")
+    return found
+
+
+def stream_id(text: str, parameter: str = "streams") -> int:
+    if not text.isdigit() or not 0 < int(text) <= U64_MAX:
+        raise BadRequest(parameter, f"{parameter}: {text!r} is not a stream id (a whole number from 1 to 2^64-1)")
+    return int(text)
+
+
+def address(text: str, parameter: str = "users") -> str:
+    if not (StrKey.is_valid_ed25519_public_key(text) or StrKey.is_valid_contract(text)):
+        raise BadRequest(
+            parameter, f"{parameter}: {text!r:.80} is not a valid Stellar address (G... or C... with its checksum)"
+        )
+    return text
+
+
+def event_type(text: str, parameter: str = "types") -> str:
+    if text not in BY_SSE_NAME:
+        raise BadRequest(parameter, f"{parameter}: unknown event type {text!r:.60}; known: {', '.join(BY_SSE_NAME)}")
+    return text
+
+
+def event_id(text: str, parameter: str) -> str:
+    if not EVENT_ID.match(text):
+        raise BadRequest(parameter, f"{parameter}: {text!r:.60} is not an event id (like 0000000012884905984-0000000000)")
+    return text
+
+
+def boolean(text: str, parameter: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadRequest(parameter, f"{parameter}: expected true or false, got {text!r:.40}")
+
+
+def reject_unknown(params: QueryParams, known: Iterable[str]) -> None:
+    allowed = set(known)
+    unknown = sorted({key for key in params.keys() if key not in allowed})
+    if unknown:
+        raise BadRequest(unknown[0], f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
+
+
+def event_filter(params: QueryParams, *, require_selection: bool) -> EventFilter:
+    everything = any(boolean(v, "all") for v in params.getlist("all"))
+    selected = EventFilter(
+        streams=frozenset(stream_id(v) for v in values(params, "streams")),
+        users=frozenset(address(v) for v in values(params, "users")),
+        types=frozenset(event_type(v) for v in values(params, "types")),
+        everything=everything,
+    )
+    if require_selection and not (selected.everything or selected.streams or selected.users or selected.types):
+        raise BadRequest(
+            None,
+            "say which events to send: streams=<ids>, users=<addresses>, types=<event types> or all=true "
+            "(each as one value, repeated keys, or comma-separated)",
+        )
+    return selected
