@@ -107,7 +107,7 @@ def boolean(text: str, parameter: str) -> bool:
 
 def reject_unknown(params: QueryParams, known: Iterable[str]) -> None:
     allowed = set(known)
-    unknown = sorted({key for key in params.keys() if key not in allowed})
+    unknown = sorted({key for key in params if key not in allowed})
     if unknown:
         raise BadRequest(unknown[0], f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
 
