@@ -1,0 +1,195 @@
+"""A Python client for `GET /events/subscribe` that resumes by itself.
+
+    async for event in subscribe("http://localhost:8000", streams=[7]):
+        print(event.id, event.type, event.data["amount"])
+
+`subscribe` keeps one Server-Sent Events connection open and, whenever it drops (a connection error,
+the server closing the stream, a 5xx or a refused connection while reconnecting), reconnects after a
+jittered exponential backoff, sending the id of the last event it yielded as `Last-Event-ID` (and as
+the `lastEventId` query parameter), so the server replays exactly what was missed. Event ids sort in
+chain order, so an id at or before the last one yielded is dropped: no event is yielded twice.
+
+Errors (all `SubscribeError`):
+
+    SubscribeError
+      +-- SubscriptionRejected   a 4xx answer: a bad filter (400), a wrong URL (404)... Retrying
+      |                          would give the same answer, so it is raised at once, with the
+      |                          server's message.
+      +-- ResumeRejected         the server does not know the id to resume from (an `error` frame):
+                                 the history was pruned or the id belongs to another database; start
+                                 again without `last_event_id` (or from an older, known id).
+
+Everything else (transport errors, 5xx, 408, 429, an unexpected content type from a proxy, a clean
+close) is retried forever; cancel the iteration (or break out of it) to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from httpx_sse import SSEError, aconnect_sse
+
+__all__ = ["Event", "ResumeRejected", "SubscribeError", "SubscriptionRejected", "subscribe"]
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBE_PATH = "/events/subscribe"
+# The server sends a heartbeat comment every 15 s: a silent connection after this long is dead.
+DEFAULT_READ_TIMEOUT = 45.0
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event as the server sent it: `id` is the chain event id (SSE `id:`), `type` its SSE name
+    (e.g. "stream.withdrawn"), `data` the decoded JSON payload (amounts as decimal strings)."""
+
+    id: str
+    type: str
+    data: dict[str, Any] = field(hash=False, compare=False)
+
+
+class SubscribeError(Exception):
+    """The subscription cannot continue; retrying would not help."""
+
+
+class SubscriptionRejected(SubscribeError):
+    """The server refused the request (4xx), e.g. a bad filter; `status` and `message` say why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"the server refused the subscription ({status}): {message}")
+        self.status = status
+        self.message = message
+
+
+class ResumeRejected(SubscribeError):
+    """The server cannot resume from `last_event_id` (unknown or no longer kept)."""
+
+    def __init__(self, last_event_id: str | None, message: str) -> None:
+        super().__init__(
+            f"the server cannot resume after event {last_event_id!r}: {message}; "
+            "subscribe again without last_event_id, or from an id the server still has"
+        )
+        self.last_event_id = last_event_id
+        self.message = message
+
+
+class _Dropped(Exception):
+    """The connection ended or failed in a way worth retrying."""
+
+
+def query_params(
+    *, streams: Iterable[int | str] = (), users: Iterable[str] = (), types: Iterable[str] = (), all: bool = False
+) -> dict[str, str]:
+    """The filter as query parameters, in the comma-separated form."""
+    params: dict[str, str] = {}
+    for name, chosen in (("streams", streams), ("users", users), ("types", types)):
+        joined = ",".join(str(value) for value in chosen)
+        if joined:
+            params[name] = joined
+    if all:
+        params["all"] = "true"
+    return params
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """The wait before reconnect number `attempt` (1, 2, ...): exponential, capped, with "equal
+    jitter" (between half and all of it) so that many clients dropped together do not return
+    together."""
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _error_message(response_text: str) -> str:
+    try:
+        body = json.loads(response_text)
+    except ValueError:
+        return response_text.strip()[:300] or "no reason given"
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"]
+    return response_text.strip()[:300]
+
+
+async def subscribe(
+    base_url: str,
+    *,
+    streams: Iterable[int | str] = (),
+    users: Iterable[str] = (),
+    types: Iterable[str] = (),
+    all: bool = False,
+    last_event_id: str | None = None,
+    client: httpx.AsyncClient | None = None,
+    retry_delay: float = 1.0,
+    max_retry_delay: float = 30.0,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+) -> AsyncIterator[Event]:
+    """Yield the events the filter selects, live, forever, resuming by itself after any drop.
+
+    base_url       the API's root, e.g. "http://localhost:8000" (the path /events/subscribe is added).
+    streams        stream ids; users: G.../C... addresses; types: SSE names such as "stream.created";
+                   all: every event. With none of them the server refuses the request (400).
+    last_event_id  replay from just after this event id, then go live; None: live events only.
+    client         an httpx.AsyncClient to use (left open); by default one is made and closed.
+    retry_delay    the first reconnect delay in seconds (the server's `retry:` value replaces it);
+                   it doubles on each failed attempt up to `max_retry_delay`, with jitter.
+    read_timeout   seconds of silence (no event, no heartbeat) after which the connection is
+                   considered dead and replaced; applies when `client` is not given.
+
+    Raises SubscriptionRejected on a 4xx answer (a bad filter) and ResumeRejected when the server
+    does not know the id to resume from; see the module docstring.
+    """
+    params = query_params(streams=streams, users=users, types=types, all=all)
+    url = base_url.rstrip("/") + SUBSCRIBE_PATH
+    own_client = client is None
+    http = client or httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=read_timeout))
+    last_id = last_event_id
+    base_delay = retry_delay
+    attempt = 0
+    try:
+        while True:
+            connect_params = dict(params)
+            headers: dict[str, str] = {}
+            if last_id is not None:
+                connect_params["lastEventId"] = last_id
+                headers["Last-Event-ID"] = last_id
+            received = 0
+            try:
+                async with aconnect_sse(http, "GET", url, params=connect_params, headers=headers) as source:
+                    response = source.response
+                    if 400 <= response.status_code < 500 and response.status_code not in RETRYABLE_CLIENT_STATUSES:
+                        await response.aread()
+                        raise SubscriptionRejected(response.status_code, _error_message(response.text))
+                    if response.status_code != 200:
+                        raise _Dropped(f"HTTP {response.status_code}")
+                    async for sse in source.aiter_sse():
+                        if sse.retry is not None:
+                            base_delay = sse.retry / 1000
+                        if sse.event == "error":
+                            raise ResumeRejected(last_id, _error_message(sse.data))
+                        if not sse.id or not sse.data:
+                            continue
+                        if last_id is not None and sse.id <= last_id:
+                            continue  # already yielded (ids sort in chain order)
+                        event = Event(id=sse.id, type=sse.event, data=json.loads(sse.data))
+                        last_id = event.id
+                        received += 1
+                        attempt = 0
+                        yield event
+                    raise _Dropped("the server closed the stream")
+            except (_Dropped, httpx.TransportError, SSEError) as exc:
+                reason = str(exc) or type(exc).__name__
+            attempt += 1
+            delay = backoff_delay(attempt, base_delay, max(max_retry_delay, base_delay))
+            log.info("event stream dropped (%s) after %d event(s); reconnecting in %.2fs after %s",
+                     reason, received, delay, last_id or "now")
+            await asyncio.sleep(delay)
+    finally:
+        if own_client:
+            await http.aclose()
