@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +129,7 @@ async def subscribe(
     retry_delay: float = 1.0,
     max_retry_delay: float = 30.0,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
+    on_drop: Callable[[str, float], object] | None = None,
 ) -> AsyncIterator[Event]:
     """Yield the events the filter selects, live, forever, resuming by itself after any drop.
 
@@ -141,6 +142,8 @@ async def subscribe(
                    it doubles on each failed attempt up to `max_retry_delay`, with jitter.
     read_timeout   seconds of silence (no event, no heartbeat) after which the connection is
                    considered dead and replaced; applies when `client` is not given.
+    on_drop        called as on_drop(reason, delay_seconds) each time the connection is lost, before
+                   waiting to reconnect (to show the state to a user; logging happens anyway).
 
     Raises SubscriptionRejected on a 4xx answer (a bad filter) and ResumeRejected when the server
     does not know the id to resume from; see the module docstring.
@@ -189,6 +192,8 @@ async def subscribe(
             delay = backoff_delay(attempt, base_delay, max(max_retry_delay, base_delay))
             log.info("event stream dropped (%s) after %d event(s); reconnecting in %.2fs after %s",
                      reason, received, delay, last_id or "now")
+            if on_drop is not None:
+                on_drop(reason, delay)
             await asyncio.sleep(delay)
     finally:
         if own_client:

@@ -1,0 +1,67 @@
+"""`flowfi tail`'s lines: exact amounts, shortened parties, and the live loop over a dropping server."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from api.client import Event
+from api.tail import format_amount, format_event, shorten, tail
+from tests.test_client import flaky_server
+
+
+@pytest.mark.parametrize(
+    ("units", "decimals", "shown"),
+    [
+        ("125000000", 7, "12.5"),
+        ("1", 7, "0.0000001"),
+        ("0", 7, "0"),
+        ("100000000", 7, "10"),
+        ("-25", 2, "-0.25"),
+        (str(2**127 - 1), 7, "17014118346046923173168730371588.4105727"),
+        ("42", 0, "42"),
+    ],
+)
+def test_amounts_are_exact_decimal_strings(units: str, decimals: int, shown: str) -> None:
+    assert format_amount(units, decimals) == shown
+
+
+def test_shorten_keeps_both_ends() -> None:
+    assert shorten("GBXQ2ZVXJ5ZK3ODHDDSWYVBNQM6FUJXFQOHNHZ3NL7PBGS6CIY7K7KDA") == "GBXQ…7KDA"
+    assert shorten("short") == "short"
+
+
+def test_a_withdrawal_line_shows_time_type_stream_parties_and_amount() -> None:
+    event = Event("0000000012884905984-0000000001", "stream.withdrawn", {
+        "id": "0000000012884905984-0000000001", "type": "stream.withdrawn", "ledger": 3,
+        "ledgerClosedAt": "2025-03-01T12:00:05Z", "streamId": "17",
+        "sender": "GBXQ2ZVXJ5ZK3ODHDDSWYVBNQM6FUJXFQOHNHZ3NL7PBGS6CIY7K7KDA",
+        "recipient": "GC3FWOOLNVZ6Z2CR3RTKNFOHRSSL5UJFLXQIKEDWRWVJ7EKOSFAQQ2LM",
+        "amount": "125000000", "timestamp": "1740830405",
+    })
+    line = format_event(event).plain
+    assert line.startswith("2025-03-01 12:00:05  stream.withdrawn")
+    assert "#17" in line and "GBXQ…7KDA → GC3F…Q2LM" in line and "amount 12.5" in line
+
+
+def test_a_protocol_line_names_its_addresses_and_fee_rates() -> None:
+    event = Event("x", "protocol.fee_config_updated", {
+        "ledgerClosedAt": "2025-03-01T12:00:10Z", "admin": "GAAAAAAAAAAAAAAAWHF2",
+        "oldTreasury": "GBBBBBBBBBBBBBBBBBB1", "newTreasury": "GCCCCCCCCCCCCCCCCCC2",
+        "oldFeeRateBps": 25, "newFeeRateBps": 30,
+    })
+    line = format_event(event).plain
+    assert "admin GAAA…WHF2" in line and "new treasury GCCC…CCC2" in line
+    assert "old fee rate 25 bps" in line and "new fee rate 30 bps" in line
+
+
+async def test_tail_prints_each_event_once_across_drops() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200, color_system=None)
+    async with flaky_server(12, lambda n: ("events", 5)) as server:
+        await tail(server.url, streams=["1"], out=console, limit=12)
+    lines = [line for line in buffer.getvalue().splitlines() if "stream.withdrawn" in line]
+    assert len(lines) == 12
+    assert sum("connection lost" in line for line in buffer.getvalue().splitlines()) >= 2
