@@ -16,7 +16,9 @@ from stellar_sdk import StrKey
 from indexer.events import BY_SSE_NAME
 
 U64_MAX = 2**64 - 1
-EVENT_ID = re.compile(r"^\d{19}-\d{10}$")
+EVENT_ID = re.compile(r"[0-9]{19}-[0-9]{10}")
+# ASCII digits only, and few enough for int(): str.isdigit() accepts "²", which int() refuses.
+NUMBER = re.compile(r"[0-9]{1,20}")
 MAX_LIST_VALUES = 100
 
 
@@ -71,7 +73,7 @@ def values(params: QueryParams, name: str) -> list[str]:
 
 
 def stream_id(text: str, parameter: str = "streams") -> int:
-    if not text.isdigit() or not 0 < int(text) <= U64_MAX:
+    if not NUMBER.fullmatch(text) or not 0 < int(text) <= U64_MAX:
         raise BadRequest(parameter, f"{parameter}: {text!r} is not a stream id (a whole number from 1 to 2^64-1)")
     return int(text)
 
@@ -91,8 +93,10 @@ def event_type(text: str, parameter: str = "types") -> str:
 
 
 def event_id(text: str, parameter: str) -> str:
-    if not EVENT_ID.match(text):
-        raise BadRequest(parameter, f"{parameter}: {text!r:.60} is not an event id (like 0000000012884905984-0000000000)")
+    if not EVENT_ID.fullmatch(text):
+        raise BadRequest(
+            parameter, f"{parameter}: {text!r:.60} is not an event id (like 0000000012884905984-0000000000)"
+        )
     return text
 
 
@@ -109,7 +113,9 @@ def reject_unknown(params: QueryParams, known: Iterable[str]) -> None:
     allowed = set(known)
     unknown = sorted({key for key in params if key not in allowed})
     if unknown:
-        raise BadRequest(unknown[0], f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
+        raise BadRequest(
+            unknown[0], f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed)) or 'none'}"
+        )
 
 
 def event_filter(params: QueryParams, *, require_selection: bool) -> EventFilter:
@@ -127,3 +133,46 @@ def event_filter(params: QueryParams, *, require_selection: bool) -> EventFilter
             "(each as one value, repeated keys, or comma-separated)",
         )
     return selected
+
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+LEDGER_MAX = 2**32 - 1
+
+
+def single(params: QueryParams, name: str) -> str | None:
+    """The one value of a scalar parameter, or None when absent; given twice is a 400."""
+    found = params.getlist(name)
+    if not found:
+        return None
+    if len(found) > 1:
+        raise BadRequest(name, f"{name}: give it once, got {len(found)} values")
+    return found[0]
+
+
+def page_size(params: QueryParams, name: str = "limit") -> int:
+    text = single(params, name)
+    if text is None:
+        return DEFAULT_PAGE_SIZE
+    if not NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_PAGE_SIZE:
+        raise BadRequest(name, f"{name}: {text!r:.40} is not a page size (a whole number from 1 to {MAX_PAGE_SIZE})")
+    return int(text)
+
+
+def ledger(text: str, parameter: str) -> int:
+    if not NUMBER.fullmatch(text) or not 1 <= int(text) <= LEDGER_MAX:
+        raise BadRequest(parameter, f"{parameter}: {text!r:.40} is not a ledger sequence (1 to {LEDGER_MAX})")
+    return int(text)
+
+
+def choice(text: str, parameter: str, allowed: Iterable[str]) -> str:
+    options = tuple(allowed)
+    if text not in options:
+        raise BadRequest(parameter, f"{parameter}: {text!r:.40} is not one of {', '.join(options)}")
+    return text
+
+
+def contract_id(text: str, parameter: str) -> str:
+    if not StrKey.is_valid_contract(text):
+        raise BadRequest(parameter, f"{parameter}: {text!r:.80} is not a valid contract id (C... with its checksum)")
+    return text
