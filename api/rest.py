@@ -1,0 +1,433 @@
+"""The REST API over the indexed tables, plus /health, /ready and /openapi.json.
+
+Every list is a keyset page: `{"items": [...], "nextCursor": "..." | null}`, `limit` 1-500 (default 50),
+`cursor` the `nextCursor` of the previous page. Streams are ordered by stream id, then contract id (their
+cursor is "streamId:contractId"); events and dead letters by event id (their cursor is the last event id
+seen, the same id SSE sends). Each page is one index scan whatever its depth.
+
+Errors are JSON `{"error": "<what to do>"}`, with "parameter" when one parameter is at fault: 400 for
+a malformed request (`api.filters.BadRequest`), 404 for an unknown stream, 409 for a stream id that
+several indexed contracts use (add `contractId`).
+
+Times in stream state are ledger close times: `claimableNow` is computed at the close time of the newest
+ledger the indexer has seen (`asOf`, `asOfLedger`), never the server's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import DateTime, Numeric
+from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from api import filters
+from api.filters import BadRequest
+from api.payloads import EVENT_COLUMNS, event_payload, iso_time
+from api.queries import events_after
+from indexer import state
+from indexer.events import payload_key
+from indexer.tables import STREAM_STATUSES, streams
+
+log = logging.getLogger(__name__)
+
+STREAM_COLUMNS: tuple[str, ...] = tuple(column.name for column in streams.columns)
+_NUMERIC_COLUMNS = frozenset(c.name for c in streams.columns if isinstance(c.type, Numeric))
+_TIME_COLUMNS = frozenset(c.name for c in streams.columns if isinstance(c.type, DateTime))
+_SELECT_STREAMS = f"SELECT {', '.join(STREAM_COLUMNS)} FROM streams"
+# Keyset on (stream_id, contract_id), spelled so that `stream_id >= $a` is an index condition of every
+# (x, stream_id) and (stream_id) index.
+_AFTER_STREAM = "stream_id >= {a} AND (stream_id > {a} OR contract_id > {b})"
+_ORDER_STREAMS = "ORDER BY stream_id, contract_id"
+READY_TIMEOUT = 2.0
+
+
+class ApiError(Exception):
+    """A 404, 409 or other refusal that is not a malformed request; `extra` joins the JSON body."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+# --- JSON shapes --------------------------------------------------------------------------------------
+
+
+def stream_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A streams row with the API's keys: amounts and u64 times as decimal strings, times as ISO."""
+    body: dict[str, Any] = {}
+    for name in STREAM_COLUMNS:
+        value = row[name]
+        if value is not None and name in _NUMERIC_COLUMNS:
+            value = str(int(value))
+        elif value is not None and name in _TIME_COLUMNS:
+            value = iso_time(value)
+        body[payload_key(name)] = value
+    return body
+
+
+def stream_state(row: Mapping[str, Any]) -> state.StreamState:
+    values: dict[str, Any] = {
+        name: int(row[name]) if name in _NUMERIC_COLUMNS and row[name] is not None else row[name]
+        for name in STREAM_COLUMNS
+    }
+    return state.StreamState(**values)
+
+
+def dead_letter_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "eventId": row["event_id"],
+        "reason": row["reason"],
+        "recordedAt": iso_time(row["recorded_at"]),
+        "contractId": row["contract_id"],
+        "ledger": row["ledger"],
+        "ledgerClosedAt": iso_time(row["ledger_closed_at"]),
+        "transactionHash": row["tx_hash"],
+        "topicXdr": list(row["topic_xdr"]),
+        "valueXdr": row["value_xdr"],
+    }
+
+
+def page(items: list[dict[str, Any]], next_cursor: str | None) -> JSONResponse:
+    return JSONResponse({"items": items, "nextCursor": next_cursor})
+
+
+# --- parameters ---------------------------------------------------------------------------------------
+
+
+def _stream_cursor(params: QueryParams) -> tuple[int, str] | None:
+    text = filters.single(params, "cursor")
+    if text is None:
+        return None
+    head, sep, tail = text.partition(":")
+    if not sep:
+        raise BadRequest(
+            "cursor", f"cursor: {text!r:.80} is not a stream cursor; pass the nextCursor of the previous page"
+        )
+    return filters.stream_id(head, "cursor"), filters.contract_id(tail, "cursor")
+
+
+def _encode_stream_cursor(row: Mapping[str, Any]) -> str:
+    return f"{int(row['stream_id'])}:{row['contract_id']}"
+
+
+def _event_cursor(params: QueryParams) -> str:
+    text = filters.single(params, "cursor")
+    return "" if text is None else filters.event_id(text, "cursor")
+
+
+def _optional(params: QueryParams, name: str, check: Callable[[str, str], Any]) -> Any:
+    text = filters.single(params, name)
+    return None if text is None else check(text, name)
+
+
+def _status(text: str, parameter: str) -> str:
+    return filters.choice(text, parameter, STREAM_STATUSES)
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+class _Args:
+    """Numbered query arguments: `arg(value)` appends and returns "$n"."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+def _keyset_streams(arg: _Args, after: tuple[int, str] | None) -> list[str]:
+    if after is None:
+        return []
+    return [_AFTER_STREAM.format(a=arg(after[0]), b=arg(after[1]))]
+
+
+def _stream_page(rows: Sequence[Mapping[str, Any]], limit: int) -> JSONResponse:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return page([stream_json(row) for row in rows], _encode_stream_cursor(rows[-1]) if more else None)
+
+
+def _event_page(rows: Sequence[Mapping[str, Any]], limit: int) -> JSONResponse:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return page([event_payload(row) for row in rows], rows[-1]["id"] if more else None)
+
+
+# --- streams ------------------------------------------------------------------------------------------
+
+STREAMS_PARAMS = ("sender", "recipient", "status", "token", "contractId", "cursor", "limit")
+
+
+async def list_streams(request: Request) -> Response:
+    params = request.query_params
+    filters.reject_unknown(params, STREAMS_PARAMS)
+    equal = {
+        "sender": _optional(params, "sender", filters.address),
+        "recipient": _optional(params, "recipient", filters.address),
+        "status": _optional(params, "status", _status),
+        "token": _optional(params, "token", filters.contract_id),
+        "contract_id": _optional(params, "contractId", filters.contract_id),
+    }
+    after = _stream_cursor(params)
+    limit = filters.page_size(params)
+    arg = _Args()
+    where = [f"{column} = {arg(value)}" for column, value in equal.items() if value is not None]
+    where += _keyset_streams(arg, after)
+    sql = f"{_SELECT_STREAMS} {_where(where)} {_ORDER_STREAMS} LIMIT {arg(limit + 1)}"
+    return _stream_page(await _pool(request).fetch(sql, *arg.values), limit)
+
+
+USER_STREAMS_PARAMS = ("role", "status", "cursor", "limit")
+
+
+async def user_streams(request: Request) -> Response:
+    user = filters.address(request.path_params["address"], "address")
+    params = request.query_params
+    filters.reject_unknown(params, USER_STREAMS_PARAMS)
+    role = _optional(params, "role", lambda text, name: filters.choice(text, name, ("sender", "recipient")))
+    status = _optional(params, "status", _status)
+    after = _stream_cursor(params)
+    limit = filters.page_size(params)
+    arg = _Args()
+    user_arg, limit_arg = arg(user), arg(limit + 1)
+    common = _keyset_streams(arg, after)
+    if status is not None:
+        common.append(f"status = {arg(status)}")
+    # One index scan per role, each stopping after a page, merged: a stream where the user is both
+    # sender and recipient appears once.
+    branches = [
+        f"({_SELECT_STREAMS} {_where([f'{column} = {user_arg}', *common])} {_ORDER_STREAMS} LIMIT {limit_arg})"
+        for column in (("sender", "recipient") if role is None else (role,))
+    ]
+    sql = f"SELECT * FROM ({' UNION '.join(branches)}) AS s {_ORDER_STREAMS} LIMIT {limit_arg}"
+    return _stream_page(await _pool(request).fetch(sql, *arg.values), limit)
+
+
+async def _one_stream(request: Request) -> asyncpg.Record:
+    """The stream the path names, narrowed by ?contractId=; 404 if none, 409 if several contracts."""
+    stream_id = filters.stream_id(request.path_params["id"], "id")
+    contract = _optional(request.query_params, "contractId", filters.contract_id)
+    arg = _Args()
+    where = [f"stream_id = {arg(stream_id)}"]
+    if contract is not None:
+        where.append(f"contract_id = {arg(contract)}")
+    rows = await _pool(request).fetch(f"{_SELECT_STREAMS} {_where(where)} ORDER BY contract_id", *arg.values)
+    if not rows:
+        where_said = f" in contract {contract}" if contract else ""
+        raise ApiError(404, f"no stream {stream_id}{where_said} has been indexed; list streams at /streams")
+    if len(rows) > 1:
+        contracts = [row["contract_id"] for row in rows]
+        raise ApiError(
+            409, f"stream id {stream_id} exists in {len(rows)} contracts; choose one with contractId=",
+            parameter="contractId", contractIds=contracts,
+        )
+    return rows[0]
+
+
+async def get_stream(request: Request) -> Response:
+    filters.reject_unknown(request.query_params, ("contractId",))
+    row = await _one_stream(request)
+    cursor = await _pool(request).fetchrow(
+        "SELECT latest_ledger, latest_ledger_closed_at FROM indexer_cursor "
+        "WHERE $1 = ANY(string_to_array(contract_ids, ',')) ORDER BY latest_ledger DESC LIMIT 1",
+        row["contract_id"],
+    )
+    as_of: datetime = row["updated_at"]
+    as_of_ledger: int | None = None
+    if cursor is not None and cursor["latest_ledger_closed_at"] is not None:
+        as_of = max(as_of, cursor["latest_ledger_closed_at"])
+        as_of_ledger = cursor["latest_ledger"]
+    current = stream_state(row)
+    body = stream_json(row)
+    if current.status == "active":
+        body["endTime"] = str(state.end_time(rate=current.rate_per_second, deposited=current.deposited,
+                                             withdrawn=current.withdrawn, last_update_time=current.last_update_time))
+    body["claimableNow"] = str(current.claimable(int(as_of.timestamp())))
+    body["asOf"] = iso_time(as_of)
+    body["asOfLedger"] = as_of_ledger
+    return JSONResponse(body)
+
+
+STREAM_EVENTS_PARAMS = ("contractId", "types", "cursor", "limit")
+
+
+async def stream_events(request: Request) -> Response:
+    params = request.query_params
+    filters.reject_unknown(params, STREAM_EVENTS_PARAMS)
+    types = sorted(filters.event_type(v) for v in filters.values(params, "types"))
+    after = _event_cursor(params)
+    limit = filters.page_size(params)
+    row = await _one_stream(request)
+    arg = _Args()
+    where = [f"stream_id = {arg(row['stream_id'])}", f"contract_id = {arg(row['contract_id'])}", f"id > {arg(after)}"]
+    if types:
+        where.append(f"kind = ANY({arg(types)})")
+    sql = f"SELECT {EVENT_COLUMNS} FROM events {_where(where)} ORDER BY id LIMIT {arg(limit + 1)}"
+    return _event_page(await _pool(request).fetch(sql, *arg.values), limit)
+
+
+# --- events and dead letters --------------------------------------------------------------------------
+
+EVENTS_PARAMS = ("types", "streams", "users", "all", "fromLedger", "toLedger", "cursor", "limit")
+
+
+def ledger_start(ledger: int) -> str:
+    """A key that sorts before every event id of `ledger` and after those of earlier ledgers (event ids
+    begin with the TOID, ledger << 32, as 19 digits)."""
+    return f"{ledger << 32:019d}"
+
+
+async def list_events(request: Request) -> Response:
+    params = request.query_params
+    filters.reject_unknown(params, EVENTS_PARAMS)
+    selected = filters.event_filter(params, require_selection=False)
+    from_ledger = _optional(params, "fromLedger", filters.ledger)
+    to_ledger = _optional(params, "toLedger", filters.ledger)
+    if from_ledger is not None and to_ledger is not None and to_ledger < from_ledger:
+        raise BadRequest("toLedger", f"toLedger ({to_ledger}) is before fromLedger ({from_ledger})")
+    after = _event_cursor(params)
+    limit = filters.page_size(params)
+    if from_ledger is not None:
+        after = max(after, ledger_start(from_ledger))
+    # ids of later ledgers sort after this key, those of `to_ledger` before it: the scan stops there
+    up_to = None if to_ledger is None else ledger_start(to_ledger + 1)
+    rows = await events_after(_pool(request), after, limit + 1, selected, from_ledger=from_ledger,
+                              to_ledger=to_ledger, up_to=up_to)
+    return _event_page(rows, limit)
+
+
+async def list_dead_letters(request: Request) -> Response:
+    params = request.query_params
+    filters.reject_unknown(params, ("cursor", "limit"))
+    after = _event_cursor(params)
+    limit = filters.page_size(params)
+    rows = await _pool(request).fetch(
+        "SELECT d.event_id, d.reason, d.recorded_at, c.contract_id, c.ledger, c.ledger_closed_at, c.tx_hash, "
+        "c.topic_xdr, c.value_xdr FROM dead_letters AS d JOIN contract_events AS c ON c.id = d.event_id "
+        "WHERE d.event_id > $1 ORDER BY d.event_id LIMIT $2",
+        after, limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return page([dead_letter_json(row) for row in rows], rows[-1]["event_id"] if more else None)
+
+
+# --- operations ---------------------------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    filters.reject_unknown(request.query_params, ())
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """200 when the database answers, the live listener is connected and the indexer is at most
+    `ready_max_lag` ledgers behind the chain; else 503 naming the failed checks."""
+    filters.reject_unknown(request.query_params, ())
+    max_lag: int = request.app.state.settings.ready_max_lag
+    checks: dict[str, str] = {}
+    lag: int | None = None
+    try:
+        pool: asyncpg.Pool = request.app.state.pool
+        async with asyncio.timeout(READY_TIMEOUT):
+            row = await pool.fetchrow("SELECT max(latest_ledger - last_ledger) AS lag FROM indexer_cursor")
+        checks["database"] = "ok"
+        lag = None if row is None else row["lag"]
+    except (OSError, TimeoutError, AttributeError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("readiness: the database did not answer: %r", exc)
+        checks["database"] = f"the database did not answer ({type(exc).__name__}); check the database server"
+    live = getattr(request.app.state, "live", None)
+    checks["listener"] = "ok" if getattr(live, "connected", False) is True else (
+        "the live listener is not connected to the database; it reconnects by itself, check the logs"
+    )
+    if checks["database"] != "ok":
+        checks["indexer"] = "unknown: the database did not answer"
+    elif lag is None:
+        checks["indexer"] = "the indexer has not recorded a poll yet; is the worker running?"
+    elif lag > max_lag:
+        checks["indexer"] = f"the indexer is {lag} ledgers behind the chain (at most {max_lag} allowed)"
+    else:
+        checks["indexer"] = "ok"
+    failed = [name for name, result in checks.items() if result != "ok"]
+    body: dict[str, Any] = {"status": "ok" if not failed else "unavailable", "checks": checks,
+                            "lag": lag, "maxLag": max_lag}
+    if failed:
+        body["error"] = "not ready: " + "; ".join(checks[name] for name in failed)
+    return JSONResponse(body, status_code=503 if failed else 200)
+
+
+async def openapi_json(request: Request) -> Response:
+    from api.openapi import openapi_document
+
+    filters.reject_unknown(request.query_params, ())
+    return JSONResponse(openapi_document())
+
+
+def _where(conditions: Sequence[str]) -> str:
+    return f"WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadRequest)
+    body: dict[str, Any] = {"error": exc.message}
+    if exc.parameter is not None:
+        body["parameter"] = exc.parameter
+    return JSONResponse(body, status_code=400)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse({"error": exc.message, **exc.extra}, status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"there is no {request.url.path}; the endpoints are listed at /openapi.json"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}; the API is read-only (GET)"
+    else:
+        message = str(exc.detail)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+exception_handlers: dict[Any, ExceptionHandler] = {
+    BadRequest: _bad_request,
+    ApiError: _api_error,
+    HTTPException: _http_error,
+}
+
+routes: list[BaseRoute] = [
+    Route("/streams", list_streams, methods=["GET"], name="streams"),
+    Route("/streams/{id}", get_stream, methods=["GET"], name="stream"),
+    Route("/streams/{id}/events", stream_events, methods=["GET"], name="stream_events"),
+    Route("/users/{address}/streams", user_streams, methods=["GET"], name="user_streams"),
+    Route("/events", list_events, methods=["GET"], name="events"),
+    Route("/dead-letters", list_dead_letters, methods=["GET"], name="dead_letters"),
+    Route("/health", health, methods=["GET"], name="health"),
+    Route("/ready", ready, methods=["GET"], name="ready"),
+    Route("/openapi.json", openapi_json, methods=["GET"], name="openapi"),
+]

@@ -1,0 +1,407 @@
+"""The REST API over real HTTP, against a database the worker filled from local-network traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from starlette.routing import Mount, Route
+
+from api.app import create_app
+from api.payloads import EVENT_COLUMNS, event_payload
+from api.rest import stream_state
+from indexer.database import asyncpg_dsn
+from indexer.devnet import Traffic, running_devnet
+from indexer.worker import Worker
+from tests.conftest import _admin, with_database
+from tests.indexing import index_until_caught_up, worker_settings
+from tests.serving import running_app
+
+EVENTS = 3000
+MAX_LAG = 10
+OTHER_CONTRACT = "CAAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQC526"
+
+
+@pytest.fixture(scope="module")
+async def filled_url(server_url: str, template_database: str) -> AsyncIterator[str]:
+    """One database for the module, filled by the worker from a few thousand events of traffic."""
+    name = f"flowfi_rest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    url = with_database(server_url, name)
+    with running_devnet(seed=7) as devnet:
+        devnet.chain.generate_history(EVENTS, traffic=Traffic(seed=7, accounts=12), tx_per_ledger=15)
+        worker = Worker(worker_settings(devnet, url, page_size=500), url)
+        await index_until_caught_up(worker, devnet)
+    yield url
+    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+async def conn(filled_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(asyncpg_dsn(filled_url))
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture(scope="module")
+def app(filled_url: str) -> Any:
+    from indexer.settings import Settings
+
+    return create_app(Settings(database_url=filled_url, ready_max_lag=MAX_LAG), filled_url)
+
+
+@pytest.fixture(scope="module")
+def base_url(app: Any) -> Iterator[str]:
+    with running_app(app) as url:
+        yield url
+
+
+@pytest.fixture
+async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        yield http
+
+
+async def get_json(client: httpx.AsyncClient, path: str, expect: int = 200, **params: Any) -> Any:
+    response = await client.get(path, params=params)
+    assert response.status_code == expect, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    return response.json()
+
+
+async def every_page(client: httpx.AsyncClient, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a list endpoint, following nextCursor; checks each page's size."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    limit = params.get("limit", 50)
+    while True:
+        body = await get_json(client, path, **params, **({"cursor": cursor} if cursor else {}))
+        assert set(body) == {"items", "nextCursor"}
+        assert len(body["items"]) <= limit
+        items += body["items"]
+        cursor = body["nextCursor"]
+        if cursor is None:
+            return items
+        assert len(body["items"]) == limit, "only the last page is short"
+
+
+def stream_key(item: dict[str, Any]) -> tuple[int, str]:
+    return int(item["streamId"]), item["contractId"]
+
+
+async def expected_streams(conn: asyncpg.Connection, where: str = "TRUE", *args: Any) -> list[tuple[int, str]]:
+    rows = await conn.fetch(
+        f"SELECT stream_id, contract_id FROM streams WHERE {where} ORDER BY stream_id, contract_id", *args
+    )
+    return [(int(r["stream_id"]), r["contract_id"]) for r in rows]
+
+
+# --- streams -----------------------------------------------------------------------------------------
+
+
+async def test_paging_through_streams_visits_every_stream_once_in_order(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    expected = await expected_streams(conn)
+    assert len(expected) > 50, "enough streams to need several pages"
+    for limit in (7, 500):
+        items = await every_page(client, "/streams", limit=limit)
+        assert [stream_key(item) for item in items] == expected
+    default = await get_json(client, "/streams")
+    assert len(default["items"]) == 50
+
+
+async def test_stream_filters_match_sql(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
+    row = await conn.fetchrow(
+        "SELECT sender, recipient, token, contract_id FROM streams GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC LIMIT 1"
+    )
+    for status in ("active", "paused", "cancelled", "completed"):
+        items = await every_page(client, "/streams", status=status, limit=9)
+        assert [stream_key(i) for i in items] == await expected_streams(conn, "status = $1", status)
+        assert {i["status"] for i in items} <= {status}
+    statuses = await conn.fetchval("SELECT count(DISTINCT status) FROM streams")
+    assert statuses >= 3, "the traffic leaves streams in most statuses"
+    for column, key in (("sender", "sender"), ("recipient", "recipient"), ("token", "token"),
+                        ("contract_id", "contractId")):
+        items = await every_page(client, "/streams", limit=5, **{key: row[column]})
+        expected = await expected_streams(conn, f"{column} = $1", row[column])
+        assert expected and [stream_key(i) for i in items] == expected
+    both = await every_page(client, "/streams", sender=row["sender"], status="active", limit=4)
+    assert [stream_key(i) for i in both] == await expected_streams(
+        conn, "sender = $1 AND status = 'active'", row["sender"])
+
+
+async def test_user_streams_are_those_sent_or_received(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
+    user = await conn.fetchval("SELECT sender FROM streams GROUP BY sender ORDER BY count(*) DESC LIMIT 1")
+    items = await every_page(client, f"/users/{user}/streams", limit=3)
+    expected = await expected_streams(conn, "sender = $1 OR recipient = $1", user)
+    assert [stream_key(i) for i in items] == expected
+    assert await expected_streams(conn, "sender = $1", user) and await expected_streams(conn, "recipient = $1", user)
+    for role in ("sender", "recipient"):
+        items = await every_page(client, f"/users/{user}/streams", role=role, limit=4)
+        assert [stream_key(i) for i in items] == await expected_streams(conn, f"{role} = $1", user)
+    items = await every_page(client, f"/users/{user}/streams", status="completed", limit=2)
+    assert [stream_key(i) for i in items] == await expected_streams(
+        conn, "(sender = $1 OR recipient = $1) AND status = 'completed'", user)
+    nobody = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
+    assert await get_json(client, f"/users/{nobody}/streams") == {"items": [], "nextCursor": None}
+
+
+async def test_stream_state_has_every_column_and_claimable_at_the_latest_ledger(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    cursor = await conn.fetchrow("SELECT latest_ledger, latest_ledger_closed_at FROM indexer_cursor")
+    as_of: datetime = cursor["latest_ledger_closed_at"]
+    checked = 0
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (status) * FROM streams ORDER BY status, deposited - withdrawn DESC"
+    )
+    for row in rows:
+        body = await get_json(client, f"/streams/{row['stream_id']}")
+        assert body["asOf"] == as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert body["asOfLedger"] == cursor["latest_ledger"]
+        expected_claimable = stream_state(row).claimable(int(as_of.timestamp()))
+        assert body["claimableNow"] == str(expected_claimable)
+        assert body["streamId"] == str(row["stream_id"])
+        for key in ("ratePerSecond", "deposited", "withdrawn", "refunded", "feesPaid", "startTime",
+                    "lastUpdateTime", "claimableNow"):
+            assert isinstance(body[key], str) and body[key].isdigit(), key
+        assert body["deposited"] == str(row["deposited"]) and body["feesPaid"] == str(row["fees_paid"])
+        assert body["endTime"] == (None if row["end_time"] is None else str(row["end_time"]))
+        assert body["status"] == row["status"]
+        assert body["createdAt"] == row["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert (body["firstEventId"], body["lastEventId"]) == (row["first_event_id"], row["last_event_id"])
+        assert {"streamId", "contractId", "sender", "recipient", "token", "pausedAt", "updatedAt"} <= set(body)
+        checked += 1
+    assert checked >= 3
+    active = [row for row in rows if row["status"] == "active"]
+    assert active and stream_state(active[0]).claimable(int(as_of.timestamp())) > 0, "a non-trivial claimable"
+
+
+async def test_stream_events_are_its_events_in_order(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
+    stream_id = await conn.fetchval(
+        "SELECT stream_id FROM events WHERE stream_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    )
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY id", stream_id)
+    assert len(rows) >= 3
+    items = await every_page(client, f"/streams/{stream_id}/events", limit=2)
+    assert items == [event_payload(row) for row in rows]
+    withdrawals = await every_page(client, f"/streams/{stream_id}/events", types="stream.withdrawn,stream.created")
+    assert withdrawals == [event_payload(r) for r in rows if r["kind"] in ("stream.withdrawn", "stream.created")]
+
+
+async def test_unknown_streams_are_404_and_bad_ids_400(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
+    missing = int(await conn.fetchval("SELECT max(stream_id) FROM streams")) + 1
+    for path in (f"/streams/{missing}", f"/streams/{missing}/events"):
+        body = await get_json(client, path, 404)
+        assert str(missing) in body["error"]
+    for bad in ("0", "-1", "abc", str(2**64), "1.5", "²"):
+        for path in (f"/streams/{bad}", f"/streams/{bad}/events"):
+            body = await get_json(client, path, 400)
+            assert body["parameter"] == "id" and "stream id" in body["error"]
+    body = await get_json(client, "/streams/1", 404, contractId=OTHER_CONTRACT)
+    assert "contract" in body["error"]
+
+
+async def test_a_stream_id_in_two_contracts_is_409_unless_a_contract_is_named(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    other = OTHER_CONTRACT
+    row = await conn.fetchrow("SELECT * FROM streams ORDER BY stream_id LIMIT 1")
+    copy = dict(row) | {"contract_id": other}
+    await conn.execute(
+        f"INSERT INTO streams ({', '.join(copy)}) VALUES ({', '.join(f'${i}' for i in range(1, len(copy) + 1))})",
+        *copy.values(),
+    )
+    try:
+        body = await get_json(client, f"/streams/{row['stream_id']}", 409)
+        assert body["parameter"] == "contractId" and set(body["contractIds"]) == {other, row["contract_id"]}
+        await get_json(client, f"/streams/{row['stream_id']}/events", 409)
+        chosen = await get_json(client, f"/streams/{row['stream_id']}", contractId=other)
+        assert chosen["contractId"] == other
+        events = await get_json(client, f"/streams/{row['stream_id']}/events", contractId=row["contract_id"])
+        assert events["items"] and {e["contractId"] for e in events["items"]} == {row["contract_id"]}
+        # both rows list, ordered by contract id within the stream id
+        first = await get_json(client, "/streams", limit=2)
+        assert [stream_key(i) for i in first["items"]] == sorted([(int(row["stream_id"]), other),
+                                                                   (int(row["stream_id"]), row["contract_id"])])
+    finally:
+        await conn.execute("DELETE FROM streams WHERE contract_id = $1", other)
+
+
+# --- events ------------------------------------------------------------------------------------------
+
+
+async def test_paging_through_events_gives_every_payload_once(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY id")
+    assert len(rows) >= EVENTS
+    items = await every_page(client, "/events", limit=500)
+    assert items == [event_payload(row) for row in rows]
+    for item in items[:200]:
+        for key in ("ratePerSecond", "depositedAmount", "amount", "feeAmount", "streamId"):
+            if key in item:
+                assert isinstance(item[key], str)
+
+
+async def test_event_filters_in_every_form(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
+    ids = [int(v) for v in await conn.fetch(
+        "SELECT stream_id FROM streams ORDER BY stream_id LIMIT 3") for v in v.values()]
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ANY($1::numeric[]) ORDER BY id",
+                            ids[:2])
+    expected = [event_payload(r) for r in rows]
+    one_each = f"/events?streams={ids[0]}&streams={ids[1]}&limit=3"
+    for url in (f"/events?streams={ids[0]},{ids[1]}&limit=3", one_each, f"/events?streams={ids[0]}, {ids[1]}"):
+        got: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            body = (await client.get(url + (f"&cursor={cursor}" if cursor else ""))).json()
+            got += body["items"]
+            if not (cursor := body["nextCursor"]):
+                break
+        assert got == expected
+    single = await every_page(client, "/events", streams=str(ids[0]))
+    assert single == [e for e in expected if e["streamId"] == str(ids[0])]
+
+    user = await conn.fetchval("SELECT address FROM event_parties GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+    rows = await conn.fetch(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN (SELECT event_id FROM event_parties WHERE address = $1) "
+        "ORDER BY id", user)
+    assert await every_page(client, "/events", users=user, limit=40) == [event_payload(r) for r in rows]
+
+    kinds = ["stream.paused", "stream.resumed"]
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE kind = ANY($1) ORDER BY id", kinds)
+    assert rows
+    assert await every_page(client, "/events", types=",".join(kinds), limit=25) == [event_payload(r) for r in rows]
+    both = await every_page(client, "/events", types="stream.created", users=user)
+    assert both == [event_payload(r) for r in await conn.fetch(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE kind = 'stream.created' AND id IN "
+        "(SELECT event_id FROM event_parties WHERE address = $1) ORDER BY id", user)]
+
+
+async def test_ledger_ranges(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
+    low, high = await conn.fetchrow("SELECT min(ledger), max(ledger) FROM events")
+    start, end = low + (high - low) // 3, low + 2 * (high - low) // 3
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE ledger BETWEEN $1 AND $2 ORDER BY id",
+                            start, end)
+    assert rows
+    items = await every_page(client, "/events", fromLedger=start, toLedger=end, limit=100)
+    assert items == [event_payload(r) for r in rows]
+    assert [e["id"] for e in await every_page(client, "/events", toLedger=start, limit=500)] == [
+        r["id"] for r in await conn.fetch("SELECT id FROM events WHERE ledger <= $1 ORDER BY id", start)]
+    only = await every_page(client, "/events", fromLedger=end, toLedger=end)
+    assert {e["ledger"] for e in only} <= {end}
+    body = await get_json(client, "/events", 400, fromLedger=end, toLedger=start)
+    assert body["parameter"] == "toLedger"
+
+
+async def test_bad_parameters_are_400_naming_them(client: httpx.AsyncClient) -> None:
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("/events", {"types": "stream.nope"}, "types"),
+        ("/events", {"streams": "0"}, "streams"),
+        ("/events", {"users": "GABC"}, "users"),
+        ("/events", {"users": "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN8"}, "users"),  # checksum
+        ("/events", {"cursor": "12"}, "cursor"),
+        ("/events", {"limit": "0"}, "limit"),
+        ("/events", {"limit": "501"}, "limit"),
+        ("/events", {"limit": "ten"}, "limit"),
+        ("/events", {"fromLedger": "-3"}, "fromLedger"),
+        ("/events", {"colour": "red"}, "colour"),
+        ("/streams", {"status": "running"}, "status"),
+        ("/streams", {"sender": "nobody"}, "sender"),
+        ("/streams", {"token": "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"}, "token"),
+        ("/streams", {"cursor": "nonsense"}, "cursor"),
+        ("/streams", {"cursor": "5:CNOTACONTRACT"}, "cursor"),
+        ("/streams", {"limit": ["5", "6"]}, "limit"),
+        ("/streams", {"streamId": "1"}, "streamId"),
+        ("/streams/1", {"verbose": "1"}, "verbose"),
+        ("/streams/1/events", {"cursor": "x"}, "cursor"),
+        ("/users/GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7/streams", {"role": "admin"}, "role"),
+        ("/users/nobody/streams", {}, "address"),
+        ("/dead-letters", {"cursor": "z"}, "cursor"),
+        ("/health", {"x": "1"}, "x"),
+    ]
+    for path, params, parameter in cases:
+        response = await client.get(path, params=params)
+        assert response.status_code == 400, (path, params, response.text)
+        body = response.json()
+        assert body["parameter"] == parameter, (path, params, body)
+        assert parameter in body["error"] and len(body["error"]) > 20
+    body = await get_json(client, "/nowhere", 404)
+    assert "/openapi.json" in body["error"]
+
+
+async def test_dead_letters_page(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
+    ids = await conn.fetch("SELECT id FROM contract_events ORDER BY id LIMIT 5")
+    async with conn.transaction():
+        await conn.executemany("INSERT INTO dead_letters (event_id, reason) VALUES ($1, 'test: undecodable')",
+                               [(r["id"],) for r in ids])
+    try:
+        items = await every_page(client, "/dead-letters", limit=2)
+        assert [i["eventId"] for i in items] == [r["id"] for r in ids]
+        assert all(i["reason"] == "test: undecodable" and i["topicXdr"] for i in items)
+    finally:
+        await conn.execute("DELETE FROM dead_letters")
+
+
+# --- operations --------------------------------------------------------------------------------------
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient, conn: asyncpg.Connection, app: Any) -> None:
+    assert await get_json(client, "/health") == {"status": "ok"}
+    deadline = time.monotonic() + 10
+    while (response := await client.get("/ready")).status_code != 200:
+        assert time.monotonic() < deadline, response.text
+        await asyncio.sleep(0.05)
+    assert response.json()["checks"] == {"database": "ok", "listener": "ok", "indexer": "ok"}
+    last = await conn.fetchval("SELECT last_ledger FROM indexer_cursor")
+    latest = await conn.fetchval("SELECT latest_ledger FROM indexer_cursor")
+    try:
+        await conn.execute("UPDATE indexer_cursor SET latest_ledger = $1", last + MAX_LAG)
+        assert (await get_json(client, "/ready"))["lag"] == MAX_LAG
+        await conn.execute("UPDATE indexer_cursor SET latest_ledger = $1", last + MAX_LAG + 1)
+        body = await get_json(client, "/ready", 503)
+        assert body["checks"]["indexer"] != "ok" and "behind" in body["error"]
+        assert body["checks"]["database"] == "ok"
+    finally:
+        await conn.execute("UPDATE indexer_cursor SET latest_ledger = $1", latest)
+    live = app.state.live
+    try:
+        app.state.live = SimpleNamespace(connected=False)
+        body = await get_json(client, "/ready", 503)
+        assert body["checks"]["listener"] != "ok" and body["checks"]["indexer"] == "ok"
+        del app.state.live
+        await get_json(client, "/ready", 503)
+    finally:
+        app.state.live = live
+    await get_json(client, "/ready")
+
+
+async def test_openapi_describes_every_route(client: httpx.AsyncClient, app: Any) -> None:
+    document = await get_json(client, "/openapi.json")
+    assert document["openapi"].startswith("3.1")
+    served: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if isinstance(route, Route):
+            served |= {(route.path, method.lower()) for method in route.methods or () if method != "HEAD"}
+        elif isinstance(route, Mount):
+            served.add((route.path or "/", "get"))
+        else:
+            raise AssertionError(f"a route of unknown kind: {route!r}")
+    described = {(path, method) for path, operations in document["paths"].items() for method in operations}
+    assert described == served
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert "200" in operation["responses"], (path, method)
+            names = {p["name"] for p in operation["parameters"] if p["in"] == "path"}
+            assert names == set(path.replace("}", "{").split("{")[1::2]), path
