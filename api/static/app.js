@@ -21,7 +21,7 @@ import {
 } from "./format.js";
 
 const MAX_EVENTS = 500;
-const MAX_STREAM_CARDS = 24;
+const MAX_STREAM_CARDS = 12;
 const FATAL_CLIENT_STATUSES = (status) => status >= 400 && status < 500 && ![408, 425, 429].includes(status);
 
 const $ = (id) => document.getElementById(id);
@@ -412,4 +412,6 @@ window.addEventListener("popstate", () => restart(filtersFromSearch(location.sea
 
 buildTypeBoxes();
 fillForm();
+// On a phone the filters start folded, so that the events are on the first screen.
+if (window.matchMedia("(max-width: 760px)").matches) $("filter-panel").open = false;
 connect();

@@ -1,0 +1,255 @@
+"""The live page in headless Chromium, against the real API fed by the local network and the worker:
+events appear, balances tick, and after the API server is restarted on the same port the page resumes
+by itself and shows every event exactly once (compared with the events table).
+
+Needs a Chromium binary (Debian: `apt-get install chromium`) and the `playwright` Python package; it
+never downloads a browser. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from api.app import Server, create_app
+from indexer.database import asyncpg_dsn
+from indexer.devnet import running_devnet
+from indexer.state import claimable
+from indexer.worker import Worker
+from tests.indexing import worker_settings
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium binary (install Debian's `chromium` package or set CHROMIUM_PATH)"
+)
+
+
+@contextlib.contextmanager
+def api_server(app: Any, port: int = 0) -> Iterator[str]:
+    """Serve `app` with the API's own server class on 127.0.0.1:`port` (0: any free port) in a
+    background thread; yields the base URL. Stopping closes every SSE stream, as in production."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    import uvicorn
+
+    server = Server(uvicorn.Config(app, lifespan="on", ws="none", log_level="warning", timeout_graceful_shutdown=2))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="api-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        if not server.started:
+            raise RuntimeError(f"the API server did not start: {errors[:1]}")
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+        if errors:
+            raise errors[0]
+
+
+async def page_ids(page: Page) -> list[str]:
+    """The ids the page lists, oldest first."""
+    ids: list[str] = await page.eval_on_selector_all("#events li", "items => items.map(i => i.dataset.id)")
+    return ids[::-1]
+
+
+async def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def status(page: Page) -> tuple[str, str]:
+    state = await page.get_attribute("#status", "data-state") or ""
+    return state, await page.inner_text("#status")
+
+
+async def test_page_shows_live_events_and_resumes_once_each_after_a_server_restart(database_url: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    db = await asyncpg.connect(asyncpg_dsn(database_url))
+    with running_devnet(ledger_interval=0.2, traffic_per_ledger=3, seed=1) as devnet:
+        settings = worker_settings(devnet, database_url, retry_ms=300, heartbeat_interval=1.0)
+        worker = Worker(settings, database_url)
+        indexing = asyncio.create_task(worker.run())
+        try:
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                    console_errors: list[str] = []
+                    page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+                    with api_server(create_app(settings, database_url)) as base_url:
+                        port = int(base_url.rsplit(":", 1)[1])
+                        await page.goto(f"{base_url}/?all=true")
+                        await wait_for(lambda: _state_is(page, "live"), "the page to be live")
+                        await wait_for(lambda: _has_events(page, 20), "20 events on the page")
+                        await _check_balances(page)
+                        before = await page_ids(page)
+                    # The server is down: the page says so and the worker keeps indexing meanwhile.
+                    await wait_for(lambda: _state_is(page, "reconnecting"), "the page to notice the drop")
+                    state, text = await status(page)
+                    assert before[-1] in text or "Reconnecting" in text
+                    await page.screenshot(path=str(ARTIFACTS / "live-page-reconnecting.png"), full_page=False)
+                    down_from = await db.fetchval("SELECT max(id) FROM events")
+                    await asyncio.sleep(1.5)
+                    missed = await db.fetchval("SELECT count(*) FROM events WHERE id > $1", down_from)
+                    assert missed > 0, "events happened while the API was down"
+                    with api_server(create_app(settings, database_url), port) as base_url_again:
+                        assert base_url_again == base_url
+                        await wait_for(lambda: _state_is(page, "live"), "the page to be live again")
+                        worker.stop()
+                        await asyncio.wait_for(indexing, 15)
+                        last = await db.fetchval("SELECT max(id) FROM events")
+                        await wait_for(lambda: _shows(page, last), "the page to show the last indexed event")
+                        shown = await page_ids(page)
+                        assert len(shown) == len(set(shown)), "an event is listed twice"
+                        expected = [r["id"] for r in await db.fetch(
+                            "SELECT id FROM events WHERE id >= $1 ORDER BY id", shown[0])]
+                        assert shown == expected, "the page lost or reordered events across the restart"
+                        assert set(before) <= set(shown) or len(shown) == 500
+                        assert any(down_from < i for i in shown)
+                        await page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=False)
+                        await page.locator("#events li").nth(30).scroll_into_view_if_needed()
+                        await page.screenshot(path=str(ARTIFACTS / "live-page-events.png"), full_page=False)
+                        await page.set_viewport_size({"width": 390, "height": 844})
+                        await page.click("#filter-panel > summary")  # folded, as it starts on a phone
+                        await page.screenshot(path=str(ARTIFACTS / "live-page-phone.png"), full_page=False)
+                        width = await page.evaluate("document.documentElement.scrollWidth")
+                        assert width <= 400, f"the page scrolls sideways on a phone ({width}px wide)"
+                    assert console_errors == []
+                finally:
+                    await browser.close()
+        finally:
+            worker.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(indexing, 15)
+            await db.close()
+
+
+async def test_page_explains_a_rejected_filter_instead_of_retrying(database_url: str) -> None:
+    with running_devnet() as devnet:
+        settings = worker_settings(devnet, database_url)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                with api_server(create_app(settings, database_url)) as base_url:
+                    await page.goto(f"{base_url}/?users=GNOTANADDRESS")
+                    await wait_for(lambda: _state_is(page, "error"), "the page to show the refusal")
+                    state, text = await status(page)
+                    assert "not a valid Stellar address" in text
+                    # the filters are in the URL and the form
+                    assert await page.input_value("#users") == "GNOTANADDRESS"
+            finally:
+                await browser.close()
+
+
+async def test_the_pages_balance_formula_is_the_indexers(database_url: str) -> None:
+    """The page's BigInt port of `claimable` gives the Python numbers, and amounts format exactly."""
+    with running_devnet() as devnet:
+        settings = worker_settings(devnet, database_url)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                with api_server(create_app(settings, database_url)) as base_url:
+                    await page.goto(f"{base_url}/?all=true")
+                    cases = [
+                        # rate, deposited, withdrawn, last_update_time, paused_at, now
+                        (7, 1000, 0, 100, None, 150),
+                        (7, 1000, 0, 100, None, 10_000),
+                        (7, 1000, 300, 100, 120, 10_000),
+                        (10**18, 2**127 - 1, 5, 1_700_000_000, None, 1_800_000_000),
+                        (3, 90, 0, 200, None, 150),
+                    ]
+                    got = await page.evaluate(
+                        """async cases => {
+                            const f = await import("./format.js");
+                            return cases.map(([rate, dep, wd, last, paused, now]) => {
+                                const s = {status: paused === null ? "active" : "paused", ratePerSecond: rate,
+                                           deposited: dep, withdrawn: wd, lastUpdateTime: last, pausedAt: paused};
+                                const b = f.balances(s, BigInt(now));
+                                return [b.claimable.toString(), b.remaining.toString()];
+                            });
+                        }""",
+                        [[str(v) if v is not None else None for v in case] for case in cases],
+                    )
+                    for (rate, dep, wd, last, paused, now), (claim, remaining) in zip(cases, got, strict=True):
+                        expected = claimable(rate=rate, deposited=dep, withdrawn=wd, last_update_time=last,
+                                             paused_at=paused, now=now)
+                        assert (int(claim), int(remaining)) == (expected, dep - wd - expected)
+                    formatted = await page.evaluate(
+                        """async () => {
+                            const f = await import("./format.js");
+                            return [f.formatAmount("125000000", 7), f.formatAmount("1", 7),
+                                    f.formatAmount((2n ** 127n - 1n).toString(), 7), f.formatAmount("0", 7)];
+                        }"""
+                    )
+                    assert formatted == ["12.5", "0.0000001", "17,014,118,346,046,923,173,168,730,371,588.4105727",
+                                         "0"]
+            finally:
+                await browser.close()
+
+
+async def _state_is(page: Page, state: str) -> bool:
+    return (await page.get_attribute("#status", "data-state")) == state
+
+
+async def _has_events(page: Page, count: int) -> bool:
+    return await page.locator("#events li").count() >= count
+
+
+async def _shows(page: Page, event_id: str) -> bool:
+    return await page.locator(f'#events li[data-id="{event_id}"]').count() == 1
+
+
+async def _check_balances(page: Page) -> None:
+    """Stream cards appear with exact decimal balances from GET /streams/{id}."""
+    await wait_for(
+        lambda: _card_loaded(page), "a stream card with its balance loaded", timeout=15
+    )
+    values = await page.eval_on_selector_all(
+        ".card .claimable", "nodes => nodes.map(n => n.textContent)"
+    )
+    assert any(v and v != "—" for v in values)
+    for value in values:
+        if value != "—":
+            assert value.replace(",", "").replace(".", "", 1).isdigit(), value
+
+
+async def _card_loaded(page: Page) -> bool:
+    texts = await page.eval_on_selector_all(".card .claimable", "nodes => nodes.map(n => n.textContent)")
+    return any(text != "—" for text in texts)
