@@ -84,8 +84,8 @@ async def page_ids(page: Page) -> list[str]:
     return ids[::-1]
 
 
-async def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(condition: Any, what: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
     while not await condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -239,7 +239,7 @@ async def _shows(page: Page, event_id: str) -> bool:
 async def _check_balances(page: Page) -> None:
     """Stream cards appear with exact decimal balances from GET /streams/{id}."""
     await wait_for(
-        lambda: _card_loaded(page), "a stream card with its balance loaded", timeout=15
+        lambda: _card_loaded(page), "a stream card with its balance loaded", seconds=15
     )
     values = await page.eval_on_selector_all(
         ".card .claimable", "nodes => nodes.map(n => n.textContent)"
