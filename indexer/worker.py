@@ -172,10 +172,7 @@ class Worker:
 
 def _retention_advice(position: Position, exc: OutOfRetention, rpc_url: str) -> str:
     where = f"cursor {position.cursor}" if position.cursor else f"ledger {position.start_ledger}"
-    if position.cursor:
-        first_missing = (int(position.cursor.split("-")[0]) >> 32) + 1
-    else:
-        first_missing = position.start_ledger or 0
+    first_missing = (int(position.cursor.split("-")[0]) >> 32) + 1 if position.cursor else position.start_ledger or 0
     oldest = exc.oldest_ledger or 0
     return (
         f"The indexer must continue from {where}, but {rpc_url} only keeps ledgers "

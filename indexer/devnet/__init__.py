@@ -105,8 +105,8 @@ class Devnet:
             await asyncio.sleep(max(next_close - loop.time(), 0))
             self.chain.close_ledger()
 
-    async def serve(self, config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> None:
-        server = uvicorn.Server(config)
+    async def serve(self, server: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+        """Run `server` (serving `self.app`) and close ledgers until it stops."""
         ledgers = asyncio.create_task(self.close_ledgers())
         try:
             await server.serve(sockets=sockets)
@@ -138,7 +138,7 @@ async def serve(
         seed=seed,
     )
     devnet.url = f"http://{host}:{port}"
-    await devnet.serve(uvicorn.Config(devnet.app, host=host, port=port, lifespan="off", ws="none"))
+    await devnet.serve(uvicorn.Server(uvicorn.Config(devnet.app, host=host, port=port, lifespan="off", ws="none")))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,114 @@
+"""The Starlette application: live events over SSE, REST over the indexed tables, the live page.
+
+One process holds one asyncpg pool (queries and replays), one dedicated LISTEN connection (the
+listener) and one hub (the fan-out to this process's SSE clients).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from api import rest
+from api.hub import Hub
+from api.listener import Listener
+from api.sse import HEARTBEAT, Subscribe
+from indexer.database import create_pool
+from indexer.settings import Settings
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+STARTUP_WAIT = 10.0
+
+
+async def stats(request: Request) -> JSONResponse:
+    """GET /events/stats: connections, deliveries, drops, and where the indexer is."""
+    state = request.app.state
+    hub: Hub = state.hub
+    cursor = await state.pool.fetchrow(
+        "SELECT max(last_ledger) AS last_ledger, max(latest_ledger) AS latest_ledger, max(last_event_id) AS "
+        "last_event_id, max(latest_ledger_closed_at) AS latest_closed_at FROM indexer_cursor"
+    )
+    last, latest = cursor["last_ledger"], cursor["latest_ledger"]
+    return JSONResponse({
+        "activeConnections": hub.connections,
+        "connectionsByFilter": {kind: n for kind, n in sorted(hub.stats.connections_by_kind.items()) if n},
+        "eventsDelivered": hub.stats.events_delivered,
+        "clientsDropped": hub.stats.clients_dropped,
+        "lastPublishedEventId": hub.high_water or None,
+        "lastIndexedLedger": last,
+        "lastIndexedEventId": cursor["last_event_id"],
+        "latestLedger": latest,
+        "indexerLagLedgers": None if last is None or latest is None else max(latest - last, 0),
+        "listenerConnected": state.listener.connected,
+        "listenerReconnects": state.listener.reconnects,
+    })
+
+
+def create_app(settings: Settings, database_url: str) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.pool = await create_pool(database_url)
+        app.state.hub = hub = Hub(settings.client_buffer)
+        app.state.listener = listener = Listener(database_url, hub)
+        app.state.live = listener  # `connected` is what /ready checks
+        tasks = [asyncio.create_task(listener.run(), name="listener"),
+                 asyncio.create_task(_heartbeats(hub, settings.heartbeat_interval), name="heartbeats")]
+        with contextlib.suppress(TimeoutError):
+            # Serve once the live feed can take subscribers; past the wait /events/subscribe says 503.
+            await asyncio.wait_for(listener.became_ready.wait(), STARTUP_WAIT)
+        try:
+            yield
+        finally:
+            hub.close_all("the server is shutting down; reconnect to resume")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await app.state.pool.close()
+
+    routes: list[Any] = [
+        Route("/events/subscribe", Subscribe(), methods=["GET"]),
+        Route("/events/stats", stats, methods=["GET"]),
+        *rest.routes,
+        Mount("/", StaticFiles(directory=STATIC, html=True, check_dir=False), name="page"),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=rest.exception_handlers)
+
+
+async def _heartbeats(hub: Hub, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        hub.broadcast(HEARTBEAT)
+
+
+class Server(uvicorn.Server):
+    """uvicorn, plus: on shutdown every SSE stream is closed with a retry hint first, so that the
+    server never waits on open streams."""
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        app = self.config.loaded_app
+        while app is not None and not hasattr(app, "state"):
+            app = getattr(app, "app", None)  # unwrap uvicorn's own middleware
+        hub = getattr(getattr(app, "state", None), "hub", None)
+        if hub is not None:
+            hub.close_all("the server is shutting down; reconnect to resume")
+        await super().shutdown(sockets)
+
+
+async def serve(settings: Settings, database_url: str, **uvicorn_options: Any) -> None:
+    app = create_app(settings, database_url)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on",
+                            timeout_graceful_shutdown=5, log_level="info", **uvicorn_options)
+    await Server(config).serve()

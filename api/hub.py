@@ -1,0 +1,168 @@
+"""The in-process fan-out: live events to the subscribers that want them.
+
+Subscribers are indexed by what they select (everything, a type, a stream, an address), so an
+event costs work only for the subscribers it goes to, never a scan of every connection. Each event
+arrives already serialized; its bytes are shared by every subscriber. Each subscriber has a bounded
+queue: one that stops reading is dropped when its queue is full (it resumes by id) and never slows
+the others.
+
+`high_water` is the id of the last event published. A subscriber that replays history from the
+database switches to live delivery only when its replay has reached `high_water`, with no await in
+between, so nothing falls between replay and live and nothing arrives twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from api.filters import EventFilter
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    id: str
+    kind: str
+    stream_id: int | None
+    parties: frozenset[str]
+    frame: bytes
+
+
+class Subscriber:
+    """One connection's queue of frames. `wakeup` is set when there is something to send or when
+    the subscriber is closed (`closed_reason` then says why)."""
+
+    __slots__ = ("selected", "frames", "limit", "wakeup", "closed_reason", "abort")
+
+    def __init__(self, selected: EventFilter, limit: int) -> None:
+        self.selected = selected
+        self.frames: deque[bytes] = deque()
+        self.limit = limit
+        self.wakeup = asyncio.Event()
+        self.closed_reason: str | None = None
+        # Closes the connection at once (set by the SSE endpoint where the server allows it).
+        self.abort: Callable[[], None] | None = None
+
+    def offer(self, frame: bytes) -> bool:
+        """Queue a frame; False when the queue is full."""
+        if len(self.frames) >= self.limit:
+            return False
+        self.frames.append(frame)
+        self.wakeup.set()
+        return True
+
+    def take(self) -> list[bytes]:
+        frames = list(self.frames)
+        self.frames.clear()
+        self.wakeup.clear()
+        return frames
+
+    def close(self, reason: str) -> None:
+        if self.closed_reason is None:
+            self.closed_reason = reason
+        self.wakeup.set()
+
+
+@dataclass
+class HubStats:
+    events_delivered: int = 0
+    clients_dropped: int = 0
+    connections_by_kind: Counter[str] = field(default_factory=Counter)
+
+
+class Hub:
+    def __init__(self, client_buffer: int) -> None:
+        self.client_buffer = client_buffer
+        self.high_water = ""
+        self.stats = HubStats()
+        self._everything: set[Subscriber] = set()
+        self._by_type: dict[str, set[Subscriber]] = {}
+        self._by_stream: dict[int, set[Subscriber]] = {}
+        self._by_user: dict[str, set[Subscriber]] = {}
+        self._subscribers: set[Subscriber] = set()
+
+    @property
+    def connections(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, selected: EventFilter) -> Subscriber:
+        """A live subscriber for `selected`; it receives every event published from now on."""
+        subscriber = Subscriber(selected, self.client_buffer)
+        self._subscribers.add(subscriber)
+        self.stats.connections_by_kind[selected.kind()] += 1
+        for index, keys in self._placement(selected):
+            for key in keys:
+                index.setdefault(key, set()).add(subscriber)
+        if selected.everything:
+            self._everything.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber not in self._subscribers:
+            return
+        self._subscribers.discard(subscriber)
+        self.stats.connections_by_kind[subscriber.selected.kind()] -= 1
+        self._everything.discard(subscriber)
+        for index, keys in self._placement(subscriber.selected):
+            for key in keys:
+                members = index.get(key)
+                if members is not None:
+                    members.discard(subscriber)
+                    if not members:
+                        del index[key]
+
+    def _placement(self, selected: EventFilter) -> list[tuple[dict, Iterable]]:
+        """The indexes a subscriber is filed under (one entry per key it selects by)."""
+        if selected.everything:
+            return []
+        if selected.streams or selected.users:
+            return [(self._by_stream, selected.streams), (self._by_user, selected.users)]
+        return [(self._by_type, selected.types)]
+
+    def publish(self, events: Iterable[LiveEvent]) -> None:
+        """Hand each event to the subscribers that want it, in order."""
+        delivered = 0
+        overflowing: list[Subscriber] = []
+        for event in events:
+            targets: Iterable[Subscriber] = self._everything
+            picked = self._by_type.get(event.kind)
+            narrow: set[Subscriber] = set()
+            if event.stream_id is not None and (by_stream := self._by_stream.get(event.stream_id)):
+                narrow |= by_stream
+            for party in event.parties:
+                if by_user := self._by_user.get(party):
+                    narrow |= by_user
+            for group in (targets, picked or (), narrow):
+                for subscriber in group:
+                    types = subscriber.selected.types
+                    if types and event.kind not in types:
+                        continue
+                    if subscriber.offer(event.frame):
+                        delivered += 1
+                    else:
+                        overflowing.append(subscriber)
+            self.high_water = event.id
+        for subscriber in overflowing:
+            if subscriber in self._subscribers:
+                self.stats.clients_dropped += 1
+                self.drop(subscriber, "the client read too slowly; it resumes from its last event id")
+        self.stats.events_delivered += delivered
+
+    def drop(self, subscriber: Subscriber, reason: str) -> None:
+        """Stop feeding `subscriber` and cut its connection, even if a write to it is blocked."""
+        self.unsubscribe(subscriber)
+        subscriber.close(reason)
+        if subscriber.abort is not None:
+            subscriber.abort()
+
+    def broadcast(self, frame: bytes) -> None:
+        """A frame for every subscriber, whatever it selects (heartbeats)."""
+        for subscriber in self._subscribers:
+            subscriber.offer(frame)
+
+    def close_all(self, reason: str) -> None:
+        for subscriber in list(self._subscribers):
+            self.unsubscribe(subscriber)
+            subscriber.close(reason)

@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import asyncpg
+import httpx
+import pytest
+from stellar_sdk import Keypair
+
+from api.sse import encode, error_frame, retry_frame
+from tests.live import (
+    Received,
+    add_traffic,
+    all_event_ids,
+    index_now,
+    live_pipeline,
+    read_sse,
+    subscription,
+    wait_for,
+)
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (encode("0000000012884905984-0000000000", "stream.created", '{"a":1}'),
+         b'id: 0000000012884905984-0000000000\nevent: stream.created\ndata: {"a":1}\n\n'),
+        (encode("1-2", "protocol.initialized", "{}"), b"id: 1-2\nevent: protocol.initialized\ndata: {}\n\n"),
+        (retry_frame(2000), b"retry: 2000\n\n"),
+        (error_frame("bad id"), b'event: error\ndata: {"error": "bad id"}\n\n'),
+    ],
+)
+def test_frames_are_encoded_exactly(frame: bytes, expected: bytes) -> None:
+    assert frame == expected
+
+
+async def test_replay_then_live_with_every_filter_form(database_url: str, db: asyncpg.Connection) -> None:
+    with live_pipeline(database_url, retry_ms=1500) as (devnet, base_url):
+        add_traffic(devnet, 400)
+        await index_now(devnet, database_url)
+        rows = await db.fetch("SELECT id, kind, stream_id FROM events ORDER BY id")
+        parties: dict[str, set[str]] = {}
+        for r in await db.fetch("SELECT event_id, address FROM event_parties"):
+            parties.setdefault(r["event_id"], set()).add(r["address"])
+        stream_ids = sorted({int(r["stream_id"]) for r in rows if r["stream_id"] is not None})[:3]
+        user = sorted(parties[rows[-1]["id"]])[0]
+        expected = {
+            "all=true": [r["id"] for r in rows],
+            f"streams={stream_ids[0]}": [r["id"] for r in rows if r["stream_id"] == stream_ids[0]],
+            f"streams={stream_ids[0]}&streams={stream_ids[1]}": [
+                r["id"] for r in rows if r["stream_id"] in stream_ids[:2]],
+            f"streams={stream_ids[0]},{stream_ids[1]},{stream_ids[2]}": [
+                r["id"] for r in rows if r["stream_id"] in stream_ids],
+            f"users={user}": [r["id"] for r in rows if user in parties.get(r["id"], set())],
+            "types=stream.created,stream.withdrawn": [
+                r["id"] for r in rows if r["kind"] in ("stream.created", "stream.withdrawn")],
+            f"types=stream.created&streams={stream_ids[0]}": [
+                r["id"] for r in rows if r["kind"] == "stream.created" and r["stream_id"] == stream_ids[0]],
+        }
+        first = rows[0]["id"]
+        for query, matching in expected.items():
+            ids = [i for i in matching if i > first]
+            assert ids, query
+            async with subscription(base_url, f"{query}&lastEventId={first}") as (response, got):
+                assert response.status_code == 200
+                assert response.headers["content-type"].startswith("text/event-stream")
+                assert response.headers["cache-control"].startswith("no-cache")
+                assert response.headers["x-accel-buffering"] == "no"
+                await read_sse(response, got, stop_after=len(ids))
+            assert got.ids == ids, query
+            assert got.retry == 1500
+        # the payload: the backend's keys, amounts as strings
+        async with subscription(base_url, f"types=stream.created&lastEventId={first}") as (response, got):
+            await read_sse(response, got, stop_after=1)
+        created = got.data[0]
+        assert created["type"] == "stream.created" and got.types[0] == "stream.created"
+        for key in ("id", "streamId", "sender", "recipient", "tokenAddress", "ratePerSecond", "depositedAmount",
+                    "startTime", "transactionHash", "ledger", "ledgerClosedAt", "contractId"):
+            assert key in created, key
+        assert isinstance(created["depositedAmount"], str) and created["depositedAmount"].isdigit()
+        assert created["ledgerClosedAt"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("", None),
+        ("streams=abc", "streams"),
+        ("streams=0", "streams"),
+        ("streams=18446744073709551616", "streams"),
+        ("users=GBDK4KAKYLSGPQSZB65NBASVBK7D6X7C6XCNA3EANO3KT7ZBDLGTP72T", "users"),
+        ("users=alice", "users"),
+        ("types=stream.exploded", "types"),
+        ("all=maybe", "all"),
+        ("all=true&colour=blue", "colour"),
+        ("all=true&lastEventId=yesterday", "lastEventId"),
+        ("all=true&lastEventId=0000000012884905984-0000000000", "lastEventId"),
+    ],
+)
+async def test_bad_subscriptions_are_400s_that_say_why(
+    database_url: str, query: str, parameter: str | None
+) -> None:
+    with live_pipeline(database_url) as (_devnet, base_url):
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{base_url}/events/subscribe?{query}")
+        assert response.status_code == 400
+        body = response.json()
+        assert body["parameter"] == parameter
+        assert len(body["error"]) > 20
+
+
+async def test_a_client_resuming_after_a_drop_gets_every_later_event_once_in_order(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 10)
+        await index_now(devnet, database_url)
+        start = (await all_event_ids(db))[-1]
+        first = Received()
+        async with subscription(base_url, f"all=true&cursor={start}") as (response, _):
+            reader = asyncio.create_task(read_sse(response, first, stop_after=150))
+            add_traffic(devnet, 1500, seed=2)
+            await index_now(devnet, database_url, page_size=50)
+            await reader  # disconnects mid-burst, after 150 events
+        second = Received()
+        async with subscription(base_url, "all=true", {"Last-Event-ID": first.ids[-1]}) as (response, _):
+            expected = [i for i in await all_event_ids(db) if i > start]
+            await read_sse(response, second, stop_after=len(expected) - len(first.ids))
+        assert first.ids + second.ids == expected
+
+
+async def test_events_committed_while_a_client_replays_arrive_once(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """The seam: the writer keeps committing pages while clients replay and switch to live."""
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 3000)
+        await index_now(devnet, database_url, page_size=500)
+        first = (await all_event_ids(db))[0]
+        add_traffic(devnet, 3000, seed=3)
+        writer = asyncio.create_task(index_now(devnet, database_url, page_size=20))
+        clients = [Received() for _ in range(4)]
+
+        async def follow(got: Received, delay: float) -> None:
+            await asyncio.sleep(delay)
+            async with subscription(base_url, f"all=true&lastEventId={first}") as (response, _):
+                await read_sse(response, got, stop_after=devnet.chain.event_count - 1)
+
+        readers = [asyncio.create_task(follow(got, i * 0.15)) for i, got in enumerate(clients)]
+        await writer
+        await asyncio.wait_for(asyncio.gather(*readers), 60)
+        expected = (await all_event_ids(db))[1:]
+        for got in clients:
+            assert got.ids == expected
+
+
+async def test_a_killed_listener_connection_loses_nothing(database_url: str, db: asyncpg.Connection) -> None:
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 10)
+        await index_now(devnet, database_url)
+        before = await all_event_ids(db)
+        got = Received()
+        async with subscription(base_url, f"all=true&cursor={before[-1]}") as (response, _):
+            add_traffic(devnet, 2000, seed=4)
+            reader = asyncio.create_task(read_sse(response, got, stop_after=devnet.chain.event_count - len(before)))
+            writer = asyncio.create_task(index_now(devnet, database_url, page_size=25))
+            killed = 0
+            for _ in range(3):
+                await asyncio.sleep(0.3)
+                killed += await db.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1' OR query ILIKE '%FROM events WHERE id >%')"
+                )
+            await writer
+            await asyncio.wait_for(reader, 60)
+        assert killed >= 1
+        assert got.ids == [i for i in await all_event_ids(db) if i > before[-1]]
+        async with httpx.AsyncClient() as client:
+            stats = (await client.get(f"{base_url}/events/stats")).json()
+        assert stats["listenerReconnects"] >= 1
+
+
+async def test_a_client_that_never_reads_is_dropped_and_others_keep_receiving(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with live_pipeline(database_url, client_buffer=100) as (devnet, base_url):
+        host, port = base_url.removeprefix("http://").split(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # before connecting: a small window
+        sock.connect((host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(b"GET /events/subscribe?all=true HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        writer.transport.pause_reading()  # type: ignore[attr-defined]  # the client stops reading
+        got = Received()
+        dropped = 0
+        async with subscription(base_url, "all=true") as (response, _), httpx.AsyncClient() as client:
+            reading = asyncio.create_task(read_sse(response, got))
+            # kernel and transport buffers take a few MB before the server's writes block: send until
+            # the silent client overflows its queue
+            for seed in range(10, 30):
+                add_traffic(devnet, 3000, seed=seed)
+                await index_now(devnet, database_url, page_size=500)
+                dropped = (await client.get(f"{base_url}/events/stats")).json()["clientsDropped"]
+                if dropped:
+                    break
+            expected = await all_event_ids(db)
+            await wait_for(lambda: len(got.ids) >= len(expected), 60)
+            reading.cancel()
+        assert dropped == 1
+        assert got.ids == expected
+        writer.close()
+
+
+async def test_a_stream_created_after_connecting_reaches_its_senders_connection(
+    database_url: str,
+) -> None:
+    sender, recipient = Keypair.random().public_key, Keypair.random().public_key
+    with live_pipeline(database_url, heartbeat_interval=0.2) as (devnet, base_url):
+        devnet.chain.execute("initialize", {"admin": recipient, "treasury": recipient, "fee_rate_bps": 0})
+        await index_now(devnet, database_url)
+        got = Received()
+        async with subscription(base_url, f"users={sender}") as (response, _):
+            reading = asyncio.create_task(read_sse(response, got, stop_after=1))
+            await asyncio.sleep(0.5)  # heartbeats flow while nothing concerns the user
+            receipt = devnet.chain.execute("create_stream", {
+                "sender": sender, "recipient": recipient, "token_address": devnet.traffic.token,
+                "amount": 10_000, "duration": 100})
+            assert receipt.error is None
+            await index_now(devnet, database_url)
+            await asyncio.wait_for(reading, 20)
+        assert got.types == ["stream.created"]
+        assert got.data[0]["sender"] == sender
+        assert got.comments >= 1
