@@ -1,0 +1,9 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY indexer ./indexer
+COPY api ./api
+COPY migrations ./migrations
+RUN pip install --no-cache-dir . && useradd --create-home flowfi
+USER flowfi
+ENTRYPOINT ["flowfi"]
