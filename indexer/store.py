@@ -11,6 +11,7 @@ costs a handful of round trips whatever its size.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,12 @@ class PageWritten:
 
 def cursor_key(contract_ids: Sequence[str]) -> str:
     return ",".join(sorted(contract_ids))
+
+
+def writer_lock_key(contract_ids: Sequence[str]) -> int:
+    """The advisory lock that lets one worker at a time write these contracts' events."""
+    digest = hashlib.sha256(b"flowfi-writer:" + cursor_key(contract_ids).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 async def load_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> Cursor | None:

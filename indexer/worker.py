@@ -30,11 +30,16 @@ log = logging.getLogger(__name__)
 
 # Where a worker with no cursor and no start ledger begins: about a day of ledgers back.
 RECENT_LEDGERS = 17_280
+STANDBY_POLL_SECONDS = 1.0
 
 T = TypeVar("T")
 
 DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                    asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, TimeoutError)
+
+
+class _LockLost(Exception):
+    """The connection holding the writer lock is gone (and the lock with it)."""
 
 
 class IndexerStopped(Exception):
@@ -62,26 +67,62 @@ class Worker:
         self.stopping.set()
 
     async def run(self) -> None:
-        """Index until stopped."""
+        """Index until stopped. Only the holder of the contracts' advisory lock writes; another worker
+        on the same database stands by and takes over within seconds when the holder dies."""
         try:
             await self._check_network()
-            position = await self._retry(self._starting_position, "read the cursor")
             while not self.stopping.is_set():
-                page = await self._until_stopped(self._retry(partial(self._fetch, position), "getEvents"))
-                if page is None:
+                conn = await self._until_stopped(self._retry(self._take_writer_lock, "take the writer lock"))
+                if conn is None:
                     break
-                await self._retry(partial(self._write, page), "write a page")
-                position = Position(cursor=page.cursor, start_ledger=None)
-                if len(page.events) < self.settings.page_size:
-                    await self._until_stopped(asyncio.sleep(self.settings.poll_interval))
+                position = await self._retry(self._starting_position, "read the cursor")
+                await self._index(conn, position)
         finally:
             await self.rpc.aclose()
             if self._conn is not None:
                 await self._conn.close()
 
+    async def _index(self, conn: asyncpg.Connection, position: Position) -> None:
+        """Page through the chain while `conn`, which holds the lock, lives."""
+        while not self.stopping.is_set():
+            page = await self._until_stopped(self._retry(partial(self._fetch, position), "getEvents"))
+            if page is None:
+                return
+            try:
+                await self._retry(partial(self._write, conn, page), "write a page")
+            except _LockLost:
+                log.warning("the database connection holding the writer lock was lost; taking it again")
+                return
+            position = Position(cursor=page.cursor, start_ledger=None)
+            if len(page.events) < self.settings.page_size:
+                await self._until_stopped(asyncio.sleep(self.settings.poll_interval))
+
+    async def _take_writer_lock(self) -> asyncpg.Connection:
+        """A new connection holding the advisory lock of these contracts (waiting for it if another
+        worker has it). The lock lives as long as the connection."""
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+        conn = await connect(self.database_url)
+        key = store.writer_lock_key(self.contract_ids)
+        standing_by = False
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            if not standing_by:
+                log.info("another worker is indexing these contracts; standing by to take over")
+                standing_by = True
+            await asyncio.sleep(STANDBY_POLL_SECONDS)
+        if standing_by:
+            log.info("took over as the writing worker")
+        self._conn = conn
+        return conn
+
     async def forget_cursor(self) -> None:
         """Drop the stored cursor, so that the next run starts at the configured start ledger."""
-        await store.forget_cursor(await self._connection(), self.contract_ids)
+        conn = await connect(self.database_url)
+        try:
+            await store.forget_cursor(conn, self.contract_ids)
+        finally:
+            await conn.close()
 
     async def _check_network(self) -> None:
         network = await self._retry(self.rpc.get_network, "getNetwork")
@@ -93,7 +134,8 @@ class Worker:
             )
 
     async def _starting_position(self) -> Position:
-        cursor = await store.load_cursor(await self._connection(), self.contract_ids)
+        assert self._conn is not None
+        cursor = await store.load_cursor(self._conn, self.contract_ids)
         if cursor is not None:
             log.info("resuming after ledger %d (cursor %s)", cursor.last_ledger, cursor.rpc_cursor)
             return Position(cursor=cursor.rpc_cursor, start_ledger=None)
@@ -114,10 +156,12 @@ class Worker:
         except OutOfRetention as exc:
             raise IndexerStopped(_retention_advice(position, exc, self.settings.rpc_url)) from exc
 
-    async def _write(self, page: EventPage) -> None:
+    async def _write(self, conn: asyncpg.Connection, page: EventPage) -> None:
+        if self._conn is None or conn is not self._conn or self._conn.is_closed():
+            raise _LockLost
         started = time.perf_counter()
         decoded = [decode(raw) for raw in page.events]
-        written = await store.write_page(await self._connection(), self.contract_ids, page, decoded)
+        written = await store.write_page(conn, self.contract_ids, page, decoded)
         elapsed = time.perf_counter() - started
         self.events_indexed += written.new_events
         lag = page.latest_ledger - store.ledger_of_cursor(page)
@@ -130,11 +174,6 @@ class Worker:
         for d in decoded:
             if d.error is not None:
                 log.warning("event %s went to the dead letters: %s", d.raw.id, d.error)
-
-    async def _connection(self) -> asyncpg.Connection:
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await connect(self.database_url)
-        return self._conn
 
     async def _retry(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
         async for try_ in AsyncRetrying(
