@@ -1,6 +1,7 @@
 """The live page in headless Chromium, against the real API fed by the local network and the worker:
-events appear, balances tick, and after the API server is restarted on the same port the page resumes
-by itself and shows every event exactly once (compared with the events table).
+events appear, balances load, and after the API server is stopped, replaced for a while by a 503
+(the EventSource gives up) and restarted on the same port, the page resumes by itself and shows every
+event exactly once (compared with the events table).
 
 Needs a Chromium binary (Debian: `apt-get install chromium`) and the `playwright` Python package; it
 never downloads a browser. Screenshots go to test-artifacts/.
@@ -17,11 +18,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, Response, async_playwright
 
 from api.app import Server, create_app
 from indexer.database import asyncpg_dsn
@@ -43,7 +45,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @contextlib.contextmanager
-def api_server(app: Any, port: int = 0) -> Iterator[str]:
+def api_server(app: Any, port: int = 0, lifespan: Literal["on", "off"] = "on") -> Iterator[str]:
     """Serve `app` with the API's own server class on 127.0.0.1:`port` (0: any free port) in a
     background thread; yields the base URL. Stopping closes every SSE stream, as in production."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -52,7 +54,7 @@ def api_server(app: Any, port: int = 0) -> Iterator[str]:
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     import uvicorn
 
-    server = Server(uvicorn.Config(app, lifespan="on", ws="none", log_level="warning", timeout_graceful_shutdown=2))
+    server = Server(uvicorn.Config(app, lifespan=lifespan, ws="none", log_level="warning", timeout_graceful_shutdown=2))
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -76,6 +78,14 @@ def api_server(app: Any, port: int = 0) -> Iterator[str]:
         sock.close()
         if errors:
             raise errors[0]
+
+
+async def unavailable(scope: Any, receive: Any, send: Any) -> None:
+    """What a load balancer answers while the API is being redeployed: 503 to everything."""
+    assert scope["type"] == "http"
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")]})
+    await send({"type": "http.response.body", "body": b'{"error": "deploying"}'})
 
 
 async def page_ids(page: Page) -> list[str]:
@@ -111,6 +121,15 @@ async def test_page_shows_live_events_and_resumes_once_each_after_a_server_resta
                     page = await browser.new_page(viewport={"width": 1280, "height": 900})
                     console_errors: list[str] = []
                     page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+                    requests: list[tuple[str | None, str | None, int]] = []  # Last-Event-ID, lastEventId=, status
+
+                    async def record(response: Response) -> None:
+                        if "/events/subscribe" in response.url:
+                            headers = await response.request.all_headers()
+                            query = parse_qs(urlsplit(response.url).query).get("lastEventId", [None])[0]
+                            requests.append((headers.get("last-event-id"), query, response.status))
+
+                    page.on("response", record)
                     with api_server(create_app(settings, database_url)) as base_url:
                         port = int(base_url.rsplit(":", 1)[1])
                         await page.goto(f"{base_url}/?all=true")
@@ -124,7 +143,11 @@ async def test_page_shows_live_events_and_resumes_once_each_after_a_server_resta
                     assert before[-1] in text or "Reconnecting" in text
                     await page.screenshot(path=str(ARTIFACTS / "live-page-reconnecting.png"), full_page=False)
                     down_from = await db.fetchval("SELECT max(id) FROM events")
-                    await asyncio.sleep(1.5)
+                    # Then a load balancer answers 503 for a while: the EventSource gives up (CLOSED)
+                    # and the page must reconnect by itself, with lastEventId.
+                    with api_server(unavailable, port, lifespan="off"):
+                        await wait_for(lambda: _got_503(requests), "the page to meet the 503")
+                        await asyncio.sleep(1.0)
                     missed = await db.fetchval("SELECT count(*) FROM events WHERE id > $1", down_from)
                     assert missed > 0, "events happened while the API was down"
                     with api_server(create_app(settings, database_url), port) as base_url_again:
@@ -141,6 +164,10 @@ async def test_page_shows_live_events_and_resumes_once_each_after_a_server_resta
                         assert shown == expected, "the page lost or reordered events across the restart"
                         assert set(before) <= set(shown) or len(shown) == 500
                         assert any(down_from < i for i in shown)
+                        assert requests[0] == (None, None, 200), "the first connect is live only"
+                        after_503 = requests[[status for _, _, status in requests].index(503) + 1:]
+                        assert any(q and status == 200 for _, q, status in after_503), \
+                            "after the 503 the page reconnected by itself with lastEventId"
                         await page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=False)
                         await page.locator("#events li").nth(30).scroll_into_view_if_needed()
                         await page.screenshot(path=str(ARTIFACTS / "live-page-events.png"), full_page=False)
@@ -222,6 +249,10 @@ async def test_the_pages_balance_formula_is_the_indexers(database_url: str) -> N
                                          "0"]
             finally:
                 await browser.close()
+
+
+async def _got_503(requests: list[tuple[str | None, str | None, int]]) -> bool:
+    return any(status == 503 for _, _, status in requests)
 
 
 async def _state_is(page: Page, state: str) -> bool:
