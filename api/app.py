@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -56,6 +58,35 @@ async def stats(request: Request) -> JSONResponse:
     })
 
 
+class LiveMetrics:
+    """The API's Prometheus metrics, read from the hub and the listener when scraped (nothing is
+    counted twice on the hot path)."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        hub: Hub = self.state.hub
+        listener: Listener = self.state.listener
+        connections = GaugeMetricFamily("flowfi_sse_connections", "Open SSE connections", labels=["filter"])
+        for kind, count in sorted(hub.stats.connections_by_kind.items()):
+            connections.add_metric([kind], count)
+        yield connections
+        yield CounterMetricFamily("flowfi_sse_events_delivered", "Frames queued to SSE clients",
+                                  value=hub.stats.events_delivered)
+        yield CounterMetricFamily("flowfi_sse_clients_dropped", "SSE clients dropped for reading too slowly",
+                                  value=hub.stats.clients_dropped)
+        yield CounterMetricFamily("flowfi_listener_reconnects", "Reconnections of the LISTEN connection",
+                                  value=listener.reconnects)
+        yield GaugeMetricFamily("flowfi_listener_connected", "1 while the LISTEN connection is up",
+                                value=int(listener.connected))
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics: Prometheus text format."""
+    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
+
+
 def create_app(settings: Settings, database_url: str) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -64,6 +95,8 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         app.state.hub = hub = Hub(settings.client_buffer)
         app.state.listener = listener = Listener(database_url, hub)
         app.state.live = listener  # `connected` is what /ready checks
+        app.state.registry = registry = CollectorRegistry()
+        registry.register(LiveMetrics(app.state))
         tasks = [asyncio.create_task(listener.run(), name="listener"),
                  asyncio.create_task(_heartbeats(hub, settings.heartbeat_interval), name="heartbeats")]
         with contextlib.suppress(TimeoutError):
@@ -81,6 +114,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     routes: list[Any] = [
         Route("/events/subscribe", Subscribe(), methods=["GET"]),
         Route("/events/stats", stats, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         *rest.routes,
         Mount("/", StaticFiles(directory=STATIC, html=True, check_dir=False), name="page"),
     ]
@@ -109,6 +143,6 @@ class Server(uvicorn.Server):
 
 async def serve(settings: Settings, database_url: str, **uvicorn_options: Any) -> None:
     app = create_app(settings, database_url)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on",
-                            timeout_graceful_shutdown=5, log_level="info", **uvicorn_options)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", log_config=None,
+                            timeout_graceful_shutdown=5, **uvicorn_options)
     await Server(config).serve()

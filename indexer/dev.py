@@ -58,11 +58,12 @@ async def _run(settings: Settings, database_url: str, ledger_interval: float, tr
         ledger_interval=ledger_interval, traffic_per_ledger=traffic_rate * ledger_interval,
     )
     devnet_server = _QuietDevnetServer(
-        uvicorn.Config(devnet.app, host="127.0.0.1", port=rpc_port, lifespan="off", log_level="warning")
+        uvicorn.Config(devnet.app, host="127.0.0.1", port=rpc_port, lifespan="off", log_config=None,
+                       access_log=False)
     )
     api_server = _QuietApiServer(
         uvicorn.Config(create_app(settings, database_url), host=settings.host, port=settings.port,
-                       log_level="warning", timeout_graceful_shutdown=3)
+                       log_config=None, access_log=False, timeout_graceful_shutdown=3)
     )
     worker = Worker(settings, database_url)
 

@@ -5,7 +5,7 @@ an embedded PostgreSQL in the user's data folder."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FLOWFI_DATABASE_URL", "DATABASE_URL", "database_url"),
         description="PostgreSQL URL; without one an embedded server runs in data_dir",
     )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve the worker's Prometheus metrics on this port"
+    )
+    log_format: Literal["text", "json"] = Field("text", description="text for people, json for log collectors")
     host: str = Field("127.0.0.1", description="address the API listens on")
     port: int = Field(8080, ge=0, le=65535, description="port the API listens on")
     heartbeat_interval: float = Field(15.0, gt=0, description="seconds between SSE heartbeat comments")

@@ -20,7 +20,7 @@ from typing import TypeVar
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from indexer import store
+from indexer import metrics, store
 from indexer.database import connect
 from indexer.decode import decode
 from indexer.rpc import EventPage, OutOfRetention, RetryableRpcError, RpcClient
@@ -113,6 +113,7 @@ class Worker:
             await asyncio.sleep(STANDBY_POLL_SECONDS)
         if standing_by:
             log.info("took over as the writing worker")
+        metrics.IS_WRITER.set(1)
         self._conn = conn
         return conn
 
@@ -165,6 +166,11 @@ class Worker:
         elapsed = time.perf_counter() - started
         self.events_indexed += written.new_events
         lag = page.latest_ledger - store.ledger_of_cursor(page)
+        metrics.PAGE_SECONDS.observe(elapsed)
+        metrics.EVENTS_INDEXED.inc(written.new_events)
+        metrics.DEAD_LETTERS.inc(written.dead_letters)
+        metrics.LAST_LEDGER.set(store.ledger_of_cursor(page))
+        metrics.LEDGER_LAG.set(lag)
         if written.new_events or lag > 0:
             log.info(
                 "ledger %d, lag %d ledgers: %d new events (%d dead letters) in %.3f s, %.0f events/s",
@@ -190,9 +196,14 @@ class Worker:
         outcome = getattr(retry_state, "outcome", None)
         error = outcome.exception() if outcome is not None else None
         wait = getattr(getattr(retry_state, "next_action", None), "sleep", 0.0)
-        if isinstance(error, DATABASE_ERRORS) and self._conn is not None:
-            self._conn.terminate()
-            self._conn = None
+        if isinstance(error, DATABASE_ERRORS):
+            metrics.DATABASE_ERRORS.inc()
+            metrics.IS_WRITER.set(0)
+            if self._conn is not None:
+                self._conn.terminate()
+                self._conn = None
+        else:
+            metrics.RPC_ERRORS.labels(method=what).inc()
         log.warning("%s failed (%s); retry %d in %.1f s", what, error,
                     getattr(retry_state, "attempt_number", 0), wait)
 

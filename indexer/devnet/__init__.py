@@ -138,7 +138,8 @@ async def serve(
         seed=seed,
     )
     devnet.url = f"http://{host}:{port}"
-    await devnet.serve(uvicorn.Server(uvicorn.Config(devnet.app, host=host, port=port, lifespan="off", ws="none")))
+    await devnet.serve(uvicorn.Server(uvicorn.Config(devnet.app, host=host, port=port, lifespan="off", ws="none",
+                                                     log_config=None)))
 
 
 @contextlib.contextmanager

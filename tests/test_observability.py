@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import asyncpg
+import httpx
+import prometheus_client
+
+from indexer.cli import JsonFormatter, RedactSecrets
+from indexer.devnet import running_devnet
+from indexer.worker import Worker
+from tests.indexing import index_until_caught_up, worker_settings
+from tests.live import add_traffic, index_now, live_pipeline, subscription
+
+
+def sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} in the metrics")
+
+
+async def test_the_worker_counts_what_it_indexes(database_url: str, db: asyncpg.Connection) -> None:
+    before = sample(prometheus_client.generate_latest().decode(), "flowfi_events_indexed_total")
+    with running_devnet(seed=11) as devnet:
+        add_traffic(devnet, 200, seed=11)
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+    text = prometheus_client.generate_latest().decode()
+    assert sample(text, "flowfi_events_indexed_total") - before == devnet.chain.event_count
+    assert sample(text, "flowfi_last_indexed_ledger") == devnet.chain.latest.sequence
+    assert sample(text, "flowfi_ledger_lag") == 0
+    assert sample(text, "flowfi_page_write_seconds_count") > 0
+    assert sample(text, "flowfi_worker_is_writer") == 1
+
+
+async def test_the_api_exposes_connections_deliveries_and_the_listener(database_url: str) -> None:
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 50)
+        async with subscription(base_url, "all=true&cursor=now") as (response, _), httpx.AsyncClient() as client:
+            assert response.status_code == 200
+            await index_now(devnet, database_url)
+            text = (await client.get(f"{base_url}/metrics")).text
+        assert sample(text, 'flowfi_sse_connections{filter="all"}') == 1
+        assert sample(text, "flowfi_sse_events_delivered_total") >= 1
+        assert sample(text, "flowfi_sse_clients_dropped_total") == 0
+        assert sample(text, "flowfi_listener_connected") == 1
+
+
+def test_json_logs_are_one_object_per_line_and_tokens_never_appear() -> None:
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                               '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", "/events/subscribe?all=true&token=eyJhbGciOi.secret.sig",
+                                "1.1", 200), None)
+    assert RedactSecrets().filter(record)
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert entry["level"] == "info" and entry["logger"] == "uvicorn.access"
+    assert "token=***" in entry["message"]
+    assert "secret" not in line and "eyJ" not in line
