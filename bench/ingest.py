@@ -1,0 +1,146 @@
+"""Ingest: events per second from getEvents pages to committed rows (decode + store + NOTIFY).
+
+The local network runs in its own process with pre-generated history and serves getEvents over
+loopback HTTP; the real `Worker` indexes it, pages of 10,000, into a fresh database. In the same run:
+
+- the stellar-sdk ceiling: decoding the same events' topics and values with `scval.to_native`
+  (what an indexer built on the SDK could at best reach, before any database work);
+- the COPY ceiling: the same rows COPY'd into a fresh database, nothing else;
+- the parts of the pipeline alone: fetching every page, and decoding with the indexer's parser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import asyncpg
+
+from bench import Postgres, child
+from indexer import store
+from indexer.database import asyncpg_dsn
+from indexer.decode import decode
+from indexer.rpc import EventPage, RawEvent, RpcClient
+from indexer.settings import Settings
+from indexer.worker import Worker
+
+PAGE_SIZE = 10_000
+TARGET_EVENTS_PER_S = 30_000
+
+
+async def _fetch_all(url: str, contract_id: str, start_ledger: int) -> tuple[list[EventPage], float]:
+    pages: list[EventPage] = []
+    async with RpcClient(url, timeout=60) as rpc:
+        started = time.perf_counter()
+        page = await rpc.get_events((contract_id,), start_ledger=start_ledger, limit=PAGE_SIZE)
+        while page.events:
+            pages.append(page)
+            page = await rpc.get_events((contract_id,), cursor=page.cursor, limit=PAGE_SIZE)
+        return pages, time.perf_counter() - started
+
+
+def _sdk_decode_rate(events: list[RawEvent]) -> float:
+    from stellar_sdk import scval, xdr
+
+    started = time.perf_counter()
+    for raw in events:
+        [scval.to_native(xdr.SCVal.from_xdr(t)) for t in raw.topic]
+        scval.to_native(xdr.SCVal.from_xdr(raw.value))
+    return len(events) / (time.perf_counter() - started)
+
+
+async def _run_worker(settings: Settings, url: str, expected: int) -> float:
+    worker = Worker(settings, url)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        started = time.perf_counter()
+        task = asyncio.create_task(worker.run())
+        async with asyncio.timeout(600):
+            while True:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("the worker stopped early")
+                done = await conn.fetchval("SELECT events_indexed FROM indexer_cursor")
+                if done is not None and done >= expected:
+                    break
+                await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+        stored = await conn.fetchval("SELECT count(*) FROM events")
+        if stored != expected:
+            raise RuntimeError(f"indexed {stored} events, expected {expected}")
+        return elapsed
+    finally:
+        await conn.close()
+
+
+async def _copy_ceiling(postgres: Postgres, pages: list[EventPage]) -> float:
+    """COPY of the rows `write_page` writes, with nothing else in the transaction."""
+    url = await postgres.fresh_database()
+    prepared = []
+    for page in pages:
+        decoded = [decode(raw) for raw in page.events]
+        typed = [d.event for d in decoded if d.event is not None]
+        streams = {}  # parties come from the events themselves: enough for the cost of COPY
+        prepared.append((
+            [store._raw_row(d) for d in decoded],
+            [store._event_row(e, streams) for e in typed],
+            list(store._party_rows(typed, streams)),
+        ))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        started = time.perf_counter()
+        for raw_rows, event_rows, party_rows in prepared:
+            async with conn.transaction():
+                await conn.copy_records_to_table("contract_events", columns=list(store.RAW_COLUMNS),
+                                                 records=raw_rows)
+                await conn.copy_records_to_table("events", columns=list(store.EVENT_COLUMNS), records=event_rows)
+                await conn.copy_records_to_table("event_parties", columns=["address", "event_id"],
+                                                 records=party_rows)
+        elapsed = time.perf_counter() - started
+    finally:
+        await conn.close()
+        await postgres.drop(url)
+    return sum(len(p.events) for p in pages) / elapsed
+
+
+async def measure(postgres: Postgres, events: int = 150_000) -> dict[str, Any]:
+    logging.getLogger("indexer").setLevel(logging.WARNING)
+    with child("bench.devnet_process", str(events)) as (_, net):
+        settings = Settings(
+            rpc_url=net["url"], network_passphrase=net["passphrase"], contract_ids=(net["contract_id"],),
+            start_ledger=net["oldest_ledger"], page_size=PAGE_SIZE, poll_interval=0.01, rpc_timeout=60,
+        )
+        url = await postgres.fresh_database()
+        try:
+            elapsed = await _run_worker(settings, url, net["events"])
+        finally:
+            await postgres.drop(url)
+        pages, fetch_seconds = await _fetch_all(net["url"], net["contract_id"], net["oldest_ledger"])
+    raw_events = [raw for page in pages for raw in page.events]
+    total = len(raw_events)
+    started = time.perf_counter()
+    for raw in raw_events:
+        decode(raw)
+    decode_rate = total / (time.perf_counter() - started)
+    sdk_rate = _sdk_decode_rate(raw_events[:20_000])
+    copy_rate = await _copy_ceiling(postgres, pages)
+    rate = net["events"] / elapsed
+    return {
+        "events": net["events"],
+        "page_size": PAGE_SIZE,
+        "history_generated_in_s": net["generate_seconds"],
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(rate),
+        "sdk_decode_events_per_s": round(sdk_rate),
+        "copy_only_events_per_s": round(copy_rate),
+        "fetch_only_events_per_s": round(total / fetch_seconds),
+        "decode_only_events_per_s": round(decode_rate),
+        "ratio_to_sdk_decode": round(rate / sdk_rate, 1),
+        "share_of_copy_ceiling": round(rate / copy_rate, 2),
+        "target_events_per_s": TARGET_EVENTS_PER_S,
+        "met": rate >= TARGET_EVENTS_PER_S,
+    }

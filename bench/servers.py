@@ -1,0 +1,114 @@
+"""The SSE servers under test, each in its own process so that its memory can be read alone.
+
+    python -m bench.servers flowfi DATABASE_URL CLIENT_BUFFER
+    python -m bench.servers baseline DATABASE_URL
+
+`flowfi` is this project's API (`api.app.create_app`, served by its `Server`). `baseline` is the
+minimal sse-starlette server one would write first: an asyncio.Queue per client, fed by a task that
+LISTENs on the same channel and reads the same rows, each event serialized once (the same payload
+JSON) and yielded to each client as a `ServerSentEvent`. Both print one JSON line (url, pid) when
+they accept connections, and stop when their stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+
+from bench import raise_open_files, wait_for_stdin_close
+from indexer.database import asyncpg_dsn
+from indexer.tables import EVENTS_CHANNEL
+
+UVICORN_OPTIONS: dict[str, Any] = {"http": "httptools", "loop": "uvloop", "backlog": 4096,
+                                   "log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 2}
+
+
+def flowfi_app(database_url: str, client_buffer: int) -> tuple[Any, type[uvicorn.Server]]:
+    from api.app import Server, create_app
+    from indexer.settings import Settings
+
+    settings = Settings(database_url=database_url, client_buffer=client_buffer)
+    return create_app(settings, database_url), Server
+
+
+def baseline_app(database_url: str) -> tuple[Any, type[uvicorn.Server]]:
+    import asyncpg
+    from sse_starlette import EventSourceResponse, ServerSentEvent
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    from api.payloads import EVENT_COLUMNS, event_payload
+
+    queues: set[asyncio.Queue] = set()
+
+    async def feed() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        rung = asyncio.Event()
+        await conn.add_listener(EVENTS_CHANNEL, lambda *_: rung.set())
+        last = await conn.fetchval("SELECT coalesce(max(id), '') FROM events")
+        while True:
+            await rung.wait()
+            rung.clear()
+            while rows := await conn.fetch(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT 1000", last
+            ):
+                for row in rows:
+                    item = (row["id"], row["kind"], json.dumps(event_payload(row), separators=(",", ":")))
+                    for queue in queues:
+                        queue.put_nowait(item)
+                last = rows[-1]["id"]
+
+    async def subscribe(request: Request) -> EventSourceResponse:
+        queue: asyncio.Queue = asyncio.Queue()
+        queues.add(queue)
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            try:
+                while True:
+                    event_id, kind, data = await queue.get()
+                    yield ServerSentEvent(data=data, id=event_id, event=kind)
+            finally:
+                queues.discard(queue)
+
+        return EventSourceResponse(events())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(feed())
+        yield
+        task.cancel()
+
+    return Starlette(routes=[Route("/events/subscribe", subscribe)], lifespan=lifespan), uvicorn.Server
+
+
+async def main(kind: str, database_url: str, client_buffer: int) -> None:
+    raise_open_files()
+    app, server_class = flowfi_app(database_url, client_buffer) if kind == "flowfi" else baseline_app(database_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = server_class(uvicorn.Config(app, **UVICORN_OPTIONS))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.01)
+    print(json.dumps({"url": f"http://127.0.0.1:{sock.getsockname()[1]}", "pid": os.getpid()}), flush=True)
+    await wait_for_stdin_close()
+    server.should_exit = True
+    await serving
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1000))
