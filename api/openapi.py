@@ -14,6 +14,7 @@ from sqlalchemy import DateTime, Numeric
 
 from api import filters
 from indexer.events import BY_SSE_NAME, ScType, field_types, payload_key
+from indexer.settings import LOCAL_CONTRACT_ID
 from indexer.tables import STREAM_STATUSES, streams
 
 JSON = "application/json"
@@ -21,9 +22,13 @@ DECIMAL = {"type": "string", "pattern": "^-?[0-9]+$", "description": "a decimal 
 EVENT_ID = {"type": "string", "pattern": "^[0-9]{19}-[0-9]{10}$",
             "description": "an event id, the RPC's (TOID-event index); sorts in chain order",
             "examples": ["0000000012884905984-0000000000"]}
-ADDRESS = {"type": "string", "pattern": "^[GC][A-Z2-7]{55}$",
-           "description": "a Stellar account (G...) or contract (C...) strkey, checksum included"}
-CONTRACT = {"type": "string", "pattern": "^C[A-Z2-7]{55}$", "description": "a contract strkey (C...)"}
+# A pattern cannot check a strkey's CRC16 checksum: the custom formats name it, so that a client (or a
+# fuzzer given a strategy for them) can produce valid ones; the server answers 400 to a bad checksum.
+ADDRESS = {"type": "string", "pattern": "^[GC][A-Z2-7]{55}$", "format": "stellar-address",
+           "description": "a Stellar account (G...) or contract (C...) strkey, checksum included",
+           "examples": ["GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"]}
+CONTRACT = {"type": "string", "pattern": "^C[A-Z2-7]{55}$", "format": "stellar-contract",
+            "description": "a contract strkey (C...), checksum included", "examples": [LOCAL_CONTRACT_ID]}
 TIME = {"type": "string", "format": "date-time", "description": "a ledger close time, UTC"}
 STREAM_ID = {"type": "integer", "minimum": 1, "maximum": filters.U64_MAX}
 LEDGER = {"type": "integer", "minimum": 1, "maximum": filters.LEDGER_MAX}
@@ -291,6 +296,12 @@ def openapi_document() -> dict[str, Any]:
             "/events/stats": _get(
                 "Live-feed and indexer statistics", [],
                 {"200": _json("Stats", "statistics")},
+            ),
+            "/metrics": _get(
+                "Prometheus metrics (admins only when authentication is on)", [],
+                {"200": {"description": "Prometheus text exposition format",
+                         "content": {"text/plain": {"schema": {"type": "string"}}}},
+                 "403": _json("Error", "the token carries no admin claim")},
             ),
             "/health": _get("Liveness: the process answers", [], {"200": _json("Health", "alive"), "400": BAD_REQUEST}),
             "/ready": _get(
