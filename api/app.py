@@ -17,15 +17,18 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from api import rest
+from api.auth import Authenticator, AuthError, AuthMiddleware, require_admin
 from api.hub import Hub
 from api.listener import Listener
-from api.sse import HEARTBEAT, Subscribe
+from api.sse import HEARTBEAT, ConnectionLimits, Subscribe
 from indexer.database import create_pool
 from indexer.settings import Settings
 
@@ -36,6 +39,7 @@ STARTUP_WAIT = 10.0
 
 async def stats(request: Request) -> JSONResponse:
     """GET /events/stats: connections, deliveries, drops, and where the indexer is."""
+    require_admin(request)
     state = request.app.state
     hub: Hub = state.hub
     cursor = await state.pool.fetchrow(
@@ -84,6 +88,7 @@ class LiveMetrics:
 
 async def metrics(request: Request) -> Response:
     """GET /metrics: Prometheus text format."""
+    require_admin(request)
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -93,6 +98,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         app.state.settings = settings
         app.state.pool = await create_pool(database_url)
         app.state.hub = hub = Hub(settings.client_buffer)
+        app.state.limits = ConnectionLimits(settings)
         app.state.listener = listener = Listener(database_url, hub)
         app.state.live = listener  # `connected` is what /ready checks
         app.state.registry = registry = CollectorRegistry()
@@ -118,7 +124,20 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         *rest.routes,
         Mount("/", StaticFiles(directory=STATIC, html=True, check_dir=False), name="page"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=rest.exception_handlers)
+    page_files = frozenset("/" + path.name for path in STATIC.iterdir()) if STATIC.is_dir() else frozenset()
+    middleware = [Middleware(AuthMiddleware, authenticator=Authenticator(settings), open_paths=page_files)]
+    if settings.cors_origins:
+        middleware.insert(0, Middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET"],
+            allow_headers=["Authorization", "Last-Event-ID"], allow_credentials=True,
+        ))
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                     exception_handlers={**rest.exception_handlers, AuthError: _auth_error})
+
+
+async def _auth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    return JSONResponse({"error": exc.message}, exc.status)
 
 
 async def _heartbeats(hub: Hub, interval: float) -> None:

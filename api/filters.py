@@ -40,6 +40,7 @@ class EventFilter:
     users: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
     everything: bool = False
+    visible_to: str | None = None  # an authenticated user's address: only events concerning it
 
     @property
     def selects_all(self) -> bool:
@@ -47,6 +48,8 @@ class EventFilter:
 
     def matches(self, kind: str, stream_id: int | None, parties: frozenset[str]) -> bool:
         if self.types and kind not in self.types:
+            return False
+        if self.visible_to is not None and self.visible_to not in parties:
             return False
         return (
             self.selects_all
@@ -110,7 +113,7 @@ def boolean(text: str, parameter: str) -> bool:
 
 
 def reject_unknown(params: QueryParams, known: Iterable[str]) -> None:
-    allowed = set(known)
+    allowed = set(known) | {"token"}  # the credential of api.auth, accepted everywhere
     unknown = sorted({key for key in params if key not in allowed})
     if unknown:
         raise BadRequest(

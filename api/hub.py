@@ -136,8 +136,10 @@ class Hub:
                     narrow |= by_user
             for group in (targets, picked or (), narrow):
                 for subscriber in group:
-                    types = subscriber.selected.types
-                    if types and event.kind not in types:
+                    selected = subscriber.selected
+                    if selected.types and event.kind not in selected.types:
+                        continue
+                    if selected.visible_to is not None and selected.visible_to not in event.parties:
                         continue
                     if subscriber.offer(event.frame):
                         delivered += 1

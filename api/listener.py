@@ -50,7 +50,7 @@ class Listener:
         attempt = 0
         while True:
             try:
-                conn = await connect(self.database_url)
+                conn = await connect(self.database_url, "flowfi-listener")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 attempt += 1
                 delay = min(self.max_backoff, 0.1 * 2**attempt) * (0.5 + random.random() / 2)

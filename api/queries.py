@@ -6,6 +6,7 @@ scan, however deep; filters merge one such scan per selected value.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import asyncpg
@@ -37,6 +38,12 @@ async def events_after(
         return f"${len(args)}"
 
     conditions = []  # on the events row `e`, besides the lower bound
+    if selected is not None and selected.visible_to is not None:
+        if selected.selects_all:  # everything a user may see: that user's events
+            selected = dataclasses.replace(selected, users=frozenset({selected.visible_to}), everything=False)
+        else:
+            conditions.append(f"EXISTS (SELECT 1 FROM event_parties AS vp WHERE vp.event_id = e.id "
+                              f"AND vp.address = {arg(selected.visible_to)})")
     types = sorted(selected.types) if selected is not None else []
     if up_to is not None:
         conditions.append(f"e.id <= {arg(up_to)}")

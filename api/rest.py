@@ -16,6 +16,7 @@ ledger the indexer has seen (`asOf`, `asOfLedger`), never the server's clock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -30,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from api import filters
+from api.auth import AuthError, principal_of, require_admin
 from api.filters import BadRequest
 from api.payloads import EVENT_COLUMNS, event_payload, iso_time
 from api.queries import events_after
@@ -188,6 +190,8 @@ async def list_streams(request: Request) -> Response:
     limit = filters.page_size(params)
     arg = _Args()
     where = [f"{column} = {arg(value)}" for column, value in equal.items() if value is not None]
+    if (mine := principal_of(request).restricted_to) is not None:
+        where.append(f"(sender = {arg(mine)} OR recipient = {arg(mine)})")
     where += _keyset_streams(arg, after)
     sql = f"{_SELECT_STREAMS} {_where(where)} {_ORDER_STREAMS} LIMIT {arg(limit + 1)}"
     return _stream_page(await _pool(request).fetch(sql, *arg.values), limit)
@@ -198,6 +202,8 @@ USER_STREAMS_PARAMS = ("role", "status", "cursor", "limit")
 
 async def user_streams(request: Request) -> Response:
     user = filters.address(request.path_params["address"], "address")
+    if (mine := principal_of(request).restricted_to) is not None and mine != user:
+        raise AuthError(403, "a user token lists only its own streams: use /users/<your address>/streams")
     params = request.query_params
     filters.reject_unknown(params, USER_STREAMS_PARAMS)
     role = _optional(params, "role", lambda text, name: filters.choice(text, name, ("sender", "recipient")))
@@ -237,6 +243,9 @@ async def _one_stream(request: Request) -> asyncpg.Record:
             409, f"stream id {stream_id} exists in {len(rows)} contracts; choose one with contractId=",
             parameter="contractId", contractIds=contracts,
         )
+    mine = principal_of(request).restricted_to
+    if mine is not None and mine not in (rows[0]["sender"], rows[0]["recipient"]):
+        raise AuthError(403, f"stream {stream_id} is not yours: its sender and recipient are other addresses")
     return rows[0]
 
 
@@ -297,6 +306,7 @@ async def list_events(request: Request) -> Response:
     params = request.query_params
     filters.reject_unknown(params, EVENTS_PARAMS)
     selected = filters.event_filter(params, require_selection=False)
+    selected = dataclasses.replace(selected, visible_to=principal_of(request).restricted_to)
     from_ledger = _optional(params, "fromLedger", filters.ledger)
     to_ledger = _optional(params, "toLedger", filters.ledger)
     if from_ledger is not None and to_ledger is not None and to_ledger < from_ledger:
@@ -313,6 +323,7 @@ async def list_events(request: Request) -> Response:
 
 
 async def list_dead_letters(request: Request) -> Response:
+    require_admin(request)
     params = request.query_params
     filters.reject_unknown(params, ("cursor", "limit"))
     after = _event_cursor(params)

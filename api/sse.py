@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Mapping
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -23,9 +26,11 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from api import filters, queries
+from api.auth import principal_of
 from api.filters import BadRequest, EventFilter
 from api.hub import Hub, Subscriber
 from api.payloads import event_payload
+from indexer.settings import Settings
 
 REPLAY_PAGE = 2000
 MAX_WRITE = 256 * 1024  # bytes handed to the server in one send; bounds what a slow client holds
@@ -71,16 +76,59 @@ def resume_point(request: Request) -> str | None:
     return filters.event_id(value, name)
 
 
+class ConnectionLimits:
+    """Open SSE connections, counted per process, per client IP and per authenticated user."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.total = 0
+        self.by_ip: Counter[str] = Counter()
+        self.by_user: Counter[str] = Counter()
+
+    def refusal(self, ip: str, user: str | None) -> JSONResponse | None:
+        """Why a new connection is refused, or None to admit it."""
+        if self.total >= self.settings.max_connections:
+            return JSONResponse({"error": "this server is at its connection limit; retry shortly or elsewhere"},
+                                503, headers={"Retry-After": "5"})
+        if self.by_ip[ip] >= self.settings.max_connections_per_ip:
+            return JSONResponse({"error": f"too many open connections from {ip}: close some (one EventSource "
+                                 "with several filters serves a whole page)"}, 429, headers={"Retry-After": "10"})
+        if user is not None and self.by_user[user] >= self.settings.max_connections_per_user:
+            return JSONResponse({"error": "too many open connections for this user: close some"}, 429,
+                                headers={"Retry-After": "10"})
+        return None
+
+    @contextlib.contextmanager
+    def held(self, ip: str, user: str | None) -> Iterator[None]:
+        self.total += 1
+        self.by_ip[ip] += 1
+        if user is not None:
+            self.by_user[user] += 1
+        try:
+            yield
+        finally:
+            self.total -= 1
+            self.by_ip[ip] -= 1
+            if not self.by_ip[ip]:
+                del self.by_ip[ip]
+            if user is not None:
+                self.by_user[user] -= 1
+                if not self.by_user[user]:
+                    del self.by_user[user]
+
+
 class Subscribe:
     """The ASGI endpoint. Reads `app.state.hub`, `app.state.pool`, `app.state.listener`,
-    `app.state.settings`."""
+    `app.state.settings`, `app.state.limits`."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         state = request.app.state
+        principal = principal_of(request)
         try:
             filters.reject_unknown(request.query_params, SUBSCRIBE_PARAMETERS)
             selected = filters.event_filter(request.query_params, require_selection=True)
+            selected = dataclasses.replace(selected, visible_to=principal.restricted_to)
             resume = resume_point(request)
         except BadRequest as exc:
             await JSONResponse({"error": exc.message, "parameter": exc.parameter}, 400)(scope, receive, send)
@@ -89,16 +137,22 @@ class Subscribe:
             await JSONResponse({"error": "the live feed is starting; retry shortly"}, 503,
                                headers={"Retry-After": "2"})(scope, receive, send)
             return
-        if resume is not None and not await queries.event_exists(state.pool, resume):
-            await JSONResponse(
-                {"error": f"unknown event id {resume}: this server has no such event. Reconnect without a "
-                 "resume id (cursor=now) or with an id from this server's events", "parameter": "lastEventId"},
-                400,
-            )(scope, receive, send)
+        ip = request.client.host if request.client else "unknown"
+        limits: ConnectionLimits = state.limits
+        if (refusal := limits.refusal(ip, principal.restricted_to)) is not None:
+            await refusal(scope, receive, send)
             return
-        await Connection(state.hub, state.pool, state.settings.retry_ms, _abort_handle(receive)).run(
-            selected, resume, receive, send
-        )
+        with limits.held(ip, principal.restricted_to):
+            if resume is not None and not await queries.event_exists(state.pool, resume):
+                await JSONResponse(
+                    {"error": f"unknown event id {resume}: this server has no such event. Reconnect without a "
+                     "resume id (cursor=now) or with an id from this server's events", "parameter": "lastEventId"},
+                    400,
+                )(scope, receive, send)
+                return
+            await Connection(state.hub, state.pool, state.settings, _abort_handle(receive)).run(
+                selected, resume, receive, send
+            )
 
 
 def _abort_handle(receive: Receive) -> Callable[[], None] | None:
@@ -112,34 +166,45 @@ def _abort_handle(receive: Receive) -> Callable[[], None] | None:
 
 
 class Connection:
-    def __init__(self, hub: Hub, pool: Any, retry_ms: int, abort: Callable[[], None] | None) -> None:
+    def __init__(self, hub: Hub, pool: Any, settings: Settings, abort: Callable[[], None] | None) -> None:
         self.hub = hub
         self.pool = pool
-        self.retry_ms = retry_ms
+        self.retry_ms = settings.retry_ms
+        self.send_timeout = settings.send_timeout
+        # Connections end after their lifetime, spread by ±10% so that reconnects do not come in waves.
+        self.lifetime = settings.max_connection_lifetime * random.uniform(0.9, 1.1)
         self.abort = abort
         self.subscriber: Subscriber | None = None
-        self.gone = False
+        self.gone = False  # the client left, or was cut off
+        self.ending = False  # the connection reached its lifetime
 
     async def run(self, selected: EventFilter, resume: str | None, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         await send({"type": "http.response.body", "body": retry_frame(self.retry_ms), "more_body": True})
         watcher = asyncio.ensure_future(self._watch_disconnect(receive))
+        expiry = asyncio.get_running_loop().call_later(self.lifetime, self._expire)
         try:
             if resume is not None:
                 await self._replay(selected, resume, send)
             else:
                 self._go_live(selected)
             await self._live(send)
+            if not self.gone:  # end the response with a retry hint: the client resumes by id
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.send_timeout):
+                        await send({"type": "http.response.body", "body": retry_frame(self.retry_ms),
+                                    "more_body": False})
         finally:
+            expiry.cancel()
             watcher.cancel()
             if self.subscriber is not None:
                 self.hub.unsubscribe(self.subscriber)
 
     async def _replay(self, selected: EventFilter, position: str, send: Send) -> None:
         """Send the stored events after `position` until caught up with the hub, then go live."""
-        while not self.gone:
+        while not (self.gone or self.ending):
             target = self.hub.high_water
-            while not self.gone:
+            while not (self.gone or self.ending):
                 rows = await queries.events_after(self.pool, position, REPLAY_PAGE, selected, up_to=target)
                 if rows:
                     await self._write(send, [encode_row(row) for row in rows])
@@ -152,7 +217,7 @@ class Connection:
             position = max(position, target)
 
     def _go_live(self, selected: EventFilter) -> None:
-        if not self.gone:
+        if not (self.gone or self.ending):
             self.subscriber = self.hub.subscribe(selected)
             self.subscriber.abort = self.abort
 
@@ -163,10 +228,7 @@ class Connection:
             frames = subscriber.take()
             if frames:
                 await self._write(send, frames)
-            if subscriber.closed_reason is not None:
-                with contextlib.suppress(Exception):
-                    await send({"type": "http.response.body",
-                                "body": retry_frame(self.retry_ms), "more_body": False})
+            if subscriber.closed_reason is not None or self.gone:
                 return
 
     async def _write(self, send: Send, frames: list[bytes]) -> None:
@@ -176,10 +238,27 @@ class Connection:
             chunk.append(frame)
             size += len(frame)
             if size >= MAX_WRITE:
-                await send({"type": "http.response.body", "body": b"".join(chunk), "more_body": True})
+                await self._send(send, b"".join(chunk))
                 chunk, size = [], 0
         if chunk:
-            await send({"type": "http.response.body", "body": b"".join(chunk), "more_body": True})
+            await self._send(send, b"".join(chunk))
+
+    async def _send(self, send: Send, body: bytes) -> None:
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        except TimeoutError:
+            # The client has not taken a write in send_timeout seconds: cut it off; it resumes by id.
+            self.gone = True
+            if self.subscriber is not None:
+                self.hub.drop(self.subscriber, "a write to the client timed out")
+            elif self.abort is not None:
+                self.abort()
+
+    def _expire(self) -> None:
+        self.ending = True
+        if self.subscriber is not None:
+            self.subscriber.close("the connection reached its lifetime; reconnect to resume")
 
     async def _watch_disconnect(self, receive: Callable[[], Awaitable[Any]]) -> None:
         while (await receive())["type"] != "http.disconnect":

@@ -70,12 +70,14 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+asyncpg://{rest}"
 
 
-async def connect(url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(asyncpg_dsn(url))
+async def connect(url: str, application_name: str) -> asyncpg.Connection:
+    """A connection that names itself in pg_stat_activity (flowfi-worker, flowfi-listener, ...)."""
+    return await asyncpg.connect(asyncpg_dsn(url), server_settings={"application_name": application_name})
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=min_size, max_size=max_size)
+    pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=min_size, max_size=max_size,
+                                     server_settings={"application_name": "flowfi-api"})
     assert pool is not None
     return pool
 

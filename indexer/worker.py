@@ -103,7 +103,7 @@ class Worker:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
-        conn = await connect(self.database_url)
+        conn = await connect(self.database_url, "flowfi-worker")
         key = store.writer_lock_key(self.contract_ids)
         standing_by = False
         while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
@@ -119,7 +119,7 @@ class Worker:
 
     async def forget_cursor(self) -> None:
         """Drop the stored cursor, so that the next run starts at the configured start ledger."""
-        conn = await connect(self.database_url)
+        conn = await connect(self.database_url, "flowfi-worker")
         try:
             await store.forget_cursor(conn, self.contract_ids)
         finally:

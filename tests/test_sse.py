@@ -170,8 +170,7 @@ async def test_a_killed_listener_connection_loses_nothing(database_url: str, db:
                 await asyncio.sleep(0.3)
                 killed += await db.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1' OR query ILIKE '%FROM events WHERE id >%')"
+                    "WHERE datname = current_database() AND application_name = 'flowfi-listener'"
                 )
             await writer
             await asyncio.wait_for(reader, 60)
