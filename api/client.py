@@ -130,6 +130,7 @@ async def subscribe(
     max_retry_delay: float = 30.0,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
     on_drop: Callable[[str, float], object] | None = None,
+    token: str | None = None,
 ) -> AsyncIterator[Event]:
     """Yield the events the filter selects, live, forever, resuming by itself after any drop.
 
@@ -142,6 +143,7 @@ async def subscribe(
                    it doubles on each failed attempt up to `max_retry_delay`, with jitter.
     read_timeout   seconds of silence (no event, no heartbeat) after which the connection is
                    considered dead and replaced; applies when `client` is not given.
+    token          an access token, sent as `Authorization: Bearer <token>`, for servers that require one.
     on_drop        called as on_drop(reason, delay_seconds) each time the connection is lost, before
                    waiting to reconnect (to show the state to a user; logging happens anyway).
 
@@ -158,7 +160,7 @@ async def subscribe(
     try:
         while True:
             connect_params = dict(params)
-            headers: dict[str, str] = {}
+            headers: dict[str, str] = {"Authorization": f"Bearer {token}"} if token else {}
             if last_id is not None:
                 connect_params["lastEventId"] = last_id
                 headers["Last-Event-ID"] = last_id

@@ -117,6 +117,7 @@ async def tail(
     decimals: int = 7,
     out: Console | None = None,
     limit: int | None = None,
+    token: str | None = None,
 ) -> None:
     """Print the selected events as they happen, one line each, until cancelled (Ctrl-C).
 
@@ -128,6 +129,7 @@ async def tail(
     decimals       the token's decimal places, for showing amounts (Stellar assets use 7).
     out            where to print (a rich Console); default: standard output.
     limit          stop after this many events (None: never).
+    token          an access token, for servers that require one (sent as a Bearer header).
 
     Reconnects by itself after any drop without skipping or repeating an event (see
     api.client.subscribe). Raises api.client.SubscriptionRejected on a bad filter and
@@ -140,7 +142,7 @@ async def tail(
 
     printed = 0
     events = subscribe(base_url, streams=streams, users=users, types=types, all=all,
-                       last_event_id=last_event_id, on_drop=on_drop)
+                       last_event_id=last_event_id, on_drop=on_drop, token=token)
     try:
         async for event in events:
             console.print(format_event(event, decimals), soft_wrap=True)

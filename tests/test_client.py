@@ -38,6 +38,7 @@ class Connection:
     path: str
     query: dict[str, list[str]]
     last_event_id: str | None
+    authorization: str | None = None
 
 
 @dataclass
@@ -79,7 +80,7 @@ class FlakyServer:
             target = urlsplit(request_line.split(" ")[1])
             query = parse_qs(target.query)
             resume = headers.get("last-event-id") or next(iter(query.get("lastEventId", [])), None)
-            self.connections.append(Connection(target.path, query, resume))
+            self.connections.append(Connection(target.path, query, resume, headers.get("authorization")))
             what, k = self.plan(len(self.connections) - 1)
             if what == "status":
                 body = json.dumps({"error": f"status {k} on purpose"}).encode()
@@ -191,6 +192,13 @@ async def test_an_unknown_resume_id_raises_instead_of_retrying() -> None:
         with pytest.raises(ResumeRejected, match="unknown event id"):
             await collect(subscribe(server.url, all=True, last_event_id=event_id(3), retry_delay=0.01), 1)
     assert len(server.connections) == 1
+
+
+async def test_a_token_is_sent_as_a_bearer_header_on_every_connection() -> None:
+    async with flaky_server(10, lambda n: ("events", 4)) as server:
+        await collect(subscribe(server.url, all=True, token="t0k", retry_delay=0.01), 10)
+    assert len(server.connections) >= 3
+    assert all(c.authorization == "Bearer t0k" for c in server.connections)
 
 
 def test_query_params_use_the_comma_separated_form() -> None:

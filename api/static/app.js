@@ -33,6 +33,7 @@ const elements = {
   typeBoxes: $("type-boxes"),
   all: $("all"),
   decimals: $("decimals"),
+  token: $("token"),
   filterError: $("filter-error"),
   events: $("events"),
   eventCount: $("event-count"),
@@ -59,9 +60,21 @@ function setStatus(state, text) {
   elements.status.textContent = text;
 }
 
+// An access token, when the server requires one: kept for this tab (sessionStorage), never in the
+// shareable URL. EventSource cannot send headers, so it travels as the `token` query parameter there
+// and as a Bearer header on fetches. (A `flowfi_token` cookie works without any of this.)
+const TOKEN_KEY = "flowfi.token";
+const token = () => sessionStorage.getItem(TOKEN_KEY) ?? "";
+
+function authHeaders() {
+  return token() ? { Authorization: `Bearer ${token()}` } : {};
+}
+
 function subscribeUrl() {
   const url = new URL("events/subscribe", document.baseURI);
-  url.search = subscribeParams(live.filters, live.lastId).toString();
+  const params = subscribeParams(live.filters, live.lastId);
+  if (token()) params.set("token", token());
+  url.search = params.toString();
   return url;
 }
 
@@ -123,7 +136,7 @@ async function probeThenConnect(generation) {
   let response;
   try {
     response = await fetch(subscribeUrl(), {
-      headers: { Accept: "text/event-stream" },
+      headers: { Accept: "text/event-stream", ...authHeaders() },
       cache: "no-store",
       signal: controller.signal,
     });
@@ -259,7 +272,7 @@ async function refreshStream(entry, contractId, streamId) {
   try {
     const url = new URL(`streams/${encodeURIComponent(streamId)}`, document.baseURI);
     if (contractId) url.searchParams.set("contractId", contractId);
-    const response = await fetch(url, { cache: "no-store" });
+    const response = await fetch(url, { cache: "no-store", headers: authHeaders() });
     if (epoch !== live.epoch) return;
     if (!response.ok) {
       entry.card.querySelector(".state").textContent = `unavailable (HTTP ${response.status})`;
@@ -346,6 +359,7 @@ function fillForm() {
   elements.users.value = filters.users.join(", ");
   elements.all.checked = filters.all;
   elements.decimals.value = String(filters.decimals);
+  elements.token.value = token();
   for (const box of elements.typeBoxes.querySelectorAll("input")) box.checked = filters.types.includes(box.value);
 }
 
@@ -403,6 +417,9 @@ elements.form.addEventListener("submit", (event) => {
   const { filters, error } = readForm();
   elements.filterError.textContent = error ?? "";
   if (error) return;
+  const given = elements.token.value.trim();
+  if (given) sessionStorage.setItem(TOKEN_KEY, given);
+  else sessionStorage.removeItem(TOKEN_KEY);
   const search = searchFromFilters(filters);
   history.pushState(null, "", search ? `?${search}` : location.pathname);
   restart(filters);

@@ -65,6 +65,9 @@ export interface UseStreamEventsOptions {
   baseUrl?: string;
   /** How many events to keep (newest first); older ones are dropped. Default 500. */
   maxEvents?: number;
+  /** An access token, for servers that require one: sent as the `token` query parameter
+   * (EventSource cannot send headers). A `flowfi_token` cookie works without it. */
+  token?: string;
   /** First reconnect delay after the EventSource gives up, doubled per failure up to 30 s. Default 1000. */
   retryDelayMs?: number;
 }
@@ -85,7 +88,7 @@ const MAX_RETRY_DELAY_MS = 30_000;
 
 /** The subscription URL for the filters, resuming after `lastEventId` when given. */
 export function subscribeUrl(
-  options: Pick<UseStreamEventsOptions, "streams" | "users" | "types" | "all" | "baseUrl">,
+  options: Pick<UseStreamEventsOptions, "streams" | "users" | "types" | "all" | "baseUrl" | "token">,
   lastEventId: string | null = null,
 ): string {
   const base = (options.baseUrl ?? "").replace(/\/+$/, "");
@@ -101,6 +104,7 @@ export function subscribeUrl(
   }
   if (options.all) url.searchParams.set("all", "true");
   if (lastEventId) url.searchParams.set("lastEventId", lastEventId);
+  if (options.token) url.searchParams.set("token", options.token);
   return url.toString();
 }
 
@@ -117,13 +121,13 @@ function isFatalStatus(status: number): boolean {
 const INITIAL: UseStreamEventsResult = { events: [], connected: false, lastEventId: null, error: null };
 
 export function useStreamEvents(options: UseStreamEventsOptions): UseStreamEventsResult {
-  const { streams, users, types, all = false, baseUrl, maxEvents = 500, retryDelayMs = 1000 } = options;
+  const { streams, users, types, all = false, baseUrl, token, maxEvents = 500, retryDelayMs = 1000 } = options;
   const [result, setResult] = useState<UseStreamEventsResult>(INITIAL);
   // Array literals change identity on every render: depend on their contents.
-  const filterKey = JSON.stringify([streams?.map(String), users, types, all, baseUrl]);
+  const filterKey = JSON.stringify([streams?.map(String), users, types, all, baseUrl, token]);
 
   useEffect(() => {
-    const filters = { streams, users, types, all, baseUrl };
+    const filters = { streams, users, types, all, baseUrl, token };
     let lastId: string | null = null;
     let source: EventSource | null = null;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -229,7 +233,7 @@ export function useStreamEvents(options: UseStreamEventsOptions): UseStreamEvent
       source?.close();
       source = null;
     };
-    // filterKey stands for streams, users, types, all and baseUrl.
+    // filterKey stands for streams, users, types, all, baseUrl and token.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [filterKey, maxEvents, retryDelayMs]);
 
