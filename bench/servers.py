@@ -35,7 +35,9 @@ def flowfi_app(database_url: str, client_buffer: int) -> tuple[Any, type[uvicorn
     from api.app import Server, create_app
     from indexer.settings import Settings
 
-    settings = Settings(database_url=database_url, client_buffer=client_buffer)
+    # Every benchmark client comes from 127.0.0.1: lift the per-address limit (a no-op where absent).
+    settings = Settings(database_url=database_url, client_buffer=client_buffer,
+                        **{"max_connections": 50_000, "max_connections_per_ip": 50_000})
     return create_app(settings, database_url), Server
 
 
