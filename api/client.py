@@ -178,6 +178,11 @@ async def subscribe(
                             base_delay = sse.retry / 1000
                         if sse.event == "error":
                             raise ResumeRejected(last_id, _error_message(sse.data))
+                        if sse.id and not sse.data:
+                            # a position marker: nothing to yield, but resume from here after a drop
+                            if last_id is None or sse.id > last_id:
+                                last_id = sse.id
+                            continue
                         if not sse.id or not sse.data:
                             continue
                         if last_id is not None and sse.id <= last_id:

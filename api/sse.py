@@ -53,6 +53,10 @@ def encode_row(row: Mapping[str, Any]) -> bytes:
     return encode(row["id"], row["kind"], json.dumps(event_payload(row), separators=(",", ":")))
 
 
+def position_frame(event_id: str) -> bytes:
+    return f"id: {event_id}\n\n".encode()
+
+
 def retry_frame(milliseconds: int) -> bytes:
     return f"retry: {milliseconds}\n\n".encode()
 
@@ -220,6 +224,10 @@ class Connection:
         if not (self.gone or self.ending):
             self.subscriber = self.hub.subscribe(selected)
             self.subscriber.abort = self.abort
+            if self.hub.high_water:
+                # An id without data moves the client's Last-Event-ID to where live delivery starts, so
+                # a connection that drops before its first event still resumes without a gap.
+                self.subscriber.offer(position_frame(self.hub.high_water))
 
     async def _live(self, send: Send) -> None:
         subscriber = self.subscriber

