@@ -16,17 +16,22 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import asyncpg
+from sqlalchemy.dialects import postgresql
 
 from indexer import state as stream_state
+from indexer import tables
 from indexer.decode import Decoded
 from indexer.events import (
+    EVENT_KINDS,
     AdminTransferred,
     ChainEvent,
     FeeCollected,
     FeeConfigUpdated,
+    FlowFiEvent,
     Initialized,
     StreamCreated,
     StreamEvent,
@@ -43,6 +48,7 @@ EVENT_COLUMNS = ("id", "kind", "ledger", "ledger_closed_at", "tx_hash", "contrac
 RAW_COLUMNS = ("id", "ledger", "ledger_closed_at", "tx_hash", "contract_id", "topic_xdr", "value_xdr",
                "topic", "value")
 STREAM_COLUMNS = tuple(StreamState.__dataclass_fields__)
+assert tuple(c.name for c in tables.streams.columns) == STREAM_COLUMNS
 _STREAM_NUMERIC = {"stream_id", "rate_per_second", "deposited", "withdrawn", "refunded", "fees_paid",
                    "start_time", "last_update_time", "paused_at", "end_time"}
 
@@ -132,13 +138,29 @@ def _raw_row(d: Decoded) -> tuple:
             raw.value, topic, value)
 
 
+def _typed_layout(kind: type[FlowFiEvent]) -> tuple[attrgetter, tuple[int, ...]]:
+    """How an event of `kind` fills the typed columns: a getter of its fields, and each field's column."""
+    names = tuple(field_types(kind))
+    positions = tuple(_TYPED_INDEX[name] for name in names)
+    return attrgetter(*names) if len(names) > 1 else (lambda e, g=attrgetter(names[0]): (g(e),)), positions
+
+
+_TYPED_INDEX = {name: i for i, name in enumerate(TYPED_FIELDS)}
+_SENDER, _RECIPIENT = _TYPED_INDEX["sender"], _TYPED_INDEX["recipient"]
+_LAYOUTS = {kind: _typed_layout(kind) for kind in EVENT_KINDS}
+_NO_FIELDS = (None,) * len(TYPED_FIELDS)
+
+
 def _event_row(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> tuple:
     event = chain_event.event
-    values: dict[str, object] = {name: getattr(event, name) for name in field_types(type(event))}
+    getter, positions = _LAYOUTS[type(event)]
+    typed = list(_NO_FIELDS)
+    for position, value in zip(positions, getter(event), strict=True):
+        typed[position] = value
     if isinstance(event, StreamEvent) and (s := streams.get((chain_event.contract_id, event.stream_id))):
-        values["sender"], values["recipient"] = s.sender, s.recipient
+        typed[_SENDER], typed[_RECIPIENT] = s.sender, s.recipient
     return (chain_event.id, event.sse_name, chain_event.ledger, chain_event.ledger_closed_at,
-            chain_event.tx_hash, chain_event.contract_id, *(values.get(name) for name in TYPED_FIELDS))
+            chain_event.tx_hash, chain_event.contract_id, *typed)
 
 
 def _parties(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> set[str]:
@@ -245,18 +267,21 @@ async def _fill_earlier_parties(conn: asyncpg.Connection, typed: list[ChainEvent
     )
 
 
+_STREAM_ARRAY_TYPES = tuple(f"{column.type.compile(dialect=postgresql.dialect())}[]"
+                            for column in tables.streams.columns)
+# One statement for the whole page: the states as one array per column, unnested into rows.
+_UPSERT_STREAMS = (
+    f"INSERT INTO streams ({', '.join(STREAM_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'${i}::{t}' for i, t in enumerate(_STREAM_ARRAY_TYPES, 1))}) "
+    "ON CONFLICT (contract_id, stream_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in STREAM_COLUMNS if c not in ("contract_id", "stream_id"))
+)
+
+
 async def _upsert_streams(conn: asyncpg.Connection, states: Iterable[StreamState]) -> None:
     rows = [tuple(getattr(s, c) for c in STREAM_COLUMNS) for s in states]
-    if not rows:
-        return
-    key = ("contract_id", "stream_id")
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in STREAM_COLUMNS if c not in key)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(STREAM_COLUMNS) + 1))
-    await conn.executemany(
-        f"INSERT INTO streams ({', '.join(STREAM_COLUMNS)}) VALUES ({placeholders}) "
-        f"ON CONFLICT (contract_id, stream_id) DO UPDATE SET {updates}",
-        rows,
-    )
+    if rows:
+        await conn.execute(_UPSERT_STREAMS, *(list(column) for column in zip(*rows, strict=True)))
 
 
 async def _apply_protocol_events(conn: asyncpg.Connection, typed: list[ChainEvent]) -> None:
