@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -138,11 +138,12 @@ def _raw_row(d: Decoded) -> tuple:
             raw.value, topic, value)
 
 
-def _typed_layout(kind: type[FlowFiEvent]) -> tuple[attrgetter, tuple[int, ...]]:
-    """How an event of `kind` fills the typed columns: a getter of its fields, and each field's column."""
+def _typed_layout(kind: type[FlowFiEvent]) -> tuple[Callable[[Any], tuple], tuple[int, ...]]:
+    """How an event of `kind` fills the typed columns: a getter of its fields (as a tuple), and each
+    field's column. Every kind has at least two fields."""
     names = tuple(field_types(kind))
-    positions = tuple(_TYPED_INDEX[name] for name in names)
-    return attrgetter(*names) if len(names) > 1 else (lambda e, g=attrgetter(names[0]): (g(e),)), positions
+    assert len(names) > 1
+    return attrgetter(*names), tuple(_TYPED_INDEX[name] for name in names)
 
 
 _TYPED_INDEX = {name: i for i, name in enumerate(TYPED_FIELDS)}
@@ -154,7 +155,7 @@ _NO_FIELDS = (None,) * len(TYPED_FIELDS)
 def _event_row(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> tuple:
     event = chain_event.event
     getter, positions = _LAYOUTS[type(event)]
-    typed = list(_NO_FIELDS)
+    typed: list[Any] = list(_NO_FIELDS)
     for position, value in zip(positions, getter(event), strict=True):
         typed[position] = value
     if isinstance(event, StreamEvent) and (s := streams.get((chain_event.contract_id, event.stream_id))):
