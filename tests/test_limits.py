@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import httpx
+
+from tests.live import Received, add_traffic, index_now, live_pipeline, read_sse, subscription
+
+
+async def test_connections_past_the_limits_are_refused_with_retry_after(database_url: str) -> None:
+    with live_pipeline(database_url, max_connections_per_ip=2, max_connections=3) as (_devnet, base_url):
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(2):
+                response, _got = await stack.enter_async_context(subscription(base_url, "all=true"))
+                assert response.status_code == 200
+            async with httpx.AsyncClient() as client:
+                refused = await client.get(f"{base_url}/events/subscribe?all=true")
+            assert refused.status_code == 429
+            assert int(refused.headers["retry-after"]) > 0
+            assert "too many open connections" in refused.json()["error"]
+        # the slots are given back when the streams close
+        async with subscription(base_url, "all=true") as (response, _got):
+            assert response.status_code == 200
+
+
+async def test_the_process_limit_is_a_503(database_url: str) -> None:
+    with live_pipeline(database_url, max_connections=1) as (_devnet, base_url):
+        async with subscription(base_url, "all=true") as (response, _got), httpx.AsyncClient() as client:
+            assert response.status_code == 200
+            refused = await client.get(f"{base_url}/events/subscribe?all=true")
+        assert refused.status_code == 503
+        assert "retry-after" in refused.headers
+
+
+async def test_a_connection_ends_after_its_lifetime_with_a_retry_hint(database_url: str) -> None:
+    with live_pipeline(database_url, max_connection_lifetime=1.0, retry_ms=1234) as (devnet, base_url):
+        add_traffic(devnet, 20)
+        await index_now(devnet, database_url)
+        started = time.monotonic()
+        async with subscription(base_url, "all=true") as (response, _got):
+            body = (await response.aread()).decode()
+        lasted = time.monotonic() - started
+        assert 0.85 < lasted < 5
+        assert body.startswith("retry: 1234\n\n")
+        assert body.endswith("retry: 1234\n\n")
+
+
+async def test_shutdown_closes_open_streams_with_a_retry_hint_at_once(database_url: str) -> None:
+    got = Received()
+    with contextlib.ExitStack() as pipeline:
+        _devnet, base_url = pipeline.enter_context(live_pipeline(database_url, retry_ms=777))
+        async with subscription(base_url, "all=true") as (response, _):
+            reading = asyncio.create_task(read_sse(response, got))
+            await asyncio.sleep(0.2)
+            stopping = time.monotonic()
+            await asyncio.to_thread(pipeline.close)  # stops the server while this stream is open
+            stopped = time.monotonic() - stopping
+            await asyncio.wait_for(reading, 5)
+    assert stopped < 1.5, "the server waited on an open stream"
+    assert got.retry == 777
+    assert got.comments == 0
+
+
+async def test_cors_allows_only_the_configured_origins(database_url: str) -> None:
+    with live_pipeline(database_url, cors_origins="https://app.example") as (_devnet, base_url):
+        async with httpx.AsyncClient() as client:
+            allowed = await client.get(f"{base_url}/health", headers={"Origin": "https://app.example"})
+            other = await client.get(f"{base_url}/health", headers={"Origin": "https://evil.example"})
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        assert "access-control-allow-origin" not in other.headers
