@@ -69,7 +69,9 @@ class EventFilter:
 
 def values(params: QueryParams, name: str) -> list[str]:
     """Every value of a list parameter, from repeated keys and comma-separated values."""
-    found = [part.strip() for raw in params.getlist(name) for part in raw.split(",") if part.strip()]
+    found = [part.strip() for raw in params.getlist(name) for part in raw.split(",")]
+    if "" in found:
+        raise BadRequest(name, f"{name}: an empty value; give one or more values, separated by commas")
     if len(found) > MAX_LIST_VALUES:
         raise BadRequest(name, f"{name}: at most {MAX_LIST_VALUES} values, got {len(found)}")
     return found

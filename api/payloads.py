@@ -9,25 +9,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from indexer.events import BY_SSE_NAME, ScType, field_types, party_fields, payload_key, to_json_value
+from indexer.events import BY_SSE_NAME, FlowFiEvent, ScType, all_fields, field_types, party_fields, payload_key
+
+_FIELDS: dict[str, ScType] = {**all_fields(), "sender": ScType.ADDRESS, "recipient": ScType.ADDRESS}
+
+
+def _select(name: str, sc_type: ScType) -> str:
+    # u64 and i128 arrive as decimal text, which is what the JSON carries: no Decimal on the way.
+    return f"{name}::text AS {name}" if sc_type in (ScType.U64, ScType.I128) else name
+
 
 # The columns a payload is built from; every query that feeds payloads selects these.
 EVENT_COLUMNS = "id, kind, ledger, ledger_closed_at, tx_hash, contract_id, " + ", ".join(
-    sorted({name for kind in BY_SSE_NAME.values() for name in field_types(kind)} | {"sender", "recipient"})
+    _select(name, sc_type) for name, sc_type in sorted(_FIELDS.items())
 )
 
-_FIELDS_BY_KIND: dict[str, dict[str, ScType]] = {
-    name: dict(field_types(kind)) for name, kind in BY_SSE_NAME.items()
-}
-for _name, _kind in BY_SSE_NAME.items():
-    if _kind.is_stream_event:
-        # A stream event names its stream's parties even where the contract's event names only one.
-        _FIELDS_BY_KIND[_name].setdefault("sender", ScType.ADDRESS)
-        _FIELDS_BY_KIND[_name].setdefault("recipient", ScType.ADDRESS)
+
+def _layout(kind: type[FlowFiEvent]) -> tuple[tuple[str, str], ...]:
+    """(column, payload key) of each field of a kind. A stream event names its stream's parties even
+    where the contract's event names only one."""
+    names = list(field_types(kind))
+    if kind.is_stream_event:
+        names += [party for party in ("sender", "recipient") if party not in names]
+    return tuple((name, payload_key(name)) for name in names)
 
 
+_LAYOUTS = {name: _layout(kind) for name, kind in BY_SSE_NAME.items()}
+
+
+@lru_cache(maxsize=4096)
 def iso_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -42,11 +55,8 @@ def event_payload(row: Mapping[str, Any]) -> dict[str, Any]:
         "ledgerClosedAt": iso_time(row["ledger_closed_at"]),
         "transactionHash": row["tx_hash"],
     }
-    for name, sc_type in _FIELDS_BY_KIND[kind].items():
-        value = row[name]
-        payload[payload_key(name)] = None if value is None else to_json_value(
-            value if sc_type is ScType.ADDRESS else int(value), sc_type
-        )
+    for column, key in _LAYOUTS[kind]:
+        payload[key] = row[column]
     return payload
 
 

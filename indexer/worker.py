@@ -34,7 +34,9 @@ STANDBY_POLL_SECONDS = 1.0
 
 T = TypeVar("T")
 
-DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+# A lost or broken connection (InternalClientError: the server went away mid-statement and left the
+# protocol in a state the connection cannot leave). The page is retried on a new connection.
+DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError,
                    asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, TimeoutError)
 
 
@@ -106,11 +108,15 @@ class Worker:
         conn = await connect(self.database_url, "flowfi-worker")
         key = store.writer_lock_key(self.contract_ids)
         standing_by = False
-        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-            if not standing_by:
-                log.info("another worker is indexing these contracts; standing by to take over")
-                standing_by = True
-            await asyncio.sleep(STANDBY_POLL_SECONDS)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                if not standing_by:
+                    log.info("another worker is indexing these contracts; standing by to take over")
+                    standing_by = True
+                await asyncio.sleep(STANDBY_POLL_SECONDS)
+        except BaseException:
+            conn.terminate()
+            raise
         if standing_by:
             log.info("took over as the writing worker")
         metrics.IS_WRITER.set(1)

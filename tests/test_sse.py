@@ -92,6 +92,8 @@ async def test_replay_then_live_with_every_filter_form(database_url: str, db: as
         ("streams=18446744073709551616", "streams"),
         ("users=GBDK4KAKYLSGPQSZB65NBASVBK7D6X7C6XCNA3EANO3KT7ZBDLGTP72T", "users"),
         ("users=alice", "users"),
+        ("users=", "users"),
+        ("streams=1,,2", "streams"),
         ("types=stream.exploded", "types"),
         ("all=maybe", "all"),
         ("all=true&colour=blue", "colour"),
