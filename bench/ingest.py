@@ -5,7 +5,8 @@ loopback HTTP; the real `Worker` indexes it, pages of 10,000, into a fresh datab
 
 - the stellar-sdk ceiling: decoding the same events' topics and values with `scval.to_native`
   (what an indexer built on the SDK could at best reach, before any database work);
-- the COPY ceiling: the same rows COPY'd into a fresh database, nothing else;
+- the COPY ceiling: the same rows encoded and COPY'd into a fresh database as the store does it,
+  nothing else;
 - the parts of the pipeline alone: fetching every page, and decoding with the indexer's parser.
 """
 
@@ -80,26 +81,14 @@ async def _run_worker(settings: Settings, url: str, expected: int) -> float:
 async def _copy_ceiling(postgres: Postgres, pages: list[EventPage]) -> float:
     """COPY of the rows `write_page` writes, with nothing else in the transaction."""
     url = await postgres.fresh_database()
-    prepared = []
-    for page in pages:
-        decoded = [decode(raw) for raw in page.events]
-        typed = [d.event for d in decoded if d.event is not None]
-        streams = {}  # parties come from the events themselves: enough for the cost of COPY
-        prepared.append((
-            [store._raw_row(d) for d in decoded],
-            [store._event_row(e, streams) for e in typed],
-            list(store._party_rows(typed, streams)),
-        ))
+    decoded_pages = [[decode(raw) for raw in page.events] for page in pages]
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         started = time.perf_counter()
-        for raw_rows, event_rows, party_rows in prepared:
+        for decoded in decoded_pages:
             async with conn.transaction():
-                await conn.copy_records_to_table("contract_events", columns=list(store.RAW_COLUMNS),
-                                                 records=raw_rows)
-                await conn.copy_records_to_table("events", columns=list(store.EVENT_COLUMNS), records=event_rows)
-                await conn.copy_records_to_table("event_parties", columns=["address", "event_id"],
-                                                 records=party_rows)
+                # parties come from the events themselves (no stream state): enough for the cost of COPY
+                await store.copy_rows(conn, store.page_rows(decoded, {}))
         elapsed = time.perf_counter() - started
     finally:
         await conn.close()

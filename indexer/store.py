@@ -5,8 +5,8 @@ the new state of every stream and of the protocol config the page touched, and t
 from; its NOTIFY (the page's last event id) is delivered at commit. Events already stored are skipped
 by id, so writing a page twice changes nothing.
 
-Rows go in with COPY and the state is computed in Python from the rows the page touches, so a page
-costs a handful of round trips whatever its size.
+Rows go in with COPY (in its text format, see copy_text.py) and the state is computed in Python from
+the rows the page touches, so a page costs a handful of round trips whatever its size.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql
 
 from indexer import state as stream_state
 from indexer import tables
+from indexer.copy_text import NULL, optional_text, text, text_array, timestamp
 from indexer.decode import Decoded
 from indexer.events import (
     EVENT_KINDS,
@@ -44,9 +45,12 @@ from indexer.state import StreamState
 from indexer.tables import EVENTS_CHANNEL
 
 TYPED_FIELDS = all_fields()
-EVENT_COLUMNS = ("id", "kind", "ledger", "ledger_closed_at", "tx_hash", "contract_id", *TYPED_FIELDS)
-RAW_COLUMNS = ("id", "ledger", "ledger_closed_at", "tx_hash", "contract_id", "topic_xdr", "value_xdr",
-               "topic", "value")
+# Both event tables' rows start with the event's location, in the same order: it is encoded once.
+LOCATION_COLUMNS = ("id", "ledger", "ledger_closed_at", "tx_hash", "contract_id")
+RAW_COLUMNS = (*LOCATION_COLUMNS, "topic_xdr", "value_xdr", "topic", "value")
+EVENT_COLUMNS = (*LOCATION_COLUMNS, "kind", *TYPED_FIELDS)
+PARTY_COLUMNS = ("address", "event_id")
+DEAD_LETTER_COLUMNS = ("event_id", "reason")
 STREAM_COLUMNS = tuple(StreamState.__dataclass_fields__)
 assert tuple(c.name for c in tables.streams.columns) == STREAM_COLUMNS
 _STREAM_NUMERIC = {"stream_id", "rate_per_second", "deposited", "withdrawn", "refunded", "fees_paid",
@@ -95,11 +99,7 @@ async def write_page(
         dead = [d for d in fresh if d.event is None]
 
         streams = await _apply_stream_events(conn, typed)
-        await _copy(conn, "contract_events", RAW_COLUMNS, (_raw_row(d) for d in fresh))
-        await _copy(conn, "events", EVENT_COLUMNS, (_event_row(e, streams) for e in typed))
-        await _copy(conn, "event_parties", ("address", "event_id"), _party_rows(typed, streams))
-        if dead:
-            await _copy(conn, "dead_letters", ("event_id", "reason"), ((d.raw.id, d.error) for d in dead))
+        await copy_rows(conn, page_rows(fresh, streams))
         await _fill_earlier_parties(conn, typed)
         await _upsert_streams(conn, streams.values())
         await _apply_protocol_events(conn, typed)
@@ -124,44 +124,79 @@ async def _skip_stored(conn: asyncpg.Connection, decoded: Sequence[Decoded]) -> 
     return [d for d in decoded if d.raw.id not in stored]
 
 
-async def _copy(conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
-    records = list(rows)
-    if records:
-        await conn.copy_records_to_table(table, columns=list(columns), records=records)
+@dataclass(slots=True)
+class PageRows:
+    """A page's rows for each event table, as COPY text lines."""
+
+    contract_events: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    event_parties: list[str] = field(default_factory=list)
+    dead_letters: list[str] = field(default_factory=list)
 
 
-def _raw_row(d: Decoded) -> tuple:
-    raw = d.raw
-    topic = json.dumps(d.topic_json) if d.topic_json is not None else None
-    value = json.dumps(d.value_json) if d.topic_json is not None else None
-    return (raw.id, raw.ledger, raw.ledger_closed_at, raw.tx_hash, raw.contract_id, list(raw.topic),
-            raw.value, topic, value)
+def page_rows(fresh: Iterable[Decoded], streams: dict[tuple[str, int], StreamState]) -> PageRows:
+    rows = PageRows()
+    for d in fresh:
+        raw = d.raw
+        event_id = text(raw.id)
+        location = (f"{event_id}\t{raw.ledger}\t{timestamp(raw.ledger_closed_at)}\t{text(raw.tx_hash)}\t"
+                    f"{text(raw.contract_id)}")
+        if d.topic_json is None:  # the XDR does not parse: no JSON of either
+            topic = value = NULL
+        else:
+            topic, value = text(json.dumps(d.topic_json)), text(json.dumps(d.value_json))
+        rows.contract_events.append(f"{location}\t{text_array(raw.topic)}\t{text(raw.value)}\t{topic}\t{value}\n")
+        chain_event = d.event
+        if chain_event is None:
+            rows.dead_letters.append(f"{event_id}\t{optional_text(d.error)}\n")
+            continue
+        rows.events.append(location + _typed_fields(chain_event, streams))
+        rows.event_parties.extend(f"{address}\t{event_id}\n" for address in _parties(chain_event, streams))
+    return rows
 
 
-def _typed_layout(kind: type[FlowFiEvent]) -> tuple[Callable[[Any], tuple], tuple[int, ...]]:
-    """How an event of `kind` fills the typed columns: a getter of its fields (as a tuple), and each
-    field's column. Every kind has at least two fields."""
+async def copy_rows(conn: asyncpg.Connection, rows: PageRows) -> None:
+    for table, columns, lines in (
+        ("contract_events", RAW_COLUMNS, rows.contract_events),
+        ("events", EVENT_COLUMNS, rows.events),
+        ("event_parties", PARTY_COLUMNS, rows.event_parties),
+        ("dead_letters", DEAD_LETTER_COLUMNS, rows.dead_letters),
+    ):
+        if lines:
+            # A buffer, not bytes: asyncpg would take bytes for a file's path.
+            data = memoryview("".join(lines).encode())
+            await conn.copy_to_table(table, source=data, columns=list(columns), format="text")
+
+
+def _typed_layout(kind: type[FlowFiEvent]) -> tuple[str, Callable[[Any], tuple]]:
+    """How an event of `kind` ends its events row: a format string of the kind and the typed columns,
+    and a getter of its fields (as a tuple; every kind has at least two). In the format string {0} and
+    {1} are a stream event's sender and recipient, {2}... the event's fields in declaration order, and
+    the columns of other kinds' fields are NULL. The fields are integers and strkeys: nothing to escape."""
     names = tuple(field_types(kind))
     assert len(names) > 1
-    return attrgetter(*names), tuple(_TYPED_INDEX[name] for name in names)
+    slots = {name: f"{{{i}}}" for i, name in enumerate(names, 2)}
+    if kind.is_stream_event:
+        slots |= {"sender": "{0}", "recipient": "{1}"}
+    template = f"\t{kind.sse_name}" + "".join(f"\t{slots.get(name, NULL)}" for name in TYPED_FIELDS) + "\n"
+    return template, attrgetter(*names)
 
 
-_TYPED_INDEX = {name: i for i, name in enumerate(TYPED_FIELDS)}
-_SENDER, _RECIPIENT = _TYPED_INDEX["sender"], _TYPED_INDEX["recipient"]
 _LAYOUTS = {kind: _typed_layout(kind) for kind in EVENT_KINDS}
-_NO_FIELDS = (None,) * len(TYPED_FIELDS)
 
 
-def _event_row(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> tuple:
+def _typed_fields(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> str:
+    """The end of an event's events row. For stream events `sender` and `recipient` are the stream's
+    parties where the stream is known, else the event's own."""
     event = chain_event.event
-    getter, positions = _LAYOUTS[type(event)]
-    typed: list[Any] = list(_NO_FIELDS)
-    for position, value in zip(positions, getter(event), strict=True):
-        typed[position] = value
-    if isinstance(event, StreamEvent) and (s := streams.get((chain_event.contract_id, event.stream_id))):
-        typed[_SENDER], typed[_RECIPIENT] = s.sender, s.recipient
-    return (chain_event.id, event.sse_name, chain_event.ledger, chain_event.ledger_closed_at,
-            chain_event.tx_hash, chain_event.contract_id, *typed)
+    template, getter = _LAYOUTS[type(event)]
+    sender = recipient = NULL
+    if isinstance(event, StreamEvent):
+        if s := streams.get((chain_event.contract_id, event.stream_id)):
+            sender, recipient = s.sender, s.recipient
+        else:
+            sender, recipient = getattr(event, "sender", NULL), getattr(event, "recipient", NULL)
+    return template.format(sender, recipient, *getter(event))
 
 
 def _parties(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> set[str]:
@@ -170,12 +205,6 @@ def _parties(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState
     if isinstance(event, StreamEvent) and (s := streams.get((chain_event.contract_id, event.stream_id))):
         found |= {s.sender, s.recipient}
     return found
-
-
-def _party_rows(typed: list[ChainEvent], streams: dict[tuple[str, int], StreamState]) -> Iterable[tuple]:
-    for chain_event in typed:
-        for address in _parties(chain_event, streams):
-            yield address, chain_event.id
 
 
 async def _apply_stream_events(
@@ -270,10 +299,11 @@ async def _fill_earlier_parties(conn: asyncpg.Connection, typed: list[ChainEvent
 
 _STREAM_ARRAY_TYPES = tuple(f"{column.type.compile(dialect=postgresql.dialect())}[]"
                             for column in tables.streams.columns)
-# One statement for the whole page: the states as one array per column, unnested into rows.
+# One statement for the whole page: the states as one text array per column (the server converts them,
+# for less than asyncpg's binary encoding of each NUMERIC and timestamp costs), unnested into rows.
 _UPSERT_STREAMS = (
     f"INSERT INTO streams ({', '.join(STREAM_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'${i}::{t}' for i, t in enumerate(_STREAM_ARRAY_TYPES, 1))}) "
+    f"SELECT * FROM unnest({', '.join(f'${i}::text[]::{t}' for i, t in enumerate(_STREAM_ARRAY_TYPES, 1))}) "
     "ON CONFLICT (contract_id, stream_id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in STREAM_COLUMNS if c not in ("contract_id", "stream_id"))
 )
@@ -282,7 +312,13 @@ _UPSERT_STREAMS = (
 async def _upsert_streams(conn: asyncpg.Connection, states: Iterable[StreamState]) -> None:
     rows = [tuple(getattr(s, c) for c in STREAM_COLUMNS) for s in states]
     if rows:
-        await conn.execute(_UPSERT_STREAMS, *(list(column) for column in zip(*rows, strict=True)))
+        columns = ([None if v is None else v if type(v) is str else _text_value(v) for v in column]
+                   for column in zip(*rows, strict=True))
+        await conn.execute(_UPSERT_STREAMS, *columns)
+
+
+def _text_value(value: int | datetime) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 async def _apply_protocol_events(conn: asyncpg.Connection, typed: list[ChainEvent]) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -130,6 +131,40 @@ async def test_malformed_events_go_to_dead_letters_and_later_events_are_indexed(
         assert await db.fetchval("SELECT count(*) FROM streams") == 1
         # the undecodable events are still kept raw, with their XDR
         assert await db.fetchval("SELECT count(*) FROM contract_events") == len(kinds) + 2
+
+
+ODD = 'tab\t back\\slash "quote" new\nline cr\r {a,b} NULL \\N é 😀 \u2028'
+
+
+async def test_dead_letters_with_odd_characters_are_stored_exactly(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet() as devnet:
+        chain = devnet.chain
+        not_xdr = [ODD, "", "NULL"]
+        chain.inject_raw_event(not_xdr, ODD)  # neither parses
+        chain.inject_raw_event([scval.to_string(ODD).to_xdr()], scval.to_string(ODD).to_xdr())  # topic 0 no Symbol
+        chain.inject_raw_event([scval.to_symbol("mystery").to_xdr()],
+                               scval.to_map({scval.to_symbol("note"): scval.to_string(ODD)}).to_xdr())
+        chain.close_ledger()
+        worker = Worker(worker_settings(devnet, database_url), database_url)
+        await index_until_caught_up(worker, devnet)
+        rows = await db.fetch("SELECT topic_xdr, value_xdr, topic, value FROM contract_events ORDER BY id")
+        assert [(r["topic_xdr"], r["value_xdr"]) for r in rows] == [
+            (not_xdr, ODD),
+            ([scval.to_string(ODD).to_xdr()], scval.to_string(ODD).to_xdr()),
+            ([scval.to_symbol("mystery").to_xdr()],
+             scval.to_map({scval.to_symbol("note"): scval.to_string(ODD)}).to_xdr()),
+        ]
+        decoded = [(json.loads(r["topic"]) if r["topic"] else None, json.loads(r["value"]) if r["value"] else None)
+                   for r in rows]
+        assert decoded == [(None, None), ([ODD], ODD), (["mystery"], {"note": ODD})]
+        reasons = [r["reason"] for r in await db.fetch("SELECT reason FROM dead_letters ORDER BY event_id")]
+        assert len(reasons) == 3
+        assert "XDR does not parse" in reasons[0]
+        assert "topic 0 is a string" in reasons[1]
+        assert "unknown event 'mystery'" in reasons[2]
+        assert await db.fetchval("SELECT count(*) FROM events") == 0
 
 
 async def test_rpc_failures_are_retried_and_nothing_is_skipped(
