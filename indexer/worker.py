@@ -5,6 +5,11 @@ retries (with exponential backoff and jitter, logged, forever): an unreachable o
 and a lost database connection. What stops it, with a message saying what to do: a network
 passphrase that does not match, and a cursor that fell out of the RPC server's retention window.
 A stop request (SIGINT/SIGTERM) takes effect between pages; a page is committed whole or not at all.
+
+Fetching and writing overlap: while one page is written, the next is fetched and decoded (at most
+`PREFETCH_PAGES` wait). Pages are written in order, each after the one before has committed; when
+the writer loses its connection, the pages fetched ahead are dropped and it resumes from the cursor
+it committed last.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from indexer import metrics, store
 from indexer.database import connect
-from indexer.decode import decode
+from indexer.decode import Decoded, decode
 from indexer.rpc import EventPage, OutOfRetention, RetryableRpcError, RpcClient
 from indexer.settings import Settings
 
@@ -31,6 +36,11 @@ log = logging.getLogger(__name__)
 # Where a worker with no cursor and no start ledger begins: about a day of ledgers back.
 RECENT_LEDGERS = 17_280
 STANDBY_POLL_SECONDS = 1.0
+# Pages fetched and decoded ahead of the one being written (one more may wait to be queued).
+PREFETCH_PAGES = 1
+# Decoding yields to the event loop after this many events, so that the page being written meanwhile
+# moves on as soon as the database answers.
+DECODE_CHUNK = 500
 
 T = TypeVar("T")
 
@@ -52,6 +62,13 @@ class IndexerStopped(Exception):
 class Position:
     cursor: str | None
     start_ledger: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPage:
+    page: EventPage
+    decoded: list[Decoded]
+    decode_seconds: float
 
 
 class Worker:
@@ -85,19 +102,39 @@ class Worker:
                 await self._conn.close()
 
     async def _index(self, conn: asyncpg.Connection, position: Position) -> None:
-        """Page through the chain while `conn`, which holds the lock, lives."""
-        while not self.stopping.is_set():
-            page = await self._until_stopped(self._retry(partial(self._fetch, position), "getEvents"))
-            if page is None:
-                return
-            try:
-                await self._retry(partial(self._write, conn, page), "write a page")
-            except _LockLost:
-                log.warning("the database connection holding the writer lock was lost; taking it again")
-                return
+        """Page through the chain while `conn`, which holds the lock, lives: write the pages that
+        `_fetch_pages` queues, in order."""
+        queue: asyncio.Queue[FetchedPage] = asyncio.Queue(maxsize=PREFETCH_PAGES)
+        fetcher = asyncio.create_task(self._fetch_pages(position, queue))
+        try:
+            while not self.stopping.is_set():
+                fetched = await self._until_stopped(_next_page(queue, fetcher))
+                if fetched is None:
+                    return
+                try:
+                    await self._retry(partial(self._write, conn, fetched), "write a page")
+                except _LockLost:
+                    log.warning("the database connection holding the writer lock was lost; taking it again")
+                    return
+        finally:
+            fetcher.cancel()  # the pages fetched ahead are dropped
+            await asyncio.gather(fetcher, return_exceptions=True)
+
+    async def _fetch_pages(self, position: Position, queue: asyncio.Queue[FetchedPage]) -> None:
+        """Fetch and decode the pages after `position` into `queue`, polling once caught up."""
+        while True:
+            page = await self._retry(partial(self._fetch, position), "getEvents")
+            decoded: list[Decoded] = []
+            decode_seconds = 0.0
+            for i in range(0, len(page.events), DECODE_CHUNK):
+                started = time.perf_counter()
+                decoded += [decode(raw) for raw in page.events[i : i + DECODE_CHUNK]]
+                decode_seconds += time.perf_counter() - started
+                await asyncio.sleep(0)
+            await queue.put(FetchedPage(page, decoded, decode_seconds))
             position = Position(cursor=page.cursor, start_ledger=None)
             if len(page.events) < self.settings.page_size:
-                await self._until_stopped(asyncio.sleep(self.settings.poll_interval))
+                await asyncio.sleep(self.settings.poll_interval)
 
     async def _take_writer_lock(self) -> asyncpg.Connection:
         """A new connection holding the advisory lock of these contracts (waiting for it if another
@@ -163,13 +200,13 @@ class Worker:
         except OutOfRetention as exc:
             raise IndexerStopped(_retention_advice(position, exc, self.settings.rpc_url)) from exc
 
-    async def _write(self, conn: asyncpg.Connection, page: EventPage) -> None:
+    async def _write(self, conn: asyncpg.Connection, fetched: FetchedPage) -> None:
         if self._conn is None or conn is not self._conn or self._conn.is_closed():
             raise _LockLost
+        page, decoded = fetched.page, fetched.decoded
         started = time.perf_counter()
-        decoded = [decode(raw) for raw in page.events]
         written = await store.write_page(conn, self.contract_ids, page, decoded)
-        elapsed = time.perf_counter() - started
+        elapsed = fetched.decode_seconds + time.perf_counter() - started
         self.events_indexed += written.new_events
         lag = page.latest_ledger - store.ledger_of_cursor(page)
         metrics.PAGE_SECONDS.observe(elapsed)
@@ -224,6 +261,22 @@ class Worker:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return None
+
+
+async def _next_page(queue: asyncio.Queue[FetchedPage], fetcher: asyncio.Task[None]) -> FetchedPage:
+    """The next queued page; once the queue is empty and the fetcher has failed, its error."""
+    if queue.empty() and fetcher.done():
+        fetcher.result()  # raises the fetcher's error: it only ends by failing (or being cancelled)
+    get = asyncio.ensure_future(queue.get())
+    try:
+        await asyncio.wait({get, fetcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not get.done():
+            get.cancel()
+    if get.done() and not get.cancelled():
+        return get.result()
+    fetcher.result()
+    raise AssertionError("the fetcher ended without an error")
 
 
 def _retention_advice(position: Position, exc: OutOfRetention, rpc_url: str) -> str:
