@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import jwt
 from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from stellar_sdk import StrKey
 
@@ -118,6 +118,16 @@ def require_admin(connection: HTTPConnection) -> None:
         raise AuthError(403, "this endpoint is for admins: the token carries no admin claim")
 
 
+def authenticate(authenticator: Authenticator, scope: Scope) -> Response | None:
+    """Record the caller in `scope`, or return the 401/403 to answer instead."""
+    try:
+        scope[SCOPE_KEY] = authenticator.principal(HTTPConnection(scope))
+    except AuthError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return JSONResponse({"error": exc.message}, exc.status, headers=headers)
+    return None
+
+
 class AuthMiddleware:
     """Pure ASGI (it passes `receive` through untouched, which the SSE endpoint relies on)."""
 
@@ -127,13 +137,9 @@ class AuthMiddleware:
         self.open_paths = OPEN_PATHS | open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.authenticator.enabled or scope["path"] in self.open_paths:
-            await self.app(scope, receive, send)
-            return
-        try:
-            scope[SCOPE_KEY] = self.authenticator.principal(HTTPConnection(scope))
-        except AuthError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-            await JSONResponse({"error": exc.message}, exc.status, headers=headers)(scope, receive, send)
-            return
+        if scope["type"] == "http" and self.authenticator.enabled and scope["path"] not in self.open_paths:
+            refusal = authenticate(self.authenticator, scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
         await self.app(scope, receive, send)

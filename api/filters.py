@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from starlette.datastructures import QueryParams
 from stellar_sdk import StrKey
@@ -65,6 +66,15 @@ class EventFilter:
         if not chosen:
             return "types"
         return chosen[0] if len(chosen) == 1 else "mixed"
+
+
+T = TypeVar("T")
+_EMPTY: frozenset[Any] = frozenset()
+
+
+def _frozen(items: Iterable[T]) -> frozenset[T]:
+    """A frozenset, sharing one empty set (a live connection keeps its filter: this saves memory)."""
+    return frozenset(items) or _EMPTY
 
 
 def values(params: QueryParams, name: str) -> list[str]:
@@ -126,9 +136,9 @@ def reject_unknown(params: QueryParams, known: Iterable[str]) -> None:
 def event_filter(params: QueryParams, *, require_selection: bool) -> EventFilter:
     everything = any(boolean(v, "all") for v in params.getlist("all"))
     selected = EventFilter(
-        streams=frozenset(stream_id(v) for v in values(params, "streams")),
-        users=frozenset(address(v) for v in values(params, "users")),
-        types=frozenset(event_type(v) for v in values(params, "types")),
+        streams=_frozen(stream_id(v) for v in values(params, "streams")),
+        users=_frozen(address(v) for v in values(params, "users")),
+        types=_frozen(event_type(v) for v in values(params, "types")),
         everything=everything,
     )
     if require_selection and not (selected.everything or selected.streams or selected.users or selected.types):

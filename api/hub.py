@@ -14,7 +14,7 @@ between, so nothing falls between replay and live and nothing arrives twice.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -31,16 +31,17 @@ class LiveEvent:
 
 
 class Subscriber:
-    """One connection's queue of frames. `wakeup` is set when there is something to send or when
-    the subscriber is closed (`closed_reason` then says why)."""
+    """One connection's queue of frames; `wakeup()` says when there is something to send or the
+    subscriber is closed (`closed_reason` then says why). Kept small, as there may be tens of
+    thousands: a list and one future at a time, no asyncio.Event and its waiter deque."""
 
-    __slots__ = ("selected", "frames", "limit", "wakeup", "closed_reason", "abort")
+    __slots__ = ("selected", "frames", "limit", "waiter", "closed_reason", "abort")
 
     def __init__(self, selected: EventFilter, limit: int) -> None:
         self.selected = selected
-        self.frames: deque[bytes] = deque()
+        self.frames: list[bytes] = []
         self.limit = limit
-        self.wakeup = asyncio.Event()
+        self.waiter: asyncio.Future[None] | None = None
         self.closed_reason: str | None = None
         # Closes the connection at once (set by the SSE endpoint where the server allows it).
         self.abort: Callable[[], None] | None = None
@@ -50,19 +51,32 @@ class Subscriber:
         if len(self.frames) >= self.limit:
             return False
         self.frames.append(frame)
-        self.wakeup.set()
+        self._wake()
         return True
 
+    def wakeup(self) -> asyncio.Future[None]:
+        """Done when there is something to send or the subscriber is closed. A plain future, not a
+        coroutine: an idle connection waits without a frame of its own."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self.frames or self.closed_reason is not None:
+            waiter.set_result(None)
+        else:
+            self.waiter = waiter
+        return waiter
+
     def take(self) -> list[bytes]:
-        frames = list(self.frames)
-        self.frames.clear()
-        self.wakeup.clear()
+        frames, self.frames = self.frames, []
         return frames
 
     def close(self, reason: str) -> None:
         if self.closed_reason is None:
             self.closed_reason = reason
-        self.wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 @dataclass

@@ -18,9 +18,11 @@ import dataclasses
 import json
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
@@ -32,6 +34,7 @@ from api.hub import Hub, Subscriber
 from api.payloads import event_payload
 from indexer.settings import Settings
 
+SUBSCRIBE_PATH = "/events/subscribe"
 REPLAY_PAGE = 2000
 MAX_WRITE = 256 * 1024  # bytes handed to the server in one send; bounds what a slow client holds
 SUBSCRIBE_PARAMETERS = ("streams", "users", "types", "all", "lastEventId", "cursor", "token")
@@ -80,6 +83,20 @@ def resume_point(request: Request) -> str | None:
     return filters.event_id(value, name)
 
 
+class Refusal(Exception):
+    """A subscription answered with an error instead of a stream."""
+
+    def __init__(self, status: int, message: str, parameter: str | None = None, retry_after: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"error": message, "parameter": parameter}
+        self.headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+
+    def response(self, cors: list[tuple[bytes, bytes]]) -> JSONResponse:
+        headers = {**self.headers, **{name.decode(): value.decode() for name, value in cors}}
+        return JSONResponse(self.body, self.status, headers=headers)
+
+
 class ConnectionLimits:
     """Open SSE connections, counted per process, per client IP and per authenticated user."""
 
@@ -89,126 +106,157 @@ class ConnectionLimits:
         self.by_ip: Counter[str] = Counter()
         self.by_user: Counter[str] = Counter()
 
-    def refusal(self, ip: str, user: str | None) -> JSONResponse | None:
-        """Why a new connection is refused, or None to admit it."""
+    def check(self, ip: str, user: str | None) -> None:
+        """Refuse a new connection past a limit."""
         if self.total >= self.settings.max_connections:
-            return JSONResponse({"error": "this server is at its connection limit; retry shortly or elsewhere"},
-                                503, headers={"Retry-After": "5"})
+            raise Refusal(503, "this server is at its connection limit; retry shortly or elsewhere", retry_after=5)
         if self.by_ip[ip] >= self.settings.max_connections_per_ip:
-            return JSONResponse({"error": f"too many open connections from {ip}: close some (one EventSource "
-                                 "with several filters serves a whole page)"}, 429, headers={"Retry-After": "10"})
+            raise Refusal(429, f"too many open connections from {ip}: close some (one EventSource with several "
+                          "filters serves a whole page)", retry_after=10)
         if user is not None and self.by_user[user] >= self.settings.max_connections_per_user:
-            return JSONResponse({"error": "too many open connections for this user: close some"}, 429,
-                                headers={"Retry-After": "10"})
-        return None
+            raise Refusal(429, "too many open connections for this user: close some", retry_after=10)
 
-    @contextlib.contextmanager
-    def held(self, ip: str, user: str | None) -> Iterator[None]:
+    def take(self, ip: str, user: str | None) -> None:
         self.total += 1
         self.by_ip[ip] += 1
         if user is not None:
             self.by_user[user] += 1
-        try:
-            yield
-        finally:
-            self.total -= 1
-            self.by_ip[ip] -= 1
-            if not self.by_ip[ip]:
-                del self.by_ip[ip]
-            if user is not None:
-                self.by_user[user] -= 1
-                if not self.by_user[user]:
-                    del self.by_user[user]
+
+    def give_back(self, ip: str, user: str | None) -> None:
+        self.total -= 1
+        self.by_ip[ip] -= 1
+        if not self.by_ip[ip]:
+            del self.by_ip[ip]
+        if user is not None:
+            self.by_user[user] -= 1
+            if not self.by_user[user]:
+                del self.by_user[user]
 
 
 class Subscribe:
-    """The ASGI endpoint. Reads `app.state.hub`, `app.state.pool`, `app.state.listener`,
-    `app.state.settings`, `app.state.limits`."""
+    """The ASGI endpoint. A plain callable handing over the connection's one coroutine: nothing of
+    its own stays on the call stack of a stream that may live for hours."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        state = request.app.state
-        principal = principal_of(request)
-        try:
-            filters.reject_unknown(request.query_params, SUBSCRIBE_PARAMETERS)
-            selected = filters.event_filter(request.query_params, require_selection=True)
-            selected = dataclasses.replace(selected, visible_to=principal.restricted_to)
-            resume = resume_point(request)
-        except BadRequest as exc:
-            await JSONResponse({"error": exc.message, "parameter": exc.parameter}, 400)(scope, receive, send)
-            return
-        if not state.listener.ready:
-            await JSONResponse({"error": "the live feed is starting; retry shortly"}, 503,
-                               headers={"Retry-After": "2"})(scope, receive, send)
-            return
-        ip = request.client.host if request.client else "unknown"
-        limits: ConnectionLimits = state.limits
-        if (refusal := limits.refusal(ip, principal.restricted_to)) is not None:
-            await refusal(scope, receive, send)
-            return
-        with limits.held(ip, principal.restricted_to):
-            if resume is not None and not await queries.event_exists(state.pool, resume):
-                await JSONResponse(
-                    {"error": f"unknown event id {resume}: this server has no such event. Reconnect without a "
-                     "resume id (cursor=now) or with an id from this server's events", "parameter": "lastEventId"},
-                    400,
-                )(scope, receive, send)
-                return
-            await Connection(state.hub, state.pool, state.settings, _abort_handle(receive)).run(
-                selected, resume, receive, send
-            )
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return Connection(scope["app"].state, request_cycle(receive)).serve(scope, receive, send)
 
 
-def _abort_handle(receive: Receive) -> Callable[[], None] | None:
-    """A way to close this connection at once, so that a client that stopped reading is cut off
-    even while a write to it is blocked. uvicorn's `receive` belongs to the request cycle that holds
-    the transport; under another server (or a middleware that wraps `receive`) there is none, and a
-    dropped client's connection ends at its next completed write instead."""
-    transport = getattr(getattr(receive, "__self__", None), "transport", None)
-    abort = getattr(transport, "abort", None)
-    return abort if callable(abort) else None
+def cors_headers(origin: str | None, allowed: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
+    """What a browser on another origin needs to read the stream (allowed origins only)."""
+    if origin is None or origin not in allowed:
+        return []
+    return [(b"access-control-allow-origin", origin.encode()), (b"access-control-allow-credentials", b"true"),
+            (b"vary", b"Origin")]
+
+
+def request_cycle(receive: Receive) -> Any:
+    """uvicorn's request cycle behind `receive`, or None under another server (or a middleware that
+    wraps `receive`). It offers two things ASGI does not: its `transport`, to cut off a client that
+    stopped reading even while a write to it is blocked, and its `disconnected` flag, which saves
+    each connection a task waiting for the disconnect message."""
+    cycle = getattr(receive, "__self__", None)
+    has_both = hasattr(cycle, "disconnected") and callable(getattr(getattr(cycle, "transport", None), "abort", None))
+    return cycle if has_both else None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    selected: EventFilter
+    resume: str | None
+    ip: str
+    user: str | None
 
 
 class Connection:
-    def __init__(self, hub: Hub, pool: Any, settings: Settings, abort: Callable[[], None] | None) -> None:
-        self.hub = hub
-        self.pool = pool
-        self.retry_ms = settings.retry_ms
-        self.send_timeout = settings.send_timeout
-        # Connections end after their lifetime, spread by ±10% so that reconnects do not come in waves.
-        self.lifetime = settings.max_connection_lifetime * random.uniform(0.9, 1.1)
-        self.abort = abort
+    """One subscriber's stream. Reads the app's state: hub, pool, listener, settings, limits."""
+
+    __slots__ = ("hub", "pool", "listener", "limits", "settings", "deadline", "cycle", "subscriber", "gone")
+
+    def __init__(self, state: Any, cycle: Any) -> None:
+        self.hub: Hub = state.hub
+        self.pool = state.pool
+        self.listener = state.listener
+        self.limits: ConnectionLimits = state.limits
+        self.settings: Settings = state.settings
+        # Streams end after their lifetime, spread by ±10% so that reconnects do not come in waves;
+        # checked whenever the stream wakes (a heartbeat at the latest).
+        self.deadline = asyncio.get_running_loop().time() + (
+            self.settings.max_connection_lifetime * random.uniform(0.9, 1.1)
+        )
+        self.cycle = cycle
         self.subscriber: Subscriber | None = None
         self.gone = False  # the client left, or was cut off
-        self.ending = False  # the connection reached its lifetime
 
-    async def run(self, selected: EventFilter, resume: str | None, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        await send({"type": "http.response.body", "body": retry_frame(self.retry_ms), "more_body": True})
-        watcher = asyncio.ensure_future(self._watch_disconnect(receive))
-        expiry = asyncio.get_running_loop().call_later(self.lifetime, self._expire)
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Admit, replay, then stream live until the client leaves, is dropped, or the stream ends. One
+        coroutine on purpose: every frame on this stack lives as long as the connection."""
+        cors = cors_headers(Headers(scope=scope).get("origin"), self.settings.cors_origins)
         try:
+            admission = self._admit(scope)
+            self.limits.take(admission.ip, admission.user)
+        except Refusal as refusal:
+            await refusal.response(cors)(scope, receive, send)
+            return
+        # Without uvicorn's flag a task waits for the disconnect message; with it, a client that left
+        # is noticed at the next write (a heartbeat at the latest).
+        watcher = None if self.cycle is not None else asyncio.ensure_future(self._watch_disconnect(receive))
+        try:
+            resume = admission.resume
+            if resume is not None and not await queries.event_exists(self.pool, resume):
+                await Refusal(400, f"unknown event id {resume}: this server has no such event. Reconnect without "
+                              "a resume id (cursor=now) or with an id from this server's events",
+                              "lastEventId").response(cors)(scope, receive, send)
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": HEADERS + cors})
+            await send({"type": "http.response.body", "body": retry_frame(self.settings.retry_ms),
+                        "more_body": True})
             if resume is not None:
-                await self._replay(selected, resume, send)
+                await self._replay(admission.selected, resume, send)
             else:
-                self._go_live(selected)
-            await self._live(send)
+                self._go_live(admission.selected)
+            loop = asyncio.get_running_loop()
+            subscriber = self.subscriber
+            while subscriber is not None and not self.gone:
+                await subscriber.wakeup()
+                frames = subscriber.take()
+                if frames:
+                    await self._write(send, frames)
+                if subscriber.closed_reason is not None or loop.time() >= self.deadline:
+                    break
             if not self.gone:  # end the response with a retry hint: the client resumes by id
                 with contextlib.suppress(Exception):
-                    async with asyncio.timeout(self.send_timeout):
-                        await send({"type": "http.response.body", "body": retry_frame(self.retry_ms),
+                    async with asyncio.timeout(self.settings.send_timeout):
+                        await send({"type": "http.response.body", "body": retry_frame(self.settings.retry_ms),
                                     "more_body": False})
         finally:
-            expiry.cancel()
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             if self.subscriber is not None:
                 self.hub.unsubscribe(self.subscriber)
+            self.limits.give_back(admission.ip, admission.user)
+
+    def _admit(self, scope: Scope) -> Admission:
+        """The subscription a request asks for, or a Refusal saying why it cannot have it."""
+        request = Request(scope)
+        visible_to = principal_of(request).restricted_to
+        try:
+            filters.reject_unknown(request.query_params, SUBSCRIBE_PARAMETERS)
+            selected = filters.event_filter(request.query_params, require_selection=True)
+            resume = resume_point(request)
+        except BadRequest as exc:
+            raise Refusal(400, exc.message, exc.parameter) from exc
+        if not self.listener.ready:
+            raise Refusal(503, "the live feed is starting; retry shortly", retry_after=2)
+        ip = request.client.host if request.client else "unknown"
+        self.limits.check(ip, visible_to)
+        return Admission(dataclasses.replace(selected, visible_to=visible_to), resume, ip, visible_to)
 
     async def _replay(self, selected: EventFilter, position: str, send: Send) -> None:
         """Send the stored events after `position` until caught up with the hub, then go live."""
-        while not (self.gone or self.ending):
+        loop = asyncio.get_running_loop()
+        while not self.gone and loop.time() < self.deadline:
             target = self.hub.high_water
-            while not (self.gone or self.ending):
+            while not self.gone:
                 rows = await queries.events_after(self.pool, position, REPLAY_PAGE, selected, up_to=target)
                 if rows:
                     await self._write(send, [encode_row(row) for row in rows])
@@ -221,23 +269,14 @@ class Connection:
             position = max(position, target)
 
     def _go_live(self, selected: EventFilter) -> None:
-        if not (self.gone or self.ending):
+        if not self.gone:
             self.subscriber = self.hub.subscribe(selected)
-            self.subscriber.abort = self.abort
+            if self.cycle is not None:
+                self.subscriber.abort = self.cycle.transport.abort
             if self.hub.high_water:
                 # An id without data moves the client's Last-Event-ID to where live delivery starts, so
                 # a connection that drops before its first event still resumes without a gap.
                 self.subscriber.offer(position_frame(self.hub.high_water))
-
-    async def _live(self, send: Send) -> None:
-        subscriber = self.subscriber
-        while subscriber is not None:
-            await subscriber.wakeup.wait()
-            frames = subscriber.take()
-            if frames:
-                await self._write(send, frames)
-            if subscriber.closed_reason is not None or self.gone:
-                return
 
     async def _write(self, send: Send, frames: list[bytes]) -> None:
         chunk: list[bytes] = []
@@ -253,24 +292,24 @@ class Connection:
 
     async def _send(self, send: Send, body: bytes) -> None:
         try:
-            async with asyncio.timeout(self.send_timeout):
+            async with asyncio.timeout(self.settings.send_timeout):
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         except TimeoutError:
             # The client has not taken a write in send_timeout seconds: cut it off; it resumes by id.
             self.gone = True
             if self.subscriber is not None:
                 self.hub.drop(self.subscriber, "a write to the client timed out")
-            elif self.abort is not None:
-                self.abort()
-
-    def _expire(self) -> None:
-        self.ending = True
-        if self.subscriber is not None:
-            self.subscriber.close("the connection reached its lifetime; reconnect to resume")
+            elif self.cycle is not None:
+                self.cycle.transport.abort()
+        if self.cycle is not None and self.cycle.disconnected:
+            self._left()
 
     async def _watch_disconnect(self, receive: Callable[[], Awaitable[Any]]) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
+        self._left()
+
+    def _left(self) -> None:
         self.gone = True
         if self.subscriber is not None:
             self.hub.unsubscribe(self.subscriber)

@@ -10,7 +10,9 @@ from tests.live import Received, add_traffic, index_now, live_pipeline, read_sse
 
 
 async def test_connections_past_the_limits_are_refused_with_retry_after(database_url: str) -> None:
-    with live_pipeline(database_url, max_connections_per_ip=2, max_connections=3) as (_devnet, base_url):
+    # a closed stream is noticed at its next write: heartbeats make that quick
+    with live_pipeline(database_url, max_connections_per_ip=2, max_connections=3,
+                       heartbeat_interval=0.1) as (_devnet, base_url):
         async with contextlib.AsyncExitStack() as stack:
             for _ in range(2):
                 response, _got = await stack.enter_async_context(subscription(base_url, "all=true"))
@@ -20,7 +22,7 @@ async def test_connections_past_the_limits_are_refused_with_retry_after(database
             assert refused.status_code == 429
             assert int(refused.headers["retry-after"]) > 0
             assert "too many open connections" in refused.json()["error"]
-        # the slots are given back when the streams close
+        await asyncio.sleep(0.5)  # the slots are given back when the streams close
         async with subscription(base_url, "all=true") as (response, _got):
             assert response.status_code == 200
 
@@ -35,7 +37,9 @@ async def test_the_process_limit_is_a_503(database_url: str) -> None:
 
 
 async def test_a_connection_ends_after_its_lifetime_with_a_retry_hint(database_url: str) -> None:
-    with live_pipeline(database_url, max_connection_lifetime=1.0, retry_ms=1234) as (devnet, base_url):
+    # the lifetime is checked whenever the stream wakes: heartbeats make that often
+    with live_pipeline(database_url, max_connection_lifetime=1.0, retry_ms=1234,
+                       heartbeat_interval=0.2) as (devnet, base_url):
         add_traffic(devnet, 20)
         await index_now(devnet, database_url)
         started = time.monotonic()
