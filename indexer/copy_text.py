@@ -53,6 +53,20 @@ def timestamp(value: datetime) -> str:
     return value.isoformat()
 
 
+def field(value: str | int | datetime | None) -> str:
+    """Any field, by its Python type: for rows whose columns vary in type (the encoders above are
+    cheaper where a column's type is known)."""
+    if value is None:
+        return NULL
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"no COPY text encoding for {type(value).__name__}")
+
+
 def row(fields: Iterable[str]) -> str:
     """One row of already encoded fields."""
     return "\t".join(fields) + "\n"

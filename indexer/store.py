@@ -20,10 +20,9 @@ from operator import attrgetter
 from typing import Any
 
 import asyncpg
-from sqlalchemy.dialects import postgresql
 
+from indexer import copy_text, tables
 from indexer import state as stream_state
-from indexer import tables
 from indexer.copy_text import NULL, optional_text, text, text_array, timestamp
 from indexer.decode import Decoded
 from indexer.events import (
@@ -297,28 +296,23 @@ async def _fill_earlier_parties(conn: asyncpg.Connection, typed: list[ChainEvent
     )
 
 
-_STREAM_ARRAY_TYPES = tuple(f"{column.type.compile(dialect=postgresql.dialect())}[]"
-                            for column in tables.streams.columns)
-# One statement for the whole page: the states as one text array per column (the server converts them,
-# for less than asyncpg's binary encoding of each NUMERIC and timestamp costs), unnested into rows.
+# The page's stream states go to a temporary table by COPY, and from there into streams in one
+# statement: one row per stream, for less than binding them as parameters costs.
+_STAGE_STREAMS = "CREATE TEMP TABLE IF NOT EXISTS streams_page (LIKE streams) ON COMMIT DELETE ROWS"
 _UPSERT_STREAMS = (
-    f"INSERT INTO streams ({', '.join(STREAM_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'${i}::text[]::{t}' for i, t in enumerate(_STREAM_ARRAY_TYPES, 1))}) "
+    f"INSERT INTO streams ({', '.join(STREAM_COLUMNS)}) SELECT {', '.join(STREAM_COLUMNS)} FROM streams_page "
     "ON CONFLICT (contract_id, stream_id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in STREAM_COLUMNS if c not in ("contract_id", "stream_id"))
 )
+_stream_values = attrgetter(*STREAM_COLUMNS)
 
 
 async def _upsert_streams(conn: asyncpg.Connection, states: Iterable[StreamState]) -> None:
-    rows = [tuple(getattr(s, c) for c in STREAM_COLUMNS) for s in states]
-    if rows:
-        columns = ([None if v is None else v if type(v) is str else _text_value(v) for v in column]
-                   for column in zip(*rows, strict=True))
-        await conn.execute(_UPSERT_STREAMS, *columns)
-
-
-def _text_value(value: int | datetime) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+    lines = [copy_text.row(map(copy_text.field, _stream_values(s))) for s in states]
+    if lines:
+        await conn.execute(_STAGE_STREAMS)
+        await conn.copy_to_table("streams_page", source=memoryview("".join(lines).encode()), format="text")
+        await conn.execute(_UPSERT_STREAMS)
 
 
 async def _apply_protocol_events(conn: asyncpg.Connection, typed: list[ChainEvent]) -> None:

@@ -69,3 +69,11 @@ async def test_postgres_reads_back_exactly_what_was_encoded(
                           copy_text.timestamp(at), str(-(2**127))])
     await db.copy_to_table("t", source=memoryview(line.encode()), format="text")
     assert tuple(await db.fetchrow("SELECT * FROM t")) == (value, array, nullable, at, -(2**127))
+
+
+def test_field_encodes_by_type() -> None:
+    at = datetime(2026, 7, 21, 18, 1, 10, tzinfo=UTC)
+    assert [copy_text.field(v) for v in (None, "a\tb", 2**100, at)] == [
+        "\\N", "a\\tb", str(2**100), "2026-07-21T18:01:10+00:00"]
+    with pytest.raises(TypeError):
+        copy_text.field(True)  # type: ignore[arg-type]
