@@ -94,11 +94,18 @@ def baseline_app(database_url: str) -> tuple[Any, type[uvicorn.Server]]:
 
 async def main(kind: str, database_url: str, client_buffer: int) -> None:
     raise_open_files()
-    app, server_class = flowfi_app(database_url, client_buffer) if kind == "flowfi" else baseline_app(database_url)
+    if kind == "flowfi":  # as `flowfi serve` runs it
+        from api.app import SERVER_OPTIONS
+
+        app, server_class = flowfi_app(database_url, client_buffer)
+        options = {**UVICORN_OPTIONS, **SERVER_OPTIONS, "log_level": "warning", "access_log": False}
+    else:
+        app, server_class = baseline_app(database_url)
+        options = UVICORN_OPTIONS
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = server_class(uvicorn.Config(app, **UVICORN_OPTIONS))
+    server = server_class(uvicorn.Config(app, **options))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if serving.done():

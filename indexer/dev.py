@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from api.app import Server, create_app
+from api.app import SERVER_OPTIONS, Server, create_app
 from indexer.devnet import Devnet
 from indexer.settings import Settings
 from indexer.worker import Worker
@@ -63,7 +63,7 @@ async def _run(settings: Settings, database_url: str, ledger_interval: float, tr
     )
     api_server = _QuietApiServer(
         uvicorn.Config(create_app(settings, database_url), host=settings.host, port=settings.port,
-                       log_config=None, access_log=False, timeout_graceful_shutdown=3)
+                       **{**SERVER_OPTIONS, "access_log": False})
     )
     worker = Worker(settings, database_url)
 
