@@ -10,7 +10,7 @@ The format (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format"
     NULL        \\N
     text        as is, but backslash, tab, newline and carriage return escaped with a backslash
     integers    their decimal digits (NUMERIC and BIGINT alike); nothing to escape
-    timestamp   ISO 8601 with its UTC offset; nothing to escape
+    timestamp   ISO 8601 in UTC, with its offset; nothing to escape
     text[]      the array literal {"a","b"}: each element double-quoted, its quotes and backslashes
                 escaped with a backslash; then the literal is escaped as a text field
 
@@ -21,7 +21,8 @@ in COPY text as in binary.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 
 NULL = "\\N"
 
@@ -46,11 +47,13 @@ def text_array(values: Iterable[str]) -> str:
     return text("{" + elements + "}")
 
 
+@lru_cache(maxsize=1024)
 def timestamp(value: datetime) -> str:
-    """A timestamptz field, from an aware datetime."""
+    """A timestamptz field, in UTC, from an aware datetime. Cached: the events of one ledger share
+    theirs (and equal instants in other offsets are equal keys, hence the one UTC form)."""
     if value.tzinfo is None:
         raise ValueError(f"a timestamptz needs an aware datetime, got {value!r}")
-    return value.isoformat()
+    return value.astimezone(UTC).isoformat()
 
 
 def field(value: str | int | datetime | None) -> str:

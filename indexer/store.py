@@ -12,7 +12,6 @@ the rows the page touches, so a page costs a handful of round trips whatever its
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from operator import attrgetter
 from typing import Any
 
 import asyncpg
+import orjson
 
 from indexer import copy_text, tables
 from indexer import state as stream_state
@@ -143,7 +143,7 @@ def page_rows(fresh: Iterable[Decoded], streams: dict[tuple[str, int], StreamSta
         if d.topic_json is None:  # the XDR does not parse: no JSON of either
             topic = value = NULL
         else:
-            topic, value = text(json.dumps(d.topic_json)), text(json.dumps(d.value_json))
+            topic, value = text(orjson.dumps(d.topic_json).decode()), text(orjson.dumps(d.value_json).decode())
         rows.contract_events.append(f"{location}\t{text_array(raw.topic)}\t{text(raw.value)}\t{topic}\t{value}\n")
         chain_event = d.event
         if chain_event is None:

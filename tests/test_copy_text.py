@@ -42,10 +42,10 @@ def test_text_array_quotes_every_element(values: list[str], encoded: str) -> Non
     assert copy_text.text_array(values) == encoded
 
 
-def test_timestamp_keeps_the_offset_and_refuses_naive_datetimes() -> None:
+def test_timestamp_is_utc_with_its_offset_and_refuses_naive_datetimes() -> None:
     assert copy_text.timestamp(datetime(2026, 7, 21, 18, 1, 10, tzinfo=UTC)) == "2026-07-21T18:01:10+00:00"
     east = timezone(timedelta(hours=2))
-    assert copy_text.timestamp(datetime(2026, 7, 21, 20, 1, 10, tzinfo=east)) == "2026-07-21T20:01:10+02:00"
+    assert copy_text.timestamp(datetime(2026, 7, 21, 20, 1, 11, tzinfo=east)) == "2026-07-21T18:01:11+00:00"
     with pytest.raises(ValueError, match="aware"):
         copy_text.timestamp(datetime(2026, 7, 21))
 
