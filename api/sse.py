@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -47,13 +48,14 @@ HEADERS = [
 HEARTBEAT = b": heartbeat\n\n"
 
 
-def encode(event_id: str, event_name: str, data: str) -> bytes:
+def encode(event_id: str, event_name: str, data: bytes) -> bytes:
     """One SSE message. `data` must be a single line (compact JSON is)."""
-    return f"id: {event_id}\nevent: {event_name}\ndata: {data}\n\n".encode()
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), event_name.encode(), data)
 
 
 def encode_row(row: Mapping[str, Any]) -> bytes:
-    return encode(row["id"], row["kind"], json.dumps(event_payload(row), separators=(",", ":")))
+    # orjson: compact JSON as bytes, about four times faster than json.dumps on replay's hot path
+    return encode(row["id"], row["kind"], orjson.dumps(event_payload(row)))
 
 
 def position_frame(event_id: str) -> bytes:

@@ -23,7 +23,8 @@ from indexer.database import asyncpg_dsn
 
 TARGET_EVENTS_PER_S = 50_000
 LIVE_PAGE = 50
-_ID = re.compile(rb"(?:^|\n)id: ([0-9-]+)\n")
+# An event's id; a position frame (an id with no data, sent when the stream goes live) is not an event.
+_ID = re.compile(rb"(?:^|\n)id: ([0-9-]+)\nevent: ")
 
 
 async def _read(host: str, port: int, resume: str, ids: list[str], replayed: asyncio.Event, behind: int,

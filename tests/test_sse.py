@@ -24,9 +24,9 @@ from tests.live import (
 @pytest.mark.parametrize(
     ("frame", "expected"),
     [
-        (encode("0000000012884905984-0000000000", "stream.created", '{"a":1}'),
+        (encode("0000000012884905984-0000000000", "stream.created", b'{"a":1}'),
          b'id: 0000000012884905984-0000000000\nevent: stream.created\ndata: {"a":1}\n\n'),
-        (encode("1-2", "protocol.initialized", "{}"), b"id: 1-2\nevent: protocol.initialized\ndata: {}\n\n"),
+        (encode("1-2", "protocol.initialized", b"{}"), b"id: 1-2\nevent: protocol.initialized\ndata: {}\n\n"),
         (retry_frame(2000), b"retry: 2000\n\n"),
         (position_frame("0000000012884905984-0000000000"), b"id: 0000000012884905984-0000000000\n\n"),
         (error_frame("bad id"), b'event: error\ndata: {"error": "bad id"}\n\n'),
