@@ -16,6 +16,14 @@ from indexer.scval import Sc, ScValError, parse_scval, to_json
 
 # The ScVal tag each declared field type must arrive as.
 _EXPECTED_TAG = {ScType.U32: "u32", ScType.U64: "u64", ScType.I128: "i128", ScType.ADDRESS: "address"}
+# Each kind's fields with the tag each must arrive as.
+_EXPECTED_FIELDS = {
+    kind: tuple((name, _EXPECTED_TAG[sc_type], sc_type) for name, sc_type in field_types(kind).items())
+    for kind in BY_TOPIC.values()
+}
+
+_TOPIC_CACHE_MAX = 65_536
+_topic_cache: dict[str, tuple[Sc, Any]] = {}
 
 
 class UndecodableEvent(ValueError):
@@ -33,11 +41,12 @@ class Decoded:
 
 def decode(raw: RawEvent) -> Decoded:
     try:
-        topic = [parse_scval(t) for t in raw.topic]
+        topic_parsed = [_topic(t) for t in raw.topic]
         value = parse_scval(raw.value)
     except ScValError as exc:
         return Decoded(raw, None, None, None, f"XDR does not parse: {exc}")
-    topic_json, value_json = [to_json(t) for t in topic], to_json(value)
+    topic = [sc for sc, _ in topic_parsed]
+    topic_json, value_json = [json for _, json in topic_parsed], to_json(value)
     try:
         typed = typed_event(topic, value)
     except UndecodableEvent as exc:
@@ -51,6 +60,20 @@ def decode(raw: RawEvent) -> Decoded:
         event=typed,
     )
     return Decoded(raw, topic_json, value_json, chain_event, None)
+
+
+def _topic(b64: str) -> tuple[Sc, Any]:
+    """A topic's parsed value and its JSON. Topics repeat (the event's Symbol, a stream's id), so each
+    distinct one is parsed once; only values without lists are kept, as they are shared."""
+    cached = _topic_cache.get(b64) if isinstance(b64, str) else None
+    if cached is None:
+        sc = parse_scval(b64)
+        cached = (sc, to_json(sc))
+        if isinstance(b64, str) and sc[0] not in ("vec", "map"):
+            if len(_topic_cache) >= _TOPIC_CACHE_MAX:
+                _topic_cache.clear()
+            _topic_cache[b64] = cached
+    return cached
 
 
 def typed_event(topic: list[Sc], value: Sc) -> FlowFiEvent:
@@ -68,11 +91,11 @@ def typed_event(topic: list[Sc], value: Sc) -> FlowFiEvent:
         raise UndecodableEvent(f"{name}: the data is a {tag}, not a map of fields")
     data = {key[1]: item for key, item in entries if key[0] == "symbol"}
     fields: dict[str, int | str] = {}
-    for field_name, sc_type in field_types(kind).items():
+    for field_name, expected_tag, sc_type in _EXPECTED_FIELDS[kind]:
         item = data.get(field_name)
         if item is None:
             raise UndecodableEvent(f"{name}: field {field_name!r} is missing")
-        if item[0] != _EXPECTED_TAG[sc_type]:
+        if item[0] != expected_tag:
             raise UndecodableEvent(f"{name}: field {field_name!r} is a {item[0]}, expected {sc_type.value}")
         fields[field_name] = item[1]
     if kind.is_stream_event:
