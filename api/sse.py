@@ -258,13 +258,20 @@ class Connection:
         loop = asyncio.get_running_loop()
         while not self.gone and loop.time() < self.deadline:
             target = self.hub.high_water
-            while not self.gone:
-                rows = await queries.events_after(self.pool, position, REPLAY_PAGE, selected, up_to=target)
-                if rows:
+            rows = await queries.events_after(self.pool, position, REPLAY_PAGE, selected, up_to=target)
+            while rows and not self.gone:
+                position = rows[-1]["id"]
+                # While this page is encoded and sent, the database reads the next.
+                following = (asyncio.ensure_future(
+                    queries.events_after(self.pool, position, REPLAY_PAGE, selected, up_to=target))
+                    if len(rows) == REPLAY_PAGE else None)
+                try:
                     await self._write(send, [encode_row(row) for row in rows])
-                    position = rows[-1]["id"]
-                if len(rows) < REPLAY_PAGE:
-                    break
+                except BaseException:
+                    if following is not None:
+                        following.cancel()
+                    raise
+                rows = await following if following is not None else []
             if self.hub.high_water == target:
                 self._go_live(selected)  # no await since the check: no event can fall in between
                 return
