@@ -143,7 +143,7 @@ def page_rows(fresh: Iterable[Decoded], streams: dict[tuple[str, int], StreamSta
         if d.topic_json is None:  # the XDR does not parse: no JSON of either
             topic = value = NULL
         else:
-            topic, value = text(orjson.dumps(d.topic_json).decode()), text(orjson.dumps(d.value_json).decode())
+            topic, value = _jsonb(d.topic_json), _jsonb(d.value_json)
         rows.contract_events.append(f"{location}\t{text_array(raw.topic)}\t{text(raw.value)}\t{topic}\t{value}\n")
         chain_event = d.event
         if chain_event is None:
@@ -152,6 +152,13 @@ def page_rows(fresh: Iterable[Decoded], streams: dict[tuple[str, int], StreamSta
         rows.events.append(location + _typed_fields(chain_event, streams))
         rows.event_parties.extend(f"{address}\t{event_id}\n" for address in _parties(chain_event, streams))
     return rows
+
+
+def _jsonb(value: Any) -> str:
+    """A jsonb field, or NULL where the value holds a NUL character, which jsonb cannot (the XDR beside
+    it keeps the value, and the page goes in: one odd event must not stall the cursor)."""
+    encoded = orjson.dumps(value)
+    return NULL if b"\\u0000" in encoded else text(encoded.decode())
 
 
 async def copy_rows(conn: asyncpg.Connection, rows: PageRows) -> None:

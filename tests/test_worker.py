@@ -146,6 +146,8 @@ async def test_dead_letters_with_odd_characters_are_stored_exactly(
         chain.inject_raw_event([scval.to_string(ODD).to_xdr()], scval.to_string(ODD).to_xdr())  # topic 0 no Symbol
         chain.inject_raw_event([scval.to_symbol("mystery").to_xdr()],
                                scval.to_map({scval.to_symbol("note"): scval.to_string(ODD)}).to_xdr())
+        nul = scval.to_string("a\x00b").to_xdr()  # jsonb cannot hold NUL: the JSON is NULL, the XDR kept
+        chain.inject_raw_event([scval.to_symbol("mystery").to_xdr()], nul)
         chain.close_ledger()
         worker = Worker(worker_settings(devnet, database_url), database_url)
         await index_until_caught_up(worker, devnet)
@@ -155,12 +157,13 @@ async def test_dead_letters_with_odd_characters_are_stored_exactly(
             ([scval.to_string(ODD).to_xdr()], scval.to_string(ODD).to_xdr()),
             ([scval.to_symbol("mystery").to_xdr()],
              scval.to_map({scval.to_symbol("note"): scval.to_string(ODD)}).to_xdr()),
+            ([scval.to_symbol("mystery").to_xdr()], nul),
         ]
         decoded = [(json.loads(r["topic"]) if r["topic"] else None, json.loads(r["value"]) if r["value"] else None)
                    for r in rows]
-        assert decoded == [(None, None), ([ODD], ODD), (["mystery"], {"note": ODD})]
+        assert decoded == [(None, None), ([ODD], ODD), (["mystery"], {"note": ODD}), (["mystery"], None)]
         reasons = [r["reason"] for r in await db.fetch("SELECT reason FROM dead_letters ORDER BY event_id")]
-        assert len(reasons) == 3
+        assert len(reasons) == 4
         assert "XDR does not parse" in reasons[0]
         assert "topic 0 is a string" in reasons[1]
         assert "unknown event 'mystery'" in reasons[2]
