@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -17,16 +17,17 @@ import uvicorn
 def running_app(
     app: Any,
     *,
-    lifespan: str = "on",
+    lifespan: Literal["on", "off"] = "on",
     startup_timeout: float = 30.0,
     server_class: type[uvicorn.Server] = uvicorn.Server,
+    port: int = 0,
 ) -> Iterator[str]:
     """Run `app` with uvicorn on 127.0.0.1 at an ephemeral port, in a background thread with its own
     event loop, lifespan included. Yields the base URL ("http://127.0.0.1:PORT"); stops the server on
     exit and re-raises whatever made it fail."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))  # 0: any free port
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config = uvicorn.Config(
         app, lifespan=lifespan, ws="none", log_level="warning", timeout_graceful_shutdown=2

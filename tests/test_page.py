@@ -13,10 +13,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -31,6 +28,7 @@ from indexer.devnet import running_devnet
 from indexer.state import claimable
 from indexer.worker import Worker
 from tests.indexing import worker_settings
+from tests.serving import running_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
@@ -44,40 +42,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@contextlib.contextmanager
-def api_server(app: Any, port: int = 0, lifespan: Literal["on", "off"] = "on") -> Iterator[str]:
-    """Serve `app` with the API's own server class on 127.0.0.1:`port` (0: any free port) in a
-    background thread; yields the base URL. Stopping closes every SSE stream, as in production."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    import uvicorn
-
-    server = Server(uvicorn.Config(app, lifespan=lifespan, ws="none", log_level="warning", timeout_graceful_shutdown=2))
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(server.serve(sockets=[sock]))
-        except BaseException as exc:  # re-raised below
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="api-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        if not server.started:
-            raise RuntimeError(f"the API server did not start: {errors[:1]}")
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-        if errors:
-            raise errors[0]
+def api_server(
+    app: Any, port: int = 0, lifespan: Literal["on", "off"] = "on"
+) -> contextlib.AbstractContextManager[str]:
+    """Serve `app` with the API's own server class (stopping it closes every SSE stream, as in
+    production) on 127.0.0.1:`port`."""
+    return running_app(app, lifespan=lifespan, server_class=Server, port=port)
 
 
 async def unavailable(scope: Any, receive: Any, send: Any) -> None:
