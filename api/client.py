@@ -117,6 +117,15 @@ def _error_message(response_text: str) -> str:
     return response_text.strip()[:300]
 
 
+def _names_resume_point(response_text: str) -> bool:
+    """Whether a refusal is about the id to resume from (the API's 400 names the parameter)."""
+    try:
+        body = json.loads(response_text)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("parameter") in ("lastEventId", "Last-Event-ID")
+
+
 async def subscribe(
     base_url: str,
     *,
@@ -170,6 +179,8 @@ async def subscribe(
                     response = source.response
                     if 400 <= response.status_code < 500 and response.status_code not in RETRYABLE_CLIENT_STATUSES:
                         await response.aread()
+                        if _names_resume_point(response.text):
+                            raise ResumeRejected(last_id, _error_message(response.text))
                         raise SubscriptionRejected(response.status_code, _error_message(response.text))
                     if response.status_code != 200:
                         raise _Dropped(f"HTTP {response.status_code}")

@@ -253,3 +253,13 @@ async def test_a_live_connection_learns_its_position_before_any_event(
                     break
         # resuming from here after a drop replays exactly what this connection would have seen live
         assert lines == ["retry: 2000", "", f"id: {latest}", ""]
+
+
+async def test_the_python_client_says_when_the_server_cannot_resume(database_url: str) -> None:
+    from api.client import ResumeRejected, subscribe
+
+    with live_pipeline(database_url) as (_devnet, base_url):
+        unknown = "0000000012884905984-0000000000"
+        with pytest.raises(ResumeRejected, match="cannot resume after event"):
+            async for _event in subscribe(base_url, all=True, last_event_id=unknown):
+                pass
