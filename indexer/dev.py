@@ -68,7 +68,8 @@ async def _run(settings: Settings, database_url: str, ledger_interval: float, tr
     worker = Worker(settings, database_url)
 
     def stop() -> None:
-        log.info("stopping")
+        if not worker.stopping.is_set():
+            log.info("stopping")
         worker.stop()
         api_server.should_exit = True
         devnet_server.should_exit = True
