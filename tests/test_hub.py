@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from api.filters import EventFilter
+from api.hub import Hub, LiveEvent
+
+ALICE, BOB, CAROL = "GALICE", "GBOB", "GCAROL"
+
+
+def event(n: int, kind: str = "stream.withdrawn", stream_id: int | None = 1,
+          parties: frozenset[str] = frozenset({ALICE, BOB})) -> LiveEvent:
+    return LiveEvent(id=f"{n:019d}-0000000000", kind=kind, stream_id=stream_id, parties=parties,
+                     frame=f"frame {n}".encode())
+
+
+def test_each_subscriber_gets_what_it_selects_once_in_order() -> None:
+    hub = Hub(client_buffer=100)
+    everything = hub.subscribe(EventFilter(everything=True))
+    stream_one = hub.subscribe(EventFilter(streams=frozenset({1})))
+    carol = hub.subscribe(EventFilter(users=frozenset({CAROL})))
+    created = hub.subscribe(EventFilter(types=frozenset({"stream.created"})))
+    # selected by stream and by address at once: still one copy of each event
+    both = hub.subscribe(EventFilter(streams=frozenset({1}), users=frozenset({ALICE})))
+    narrowed = hub.subscribe(EventFilter(users=frozenset({ALICE}), types=frozenset({"stream.created"})))
+    hub.publish([
+        event(1),
+        event(2, kind="stream.created", stream_id=2, parties=frozenset({CAROL, ALICE})),
+        event(3, kind="protocol.initialized", stream_id=None, parties=frozenset({CAROL})),
+    ])
+    assert everything.take() == [b"frame 1", b"frame 2", b"frame 3"]
+    assert stream_one.take() == [b"frame 1"]
+    assert carol.take() == [b"frame 2", b"frame 3"]
+    assert created.take() == [b"frame 2"]
+    assert both.take() == [b"frame 1", b"frame 2"]
+    assert narrowed.take() == [b"frame 2"]
+    assert hub.high_water == event(3).id
+    assert hub.stats.events_delivered == 3 + 1 + 2 + 1 + 2 + 1
+
+
+def test_a_user_restricted_subscriber_sees_only_events_naming_them() -> None:
+    hub = Hub(client_buffer=100)
+    bob = hub.subscribe(EventFilter(everything=True, visible_to=BOB))
+    hub.publish([event(1), event(2, parties=frozenset({CAROL})), event(3, parties=frozenset({BOB}))])
+    assert bob.take() == [b"frame 1", b"frame 3"]
+
+
+def test_a_full_queue_drops_its_subscriber_and_no_other() -> None:
+    hub = Hub(client_buffer=2)
+    aborted: list[bool] = []
+    slow = hub.subscribe(EventFilter(everything=True))
+    slow.abort = lambda: aborted.append(True)
+    fast = hub.subscribe(EventFilter(everything=True))
+    hub.publish([event(1), event(2)])
+    assert fast.take() == [b"frame 1", b"frame 2"]
+    hub.publish([event(3)])
+    assert slow.closed_reason is not None and "too slowly" in slow.closed_reason
+    assert aborted == [True]
+    assert hub.stats.clients_dropped == 1
+    hub.publish([event(4)])
+    assert fast.take() == [b"frame 3", b"frame 4"]
+    assert hub.connections == 1
+
+
+def test_unsubscribing_leaves_no_trace_in_the_indexes() -> None:
+    hub = Hub(client_buffer=10)
+    subscriber = hub.subscribe(EventFilter(streams=frozenset({1, 2}), users=frozenset({ALICE})))
+    hub.unsubscribe(subscriber)
+    hub.unsubscribe(subscriber)  # twice is harmless
+    assert hub.connections == 0
+    assert not hub._by_stream and not hub._by_user and not hub._by_type and not hub._everything
+    assert sum(hub.stats.connections_by_kind.values()) == 0
