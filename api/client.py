@@ -15,7 +15,8 @@ Errors (all `SubscribeError`):
       +-- SubscriptionRejected   a 4xx answer: a bad filter (400), a wrong URL (404)... Retrying
       |                          would give the same answer, so it is raised at once, with the
       |                          server's message.
-      +-- ResumeRejected         the server does not know the id to resume from (an `error` frame):
+      +-- ResumeRejected         the server does not know the id to resume from (a 400 naming
+                                 lastEventId, or an `error` frame from servers that send one):
                                  the history was pruned or the id belongs to another database; start
                                  again without `last_event_id` (or from an older, known id).
 

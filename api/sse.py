@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -64,10 +63,6 @@ def position_frame(event_id: str) -> bytes:
 
 def retry_frame(milliseconds: int) -> bytes:
     return f"retry: {milliseconds}\n\n".encode()
-
-
-def error_frame(message: str) -> bytes:
-    return f"event: error\ndata: {json.dumps({'error': message})}\n\n".encode()
 
 
 def resume_point(request: Request) -> str | None:

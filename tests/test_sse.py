@@ -8,7 +8,7 @@ import httpx
 import pytest
 from stellar_sdk import Keypair
 
-from api.sse import encode, error_frame, position_frame, retry_frame
+from api.sse import encode, position_frame, retry_frame
 from tests.live import (
     Received,
     add_traffic,
@@ -29,7 +29,6 @@ from tests.live import (
         (encode("1-2", "protocol.initialized", b"{}"), b"id: 1-2\nevent: protocol.initialized\ndata: {}\n\n"),
         (retry_frame(2000), b"retry: 2000\n\n"),
         (position_frame("0000000012884905984-0000000000"), b"id: 0000000012884905984-0000000000\n\n"),
-        (error_frame("bad id"), b'event: error\ndata: {"error": "bad id"}\n\n'),
     ],
 )
 def test_frames_are_encoded_exactly(frame: bytes, expected: bytes) -> None:
