@@ -3,6 +3,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY indexer ./indexer
 COPY api ./api
+COPY devnet ./devnet
 COPY migrations ./migrations
 RUN pip install --no-cache-dir . && useradd --create-home flowfi
 USER flowfi

@@ -18,7 +18,7 @@ import time
 import uvicorn
 
 from bench import wait_for_stdin_close
-from indexer.devnet import Devnet, Traffic
+from devnet import Devnet, Traffic
 
 
 async def main(events: int, seed: int) -> None:

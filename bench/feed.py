@@ -11,10 +11,10 @@ import time
 
 import asyncpg
 
+from devnet import Devnet, Traffic
 from indexer import store
 from indexer.database import asyncpg_dsn
 from indexer.decode import Decoded, decode
-from indexer.devnet import Devnet, Traffic
 from indexer.rpc import EventPage, _raw_event
 
 

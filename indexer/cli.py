@@ -159,7 +159,7 @@ def devnet(
     contract_ids: ContractIds = None,
 ) -> None:
     """Run a local Stellar network with the FlowFi contract, speaking Stellar RPC's JSON-RPC."""
-    from indexer import devnet as local_network
+    import devnet as local_network
 
     settings = load_settings(network_passphrase=network_passphrase, contract_ids=contract_ids)
     setup_logging(log_format=settings.log_format)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from api.app import SERVER_OPTIONS, Server, create_app
-from indexer.devnet import Devnet
+from devnet import Devnet
 from indexer.settings import Settings
 from indexer.worker import Worker
 

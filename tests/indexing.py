@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from indexer.devnet import Devnet, FlowFiContract
+from devnet import Devnet, FlowFiContract
 from indexer.settings import Settings
 from indexer.worker import Worker
 

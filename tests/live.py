@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from api.app import Server, create_app
-from indexer.devnet import Devnet, Traffic, running_devnet
+from devnet import Devnet, Traffic, running_devnet
 from indexer.worker import Worker
 from tests.indexing import worker_settings
 from tests.serving import running_app

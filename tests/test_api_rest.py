@@ -19,8 +19,8 @@ from starlette.routing import Mount, Route
 from api.app import create_app
 from api.payloads import EVENT_COLUMNS, event_payload
 from api.rest import stream_state
+from devnet import Traffic, running_devnet
 from indexer.database import asyncpg_dsn
-from indexer.devnet import Traffic, running_devnet
 from indexer.worker import Worker
 from tests.conftest import _admin, with_database
 from tests.indexing import index_until_caught_up, worker_settings

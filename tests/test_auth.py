@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from api.app import Server, create_app
-from indexer.devnet import running_devnet
+from devnet import running_devnet
 from tests.indexing import worker_settings
 from tests.live import Received, add_traffic, index_now, read_sse, subscription
 from tests.serving import running_app

@@ -2,8 +2,8 @@ from collections import Counter
 
 import pytest
 
-from indexer.devnet.chain import Chain, end_of_ledger_cursor, event_id, parse_event_id
-from indexer.devnet.traffic import Traffic
+from devnet.chain import Chain, end_of_ledger_cursor, event_id, parse_event_id
+from devnet.traffic import Traffic
 
 SENDER = "GAJKUTWHRMNW375TPXCKYDF4MLUBJIRD7YVKGCNN3J6S44GZE3N2LUBQ"
 RECIPIENT = "GDD24I62LHMI6FRWMZ3OD36DDAM4MDQSFWS7G37HZDHHXTMBOGFV7GCO"

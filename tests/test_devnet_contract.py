@@ -1,6 +1,6 @@
 import pytest
 
-from indexer.devnet.contract import ContractError, FlowFiContract, StreamStatus, claimable, end_time
+from devnet.contract import ContractError, FlowFiContract, StreamStatus, claimable, end_time
 from indexer.events import (
     AdminTransferred,
     FeeCollected,

@@ -12,9 +12,9 @@ from stellar_sdk.soroban_rpc import (
     GetNetworkResponse,
 )
 
-from indexer.devnet import DEFAULT_CONTRACT_ID, DEFAULT_PASSPHRASE, Devnet, running_devnet
-from indexer.devnet.chain import end_of_ledger_cursor
-from indexer.devnet.xdr import encode_topic
+from devnet import DEFAULT_CONTRACT_ID, DEFAULT_PASSPHRASE, Devnet, running_devnet
+from devnet.chain import end_of_ledger_cursor
+from devnet.xdr import encode_topic
 from indexer.events import StreamPaused
 
 SENDER = "GAJKUTWHRMNW375TPXCKYDF4MLUBJIRD7YVKGCNN3J6S44GZE3N2LUBQ"

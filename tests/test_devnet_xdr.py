@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from stellar_sdk import scval, xdr
 
-from indexer.devnet.xdr import encode_event
+from devnet.xdr import encode_event
 from indexer.events import BY_TOPIC, EVENT_KINDS, FlowFiEvent, ScType, StreamCreated, field_types
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "flowfi_events.json").read_text())["vectors"]

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from api.app import Server, create_app
 from api.client import subscribe
 from api.openapi import openapi_document
+from devnet import running_devnet
 from indexer.database import _embedded, asyncpg_dsn, migrate, start_embedded
-from indexer.devnet import running_devnet
 from indexer.worker import Worker
 from tests.indexing import worker_settings
 from tests.live import add_traffic, index_now

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from indexer.devnet import running_devnet
+from devnet import running_devnet
 from tests.indexing import assert_streams_match_model
 
 

@@ -23,8 +23,8 @@ import pytest
 from playwright.async_api import Page, Response, async_playwright
 
 from api.app import Server, create_app
+from devnet import running_devnet
 from indexer.database import asyncpg_dsn
-from indexer.devnet import running_devnet
 from indexer.state import claimable
 from indexer.worker import Worker
 from tests.indexing import worker_settings

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.devnet import running_devnet
+from devnet import running_devnet
 from indexer.rpc import (
     FatalRpcError,
     OutOfRetention,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stellar_sdk import scval
 
-from indexer.devnet import Traffic, running_devnet
+from devnet import Traffic, running_devnet
 from indexer.worker import IndexerStopped, Worker
 from tests.indexing import (
     assert_streams_match_model,

@@ -30,8 +30,8 @@ from typing import Any, Protocol
 
 from stellar_sdk import StrKey, xdr
 
-from indexer.devnet.contract import ContractError, FlowFiContract
-from indexer.devnet.xdr import encode_event
+from devnet.contract import ContractError, FlowFiContract
+from devnet.xdr import encode_event
 from indexer.events import FlowFiEvent, event_fields_json
 from indexer.settings import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
 

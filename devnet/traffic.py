@@ -13,7 +13,7 @@ from typing import Any
 
 from stellar_sdk import Keypair, StrKey
 
-from indexer.devnet.contract import FlowFiContract, StreamStatus, claimable
+from devnet.contract import FlowFiContract, StreamStatus, claimable
 
 _WEIGHTS = {
     "create_stream": 30,

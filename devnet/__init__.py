@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 
-from indexer.devnet.chain import (
+from devnet.chain import (
     DEFAULT_CONTRACT_ID,
     DEFAULT_PASSPHRASE,
     DEFAULT_RETENTION,
@@ -33,9 +33,9 @@ from indexer.devnet.chain import (
     Receipt,
     event_id,
 )
-from indexer.devnet.contract import ContractError, FlowFiContract, Stream, StreamStatus, claimable, end_time
-from indexer.devnet.rpc import Faults, create_app
-from indexer.devnet.traffic import Traffic
+from devnet.contract import ContractError, FlowFiContract, Stream, StreamStatus, claimable, end_time
+from devnet.rpc import Faults, create_app
+from devnet.traffic import Traffic
 
 __all__ = [
     "DEFAULT_CONTRACT_ID",

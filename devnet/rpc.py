@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from stellar_sdk import StrKey, xdr
 
-from indexer.devnet.chain import (
+from devnet.chain import (
     PROTOCOL_VERSION,
     Chain,
     StoredEvent,
