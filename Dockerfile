@@ -1,6 +1,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY flowfi ./flowfi
 COPY indexer ./indexer
 COPY api ./api
 COPY devnet ./devnet

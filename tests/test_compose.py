@@ -9,7 +9,7 @@ import pytest
 import typer.main
 import yaml
 
-from indexer.cli import app
+from flowfi.cli import app
 from indexer.settings import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE, Settings
 
 COMPOSE = yaml.safe_load((Path(__file__).parent.parent / "docker-compose.yml").read_text())

@@ -19,7 +19,7 @@ def start_worker(devnet_url: str, contract_id: str, database_url: str, log: Path
            "FLOWFI_CONTRACT_IDS": contract_id, "FLOWFI_START_LEDGER": "1", "FLOWFI_PAGE_SIZE": "20",
            "FLOWFI_POLL_INTERVAL": "0.05"}
     with log.open("wb") as stderr:
-        return subprocess.Popen([sys.executable, "-m", "indexer", "index"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "flowfi", "index"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=stderr)
 
 

@@ -232,7 +232,7 @@ async def test_killing_the_worker_mid_run_leaves_the_rows_of_an_uninterrupted_ru
         conn = await asyncpg.connect(killed_url)
         try:
             for delay in random.Random(5).sample([0.5 + i * 0.13 for i in range(20)], 10):
-                process = subprocess.Popen([sys.executable, "-m", "indexer", "index"], env=env,
+                process = subprocess.Popen([sys.executable, "-m", "flowfi", "index"], env=env,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 await asyncio.sleep(delay)
                 process.send_signal(signal.SIGKILL)

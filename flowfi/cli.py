@@ -199,8 +199,8 @@ def dev(
 ) -> None:
     """Everything at once on this machine: the embedded database, a local network with traffic, the
     worker and the API. Stop with Ctrl-C."""
+    from flowfi.dev import run_dev
     from indexer.database import database_url as resolve_url
-    from indexer.dev import run_dev
 
     settings = load_settings(
         rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),

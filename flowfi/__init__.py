@@ -1,0 +1,1 @@
+"""The `flowfi` command: the one place that composes the indexer, the API and the local network."""

@@ -1,0 +1,3 @@
+from flowfi.cli import app
+
+app(prog_name="flowfi")
