@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -29,9 +30,8 @@ from api import rest
 from api.auth import Authenticator, AuthError, AuthMiddleware, authenticate, require_admin
 from api.hub import Hub
 from api.listener import Listener
+from api.settings import ApiSettings
 from api.sse import HEARTBEAT, SUBSCRIBE_PATH, ConnectionLimits, Subscribe
-from indexer.database import create_pool
-from indexer.settings import Settings
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -93,11 +93,13 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(settings: Settings, database_url: str) -> LiveApp:
+def create_app(settings: ApiSettings, database_url: str) -> LiveApp:
+    """The API over the database at `database_url` (a postgresql:// URL, as asyncpg takes it)."""
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.pool = await create_pool(database_url)
+        app.state.pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10,
+                                                   server_settings={"application_name": "flowfi-api"})
         app.state.hub = hub = Hub(settings.client_buffer)
         app.state.limits = ConnectionLimits(settings)
         app.state.listener = listener = Listener(database_url, hub)
@@ -202,6 +204,6 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
-async def serve(settings: Settings, database_url: str) -> None:
+async def serve(settings: ApiSettings, database_url: str) -> None:
     app = create_app(settings, database_url)
     await Server(uvicorn.Config(app, host=settings.host, port=settings.port, **SERVER_OPTIONS)).serve()

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from stellar_sdk import StrKey
 
-from indexer.settings import Settings
+from api.settings import ApiSettings
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/"})
 COOKIE = "flowfi_token"
@@ -51,7 +51,7 @@ class AuthError(Exception):
 
 
 class Authenticator:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
         if settings.auth_jwt_secret is not None:
             self.key: object = settings.auth_jwt_secret.get_secret_value()

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 from starlette.datastructures import QueryParams
 from stellar_sdk import StrKey
 
+from indexer import ids
 from indexer.events import BY_SSE_NAME
 
 U64_MAX = 2**64 - 1
-EVENT_ID = re.compile(r"[0-9]{19}-[0-9]{10}")
 # ASCII digits only, and few enough for int(): str.isdigit() accepts "²", which int() refuses.
 NUMBER = re.compile(r"[0-9]{1,20}")
 MAX_LIST_VALUES = 100
@@ -108,7 +108,7 @@ def event_type(text: str, parameter: str = "types") -> str:
 
 
 def event_id(text: str, parameter: str) -> str:
-    if not EVENT_ID.fullmatch(text):
+    if not ids.PATTERN.fullmatch(text):
         raise BadRequest(
             parameter, f"{parameter}: {text!r:.60} is not an event id (like 0000000012884905984-0000000000)"
         )

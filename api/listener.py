@@ -19,7 +19,6 @@ from api import queries
 from api.hub import Hub, LiveEvent
 from api.payloads import event_parties
 from api.sse import encode_row
-from indexer.database import connect
 from indexer.tables import EVENTS_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class Listener:
         attempt = 0
         while True:
             try:
-                conn = await connect(self.database_url, "flowfi-listener")
+                conn = await asyncpg.connect(self.database_url, server_settings={"application_name": "flowfi-listener"})
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 attempt += 1
                 delay = min(self.max_backoff, 0.1 * 2**attempt) * (0.5 + random.random() / 2)

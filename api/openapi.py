@@ -11,15 +11,16 @@ import functools
 from typing import Any
 
 from sqlalchemy import DateTime, Numeric
+from stellar_sdk import StrKey
 
 from api import filters
+from indexer import ids
 from indexer.events import BY_SSE_NAME, ScType, field_types, payload_key
-from indexer.settings import LOCAL_CONTRACT_ID
 from indexer.tables import STREAM_STATUSES, streams
 
 JSON = "application/json"
 DECIMAL = {"type": "string", "pattern": "^-?[0-9]+$", "description": "a decimal integer, as a string"}
-EVENT_ID = {"type": "string", "pattern": "^[0-9]{19}-[0-9]{10}$",
+EVENT_ID = {"type": "string", "pattern": f"^{ids.PATTERN.pattern}$",
             "description": "an event id, the RPC's (TOID-event index); sorts in chain order",
             "examples": ["0000000012884905984-0000000000"]}
 # A pattern cannot check a strkey's CRC16 checksum: the custom formats name it, so that a client (or a
@@ -27,8 +28,9 @@ EVENT_ID = {"type": "string", "pattern": "^[0-9]{19}-[0-9]{10}$",
 ADDRESS = {"type": "string", "pattern": "^[GC][A-Z2-7]{55}$", "format": "stellar-address",
            "description": "a Stellar account (G...) or contract (C...) strkey, checksum included",
            "examples": ["GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"]}
+EXAMPLE_CONTRACT = StrKey.encode_contract(bytes(32))
 CONTRACT = {"type": "string", "pattern": "^C[A-Z2-7]{55}$", "format": "stellar-contract",
-            "description": "a contract strkey (C...), checksum included", "examples": [LOCAL_CONTRACT_ID]}
+            "description": "a contract strkey (C...), checksum included", "examples": [EXAMPLE_CONTRACT]}
 TIME = {"type": "string", "format": "date-time", "description": "a ledger close time, UTC"}
 STREAM_ID = {"type": "integer", "minimum": 1, "maximum": filters.U64_MAX}
 LEDGER = {"type": "integer", "minimum": 1, "maximum": filters.LEDGER_MAX}

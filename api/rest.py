@@ -35,7 +35,7 @@ from api.auth import AuthError, principal_of, require_admin
 from api.filters import BadRequest
 from api.payloads import EVENT_COLUMNS, event_payload, iso_time
 from api.queries import events_after
-from indexer import state
+from indexer import accrual, ids
 from indexer.events import payload_key
 from indexer.tables import STREAM_STATUSES, streams
 
@@ -78,12 +78,14 @@ def stream_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def stream_state(row: Mapping[str, Any]) -> state.StreamState:
-    values: dict[str, Any] = {
-        name: int(row[name]) if name in _NUMERIC_COLUMNS and row[name] is not None else row[name]
-        for name in STREAM_COLUMNS
-    }
-    return state.StreamState(**values)
+def claimable_at(row: Mapping[str, Any], now: int) -> int:
+    """What a streams row's recipient could withdraw at `now` (a ledger time)."""
+    if row["status"] in accrual.FINISHED:
+        return 0
+    paused_at = row["paused_at"]
+    return accrual.claimable(rate=int(row["rate_per_second"]), deposited=int(row["deposited"]),
+                             withdrawn=int(row["withdrawn"]), last_update_time=int(row["last_update_time"]),
+                             paused_at=None if paused_at is None else int(paused_at), now=now)
 
 
 def dead_letter_json(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -262,12 +264,12 @@ async def get_stream(request: Request) -> Response:
     if cursor is not None and cursor["latest_ledger_closed_at"] is not None:
         as_of = max(as_of, cursor["latest_ledger_closed_at"])
         as_of_ledger = cursor["latest_ledger"]
-    current = stream_state(row)
     body = stream_json(row)
-    if current.status == "active":
-        body["endTime"] = str(state.end_time(rate=current.rate_per_second, deposited=current.deposited,
-                                             withdrawn=current.withdrawn, last_update_time=current.last_update_time))
-    body["claimableNow"] = str(current.claimable(int(as_of.timestamp())))
+    if row["status"] == "active":
+        body["endTime"] = str(accrual.end_time(rate=int(row["rate_per_second"]), deposited=int(row["deposited"]),
+                                               withdrawn=int(row["withdrawn"]),
+                                               last_update_time=int(row["last_update_time"])))
+    body["claimableNow"] = str(claimable_at(row, int(as_of.timestamp())))
     body["asOf"] = iso_time(as_of)
     body["asOfLedger"] = as_of_ledger
     return JSONResponse(body)
@@ -296,12 +298,6 @@ async def stream_events(request: Request) -> Response:
 EVENTS_PARAMS = ("types", "streams", "users", "all", "fromLedger", "toLedger", "cursor", "limit")
 
 
-def ledger_start(ledger: int) -> str:
-    """A key that sorts before every event id of `ledger` and after those of earlier ledgers (event ids
-    begin with the TOID, ledger << 32, as 19 digits)."""
-    return f"{ledger << 32:019d}"
-
-
 async def list_events(request: Request) -> Response:
     params = request.query_params
     filters.reject_unknown(params, EVENTS_PARAMS)
@@ -314,9 +310,9 @@ async def list_events(request: Request) -> Response:
     after = _event_cursor(params)
     limit = filters.page_size(params)
     if from_ledger is not None:
-        after = max(after, ledger_start(from_ledger))
+        after = max(after, ids.before_ledger(from_ledger))
     # ids of later ledgers sort after this key, those of `to_ledger` before it: the scan stops there
-    up_to = None if to_ledger is None else ledger_start(to_ledger + 1)
+    up_to = None if to_ledger is None else ids.before_ledger(to_ledger + 1)
     rows = await events_after(_pool(request), after, limit + 1, selected, from_ledger=from_ledger,
                               to_ledger=to_ledger, up_to=up_to)
     return _event_page(rows, limit)

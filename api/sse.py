@@ -32,7 +32,7 @@ from api.auth import principal_of
 from api.filters import BadRequest, EventFilter
 from api.hub import Hub, Subscriber
 from api.payloads import event_payload
-from indexer.settings import Settings
+from api.settings import ApiSettings
 
 SUBSCRIBE_PATH = "/events/subscribe"
 REPLAY_PAGE = 2000
@@ -97,7 +97,7 @@ class Refusal(Exception):
 class ConnectionLimits:
     """Open SSE connections, counted per process, per client IP and per authenticated user."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
         self.total = 0
         self.by_ip: Counter[str] = Counter()
@@ -174,7 +174,7 @@ class Connection:
         self.pool = state.pool
         self.listener = state.listener
         self.limits: ConnectionLimits = state.limits
-        self.settings: Settings = state.settings
+        self.settings: ApiSettings = state.settings
         # Streams end after their lifetime, spread by ±10% so that reconnects do not come in waves;
         # checked whenever the stream wakes (a heartbeat at the latest).
         self.deadline = asyncio.get_running_loop().time() + (

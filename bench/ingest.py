@@ -20,11 +20,11 @@ from typing import Any
 import asyncpg
 
 from bench import Postgres, child
+from flowfi.settings import Settings
 from indexer import store
 from indexer.database import asyncpg_dsn
 from indexer.decode import decode
 from indexer.rpc import EventPage, RawEvent, RpcClient
-from indexer.settings import Settings
 from indexer.worker import Worker
 
 PAGE_SIZE = 10_000

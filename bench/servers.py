@@ -33,7 +33,7 @@ UVICORN_OPTIONS: dict[str, Any] = {"http": "httptools", "loop": "uvloop", "backl
 
 def flowfi_app(database_url: str, client_buffer: int) -> tuple[Any, type[uvicorn.Server]]:
     from api.app import Server, create_app
-    from indexer.settings import Settings
+    from flowfi.settings import Settings
 
     # Every benchmark client comes from 127.0.0.1: lift the per-address limit (a no-op where absent).
     settings = Settings(database_url=database_url, client_buffer=client_buffer,

@@ -31,7 +31,6 @@ from devnet.chain import (
     Chain,
     Ledger,
     Receipt,
-    event_id,
 )
 from devnet.contract import ContractError, FlowFiContract, Stream, StreamStatus, claimable, end_time
 from devnet.rpc import Faults, create_app
@@ -53,7 +52,6 @@ __all__ = [
     "Traffic",
     "claimable",
     "end_time",
-    "event_id",
     "running_devnet",
     "serve",
 ]

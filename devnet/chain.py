@@ -32,49 +32,14 @@ from stellar_sdk import StrKey, xdr
 
 from devnet.contract import ContractError, FlowFiContract
 from devnet.xdr import encode_event
+from indexer import ids
 from indexer.events import FlowFiEvent, event_fields_json
-from indexer.settings import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
+from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
 
 DEFAULT_PASSPHRASE = LOCAL_PASSPHRASE
 DEFAULT_CONTRACT_ID = LOCAL_CONTRACT_ID
 DEFAULT_RETENTION = 120_960
 PROTOCOL_VERSION = 23
-
-TX_MASK = (1 << 20) - 1
-OP_MASK = (1 << 12) - 1
-EVENT_MAX = (1 << 32) - 1
-
-
-def toid(ledger: int, tx_index: int, op_index: int) -> int:
-    return ledger << 32 | tx_index << 12 | op_index
-
-
-def event_id(ledger: int, tx_index: int, op_index: int, event_index: int) -> str:
-    return f"{toid(ledger, tx_index, op_index):019d}-{event_index:010d}"
-
-
-def parse_event_id(value: str) -> tuple[int, int, int, int]:
-    """(ledger, tx, op, event) of an event id or cursor; ValueError as stellar-rpc words it."""
-    head, sep, tail = value.partition("-")
-    try:
-        if not sep:
-            raise ValueError
-        number, event_index = int(head), int(tail)
-        if not (0 <= number < 2**63 and 0 <= event_index <= EVENT_MAX):
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"invalid event id {value}") from None
-    return number >> 32, (number >> 12) & TX_MASK, number & OP_MASK, event_index
-
-
-def first_id_of(ledger: int) -> str:
-    return event_id(ledger, 0, 0, 0)
-
-
-def end_of_ledger_cursor(ledger: int) -> str:
-    """The largest cursor within `ledger`: where a short getEvents page leaves the client."""
-    return event_id(ledger, TX_MASK, OP_MASK, EVENT_MAX)
-
 
 def iso_time(unix: int) -> str:
     return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -252,7 +217,7 @@ class Chain:
         """Up to `limit` matching events with id > `after` in ledgers before `end_ledger`."""
         with self.lock:
             lo = bisect.bisect_right(self._ids, after)
-            hi = bisect.bisect_left(self._ids, first_id_of(end_ledger), lo)
+            hi = bisect.bisect_left(self._ids, ids.before_ledger(end_ledger), lo)
             if match is None:
                 return self._events[lo : min(hi, lo + limit)]
             found: list[StoredEvent] = []
@@ -354,7 +319,7 @@ class Chain:
         topic: tuple[str, ...],
         value: str,
     ) -> str:
-        eid = event_id(ledger.sequence, tx_index, 0, event_index)
+        eid = ids.event_id(ledger.sequence, tx_index, 0, event_index)
         body: dict[str, Any] = {
             "type": "contract",
             "ledger": ledger.sequence,
@@ -380,7 +345,7 @@ class Chain:
             self._ledgers.popleft()
             dropped = True
         if dropped:
-            cut = bisect.bisect_left(self._ids, first_id_of(self._ledgers[0].sequence))
+            cut = bisect.bisect_left(self._ids, ids.before_ledger(self._ledgers[0].sequence))
             del self._ids[:cut]
             del self._events[:cut]
 

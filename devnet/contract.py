@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from stellar_sdk import StrKey
 
-from indexer import state
+from indexer import accrual
 from indexer.events import (
     AdminTransferred,
     FeeCollected,
@@ -135,7 +135,7 @@ def claimable(stream: Stream, now: int) -> int:
     paused_at = None
     if stream.status is StreamStatus.PAUSED:
         paused_at = stream.paused_at if stream.paused_at is not None else stream.last_update_time
-    return state.claimable(rate=stream.rate_per_second, deposited=stream.deposited,
+    return accrual.claimable(rate=stream.rate_per_second, deposited=stream.deposited,
                            withdrawn=stream.withdrawn, last_update_time=stream.last_update_time,
                            paused_at=paused_at, now=now)
 
@@ -147,7 +147,7 @@ def end_time(stream: Stream) -> int | None:
         return None
     if not stream.is_active:
         return stream.last_update_time
-    return state.end_time(rate=stream.rate_per_second, deposited=stream.deposited,
+    return accrual.end_time(rate=stream.rate_per_second, deposited=stream.deposited,
                           withdrawn=stream.withdrawn, last_update_time=stream.last_update_time)
 
 

@@ -32,14 +32,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from stellar_sdk import StrKey, xdr
 
-from devnet.chain import (
-    PROTOCOL_VERSION,
-    Chain,
-    StoredEvent,
-    end_of_ledger_cursor,
-    first_id_of,
-    parse_event_id,
-)
+from devnet.chain import PROTOCOL_VERSION, Chain, StoredEvent
+from indexer import ids
 
 LEDGER_SCAN_LIMIT = 10_000
 MAX_LIMIT = 10_000
@@ -232,7 +226,7 @@ class RpcMethods:
             if not isinstance(cursor, str):
                 raise _invalid("invalid parameters: cursor must be a string")
             try:
-                cursor_ledger = parse_event_id(cursor)[0]
+                cursor_ledger = ids.parse(cursor)[0]
             except ValueError as exc:
                 raise _invalid(str(exc)) from None
             if start_ledger or end_ledger:
@@ -259,7 +253,7 @@ class RpcMethods:
             if cursor is not None:
                 start_ledger, after = cursor_ledger, cursor
             else:
-                after = first_id_of(start_ledger)
+                after = ids.before_ledger(start_ledger)
             window_end = min(start_ledger + LEDGER_SCAN_LIMIT, latest.sequence + 1)
             if end_ledger:
                 window_end = min(end_ledger, window_end)
@@ -272,7 +266,7 @@ class RpcMethods:
             if filters:
                 match = lambda event: any(f.matches(event) for f in filters)  # noqa: E731
             found = self.chain.scan(after=after, end_ledger=window_end, limit=limit, match=match)
-        next_cursor = found[-1].id if len(found) == limit else end_of_ledger_cursor(window_end - 1)
+        next_cursor = found[-1].id if len(found) == limit else ids.end_of_ledger(window_end - 1)
         return b"".join(
             (
                 b'{"events":[',

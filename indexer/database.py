@@ -16,19 +16,18 @@ from alembic import command
 from alembic.config import Config
 
 import migrations
-from indexer.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _embedded: dict[Path, Any] = {}
 
 
-def database_url(settings: Settings) -> str:
-    """The PostgreSQL URL to use: the configured one, or that of the embedded server (started and
-    migrated here on first use)."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    url = start_embedded(settings.data_dir / "postgres")
+def database_url(configured: str | None, data_dir: Path) -> str:
+    """The PostgreSQL URL to use, as asyncpg takes it: the configured one, or that of the embedded server
+    in `data_dir` (started and migrated here on first use)."""
+    if configured is not None:
+        return asyncpg_dsn(configured)
+    url = start_embedded(data_dir / "postgres")
     migrate(url)
     return url
 
@@ -73,13 +72,6 @@ def sqlalchemy_url(url: str) -> str:
 async def connect(url: str, application_name: str) -> asyncpg.Connection:
     """A connection that names itself in pg_stat_activity (flowfi-worker, flowfi-listener, ...)."""
     return await asyncpg.connect(asyncpg_dsn(url), server_settings={"application_name": application_name})
-
-
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=min_size, max_size=max_size,
-                                     server_settings={"application_name": "flowfi-api"})
-    assert pool is not None
-    return pool
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -1,8 +1,8 @@
 """A stream's state, and how each contract event changes it: the contract's accounting, replayed.
 
 Amounts are integers in the token's smallest unit; times are ledger times in unix seconds. The rules
-are the contract's (create, top up, withdraw, pause, resume, cancel; completion only by withdrawal),
-and `claimable` and `end_time` are the two quantities the chain never stores but every user asks for.
+are the contract's (create, top up, withdraw, pause, resume, cancel; completion only by withdrawal);
+what has accrued at a given time is `indexer.accrual`'s.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from indexer.accrual import FINISHED, claimable, end_time
 from indexer.events import (
     ChainEvent,
     FeeCollected,
@@ -21,19 +22,6 @@ from indexer.events import (
     StreamToppedUp,
     TokensWithdrawn,
 )
-
-
-def claimable(*, rate: int, deposited: int, withdrawn: int, last_update_time: int,
-              paused_at: int | None, now: int) -> int:
-    """What the recipient could withdraw at `now`: accrual since the last update, frozen while
-    paused, capped by what is left."""
-    accrue_until = paused_at if paused_at is not None else now
-    return max(0, min((accrue_until - last_update_time) * rate, deposited - withdrawn))
-
-
-def end_time(*, rate: int, deposited: int, withdrawn: int, last_update_time: int) -> int:
-    """When an active stream has accrued all of its deposit (the contract's own formula)."""
-    return last_update_time + (deposited - withdrawn) // rate
 
 
 @dataclass(slots=True)
@@ -59,7 +47,7 @@ class StreamState:
     last_event_id: str
 
     def claimable(self, now: int) -> int:
-        if self.status in ("cancelled", "completed"):
+        if self.status in FINISHED:
             return 0
         return claimable(rate=self.rate_per_second, deposited=self.deposited, withdrawn=self.withdrawn,
                          last_update_time=self.last_update_time, paused_at=self.paused_at, now=now)

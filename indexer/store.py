@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from indexer import copy_text, tables
+from indexer import copy_text, ids, tables
 from indexer import state as stream_state
 from indexer.copy_text import NULL, optional_text, text, text_array, timestamp
 from indexer.decode import Decoded
@@ -372,11 +372,10 @@ async def _save_cursor(
 
 def ledger_of_cursor(page: EventPage) -> int:
     """The last ledger a page's cursor has fully covered."""
-    toid = int(page.cursor.split("-")[0])
-    ledger = toid >> 32
-    # A short page's cursor is the largest one in the last ledger scanned (every tx and op bit set);
-    # a full page's is its last event's id, and that ledger may hold more events.
-    return ledger if toid & 0xFFFFFFFF == 0xFFFFFFFF else ledger - 1
+    ledger = ids.ledger_of(page.cursor)
+    # A short page's cursor is the end of the last ledger scanned; a full page's is its last event's id,
+    # and that ledger may hold more events.
+    return ledger if page.cursor == ids.end_of_ledger(ledger) else ledger - 1
 
 
 async def forget_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> None:

@@ -30,7 +30,7 @@ from indexer import metrics, store
 from indexer.database import connect
 from indexer.decode import Decoded, decode
 from indexer.rpc import EventPage, OutOfRetention, RetryableRpcError, RpcClient
-from indexer.settings import Settings
+from indexer.settings import IndexerSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class FetchedPage:
 
 
 class Worker:
-    def __init__(self, settings: Settings, database_url: str, *, max_backoff: float = 30.0) -> None:
+    def __init__(self, settings: IndexerSettings, database_url: str, *, max_backoff: float = 30.0) -> None:
         self.settings = settings
         self.database_url = database_url
         self.contract_ids = settings.contract_ids

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from devnet import Devnet, FlowFiContract
-from indexer.settings import Settings
+from flowfi.settings import Settings
 from indexer.worker import Worker
 
 SNAPSHOT_QUERIES = {

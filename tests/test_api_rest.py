@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 
 from api.app import create_app
 from api.payloads import EVENT_COLUMNS, event_payload
-from api.rest import stream_state
+from api.rest import claimable_at
 from devnet import Traffic, running_devnet
 from indexer.database import asyncpg_dsn
 from indexer.worker import Worker
@@ -54,7 +54,7 @@ async def conn(filled_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture(scope="module")
 def app(filled_url: str) -> Any:
-    from indexer.settings import Settings
+    from flowfi.settings import Settings
 
     return create_app(Settings(database_url=filled_url, ready_max_lag=MAX_LAG), filled_url)
 
@@ -169,7 +169,7 @@ async def test_stream_state_has_every_column_and_claimable_at_the_latest_ledger(
         body = await get_json(client, f"/streams/{row['stream_id']}")
         assert body["asOf"] == as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
         assert body["asOfLedger"] == cursor["latest_ledger"]
-        expected_claimable = stream_state(row).claimable(int(as_of.timestamp()))
+        expected_claimable = claimable_at(row, int(as_of.timestamp()))
         assert body["claimableNow"] == str(expected_claimable)
         assert body["streamId"] == str(row["stream_id"])
         for key in ("ratePerSecond", "deposited", "withdrawn", "refunded", "feesPaid", "startTime",
@@ -184,7 +184,7 @@ async def test_stream_state_has_every_column_and_claimable_at_the_latest_ledger(
         checked += 1
     assert checked >= 3
     active = [row for row in rows if row["status"] == "active"]
-    assert active and stream_state(active[0]).claimable(int(as_of.timestamp())) > 0, "a non-trivial claimable"
+    assert active and claimable_at(active[0], int(as_of.timestamp())) > 0, "a non-trivial claimable"
 
 
 async def test_stream_events_are_its_events_in_order(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
@@ -405,3 +405,4 @@ async def test_openapi_describes_every_route(client: httpx.AsyncClient, app: Any
             assert "200" in operation["responses"], (path, method)
             names = {p["name"] for p in operation["parameters"] if p["in"] == "path"}
             assert names == set(path.replace("}", "{").split("{")[1::2]), path
+

@@ -10,7 +10,8 @@ import typer.main
 import yaml
 
 from flowfi.cli import app
-from indexer.settings import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE, Settings
+from flowfi.settings import Settings
+from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
 
 COMPOSE = yaml.safe_load((Path(__file__).parent.parent / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]

@@ -2,22 +2,14 @@ from collections import Counter
 
 import pytest
 
-from devnet.chain import Chain, end_of_ledger_cursor, event_id, parse_event_id
+from devnet.chain import Chain
 from devnet.traffic import Traffic
+from indexer.ids import event_id
 
 SENDER = "GAJKUTWHRMNW375TPXCKYDF4MLUBJIRD7YVKGCNN3J6S44GZE3N2LUBQ"
 RECIPIENT = "GDD24I62LHMI6FRWMZ3OD36DDAM4MDQSFWS7G37HZDHHXTMBOGFV7GCO"
 TOKEN = "CC5VQ6PDN44JTGIJ7XZAN2WPQHHCRQLOKWI2RRAXXRS3WR2HI25AHEX2"
 CREATE = {"sender": SENDER, "recipient": RECIPIENT, "token_address": TOKEN, "amount": 1000, "duration": 10}
-
-
-def test_event_ids_are_stellar_rpc_ids() -> None:
-    # ledger 3727845, tx 5, op 0, event 8: the id in stellar-rpc's documented example
-    assert event_id(3727845, 5, 0, 8) == "0016010972359577600-0000000008"
-    assert parse_event_id("0016010972359577600-0000000008") == (3727845, 5, 0, 8)
-    assert end_of_ledger_cursor(7) == f"{7 << 32 | (2**20 - 1) << 12 | 2**12 - 1:019d}-4294967295"
-    with pytest.raises(ValueError, match="invalid event id x-1"):
-        parse_event_id("x-1")
 
 
 def test_transactions_are_indexed_from_one_in_submission_order() -> None:

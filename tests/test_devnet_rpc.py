@@ -13,9 +13,9 @@ from stellar_sdk.soroban_rpc import (
 )
 
 from devnet import DEFAULT_CONTRACT_ID, DEFAULT_PASSPHRASE, Devnet, running_devnet
-from devnet.chain import end_of_ledger_cursor
 from devnet.xdr import encode_topic
 from indexer.events import StreamPaused
+from indexer.ids import end_of_ledger
 
 SENDER = "GAJKUTWHRMNW375TPXCKYDF4MLUBJIRD7YVKGCNN3J6S44GZE3N2LUBQ"
 RECIPIENT = "GDD24I62LHMI6FRWMZ3OD36DDAM4MDQSFWS7G37HZDHHXTMBOGFV7GCO"
@@ -64,24 +64,24 @@ async def test_pages_follow_the_cursor_and_a_short_page_ends_at_the_window(devne
     page = await events(devnet, {"pagination": {"cursor": page["cursor"], "limit": 4}})
     assert len(page["events"]) == 2 and page["events"][0]["id"] > ids[-1]
     ids += [e["id"] for e in page["events"]]
-    assert page["cursor"] == end_of_ledger_cursor(4)
+    assert page["cursor"] == end_of_ledger(4)
     assert ids == sorted(ids) and len(set(ids)) == 6
 
     empty = await events(devnet, {"pagination": {"cursor": page["cursor"]}})
-    assert empty["events"] == [] and empty["cursor"] == end_of_ledger_cursor(4)
+    assert empty["events"] == [] and empty["cursor"] == end_of_ledger(4)
 
     devnet.chain.close_ledger()
     fill(devnet, ledgers=1, creates_per_ledger=1)
     moved = await events(devnet, {"pagination": {"cursor": empty["cursor"]}})
     assert [e["ledger"] for e in moved["events"]] == [6]
-    assert moved["cursor"] == end_of_ledger_cursor(6)
+    assert moved["cursor"] == end_of_ledger(6)
 
 
 async def test_end_ledger_is_exclusive_and_bounds_the_cursor(devnet: Devnet) -> None:
     fill(devnet, ledgers=4, creates_per_ledger=1)  # ledgers 2-5
     page = await events(devnet, {"startLedger": 2, "endLedger": 4})
     assert [e["ledger"] for e in page["events"]] == [2, 3]
-    assert page["cursor"] == end_of_ledger_cursor(3)
+    assert page["cursor"] == end_of_ledger(3)
     assert (page["latestLedger"], page["oldestLedger"]) == (5, 1)
 
 
@@ -122,7 +122,7 @@ async def test_limit_default_maximum_and_errors(devnet: Devnet) -> None:
     assert len((await events(devnet, {"startLedger": 1, "pagination": {"limit": 10000}}))["events"]) == 150
     cases: list[tuple[dict[str, Any], str]] = [
         ({"startLedger": 1, "pagination": {"limit": 10001}}, "limit must not exceed 10000"),
-        ({"startLedger": 1, "pagination": {"cursor": end_of_ledger_cursor(1)}}, "cannot both be set"),
+        ({"startLedger": 1, "pagination": {"cursor": end_of_ledger(1)}}, "cannot both be set"),
         ({}, "startLedger must be positive"),
         ({"pagination": {"cursor": "12-ab"}}, "invalid event id 12-ab"),
         ({"startLedger": 1, "xdrFormat": "json"}, "xdrFormat"),
@@ -151,7 +151,7 @@ async def test_start_outside_retention_is_the_stellar_rpc_error() -> None:
                 "code": -32600,
                 "message": "startLedger must be within the ledger range: 7 - 11",
             }
-        old_cursor = end_of_ledger_cursor(3)
+        old_cursor = end_of_ledger(3)
         answer = await rpc(devnet, "getEvents", {"pagination": {"cursor": old_cursor}})
         assert answer["error"]["code"] == -32600
         page = await events(devnet, {"startLedger": 7})

@@ -8,7 +8,7 @@ import httpx
 import prometheus_client
 
 from devnet import running_devnet
-from flowfi.cli import JsonFormatter, RedactSecrets
+from flowfi.logs import JsonFormatter, RedactSecrets
 from indexer.worker import Worker
 from tests.indexing import index_until_caught_up, worker_settings
 from tests.live import add_traffic, index_now, live_pipeline, subscription

@@ -24,8 +24,8 @@ from playwright.async_api import Page, Response, async_playwright
 
 from api.app import Server, create_app
 from devnet import running_devnet
+from indexer.accrual import claimable
 from indexer.database import asyncpg_dsn
-from indexer.state import claimable
 from indexer.worker import Worker
 from tests.indexing import worker_settings
 from tests.serving import running_app

