@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import rest
+from api import filters, rest
 from api.auth import Authenticator, AuthError, AuthMiddleware, authenticate, require_admin
 from api.hub import Hub
 from api.listener import Listener
@@ -41,6 +41,7 @@ STARTUP_WAIT = 10.0
 async def stats(request: Request) -> JSONResponse:
     """GET /events/stats: connections, deliveries, drops, and where the indexer is."""
     require_admin(request)
+    filters.reject_unknown(request.query_params, ())
     state = request.app.state
     hub: Hub = state.hub
     cursor = await state.pool.fetchrow(
@@ -90,6 +91,7 @@ class LiveMetrics:
 async def metrics(request: Request) -> Response:
     """GET /metrics: Prometheus text format."""
     require_admin(request)
+    filters.reject_unknown(request.query_params, ())
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
 
 

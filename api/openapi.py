@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import DateTime, Numeric
 from stellar_sdk import StrKey
 
-from api import filters
+from api import filters, payloads
 from indexer import ids
 from indexer.events import BY_SSE_NAME, ScType, field_types, payload_key
 from indexer.tables import STREAM_STATUSES, streams
@@ -53,9 +53,8 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def _event_schema(sse_name: str) -> dict[str, Any]:
-    kind = BY_SSE_NAME[sse_name]
-    properties: dict[str, Any] = {
+def _envelope(sse_name: str) -> dict[str, Any]:
+    schemas = {
         "id": EVENT_ID,
         "type": {"const": sse_name},
         "contractId": CONTRACT,
@@ -63,12 +62,16 @@ def _event_schema(sse_name: str) -> dict[str, Any]:
         "ledgerClosedAt": TIME,
         "transactionHash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     }
-    for name, sc_type in field_types(kind).items():
-        properties[payload_key(name)] = _SC_SCHEMAS[sc_type]
-    if kind.is_stream_event:
-        # the stream's parties, named by every stream event (see api.payloads)
-        for name in ("sender", "recipient"):
-            properties.setdefault(payload_key(name), _nullable(ADDRESS))
+    return {key: schemas[key] for key in payloads.ENVELOPE}
+
+
+def _event_schema(sse_name: str) -> dict[str, Any]:
+    kind = BY_SSE_NAME[sse_name]
+    declared = field_types(kind)
+    properties = _envelope(sse_name)
+    for column, key, sc_type in payloads.payload_layout(kind):
+        # the stream's parties that the event does not name come from its stream, NULL while unknown
+        properties[key] = _SC_SCHEMAS[sc_type] if column in declared else _nullable(_SC_SCHEMAS[sc_type])
     return {"type": "object", "title": sse_name, "properties": properties,
             "required": list(properties), "additionalProperties": False}
 
@@ -297,13 +300,13 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/events/stats": _get(
                 "Live-feed and indexer statistics", [],
-                {"200": _json("Stats", "statistics")},
+                {"200": _json("Stats", "statistics"), "400": BAD_REQUEST},
             ),
             "/metrics": _get(
                 "Prometheus metrics (admins only when authentication is on)", [],
                 {"200": {"description": "Prometheus text exposition format",
                          "content": {"text/plain": {"schema": {"type": "string"}}}},
-                 "403": _json("Error", "the token carries no admin claim")},
+                 "400": BAD_REQUEST, "403": _json("Error", "the token carries no admin claim")},
             ),
             "/health": _get("Liveness: the process answers", [], {"200": _json("Health", "alive"), "400": BAD_REQUEST}),
             "/ready": _get(

@@ -22,22 +22,26 @@ def _select(name: str, sc_type: ScType) -> str:
     return f"{name}::text AS {name}" if sc_type in (ScType.U64, ScType.I128) else name
 
 
+# The keys every payload starts with, whatever its kind; the kind's fields follow (`payload_layout`).
+ENVELOPE = ("id", "type", "contractId", "ledger", "ledgerClosedAt", "transactionHash")
+
 # The columns a payload is built from; every query that feeds payloads selects these.
 EVENT_COLUMNS = "id, kind, ledger, ledger_closed_at, tx_hash, contract_id, " + ", ".join(
     _select(name, sc_type) for name, sc_type in sorted(_FIELDS.items())
 )
 
 
-def _layout(kind: type[FlowFiEvent]) -> tuple[tuple[str, str], ...]:
-    """(column, payload key) of each field of a kind. A stream event names its stream's parties even
-    where the contract's event names only one."""
+def payload_layout(kind: type[FlowFiEvent]) -> tuple[tuple[str, str, ScType], ...]:
+    """(column, payload key, type) of each field of a kind's payload, after the envelope. A stream
+    event names its stream's parties even where the contract's event names only one (they are NULL
+    while its stream is unknown)."""
     names = list(field_types(kind))
     if kind.is_stream_event:
         names += [party for party in ("sender", "recipient") if party not in names]
-    return tuple((name, payload_key(name)) for name in names)
+    return tuple((name, payload_key(name), _FIELDS[name]) for name in names)
 
 
-_LAYOUTS = {name: _layout(kind) for name, kind in BY_SSE_NAME.items()}
+_LAYOUTS = {name: tuple((column, key) for column, key, _ in payload_layout(kind)) for name, kind in BY_SSE_NAME.items()}
 
 
 @lru_cache(maxsize=4096)
