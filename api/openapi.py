@@ -15,7 +15,7 @@ from stellar_sdk import StrKey
 
 from api import filters, payloads
 from indexer import ids
-from indexer.events import BY_SSE_NAME, ScType, field_types, payload_key
+from indexer.events import BY_SSE_NAME, ScType, payload_key, required_fields
 from indexer.tables import STREAM_STATUSES, streams
 
 JSON = "application/json"
@@ -67,11 +67,12 @@ def _envelope(sse_name: str) -> dict[str, Any]:
 
 def _event_schema(sse_name: str) -> dict[str, Any]:
     kind = BY_SSE_NAME[sse_name]
-    declared = field_types(kind)
+    required = required_fields(kind)
     properties = _envelope(sse_name)
     for column, key, sc_type in payloads.payload_layout(kind):
-        # the stream's parties that the event does not name come from its stream, NULL while unknown
-        properties[key] = _SC_SCHEMAS[sc_type] if column in declared else _nullable(_SC_SCHEMAS[sc_type])
+        # optional fields are null when the event lacks them; the stream's parties that the event does not
+        # name come from its stream, and are null while it is unknown
+        properties[key] = _SC_SCHEMAS[sc_type] if column in required else _nullable(_SC_SCHEMAS[sc_type])
     return {"type": "object", "title": sse_name, "properties": properties,
             "required": list(properties), "additionalProperties": False}
 

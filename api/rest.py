@@ -265,10 +265,6 @@ async def get_stream(request: Request) -> Response:
         as_of = max(as_of, cursor["latest_ledger_closed_at"])
         as_of_ledger = cursor["latest_ledger"]
     body = stream_json(row)
-    if row["status"] == "active":
-        body["endTime"] = str(accrual.end_time(rate=int(row["rate_per_second"]), deposited=int(row["deposited"]),
-                                               withdrawn=int(row["withdrawn"]),
-                                               last_update_time=int(row["last_update_time"])))
     body["claimableNow"] = str(claimable_at(row, int(as_of.timestamp())))
     body["asOf"] = iso_time(as_of)
     body["asOfLedger"] = as_of_ledger

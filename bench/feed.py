@@ -15,7 +15,7 @@ from devnet import Devnet, Traffic
 from indexer import store
 from indexer.database import asyncpg_dsn
 from indexer.decode import Decoded, decode
-from indexer.rpc import EventPage, _raw_event
+from indexer.rpc import EventPage, raw_event
 
 
 class Feed:
@@ -24,7 +24,7 @@ class Feed:
         devnet.chain.generate_history(events, traffic=Traffic(seed=seed), tx_per_ledger=50)
         self.contract_id = devnet.chain.contract_id
         self.latest_ledger = devnet.chain.latest.sequence
-        self.decoded: list[Decoded] = [decode(_raw_event(json.loads(e.json))) for e in devnet.chain._events]
+        self.decoded: list[Decoded] = [decode(raw_event(json.loads(e.json))) for e in devnet.chain._events]
         self.position = 0
         self.conn: asyncpg.Connection | None = None
 

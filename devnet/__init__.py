@@ -32,7 +32,15 @@ from devnet.chain import (
     Ledger,
     Receipt,
 )
-from devnet.contract import ContractError, FlowFiContract, Stream, StreamStatus, claimable, end_time
+from devnet.contract import (
+    ContractError,
+    ContractTrap,
+    FlowFiContract,
+    InvalidInvocation,
+    Stream,
+    StreamStatus,
+    claimable,
+)
 from devnet.rpc import Faults, create_app
 from devnet.traffic import Traffic
 
@@ -42,8 +50,10 @@ __all__ = [
     "DEFAULT_RETENTION",
     "Chain",
     "ContractError",
+    "ContractTrap",
     "Devnet",
     "Faults",
+    "InvalidInvocation",
     "FlowFiContract",
     "Ledger",
     "Receipt",
@@ -51,7 +61,6 @@ __all__ = [
     "StreamStatus",
     "Traffic",
     "claimable",
-    "end_time",
     "running_devnet",
     "serve",
 ]

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from stellar_sdk import StrKey, xdr
 
-from devnet.contract import ContractError, FlowFiContract
+from devnet.contract import ContractError, ContractTrap, FlowFiContract, InvalidInvocation
 from devnet.xdr import encode_event
 from indexer import ids
 from indexer.events import FlowFiEvent, event_fields_json
@@ -122,7 +122,7 @@ class Receipt:
     closed_at: int
     events: tuple[tuple[str, FlowFiEvent], ...] = ()
     result: int | None = None
-    error: ContractError | None = None
+    error: ContractError | ContractTrap | InvalidInvocation | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -295,7 +295,7 @@ class Chain:
             return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time)
         try:
             events = self.contract.invoke(tx.function, tx.args, now=ledger.close_time)
-        except ContractError as exc:
+        except (ContractError, ContractTrap, InvalidInvocation) as exc:
             self.failed_transactions += 1
             return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time, error=exc)
         placed = []

@@ -1,9 +1,16 @@
 """A faithful Python model of the FlowFi stream contract (contracts/stream_contract/src/lib.rs).
 
-Every entry point checks what the contract checks and, on success, mutates the state and returns the
-events the contract publishes, in publish order, as the dataclasses of `indexer.events`. A rejected
-call raises `ContractError` (named after the contract's `StreamError` variant) before touching any state,
-as Soroban rolls a failed invocation back entirely.
+Every entry point checks what the contract checks, in the contract's order, and on success mutates the
+state and returns the events the contract publishes, in publish order, as the dataclasses of
+`indexer.events`. A rejected call raises before touching any state, as Soroban rolls a failed invocation
+back entirely:
+- `ContractError`: the contract returned one of its `StreamError` codes (errors.rs; no other codes);
+- `ContractTrap`: the contract panicked (an arithmetic overflow with overflow checks on), which the host
+  reports as a trap with no contract code.
+
+`Stream` and `Config` hold what the contract stores, field for field. The formulas (claimable, fees,
+end times) are the contract's own, written here from its source and not shared with the indexer, so that
+the tests comparing the two compare two independent readings of the contract.
 
 Authorization is by address: the devnet has no signatures, so "sender.require_auth()" means the caller
 names the sender, and the model checks that the named address is the one the stream records.
@@ -11,6 +18,7 @@ names the sender, and the model checks that the named address is the one the str
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections.abc import Mapping
@@ -18,7 +26,6 @@ from dataclasses import dataclass, field
 
 from stellar_sdk import StrKey
 
-from indexer import accrual
 from indexer.events import (
     AdminTransferred,
     FeeCollected,
@@ -35,91 +42,100 @@ from indexer.events import (
 )
 
 MAX_FEE_RATE_BPS = 1_000
-I128_MAX = 2**127 - 1
+I128_MIN, I128_MAX = -(2**127), 2**127 - 1
 U64_MAX = 2**64 - 1
 U32_MAX = 2**32 - 1
 _INT_PARAMS = frozenset({"amount", "duration", "stream_id", "fee_rate_bps"})
 _DECIMAL = re.compile(r"-?[0-9]+\Z")
 
+# errors.rs, StreamError: the codes the contract returns.
+ERROR_CODES = {
+    "InvalidAmount": 1,
+    "StreamNotFound": 2,
+    "Unauthorized": 3,
+    "StreamInactive": 4,
+    "AlreadyInitialized": 5,
+    "NotAdmin": 6,
+    "InvalidFeeRate": 7,
+    "NotInitialized": 8,
+    "InvalidDuration": 9,
+    "InvalidTokenAddress": 10,
+    "InvalidRate": 11,
+    "StreamPaused": 12,
+    "StreamNotPaused": 13,
+    "StreamAlreadyPaused": 14,
+}
+
 
 class ContractError(Exception):
-    """A call the contract rejects. `name` is the contract's StreamError variant, `code` its number."""
-
-    CODES = {
-        "InvalidAmount": 1,
-        "StreamNotFound": 2,
-        "Unauthorized": 3,
-        "StreamInactive": 4,
-        "AlreadyInitialized": 5,
-        "NotAdmin": 6,
-        "InvalidFeeRate": 7,
-        "NotInitialized": 8,
-        "InvalidDuration": 9,
-        "InvalidTokenAddress": 10,
-        "InvalidRate": 11,
-        "StreamPaused": 12,
-        "StreamNotPaused": 13,
-        "StreamAlreadyPaused": 14,
-        "InvalidArguments": 100,
-    }
+    """A call the contract rejects with a `StreamError`: `name` is the variant, `code` its number."""
 
     def __init__(self, name: str, message: str) -> None:
         super().__init__(f"{name}: {message}")
         self.name = name
-        self.code = self.CODES[name]
+        self.code = ERROR_CODES[name]
         self.message = message
 
 
+class ContractTrap(Exception):
+    """The contract panicked (arithmetic overflow): the host fails the call with no contract code."""
+
+    name = "Trap"
+    code = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"Trap: {message}")
+        self.message = message
+
+
+class InvalidInvocation(ValueError):
+    """A call that cannot even be made: an unknown function or arguments of the wrong shape."""
+
+
 class StreamStatus(enum.StrEnum):
-    ACTIVE = "active"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
+    ACTIVE = "Active"
+    PAUSED = "Paused"
+    CANCELLED = "Cancelled"
+    COMPLETED = "Completed"
 
 
 @dataclass(slots=True)
 class Stream:
-    """A stream as the contract stores it, plus the totals an indexer derives (refunded, fees_paid)."""
+    """A stream as the contract stores it (types.rs `Stream`), plus the token flows that an observer of
+    the token sees (the refund and the fees paid), which the contract does not store."""
 
     stream_id: int
     sender: str
     recipient: str
-    token: str
+    token_address: str
     rate_per_second: int
-    deposited: int
-    withdrawn: int
+    deposited_amount: int
+    withdrawn_amount: int
     start_time: int
     last_update_time: int
-    status: StreamStatus = StreamStatus.ACTIVE
+    is_active: bool = True
+    paused: bool = False
     paused_at: int | None = None
+    status: StreamStatus = StreamStatus.ACTIVE
     refunded: int = 0
     fees_paid: int = 0
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in (StreamStatus.ACTIVE, StreamStatus.PAUSED)
-
-    @property
-    def end_time(self) -> int | None:
-        return end_time(self)
-
     def to_json(self) -> dict[str, object]:
-        """The stream with amounts and times as decimal strings (they exceed 2**53)."""
+        """The stored fields, with amounts and times as decimal strings (they exceed 2**53)."""
         return {
             "stream_id": str(self.stream_id),
             "sender": self.sender,
             "recipient": self.recipient,
-            "token": self.token,
+            "token_address": self.token_address,
             "rate_per_second": str(self.rate_per_second),
-            "deposited": str(self.deposited),
-            "withdrawn": str(self.withdrawn),
-            "refunded": str(self.refunded),
-            "fees_paid": str(self.fees_paid),
-            "status": self.status.value,
+            "deposited_amount": str(self.deposited_amount),
+            "withdrawn_amount": str(self.withdrawn_amount),
             "start_time": str(self.start_time),
             "last_update_time": str(self.last_update_time),
+            "is_active": self.is_active,
+            "paused": self.paused,
             "paused_at": None if self.paused_at is None else str(self.paused_at),
-            "end_time": None if (end := end_time(self)) is None else str(end),
+            "status": self.status.value,
         }
 
 
@@ -130,25 +146,33 @@ class Config:
     fee_rate_bps: int
 
 
+def _i128(value: int, what: str) -> int:
+    """A plain i128 operation's result; the contract traps where it overflows."""
+    if not I128_MIN <= value <= I128_MAX:
+        raise ContractTrap(f"{what} overflows i128")
+    return value
+
+
+def _u64_end_time(now: int, quotient: int) -> int:
+    """`now + (quotient as u64)`: the cast keeps the low 64 bits, the addition traps on overflow."""
+    end = now + (quotient & U64_MAX)
+    if end > U64_MAX:
+        raise ContractTrap("the end time overflows u64")
+    return end
+
+
 def claimable(stream: Stream, now: int) -> int:
-    """What the recipient could withdraw at `now` (calculate_claimable): accrual stops at paused_at."""
-    paused_at = None
-    if stream.status is StreamStatus.PAUSED:
-        paused_at = stream.paused_at if stream.paused_at is not None else stream.last_update_time
-    return accrual.claimable(rate=stream.rate_per_second, deposited=stream.deposited,
-                           withdrawn=stream.withdrawn, last_update_time=stream.last_update_time,
-                           paused_at=paused_at, now=now)
-
-
-def end_time(stream: Stream) -> int | None:
-    """When the stream drains (derived; not stored on chain). None while paused; for a finished stream
-    the time of its last withdrawal or its cancellation."""
-    if stream.status is StreamStatus.PAUSED:
-        return None
-    if not stream.is_active:
-        return stream.last_update_time
-    return accrual.end_time(rate=stream.rate_per_second, deposited=stream.deposited,
-                          withdrawn=stream.withdrawn, last_update_time=stream.last_update_time)
+    """calculate_claimable: accrual since the last update, frozen at paused_at while paused, capped by
+    what is left; an overflowing product means everything left."""
+    effective = now
+    if stream.paused:
+        effective = stream.paused_at if stream.paused_at is not None else stream.last_update_time
+    elapsed = max(effective - stream.last_update_time, 0)
+    remaining = max(stream.deposited_amount - stream.withdrawn_amount, 0)
+    streamed = elapsed * stream.rate_per_second
+    if streamed > I128_MAX:
+        return remaining
+    return min(streamed, remaining)
 
 
 def _coerce(name: str, value: object) -> object:
@@ -158,23 +182,26 @@ def _coerce(name: str, value: object) -> object:
     return value
 
 
-def _check_address(value: str, what: str) -> None:
-    if not (StrKey.is_valid_ed25519_public_key(value) or StrKey.is_valid_contract(value)):
-        raise ContractError("InvalidArguments", f"{what} is not a G... or C... address: {value!r}")
+def _check_address(value: object, what: str) -> None:
+    if not isinstance(value, str) or not (
+        StrKey.is_valid_ed25519_public_key(value) or StrKey.is_valid_contract(value)
+    ):
+        raise InvalidInvocation(f"{what} is not a G... or C... address: {value!r:.80}")
 
 
-def _check_int(value: int, what: str, low: int, high: int) -> None:
+def _check_int(value: object, what: str, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ContractError("InvalidArguments", f"{what} must be an integer in [{low}, {high}]: {value!r}")
+        raise InvalidInvocation(f"{what} must be an integer in [{low}, {high}]: {value!r:.80}")
 
 
 @dataclass
 class FlowFiContract:
-    """The contract's storage and entry points. Each entry point takes the ledger time as `now`."""
+    """The contract's storage and entry points (build 8723543). Each entry point takes the ledger time
+    as `now`."""
 
     config: Config | None = None
     streams: dict[int, Stream] = field(default_factory=dict)
-    next_stream_id: int = 1
+    stream_counter: int = 0
 
     # Protocol administration
 
@@ -229,29 +256,30 @@ class FlowFiContract:
     ) -> list[FlowFiEvent]:
         _check_address(sender, "sender")
         _check_address(recipient, "recipient")
-        _check_int(amount, "amount", -I128_MAX - 1, I128_MAX)
+        _check_address(token_address, "token_address")
+        _check_int(amount, "amount", I128_MIN, I128_MAX)
         _check_int(duration, "duration", 0, U64_MAX)
         if amount <= 0:
             raise ContractError("InvalidAmount", f"amount must be positive, got {amount}")
         if duration == 0:
             raise ContractError("InvalidDuration", "duration must be positive")
         if not StrKey.is_valid_contract(token_address):
-            raise ContractError("InvalidTokenAddress", f"{token_address!r} is not a token contract")
-        stream_id = self.next_stream_id
+            raise ContractError("InvalidTokenAddress", f"{token_address} is not a token contract")
+        stream_id = self.stream_counter + 1
         fee, fee_events = self._fee(stream_id, token_address, amount)
         net = amount - fee
         rate = net // duration
         if rate == 0:
             raise ContractError("InvalidRate", f"net amount {net} over {duration} s streams 0 per second")
-        self.next_stream_id += 1
+        self.stream_counter = stream_id
         self.streams[stream_id] = Stream(
             stream_id=stream_id,
             sender=sender,
             recipient=recipient,
-            token=token_address,
+            token_address=token_address,
             rate_per_second=rate,
-            deposited=net,
-            withdrawn=0,
+            deposited_amount=net,
+            withdrawn_amount=0,
             start_time=now,
             last_update_time=now,
             fees_paid=fee,
@@ -268,95 +296,105 @@ class FlowFiContract:
         return [*fee_events, created]
 
     def top_up_stream(self, sender: str, stream_id: int, amount: int, *, now: int) -> list[FlowFiEvent]:
-        _check_int(amount, "amount", -I128_MAX - 1, I128_MAX)
+        _check_address(sender, "sender")
+        _check_int(amount, "amount", I128_MIN, I128_MAX)
         if amount <= 0:
             raise ContractError("InvalidAmount", f"amount must be positive, got {amount}")
         stream = self._stream(stream_id)
         self._check_sender(stream, sender)
         self._check_active(stream)
-        fee, fee_events = self._fee(stream_id, stream.token, amount)
+        fee, fee_events = self._fee(stream_id, stream.token_address, amount)
         net = amount - fee
-        stream.deposited += net
+        deposited = _i128(stream.deposited_amount + net, "the deposit")
+        accrued = claimable(dataclasses.replace(stream, deposited_amount=deposited), now)  # on the new deposit
+        left = max(max(deposited - stream.withdrawn_amount, 0) - accrued, 0)
+        new_end_time = _u64_end_time(now, left // stream.rate_per_second)
+        stream.deposited_amount = deposited
         stream.fees_paid += fee
-        remaining = stream.deposited - stream.withdrawn - claimable(stream, now)
         topped_up = StreamToppedUp(
-            stream_id=stream_id,
-            sender=sender,
-            amount=net,
-            new_deposited_amount=stream.deposited,
-            new_end_time=now + remaining // stream.rate_per_second,
+            stream_id=stream_id, sender=sender, amount=net, new_deposited_amount=deposited, new_end_time=new_end_time
         )
         return [*fee_events, topped_up]
 
     def withdraw(self, recipient: str, stream_id: int, *, now: int) -> list[FlowFiEvent]:
+        _check_address(recipient, "recipient")
         stream = self._stream(stream_id)
         if stream.recipient != recipient:
             raise ContractError("Unauthorized", f"{recipient} is not the recipient of stream {stream_id}")
         self._check_active(stream)
-        if stream.status is StreamStatus.PAUSED:
+        if stream.paused:
             raise ContractError("StreamPaused", f"stream {stream_id} is paused")
         amount = claimable(stream, now)
         if amount <= 0:
             raise ContractError("InvalidAmount", f"nothing to withdraw from stream {stream_id} yet")
-        stream.withdrawn += amount
+        stream.withdrawn_amount = _i128(stream.withdrawn_amount + amount, "the withdrawn total")
         stream.last_update_time = now
         events: list[FlowFiEvent] = [
             TokensWithdrawn(stream_id=stream_id, recipient=recipient, amount=amount, timestamp=now)
         ]
-        if stream.withdrawn >= stream.deposited:
+        if stream.withdrawn_amount >= stream.deposited_amount:
+            stream.is_active = False
             stream.status = StreamStatus.COMPLETED
             events.append(
-                StreamCompleted(stream_id=stream_id, recipient=recipient, total_withdrawn=stream.withdrawn)
+                StreamCompleted(stream_id=stream_id, recipient=recipient, total_withdrawn=stream.withdrawn_amount)
             )
         return events
 
     def cancel_stream(self, sender: str, stream_id: int, *, now: int) -> list[FlowFiEvent]:
+        """Pays the recipient what has accrued and refunds the rest. `paused` and `paused_at` are left
+        as they were (lib.rs 536-538), which is what lets resume_stream run on the cancelled stream."""
+        _check_address(sender, "sender")
         stream = self._stream(stream_id)
         self._check_sender(stream, sender)
         self._check_active(stream)
-        stream.withdrawn += claimable(stream, now)
-        refunded = max(stream.deposited - stream.withdrawn, 0)
-        stream.refunded = refunded
+        accrued = claimable(stream, now)
+        if accrued > 0:
+            stream.withdrawn_amount = min(stream.withdrawn_amount + accrued, I128_MAX)
+        refunded = max(stream.deposited_amount - stream.withdrawn_amount, I128_MIN)
+        stream.is_active = False
         stream.status = StreamStatus.CANCELLED
-        stream.paused_at = None
         stream.last_update_time = now
+        stream.refunded = max(refunded, 0)
         return [
             StreamCancelled(
                 stream_id=stream_id,
                 sender=sender,
                 recipient=stream.recipient,
-                amount_withdrawn=stream.withdrawn,
+                amount_withdrawn=stream.withdrawn_amount,
                 refunded_amount=refunded,
             )
         ]
 
     def pause_stream(self, sender: str, stream_id: int, *, now: int) -> list[FlowFiEvent]:
+        _check_address(sender, "sender")
         stream = self._stream(stream_id)
         self._check_sender(stream, sender)
         self._check_active(stream)
-        if stream.status is StreamStatus.PAUSED:
+        if stream.paused:
             raise ContractError("StreamAlreadyPaused", f"stream {stream_id} is already paused")
-        stream.status = StreamStatus.PAUSED
+        stream.paused = True
         stream.paused_at = now
+        stream.status = StreamStatus.PAUSED
         return [StreamPaused(stream_id=stream_id, sender=sender, paused_at=now)]
 
     def resume_stream(self, sender: str, stream_id: int, *, now: int) -> list[FlowFiEvent]:
+        """Checks only `paused` (lib.rs 625), not `is_active`: a stream cancelled while paused resumes
+        to status Active while staying inactive, with nothing left to claim."""
+        _check_address(sender, "sender")
         stream = self._stream(stream_id)
         self._check_sender(stream, sender)
-        self._check_active(stream)
-        if stream.status is not StreamStatus.PAUSED:
+        if not stream.paused:
             raise ContractError("StreamNotPaused", f"stream {stream_id} is not paused")
         paused_at = stream.paused_at if stream.paused_at is not None else now
         accrued = claimable(stream, now)
-        stream.last_update_time += max(now - paused_at, 0)
-        remaining = max(stream.deposited - stream.withdrawn - accrued, 0)
-        stream.status = StreamStatus.ACTIVE
+        last_update_time = min(stream.last_update_time + max(now - paused_at, 0), U64_MAX)
+        left = max(max(stream.deposited_amount - stream.withdrawn_amount, 0) - accrued, 0)
+        new_end_time = _u64_end_time(now, left // stream.rate_per_second)
+        stream.last_update_time = last_update_time
+        stream.paused = False
         stream.paused_at = None
-        return [
-            StreamResumed(
-                stream_id=stream_id, sender=sender, new_end_time=now + remaining // stream.rate_per_second
-            )
-        ]
+        stream.status = StreamStatus.ACTIVE
+        return [StreamResumed(stream_id=stream_id, sender=sender, new_end_time=new_end_time)]
 
     def _stream(self, stream_id: int) -> Stream:
         _check_int(stream_id, "stream_id", 0, U64_MAX)
@@ -379,7 +417,7 @@ class FlowFiContract:
         """The protocol fee on `amount` and its event (collect_fee): none when unset or rounding to 0."""
         if self.config is None or self.config.fee_rate_bps == 0:
             return 0, []
-        fee = amount * self.config.fee_rate_bps // 10_000
+        fee = _i128(amount * self.config.fee_rate_bps, "the fee") // 10_000
         if fee <= 0:
             return 0, []
         event = FeeCollected(stream_id=stream_id, treasury=self.config.treasury, fee_amount=fee, token=token)
@@ -402,12 +440,12 @@ class FlowFiContract:
     def invoke(self, function: str, args: Mapping[str, object], *, now: int) -> list[FlowFiEvent]:
         """Call an entry point by name with arguments by the contract's parameter names."""
         if function not in self.FUNCTIONS:
-            raise ContractError("InvalidArguments", f"unknown function {function!r}")
+            raise InvalidInvocation(f"unknown function {function!r:.80}; the contract has {', '.join(self.FUNCTIONS)}")
         args = {name: _coerce(name, value) for name, value in args.items()}
         try:
             return getattr(self, function)(**args, now=now)  # type: ignore[no-any-return]
         except TypeError as exc:
-            raise ContractError("InvalidArguments", f"{function}: {exc}") from None
+            raise InvalidInvocation(f"{function}: {exc}") from None
 
     def result_of(self, function: str, events: list[FlowFiEvent]) -> int | None:
         """The entry point's return value as the contract returns it (stream id, amount, end time)."""

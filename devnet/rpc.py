@@ -8,7 +8,9 @@ before `endLedger` and after the latest ledger. Errors use stellar-rpc's codes a
 
 POST /invoke  {"function": ..., "args": {...}} calls the contract in a transaction of the next ledger
 and answers once that ledger has closed: 200 {"txHash", "ledger", "events", "result"}, or 400
-{"error", "name", "code"} when the contract rejects the call.
+{"error", "name", "code"} when the call fails: `name` is the contract's StreamError variant and `code` its
+number, or "Trap" (the contract panicked) or "InvalidInvocation" (no such function, or arguments of the
+wrong shape), both without a code.
 GET /state    the contract's configuration and streams, amounts as decimal strings.
 
 `Faults` queues failures for the next JSON-RPC requests, one per request: "timeout" (answer after
@@ -375,8 +377,8 @@ def create_app(chain: Chain, faults: Faults | None = None) -> Starlette:
             return JSONResponse(
                 {
                     "error": str(receipt.error),
-                    "name": receipt.error.name,
-                    "code": receipt.error.code,
+                    "name": getattr(receipt.error, "name", "InvalidInvocation"),
+                    "code": getattr(receipt.error, "code", None),
                     "txHash": receipt.tx_hash,
                     "ledger": receipt.ledger,
                 },

@@ -2,8 +2,9 @@
 
 A seeded population of accounts (G... strkeys of random keypairs) and one token contract. The first call
 initializes the contract; then streams are created, topped up, withdrawn from (short streams complete),
-paused, resumed and cancelled, with an occasional fee change or admin transfer. Each call is chosen
-against the contract's state at the moment it is applied, so a ledger full of traffic never fails.
+paused, resumed and cancelled, with an occasional fee change or admin transfer, and now and then a
+resume of a stream cancelled while paused (the contract accepts it). Each call is chosen against the
+contract's state at the moment it is applied, so a ledger full of traffic never fails.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ _WEIGHTS = {
     "pause_stream": 8,
     "resume_stream": 8,
     "cancel_stream": 6,
+    "resume_cancelled": 1,
     "update_fee_config": 1,
     "transfer_admin": 0.3,
 }
+# Choices that are not named after the entry point they call.
+_FUNCTION = {"resume_cancelled": "resume_stream"}
 
 
 class Traffic:
@@ -37,6 +41,7 @@ class Traffic:
         ]
         self.token = token or StrKey.encode_contract(self.rng.randbytes(32))
         self._open: list[int] = []
+        self._cancelled_while_paused: list[int] = []
         self._known = 0
         self._names = list(_WEIGHTS)
         self._weights = list(_WEIGHTS.values())
@@ -53,11 +58,11 @@ class Traffic:
             name = self.rng.choices(self._names, self._weights)[0]
             call = getattr(self, "_" + name)(contract, now)
             if call is not None:
-                return name, call
+                return _FUNCTION.get(name, name), call
         return "create_stream", self._create_stream(contract, now)
 
     def _track_new_streams(self, contract: FlowFiContract) -> None:
-        while self._known < contract.next_stream_id - 1:
+        while self._known < contract.stream_counter:
             self._known += 1
             self._open.append(self._known)
 
@@ -71,6 +76,8 @@ class Traffic:
             if not stream.is_active:
                 self._open[index] = self._open[-1]
                 self._open.pop()
+                if stream.paused:
+                    self._cancelled_while_paused.append(stream.stream_id)
                 continue
             if status is None or stream.status is status:
                 return stream.stream_id
@@ -116,6 +123,13 @@ class Traffic:
         if stream_id is None:
             return None
         return {"sender": contract.streams[stream_id].sender, "stream_id": stream_id}
+
+    def _resume_cancelled(self, contract: FlowFiContract, now: int) -> dict[str, Any] | None:
+        """resume_stream on a stream cancelled while paused: accepted, and nothing moves."""
+        if not self._cancelled_while_paused:
+            return None
+        stream = contract.streams[self._cancelled_while_paused.pop()]
+        return {"sender": stream.sender, "stream_id": stream.stream_id} if stream.paused else None
 
     def _cancel_stream(self, contract: FlowFiContract, now: int) -> dict[str, Any] | None:
         stream_id = self._pick_open(contract)

@@ -18,6 +18,15 @@ def claimable(*, rate: int, deposited: int, withdrawn: int, last_update_time: in
     return max(0, min((accrue_until - last_update_time) * rate, deposited - withdrawn))
 
 
-def end_time(*, rate: int, deposited: int, withdrawn: int, last_update_time: int) -> int:
-    """When an active stream has accrued all of its deposit (the contract's own formula)."""
-    return last_update_time + (deposited - withdrawn) // rate
+def end_time(*, rate: int, deposited: int, withdrawn: int, last_update_time: int, paused_at: int | None,
+             at: int) -> int:
+    """When the deposit runs out, as the contract projects it at ledger time `at` (its `new_end_time`):
+    `at` plus what is left after what has accrued, at the rate. For a running stream that is the time
+    its accrual reaches the deposit, or `at` itself once it has; while paused, when it would run out if
+    resumed at `at`."""
+    remaining = deposited - withdrawn
+    if paused_at is not None:
+        accrued = claimable(rate=rate, deposited=deposited, withdrawn=withdrawn,
+                            last_update_time=last_update_time, paused_at=paused_at, now=at)
+        return at + (remaining - accrued) // rate
+    return max(last_update_time + remaining // rate, at)

@@ -2,7 +2,8 @@
 
 Each raw event decodes to a `Decoded`: its topic and value as JSON (for the raw table) and either the
 typed `ChainEvent` or the reason it could not be typed (it then goes to the dead letters and the
-cursor moves on). Fields are matched by name; fields a later contract version adds are ignored.
+cursor moves on). Fields are matched by name, by the rules of `indexer.events`: a required field must be
+there, an optional one may be missing, an undeclared one is ignored, and none may have the wrong type.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.events import BY_TOPIC, ChainEvent, FlowFiEvent, ScType, field_types
+from indexer.events import BY_TOPIC, ChainEvent, FlowFiEvent, ScType, field_types, required_fields
 from indexer.rpc import RawEvent
 from indexer.scval import Sc, ScValError, parse_scval, to_json
 
 # The ScVal tag each declared field type must arrive as.
 _EXPECTED_TAG = {ScType.U32: "u32", ScType.U64: "u64", ScType.I128: "i128", ScType.ADDRESS: "address"}
-# Each kind's fields with the tag each must arrive as.
+# Each kind's fields with the tag each must arrive as, and whether it must be there.
 _EXPECTED_FIELDS = {
-    kind: tuple((name, _EXPECTED_TAG[sc_type], sc_type) for name, sc_type in field_types(kind).items())
+    kind: tuple((name, _EXPECTED_TAG[sc_type], sc_type, name in required_fields(kind))
+                for name, sc_type in field_types(kind).items())
     for kind in BY_TOPIC.values()
 }
 
@@ -91,10 +93,12 @@ def typed_event(topic: list[Sc], value: Sc) -> FlowFiEvent:
         raise UndecodableEvent(f"{name}: the data is a {tag}, not a map of fields")
     data = {key[1]: item for key, item in entries if key[0] == "symbol"}
     fields: dict[str, int | str] = {}
-    for field_name, expected_tag, sc_type in _EXPECTED_FIELDS[kind]:
+    for field_name, expected_tag, sc_type, required in _EXPECTED_FIELDS[kind]:
         item = data.get(field_name)
         if item is None:
-            raise UndecodableEvent(f"{name}: field {field_name!r} is missing")
+            if required:
+                raise UndecodableEvent(f"{name}: required field {field_name!r} is missing")
+            continue
         if item[0] != expected_tag:
             raise UndecodableEvent(f"{name}: field {field_name!r} is a {item[0]}, expected {sc_type.value}")
         fields[field_name] = item[1]

@@ -7,17 +7,25 @@ and the API derives its payload keys from them (`payload_key`). Nothing else spe
 
 Topic layout (contracts/stream_contract/src/events.rs): topic 0 is the event's Symbol name; stream
 events add the stream id (u64) as topic 1. The data is the struct as an ScMap keyed by Symbol field
-names, so fields are matched by name, never by position, and fields added by a later contract version
-are tolerated.
+names, so fields are matched by name, never by position.
+
+Every field has one of three rules, because the contract's builds do not all publish the same fields:
+- required: the stream state (or the event's meaning) needs it; an event without it is a dead letter.
+  A field is required when it is declared without a default.
+- optional: informational, or missing from some builds (`stream_topped_up` had no `new_end_time` before
+  2026-07-29); declared `= None`, and None (NULL, JSON null) when the event lacks it.
+- ignored: a field the schema does not declare (one a later build adds) is skipped.
+A field that is present with the wrong type is never accepted: the event is then a dead letter.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import types
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, ClassVar, get_type_hints
+from typing import Annotated, ClassVar, Union, get_args, get_origin, get_type_hints
 
 
 class ScType(enum.Enum):
@@ -35,7 +43,7 @@ I128 = Annotated[int, ScType.I128]
 Address = Annotated[str, ScType.ADDRESS]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FlowFiEvent:
     """Base of every event kind. `topic` is the contract's Symbol, `sse_name` what browsers see."""
 
@@ -44,7 +52,7 @@ class FlowFiEvent:
     is_stream_event: ClassVar[bool]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamEvent(FlowFiEvent):
     """An event about one stream: the contract puts its id in topic 1 and in the data."""
 
@@ -52,14 +60,14 @@ class StreamEvent(FlowFiEvent):
     stream_id: U64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProtocolEvent(FlowFiEvent):
     """An event about the contract's configuration: one topic, no stream id."""
 
     is_stream_event: ClassVar[bool] = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamCreated(StreamEvent):
     topic: ClassVar[str] = "stream_created"
     sse_name: ClassVar[str] = "stream.created"
@@ -71,69 +79,69 @@ class StreamCreated(StreamEvent):
     start_time: U64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamToppedUp(StreamEvent):
     topic: ClassVar[str] = "stream_topped_up"
     sse_name: ClassVar[str] = "stream.topped_up"
-    sender: Address
+    sender: Address | None = None
     amount: I128
-    new_deposited_amount: I128
-    new_end_time: U64
+    new_deposited_amount: I128 | None = None
+    new_end_time: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TokensWithdrawn(StreamEvent):
     topic: ClassVar[str] = "tokens_withdrawn"
     sse_name: ClassVar[str] = "stream.withdrawn"
-    recipient: Address
+    recipient: Address | None = None
     amount: I128
     timestamp: U64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamCompleted(StreamEvent):
     topic: ClassVar[str] = "stream_completed"
     sse_name: ClassVar[str] = "stream.completed"
-    recipient: Address
+    recipient: Address | None = None
     total_withdrawn: I128
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamCancelled(StreamEvent):
     topic: ClassVar[str] = "stream_cancelled"
     sse_name: ClassVar[str] = "stream.cancelled"
-    sender: Address
-    recipient: Address
+    sender: Address | None = None
+    recipient: Address | None = None
     amount_withdrawn: I128
-    refunded_amount: I128
+    refunded_amount: I128 | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamPaused(StreamEvent):
     topic: ClassVar[str] = "stream_paused"
     sse_name: ClassVar[str] = "stream.paused"
-    sender: Address
+    sender: Address | None = None
     paused_at: U64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamResumed(StreamEvent):
     topic: ClassVar[str] = "stream_resumed"
     sse_name: ClassVar[str] = "stream.resumed"
-    sender: Address
-    new_end_time: U64
+    sender: Address | None = None
+    new_end_time: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FeeCollected(StreamEvent):
     topic: ClassVar[str] = "fee_collected"
     sse_name: ClassVar[str] = "stream.fee_collected"
-    treasury: Address
+    treasury: Address | None = None
     fee_amount: I128
-    token: Address
+    token: Address | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Initialized(ProtocolEvent):
     topic: ClassVar[str] = "initialized"
     sse_name: ClassVar[str] = "protocol.initialized"
@@ -142,22 +150,22 @@ class Initialized(ProtocolEvent):
     fee_rate_bps: U32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FeeConfigUpdated(ProtocolEvent):
     topic: ClassVar[str] = "fee_config_updated"
     sse_name: ClassVar[str] = "protocol.fee_config_updated"
-    admin: Address
-    old_treasury: Address
+    admin: Address | None = None
+    old_treasury: Address | None = None
     new_treasury: Address
-    old_fee_rate_bps: U32
+    old_fee_rate_bps: U32 | None = None
     new_fee_rate_bps: U32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdminTransferred(ProtocolEvent):
     topic: ClassVar[str] = "admin_transferred"
     sse_name: ClassVar[str] = "protocol.admin_transferred"
-    previous_admin: Address
+    previous_admin: Address | None = None
     new_admin: Address
 
 
@@ -178,17 +186,33 @@ BY_TOPIC: dict[str, type[FlowFiEvent]] = {kind.topic: kind for kind in EVENT_KIN
 BY_SSE_NAME: dict[str, type[FlowFiEvent]] = {kind.sse_name: kind for kind in EVENT_KINDS}
 
 
+def _sc_type(hint: object) -> ScType:
+    """The Soroban type an annotation names: `U64`, or `U64 | None` for an optional field."""
+    if get_origin(hint) in (Union, types.UnionType):
+        (hint,) = (arg for arg in get_args(hint) if arg is not type(None))
+    return hint.__metadata__[0]  # type: ignore[attr-defined, no-any-return]
+
+
 def _declared_fields(kind: type[FlowFiEvent]) -> dict[str, ScType]:
     hints = get_type_hints(kind, include_extras=True)
-    return {f.name: hints[f.name].__metadata__[0] for f in dataclasses.fields(kind)}
+    return {f.name: _sc_type(hints[f.name]) for f in dataclasses.fields(kind)}
 
 
 _FIELD_TYPES = {kind: _declared_fields(kind) for kind in EVENT_KINDS}
+_REQUIRED = {
+    kind: frozenset(f.name for f in dataclasses.fields(kind) if f.default is dataclasses.MISSING)
+    for kind in EVENT_KINDS
+}
 
 
 def field_types(kind: type[FlowFiEvent]) -> dict[str, ScType]:
     """The data fields of an event kind and their Soroban types, in declaration order."""
     return _FIELD_TYPES[kind]
+
+
+def required_fields(kind: type[FlowFiEvent]) -> frozenset[str]:
+    """The fields an event of `kind` must carry; the others are optional (see the module's docstring)."""
+    return _REQUIRED[kind]
 
 
 def all_fields(kinds: tuple[type[FlowFiEvent], ...] = EVENT_KINDS) -> dict[str, ScType]:
@@ -216,14 +240,15 @@ def payload_key(field_name: str) -> str:
     return head + "".join(word.capitalize() for word in rest)
 
 
-def to_json_value(value: int | str, sc_type: ScType) -> int | str:
-    """A field's JSON form: u32 as a number, u64 and i128 as decimal strings, addresses as strkeys."""
-    if sc_type is ScType.U32 or sc_type is ScType.ADDRESS:
+def to_json_value(value: int | str | None, sc_type: ScType) -> int | str | None:
+    """A field's JSON form: u32 as a number, u64 and i128 as decimal strings, addresses as strkeys, an
+    absent optional field as null."""
+    if value is None or sc_type is ScType.U32 or sc_type is ScType.ADDRESS:
         return value
     return str(value)
 
 
-def event_fields_json(event: FlowFiEvent) -> dict[str, int | str]:
+def event_fields_json(event: FlowFiEvent) -> dict[str, int | str | None]:
     """The event's data fields as JSON, keyed by the contract's field names."""
     return {
         name: to_json_value(getattr(event, name), sc_type)
@@ -231,7 +256,7 @@ def event_fields_json(event: FlowFiEvent) -> dict[str, int | str]:
     }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChainEvent:
     """A decoded event with where it happened on chain. `id` is the ordering key everywhere."""
 

@@ -139,7 +139,7 @@ class RpcClient:
         result = await self.call("getEvents", params)
         try:
             return EventPage(
-                events=tuple(_raw_event(e) for e in result.get("events") or ()),
+                events=tuple(raw_event(e) for e in result.get("events") or ()),
                 cursor=str(result["cursor"]),
                 latest_ledger=int(result["latestLedger"]),
                 oldest_ledger=int(result["oldestLedger"]),
@@ -199,7 +199,7 @@ def _field(result: dict[str, Any], name: str, kind: type) -> Any:
         raise RetryableRpcError(f"the RPC answer has no valid {name!r}: {result!r:.200}") from exc
 
 
-def _raw_event(event: dict[str, Any]) -> RawEvent:
+def raw_event(event: dict[str, Any]) -> RawEvent:
     return RawEvent(
         id=str(event["id"]),
         ledger=int(event["ledger"]),

@@ -52,14 +52,14 @@ class StreamState:
         return claimable(rate=self.rate_per_second, deposited=self.deposited, withdrawn=self.withdrawn,
                          last_update_time=self.last_update_time, paused_at=self.paused_at, now=now)
 
-    def _derive_end_time(self, now: int) -> None:
-        if self.status == "active":
-            self.end_time = end_time(rate=self.rate_per_second, deposited=self.deposited,
-                                     withdrawn=self.withdrawn, last_update_time=self.last_update_time)
-        elif self.status == "paused":
-            self.end_time = None
-        else:  # completed or cancelled: it ended now
-            self.end_time = now
+    def _project_end_time(self, at: int) -> None:
+        """The contract's projection at `at` (see `indexer.accrual.end_time`); a finished stream ended
+        at its finishing event."""
+        if self.status in FINISHED:
+            self.end_time = at
+        else:
+            self.end_time = end_time(rate=self.rate_per_second, deposited=self.deposited, withdrawn=self.withdrawn,
+                                     last_update_time=self.last_update_time, paused_at=self.paused_at, at=at)
 
 
 def new_stream(chain_event: ChainEvent, fees_paid: int) -> StreamState:
@@ -86,7 +86,7 @@ def new_stream(chain_event: ChainEvent, fees_paid: int) -> StreamState:
         first_event_id=chain_event.id,
         last_event_id=chain_event.id,
     )
-    state._derive_end_time(created.start_time)
+    state._project_end_time(created.start_time)
     return state
 
 
@@ -94,9 +94,19 @@ def apply(state: StreamState, chain_event: ChainEvent) -> None:
     """Advance `state` by one of its stream's events (not stream_created: see new_stream)."""
     event = chain_event.event
     now = int(chain_event.ledger_closed_at.timestamp())
+    state.updated_at = chain_event.ledger_closed_at
+    state.last_event_id = chain_event.id
+    if state.status in FINISHED and isinstance(event, StreamPaused | StreamResumed):
+        # Build 8723543 lets the sender resume a stream cancelled while paused (cancel_stream leaves
+        # `paused` set and resume_stream checks nothing else): the event is published, but the stream
+        # stays inactive, with nothing to claim. It changes nothing here either.
+        return
     match event:
         case StreamToppedUp():
-            state.deposited = event.new_deposited_amount
+            if event.new_deposited_amount is not None:
+                state.deposited = event.new_deposited_amount
+            else:
+                state.deposited += event.amount
         case TokensWithdrawn():
             state.withdrawn += event.amount
             state.last_update_time = event.timestamp
@@ -105,7 +115,8 @@ def apply(state: StreamState, chain_event: ChainEvent) -> None:
             state.status = "completed"
         case StreamCancelled():
             state.withdrawn = event.amount_withdrawn
-            state.refunded = event.refunded_amount
+            state.refunded = (event.refunded_amount if event.refunded_amount is not None
+                              else max(state.deposited - state.withdrawn, 0))
             state.status = "cancelled"
             state.paused_at = None
             state.last_update_time = now
@@ -121,6 +132,4 @@ def apply(state: StreamState, chain_event: ChainEvent) -> None:
             state.fees_paid += event.fee_amount
         case _:
             raise TypeError(f"{type(event).__name__} does not change a stream")
-    state.updated_at = chain_event.ledger_closed_at
-    state.last_event_id = chain_event.id
-    state._derive_end_time(now)
+    state._project_end_time(now)

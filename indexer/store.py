@@ -38,6 +38,7 @@ from indexer.events import (
     all_fields,
     field_types,
     party_fields,
+    required_fields,
 )
 from indexer.rpc import EventPage
 from indexer.state import StreamState
@@ -178,14 +179,18 @@ def _typed_layout(kind: type[FlowFiEvent]) -> tuple[str, Callable[[Any], tuple]]
     """How an event of `kind` ends its events row: a format string of the kind and the typed columns,
     and a getter of its fields (as a tuple; every kind has at least two). In the format string {0} and
     {1} are a stream event's sender and recipient, {2}... the event's fields in declaration order, and
-    the columns of other kinds' fields are NULL. The fields are integers and strkeys: nothing to escape."""
+    the columns of other kinds' fields are NULL. The fields are integers and strkeys: nothing to escape;
+    an optional field the event lacks is NULL."""
     names = tuple(field_types(kind))
     assert len(names) > 1
     slots = {name: f"{{{i}}}" for i, name in enumerate(names, 2)}
     if kind.is_stream_event:
         slots |= {"sender": "{0}", "recipient": "{1}"}
     template = f"\t{kind.sse_name}" + "".join(f"\t{slots.get(name, NULL)}" for name in TYPED_FIELDS) + "\n"
-    return template, attrgetter(*names)
+    getter = attrgetter(*names)
+    if len(required_fields(kind)) == len(names):
+        return template, getter
+    return template, lambda event: tuple(NULL if value is None else value for value in getter(event))
 
 
 _LAYOUTS = {kind: _typed_layout(kind) for kind in EVENT_KINDS}
@@ -201,13 +206,13 @@ def _typed_fields(chain_event: ChainEvent, streams: dict[tuple[str, int], Stream
         if s := streams.get((chain_event.contract_id, event.stream_id)):
             sender, recipient = s.sender, s.recipient
         else:
-            sender, recipient = getattr(event, "sender", NULL), getattr(event, "recipient", NULL)
+            sender, recipient = getattr(event, "sender", None) or NULL, getattr(event, "recipient", None) or NULL
     return template.format(sender, recipient, *getter(event))
 
 
 def _parties(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> set[str]:
     event = chain_event.event
-    found = {getattr(event, name) for name in party_fields(type(event)) if hasattr(event, name)}
+    found = {value for name in party_fields(type(event)) if (value := getattr(event, name, None)) is not None}
     if isinstance(event, StreamEvent) and (s := streams.get((chain_event.contract_id, event.stream_id))):
         found |= {s.sender, s.recipient}
     return found

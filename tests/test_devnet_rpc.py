@@ -273,7 +273,7 @@ async def test_invoke_answers_once_the_ledger_closes() -> None:
             assert (await client.post(f"{devnet.url}/invoke", content=b"[")).status_code == 400
 
             state = (await client.get(f"{devnet.url}/state")).json()
-            assert state["streams"][0]["deposited"] == "5000"
+            assert state["streams"][0]["deposited_amount"] == "5000"
             assert state["contractId"] == DEFAULT_CONTRACT_ID
 
 

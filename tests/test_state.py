@@ -2,17 +2,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from indexer.accrual import claimable
+import orjson
+
+from devnet.chain import Chain
+from devnet.traffic import Traffic
+from indexer.accrual import FINISHED, claimable
+from indexer.decode import decode
 from indexer.events import (
     ChainEvent,
     FeeCollected,
     StreamCancelled,
     StreamCreated,
+    StreamEvent,
     StreamPaused,
     StreamResumed,
+    StreamToppedUp,
     TokensWithdrawn,
 )
-from indexer.state import apply, new_stream
+from indexer.rpc import raw_event
+from indexer.state import StreamState, apply, new_stream
 
 SENDER, RECIPIENT, TOKEN = "GSENDER", "GRECIPIENT", "CTOKEN"
 
@@ -38,12 +46,40 @@ def test_accrual_is_capped_by_the_deposit_and_the_end_time_is_the_contracts() ->
 def test_a_pause_freezes_accrual_and_a_resume_shifts_it_by_the_pause() -> None:
     stream = new_stream(created(), fees_paid=0)
     apply(stream, at(1010, StreamPaused(stream_id=1, sender=SENDER, paused_at=1010)))
-    assert stream.status == "paused" and stream.end_time is None
+    # while paused, the end time is when the deposit would run out if resumed at the last event
+    assert stream.status == "paused" and stream.end_time == 1010 + (1005 - 100) // 10
     assert stream.claimable(1500) == 100
     apply(stream, at(1110, StreamResumed(stream_id=1, sender=SENDER, new_end_time=1200)))
     assert stream.status == "active" and stream.last_update_time == 1100
     assert stream.claimable(1120) == 200
-    assert stream.end_time == 1100 + 1005 // 10
+    assert stream.end_time == 1100 + 1005 // 10 == 1200
+
+
+def test_a_stream_that_has_fully_accrued_ends_at_its_last_event_as_the_contract_says() -> None:
+    stream = new_stream(created(rate=10, deposit=1005), fees_paid=0)
+    apply(stream, at(5000, StreamToppedUp(stream_id=1, amount=20)))
+    # new_end_time = now + (deposited - withdrawn - claimable) / rate, and everything has accrued
+    assert (stream.deposited, stream.end_time) == (1025, 5000)
+
+
+def test_fields_missing_from_older_builds_are_derived() -> None:
+    stream = new_stream(created(), fees_paid=0)
+    apply(stream, at(1010, StreamToppedUp(stream_id=1, amount=500)))  # before 2026-07-29: no new_end_time
+    assert stream.deposited == 1505
+    apply(stream, at(1020, StreamCancelled(stream_id=1, amount_withdrawn=200)))  # no refunded_amount
+    assert (stream.status, stream.withdrawn, stream.refunded) == ("cancelled", 200, 1305)
+
+
+def test_a_resume_of_a_stream_cancelled_while_paused_changes_nothing() -> None:
+    stream = new_stream(created(), fees_paid=0)
+    apply(stream, at(1010, StreamPaused(stream_id=1, sender=SENDER, paused_at=1010)))
+    apply(stream, at(1020, StreamCancelled(stream_id=1, sender=SENDER, recipient=RECIPIENT, amount_withdrawn=100,
+                                           refunded_amount=905)))
+    before = (stream.status, stream.withdrawn, stream.refunded, stream.last_update_time, stream.end_time)
+    apply(stream, at(1030, StreamResumed(stream_id=1, sender=SENDER, new_end_time=1030 + 905 // 10)))
+    assert (stream.status, stream.withdrawn, stream.refunded, stream.last_update_time, stream.end_time) == before
+    assert stream.claimable(99_999) == 0
+    assert stream.last_event_id == at(1030, None).id and stream.updated_at == at(1030, None).ledger_closed_at
 
 
 def test_withdrawals_fees_and_cancellation() -> None:
@@ -57,3 +93,29 @@ def test_withdrawals_fees_and_cancellation() -> None:
     assert (stream.status, stream.withdrawn, stream.refunded, stream.end_time) == ("cancelled", 400, 605, 1040)
     assert stream.claimable(9999) == 0
     assert stream.last_event_id == at(1040, None).id
+
+
+def test_the_end_time_equals_every_new_end_time_the_contract_publishes() -> None:
+    """Random traffic on the local network's contract model; the state folded from its events has, after
+    each top-up and resume, the end time the contract put in that event."""
+    chain = Chain(genesis_time=1_000_000)
+    chain.generate_history(6000, traffic=Traffic(seed=11, accounts=8), tx_per_ledger=8, seconds_per_ledger=7)
+    streams: dict[int, StreamState] = {}
+    fees: dict[int, int] = {}
+    checked = 0
+    for stored in chain.scan(after="", end_ledger=chain.latest.sequence + 1, limit=10**9):
+        chain_event = decode(raw_event(orjson.loads(stored.json))).event
+        assert chain_event is not None
+        event = chain_event.event
+        if isinstance(event, StreamCreated):
+            streams[event.stream_id] = new_stream(chain_event, fees.pop(event.stream_id, 0))
+        elif isinstance(event, FeeCollected) and event.stream_id not in streams:
+            fees[event.stream_id] = event.fee_amount
+        elif isinstance(event, StreamEvent):
+            stream = streams[event.stream_id]
+            finished = stream.status in FINISHED
+            apply(stream, chain_event)
+            if isinstance(event, StreamToppedUp | StreamResumed) and not finished:
+                assert stream.end_time == event.new_end_time, (chain_event.id, event)
+                checked += 1
+    assert checked > 300
