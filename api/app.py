@@ -46,7 +46,7 @@ async def stats(request: Request) -> JSONResponse:
     hub: Hub = state.hub
     cursor = await state.pool.fetchrow(
         "SELECT max(last_ledger) AS last_ledger, max(latest_ledger) AS latest_ledger, max(last_event_id) AS "
-        "last_event_id, max(latest_ledger_closed_at) AS latest_closed_at FROM indexer_cursor"
+        "last_event_id, extract(epoch FROM now() - max(updated_at))::float8 AS age FROM indexer_cursor"
     )
     last, latest = cursor["last_ledger"], cursor["latest_ledger"]
     return JSONResponse({
@@ -59,6 +59,7 @@ async def stats(request: Request) -> JSONResponse:
         "lastIndexedEventId": cursor["last_event_id"],
         "latestLedger": latest,
         "indexerLagLedgers": None if last is None or latest is None else max(latest - last, 0),
+        "indexerCursorAgeSeconds": None if cursor["age"] is None else round(cursor["age"], 3),
         "listenerConnected": state.listener.connected,
         "listenerReconnects": state.listener.reconnects,
     })

@@ -107,12 +107,22 @@ def event_type(text: str, parameter: str = "types") -> str:
     return text
 
 
+# Resume points that mean "before the first event": 0, and the all-zero id.
+FROM_THE_START = frozenset({"0", ids.event_id(0, 0, 0, 0)})
+
+
 def event_id(text: str, parameter: str) -> str:
     if not ids.PATTERN.fullmatch(text):
         raise BadRequest(
             parameter, f"{parameter}: {text!r:.60} is not an event id (like 0000000012884905984-0000000000)"
         )
     return text
+
+
+def position(text: str, parameter: str) -> str:
+    """A point to read on from: an event id, or "" for the very start (given as 0 or the all-zero id);
+    every id sorts after ""."""
+    return "" if text in FROM_THE_START else event_id(text, parameter)
 
 
 def boolean(text: str, parameter: str) -> bool:

@@ -169,9 +169,11 @@ def _schemas() -> dict[str, Any]:
                            "required": ["database", "listener", "indexer"]},
                 "lag": {"type": ["integer", "null"], "description": "ledgers the indexer trails the chain"},
                 "maxLag": {"type": "integer", "minimum": 0},
+                "cursorAge": {"type": ["number", "null"], "description": "seconds since the worker last polled"},
+                "maxCursorAge": {"type": "number", "exclusiveMinimum": 0},
                 "error": {"type": "string", "description": "503: the failed checks"},
             },
-            "required": ["status", "checks", "lag", "maxLag"],
+            "required": ["status", "checks", "lag", "maxLag", "cursorAge", "maxCursorAge"],
         },
         "Stats": {
             "type": "object",
@@ -185,6 +187,8 @@ def _schemas() -> dict[str, Any]:
                 "lastIndexedEventId": _nullable(EVENT_ID),
                 "latestLedger": {"type": ["integer", "null"]},
                 "indexerLagLedgers": {"type": ["integer", "null"], "minimum": 0},
+                "indexerCursorAgeSeconds": {"type": ["number", "null"],
+                                            "description": "seconds since the worker last polled"},
                 "listenerConnected": {"type": "boolean"},
                 "listenerReconnects": {"type": "integer", "minimum": 0},
             },
@@ -208,7 +212,9 @@ def _list_query(name: str, items: dict[str, Any], description: str) -> dict[str,
 
 LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": filters.MAX_PAGE_SIZE,
                          "default": filters.DEFAULT_PAGE_SIZE}, "page size")
-EVENT_CURSOR = _query("cursor", EVENT_ID, "the nextCursor of the previous page (the last event id seen)")
+FROM_START = {"const": "0", "description": "before the first event"}
+EVENT_CURSOR = _query("cursor", {"anyOf": [EVENT_ID, FROM_START]},
+                      "the nextCursor of the previous page (the last event id seen), or 0 for the first page")
 TYPES = _list_query("types", {"enum": list(BY_SSE_NAME)}, "only events of these types")
 STREAMS = _list_query("streams", STREAM_ID, "events of these stream ids")
 USERS = _list_query("users", ADDRESS, "events concerning these addresses")
@@ -287,10 +293,11 @@ def openapi_document() -> dict[str, Any]:
                 "Live events over Server-Sent Events, after a replay from a resume point",
                 [STREAMS, USERS, TYPES,
                  _query("all", {"type": "boolean"}, "every event"),
-                 _query("lastEventId", {"anyOf": [EVENT_ID, {"const": "now"}]},
-                        "replay the events after this id first (or now: live only)"),
-                 _query("cursor", {"anyOf": [EVENT_ID, {"const": "now"}]}, "the same as lastEventId"),
-                 {"name": "Last-Event-ID", "in": "header", "required": False, "schema": EVENT_ID,
+                 _query("lastEventId", {"anyOf": [EVENT_ID, FROM_START, {"const": "now"}]},
+                        "replay the events after this id first (0: every event; now: live only)"),
+                 _query("cursor", {"anyOf": [EVENT_ID, FROM_START, {"const": "now"}]}, "the same as lastEventId"),
+                 {"name": "Last-Event-ID", "in": "header", "required": False,
+                  "schema": {"anyOf": [EVENT_ID, FROM_START]},
                   "description": "sent by EventSource on reconnect; wins over the query parameters"}],
                 {"200": {"description": "an endless event stream; each frame's id is the event id, its data "
                                         "the JSON payload (see the Event schema)",

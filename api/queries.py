@@ -87,9 +87,10 @@ async def events_after(
                 f"SELECT p.id FROM unnest({arg(sorted(selected.users))}::text[]) AS v(address) "
                 f"CROSS JOIN LATERAL ({parties}) AS p"
             )
+    # An event of several selected streams or addresses comes out of several scans: once is enough.
     sql = (
-        f"SELECT {EVENT_COLUMNS} FROM events JOIN ({' UNION '.join(branches)}) AS picked USING (id) "
-        f"ORDER BY id LIMIT {limit_arg}"
+        f"SELECT {EVENT_COLUMNS} FROM events JOIN (SELECT DISTINCT id FROM ({' UNION ALL '.join(branches)}) AS b) "
+        f"AS picked USING (id) ORDER BY id LIMIT {limit_arg}"
     )
     return list(await conn.fetch(sql, *args))
 

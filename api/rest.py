@@ -50,6 +50,10 @@ _SELECT_STREAMS = f"SELECT {', '.join(STREAM_COLUMNS)} FROM streams"
 _AFTER_STREAM = "stream_id >= {a} AND (stream_id > {a} OR contract_id > {b})"
 _ORDER_STREAMS = "ORDER BY stream_id, contract_id"
 READY_TIMEOUT = 2.0
+# How far behind the chain the worker is, and how long ago it last polled (server clock: this is about
+# the worker being alive, not about the chain).
+CURSOR_HEALTH = ("SELECT max(latest_ledger - last_ledger) AS lag, "
+                 "extract(epoch FROM now() - max(updated_at))::float8 AS age FROM indexer_cursor")
 
 
 class ApiError(Exception):
@@ -127,7 +131,7 @@ def _encode_stream_cursor(row: Mapping[str, Any]) -> str:
 
 def _event_cursor(params: QueryParams) -> str:
     text = filters.single(params, "cursor")
-    return "" if text is None else filters.event_id(text, "cursor")
+    return "" if text is None else filters.position(text, "cursor")
 
 
 def _optional(params: QueryParams, name: str, check: Callable[[str, str], Any]) -> Any:
@@ -340,18 +344,22 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """200 when the database answers, the live listener is connected and the indexer is at most
-    `ready_max_lag` ledgers behind the chain; else 503 naming the failed checks."""
+    """200 when the database answers, the live listener is connected, and the worker polled within
+    `ready_max_cursor_age` seconds and is at most `ready_max_lag` ledgers behind the chain; else 503
+    naming the failed checks. (The lag alone would stay at its last value when the worker stops.)"""
     filters.reject_unknown(request.query_params, ())
-    max_lag: int = request.app.state.settings.ready_max_lag
+    settings = request.app.state.settings
+    max_lag: int = settings.ready_max_lag
+    max_age: float = settings.ready_max_cursor_age
     checks: dict[str, str] = {}
     lag: int | None = None
+    age: float | None = None
     try:
         pool: asyncpg.Pool = request.app.state.pool
         async with asyncio.timeout(READY_TIMEOUT):
-            row = await pool.fetchrow("SELECT max(latest_ledger - last_ledger) AS lag FROM indexer_cursor")
+            row = await pool.fetchrow(CURSOR_HEALTH)
         checks["database"] = "ok"
-        lag = None if row is None else row["lag"]
+        lag, age = row["lag"], row["age"]
     except (OSError, TimeoutError, AttributeError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("readiness: the database did not answer: %r", exc)
         checks["database"] = f"the database did not answer ({type(exc).__name__}); check the database server"
@@ -361,15 +369,19 @@ async def ready(request: Request) -> Response:
     )
     if checks["database"] != "ok":
         checks["indexer"] = "unknown: the database did not answer"
-    elif lag is None:
+    elif lag is None or age is None:
         checks["indexer"] = "the indexer has not recorded a poll yet; is the worker running?"
+    elif age > max_age:
+        checks["indexer"] = (f"the indexer last polled {age:.0f} s ago (at most {max_age:.0f} s allowed); "
+                             "is the worker running? its log says why it stopped")
     elif lag > max_lag:
         checks["indexer"] = f"the indexer is {lag} ledgers behind the chain (at most {max_lag} allowed)"
     else:
         checks["indexer"] = "ok"
     failed = [name for name, result in checks.items() if result != "ok"]
     body: dict[str, Any] = {"status": "ok" if not failed else "unavailable", "checks": checks,
-                            "lag": lag, "maxLag": max_lag}
+                            "lag": lag, "maxLag": max_lag,
+                            "cursorAge": None if age is None else round(age, 3), "maxCursorAge": max_age}
     if failed:
         body["error"] = "not ready: " + "; ".join(checks[name] for name in failed)
     return JSONResponse(body, status_code=503 if failed else 200)

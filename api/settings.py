@@ -24,6 +24,10 @@ class ApiSettings(BaseSettings):
     ready_max_lag: int = Field(
         10, ge=0, description="ledgers the indexer may trail the chain before /ready says 503"
     )
+    ready_max_cursor_age: float = Field(
+        60.0, gt=0, description="seconds since the worker's last poll before /ready says 503 (a stopped or "
+        "stuck worker); `flowfi` derives it from the poll interval and the RPC timeout unless it is set",
+    )
     auth_jwt_secret: SecretStr | None = Field(None, description="HS256 secret; turns authentication on")
     auth_jwt_public_key: str | None = Field(
         None, description="RS256/ES256 public key (PEM); turns authentication on"

@@ -66,18 +66,19 @@ def retry_frame(milliseconds: int) -> bytes:
 
 
 def resume_point(request: Request) -> str | None:
-    """The id to resume after, or None for live only. The Last-Event-ID header (sent by browsers on
-    reconnect) wins over the query parameters of the first connect."""
+    """The id to resume after ("" for the very start: 0 or the all-zero id), or None for live only. The
+    Last-Event-ID header (sent by browsers on reconnect) wins over the query parameters of the first
+    connect."""
     header = request.headers.get("last-event-id", "").strip()
     if header:
-        return filters.event_id(header, "Last-Event-ID")
+        return filters.position(header, "Last-Event-ID")
     given = [(name, v) for name in ("lastEventId", "cursor") for v in request.query_params.getlist(name)]
     if len(given) > 1:
         raise BadRequest(given[1][0], "give one resume point: lastEventId or cursor, once")
     if not given or given[0][1] == "now":
         return None
     name, value = given[0]
-    return filters.event_id(value, name)
+    return filters.position(value, name)
 
 
 class Refusal(Exception):
@@ -199,7 +200,7 @@ class Connection:
         watcher = None if self.cycle is not None else asyncio.ensure_future(self._watch_disconnect(receive))
         try:
             resume = admission.resume
-            if resume is not None and not await queries.event_exists(self.pool, resume):
+            if resume and not await queries.event_exists(self.pool, resume):
                 await Refusal(400, f"unknown event id {resume}: this server has no such event. Reconnect without "
                               "a resume id (cursor=now) or with an id from this server's events",
                               "lastEventId").response(cors)(scope, receive, send)

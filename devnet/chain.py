@@ -141,6 +141,7 @@ class _Pending:
     function: str = ""
     args: dict[str, Any] = field(default_factory=dict)
     raw: list[tuple[str, tuple[str, ...], str]] | None = None
+    successful: bool = True
     future: concurrent.futures.Future[Receipt] | None = None
 
 
@@ -197,6 +198,11 @@ class Chain:
         with self.lock:
             return self._ledgers[0]
 
+    def ledger(self, sequence: int) -> Ledger:
+        """A ledger still kept (the oldest kept one for any sequence before it)."""
+        with self.lock:
+            return self._ledgers[max(sequence - self._ledgers[0].sequence, 0)]
+
     def ledger_range(self) -> tuple[Ledger, Ledger]:
         with self.lock:
             return self._ledgers[0], self._ledgers[-1]
@@ -238,11 +244,14 @@ class Chain:
             self._pending.append(_Pending(function, dict(args), future=future))
         return future
 
-    def inject_raw_event(self, topic: Iterable[str], value: str, *, contract_id: str | None = None) -> None:
-        """Put an arbitrary event (any XDR strings, valid or not) in its own tx in the next ledger."""
+    def inject_raw_event(
+        self, topic: Iterable[str], value: str, *, contract_id: str | None = None, successful: bool = True
+    ) -> None:
+        """Put an arbitrary event (any XDR strings, valid or not) in its own tx in the next ledger; with
+        `successful=False` as the event of a transaction that failed."""
         raw = [(contract_id or self.contract_id, tuple(topic), value)]
         with self.lock:
-            self._pending.append(_Pending(raw=raw))
+            self._pending.append(_Pending(raw=raw, successful=successful))
 
     def inject_event(self, event: FlowFiEvent, *, contract_id: str) -> None:
         """Emit a well-formed FlowFi event from another contract id in the next ledger."""
@@ -291,7 +300,7 @@ class Chain:
         tx_hash = hashlib.sha256(digest.encode()).hexdigest()
         if tx.raw is not None:
             for index, (contract_id, topic, value) in enumerate(tx.raw):
-                self._store(ledger, tx_index, index, tx_hash, closed_at, contract_id, topic, value)
+                self._store(ledger, tx_index, index, tx_hash, closed_at, contract_id, topic, value, tx.successful)
             return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time)
         try:
             events = self.contract.invoke(tx.function, tx.args, now=ledger.close_time)
@@ -318,6 +327,7 @@ class Chain:
         contract_id: str,
         topic: tuple[str, ...],
         value: str,
+        successful: bool = True,
     ) -> str:
         eid = ids.event_id(ledger.sequence, tx_index, 0, event_index)
         body: dict[str, Any] = {
@@ -329,7 +339,7 @@ class Chain:
             "operationIndex": 0,
             "transactionIndex": tx_index,
             "txHash": tx_hash,
-            "inSuccessfulContractCall": True,
+            "inSuccessfulContractCall": successful,
         }
         if topic:
             body["topic"] = list(topic)

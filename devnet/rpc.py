@@ -1,6 +1,7 @@
 """Stellar RPC's JSON-RPC 2.0 over HTTP, answered from the local chain (stellar/stellar-rpc shapes).
 
-POST /  getEvents, getLatestLedger, getHealth, getNetwork (protocol 23 response shapes). getEvents
+POST /  getEvents (xdrFormat base64 or json), getLatestLedger, getHealth, getNetwork (protocol 23
+response shapes, and getHealth's close times of stellar-rpc 27.1). getEvents
 follows stellar-rpc's cursor rules: results strictly after the cursor; when a page is full the cursor
 is its last event id, otherwise it is the end of the scanned window (the largest cursor in ledger
 end - 1), so an empty page still moves the client forward. The window is at most 10000 ledgers and ends
@@ -14,7 +15,10 @@ wrong shape), both without a code.
 GET /state    the contract's configuration and streams, amounts as decimal strings.
 
 `Faults` queues failures for the next JSON-RPC requests, one per request: "timeout" (answer after
-`timeout_seconds`), "http500", "rpc-32001", "garbage" (a non-JSON 200 body), "truncated" (half a body).
+`timeout_seconds`), "http500", "rpc-32001", "garbage" (a non-JSON 200 body), "truncated" (half a body),
+and what real deployments do: "behind" (answered by a node one ledger behind its peers, as a
+load-balanced endpoint may), "db-read-failed" (the server's database read failed), "unfiltered" (getEvents
+ignores its filters).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from starlette.routing import Route
 from stellar_sdk import StrKey, xdr
 
 from devnet.chain import PROTOCOL_VERSION, Chain, StoredEvent
+from devnet.xdr import scval_json
 from indexer import ids
 
 LEDGER_SCAN_LIMIT = 10_000
@@ -52,7 +57,7 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 REQUEST_TIMEOUT = -32001
 
-FAULT_KINDS = ("timeout", "http500", "rpc-32001", "garbage", "truncated")
+FAULT_KINDS = ("timeout", "http500", "rpc-32001", "garbage", "truncated", "behind", "db-read-failed", "unfiltered")
 
 
 class Faults:
@@ -199,7 +204,7 @@ class RpcMethods:
         self.chain = chain
         self._header_cache: tuple[str, str, str] = ("", "", "")
 
-    def table(self) -> dict[str, Callable[[Any], bytes]]:
+    def table(self) -> dict[str, Callable[[Any, str | None], bytes]]:
         return {
             "getEvents": self.get_events,
             "getLatestLedger": self.get_latest_ledger,
@@ -207,15 +212,13 @@ class RpcMethods:
             "getNetwork": self.get_network,
         }
 
-    def get_events(self, params: Any) -> bytes:
+    def get_events(self, params: Any, fault: str | None = None) -> bytes:
         if params is None:
             params = {}
         if not isinstance(params, dict):
             raise _invalid("invalid parameters: expected an object")
         xdr_format = params.get("xdrFormat") or "base64"
-        if xdr_format == "json":
-            raise _invalid("xdrFormat 'json' is not supported by this network; use 'base64'")
-        if xdr_format != "base64":
+        if xdr_format not in ("base64", "json"):
             raise _invalid(f"expected 'base64' or 'json' for 'xdrFormat', got '{xdr_format}'")
         start_ledger = _uint(params, "startLedger")
         end_ledger = _uint(params, "endLedger")
@@ -250,8 +253,14 @@ class RpcMethods:
                 raise _invalid(f"filter {i + 1} invalid: {exc}") from None
 
         limit = limit or DEFAULT_LIMIT
+        if fault == "db-read-failed":
+            raise RpcError(INVALID_REQUEST, "context deadline exceeded\ndb read failed for requested parameter")
+        if fault == "unfiltered":
+            filters = []
         with self.chain.lock:
             oldest, latest = self.chain.ledger_range()
+            if fault == "behind":
+                latest = self.chain.ledger(latest.sequence - 1)
             if cursor is not None:
                 start_ledger, after = cursor_ledger, cursor
             else:
@@ -269,10 +278,11 @@ class RpcMethods:
                 match = lambda event: any(f.matches(event) for f in filters)  # noqa: E731
             found = self.chain.scan(after=after, end_ledger=window_end, limit=limit, match=match)
         next_cursor = found[-1].id if len(found) == limit else ids.end_of_ledger(window_end - 1)
+        encoded = (event.json for event in found) if xdr_format == "base64" else (_as_json_format(e) for e in found)
         return b"".join(
             (
                 b'{"events":[',
-                b",".join(event.json for event in found),
+                b",".join(encoded),
                 b'],"cursor":"',
                 next_cursor.encode(),
                 b'","latestLedger":%d,"oldestLedger":%d' % (latest.sequence, oldest.sequence),
@@ -281,7 +291,7 @@ class RpcMethods:
             )
         )
 
-    def get_latest_ledger(self, params: Any) -> bytes:
+    def get_latest_ledger(self, params: Any, fault: str | None = None) -> bytes:
         latest = self.chain.latest
         if self._header_cache[0] != latest.hash:
             self._header_cache = (latest.hash, latest.header_xdr(), latest.metadata_xdr())
@@ -297,27 +307,39 @@ class RpcMethods:
             }
         )
 
-    def get_health(self, params: Any) -> bytes:
+    def get_health(self, params: Any, fault: str | None = None) -> bytes:
         oldest, latest = self.chain.ledger_range()
         return _dumps(
             {
                 "status": "healthy",
                 "latestLedger": latest.sequence,
-                "latestLedgerCloseTime": latest.close_time,
+                "latestLedgerCloseTime": str(latest.close_time),
                 "oldestLedger": oldest.sequence,
+                "oldestLedgerCloseTime": str(oldest.close_time),
                 "ledgerRetentionWindow": self.chain.retention,
             }
         )
 
-    def get_network(self, params: Any) -> bytes:
+    def get_network(self, params: Any, fault: str | None = None) -> bytes:
         return _dumps({"passphrase": self.chain.passphrase, "protocolVersion": PROTOCOL_VERSION})
+
+
+def _as_json_format(event: StoredEvent) -> bytes:
+    """An event as getEvents sends it with xdrFormat "json": topicJson and valueJson for topic and value."""
+    body = json.loads(event.json)
+    topic = body.pop("topic", None)
+    value = body.pop("value")
+    if topic:
+        body["topicJson"] = [scval_json(segment) for segment in topic]
+    body["valueJson"] = scval_json(value)
+    return _dumps(body)
 
 
 def _error(request_id: Any, code: int, message: str) -> bytes:
     return _dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
 
 
-def _answer(methods: dict[str, Callable[[Any], bytes]], request: Any, overloaded: bool) -> bytes:
+def _answer(methods: dict[str, Callable[[Any, str | None], bytes]], request: Any, fault: str | None) -> bytes:
     if not isinstance(request, dict) or request.get("jsonrpc") != "2.0":
         request_id = request.get("id") if isinstance(request, dict) else None
         return _error(request_id, INVALID_REQUEST, "invalid request")
@@ -325,10 +347,10 @@ def _answer(methods: dict[str, Callable[[Any], bytes]], request: Any, overloaded
     method = methods.get(request.get("method"))  # type: ignore[arg-type]
     if method is None:
         return _error(request_id, METHOD_NOT_FOUND, f"method {request.get('method')!r} not found")
-    if overloaded:
-        return _error(request_id, REQUEST_TIMEOUT, "request timed out: processing exceeded the limit")
+    if fault == "rpc-32001":
+        return _error(request_id, REQUEST_TIMEOUT, "[-32001] request exceeded processing limit threshold")
     try:
-        result = method(request.get("params"))
+        result = method(request.get("params"), fault)
     except RpcError as exc:
         return _error(request_id, exc.code, exc.message)
     return b'{"jsonrpc":"2.0","id":%s,"result":%s}' % (_dumps(request_id), result)
@@ -353,11 +375,10 @@ def create_app(chain: Chain, faults: Faults | None = None) -> Starlette:
         except ValueError:
             answer = _error(None, PARSE_ERROR, "parse error: the body is not JSON")
         else:
-            overloaded = fault == "rpc-32001"
             if isinstance(payload, list) and payload:
-                answer = b"[" + b",".join(_answer(methods, item, overloaded) for item in payload) + b"]"
+                answer = b"[" + b",".join(_answer(methods, item, fault) for item in payload) + b"]"
             else:
-                answer = _answer(methods, payload, overloaded)
+                answer = _answer(methods, payload, fault)
         if fault == "truncated":
             answer = answer[: len(answer) // 2]
         return Response(answer, media_type="application/json")

@@ -15,8 +15,9 @@ from __future__ import annotations
 import base64
 import struct
 from functools import cache
+from typing import Any
 
-from stellar_sdk import scval
+from stellar_sdk import scval, xdr
 
 from indexer.events import FlowFiEvent, ScType, field_types
 
@@ -91,3 +92,48 @@ def encode_value(event: FlowFiEvent) -> str:
 def encode_event(event: FlowFiEvent) -> tuple[list[str], str]:
     """(topic, value) exactly as getEvents returns them for this event."""
     return encode_topic(event), encode_value(event)
+
+
+def scval_json(b64: str) -> object:
+    """A base64 ScVal in the JSON form Stellar RPC sends with `xdrFormat: "json"` (SEP-51, as
+    rs-stellar-xdr writes it): externally tagged snake_case variants, 64-bit and wider integers as
+    decimal strings, bytes as lowercase hex."""
+    return _json_of(xdr.SCVal.from_xdr(b64))
+
+
+_SMALL_INTS = {xdr.SCValType.SCV_U32: "u32", xdr.SCValType.SCV_I32: "i32"}
+# Integers wider than 32 bits travel as decimal strings, named by their type.
+_WIDE_INTS = {
+    xdr.SCValType.SCV_U64: "u64", xdr.SCValType.SCV_I64: "i64", xdr.SCValType.SCV_TIMEPOINT: "timepoint",
+    xdr.SCValType.SCV_DURATION: "duration", xdr.SCValType.SCV_U128: "u128", xdr.SCValType.SCV_I128: "i128",
+    xdr.SCValType.SCV_U256: "u256", xdr.SCValType.SCV_I256: "i256",
+}
+
+
+def _json_of(value: xdr.SCVal) -> object:
+    kind = value.type
+    if kind == xdr.SCValType.SCV_VOID:
+        return "void"
+    if kind == xdr.SCValType.SCV_LEDGER_KEY_CONTRACT_INSTANCE:
+        return "ledger_key_contract_instance"
+    if kind == xdr.SCValType.SCV_BOOL:
+        return {"bool": value.b}
+    if kind in (xdr.SCValType.SCV_U32, xdr.SCValType.SCV_I32):
+        return {_SMALL_INTS[kind]: scval.to_native(value)}
+    if kind in _WIDE_INTS:
+        return {_WIDE_INTS[kind]: str(scval.to_native(value))}
+    native: Any = scval.to_native(value)
+    if kind == xdr.SCValType.SCV_BYTES:
+        return {"bytes": native.hex()}
+    if kind == xdr.SCValType.SCV_STRING:
+        return {"string": native.decode(errors="replace")}
+    if kind == xdr.SCValType.SCV_SYMBOL:
+        return {"symbol": native}
+    if kind == xdr.SCValType.SCV_ADDRESS:
+        return {"address": native.address}
+    if kind == xdr.SCValType.SCV_VEC:
+        return {"vec": None if value.vec is None else [_json_of(item) for item in value.vec.sc_vec]}
+    if kind == xdr.SCValType.SCV_MAP:
+        return {"map": None if value.map is None else
+                [{"key": _json_of(entry.key), "val": _json_of(entry.val)} for entry in value.map.sc_map]}
+    raise ValueError(f"{kind.name} has no JSON form here; the contract's events never carry one")

@@ -50,6 +50,13 @@ def before_ledger(ledger: int) -> str:
     return f"{ledger << 32:019d}"
 
 
+def last_complete_ledger(cursor: str) -> int:
+    """The last ledger whose events all lie at or before a getEvents cursor: the cursor's own ledger when
+    it is that ledger's end (where a page that is not full leaves its reader), else the one before."""
+    ledger = ledger_of(cursor)
+    return ledger if cursor == end_of_ledger(ledger) else ledger - 1
+
+
 def end_of_ledger(ledger: int) -> str:
     """The largest cursor within `ledger`: where a getEvents page that is not full leaves its reader."""
     return event_id(ledger, TX_MASK, OP_MASK, EVENT_INDEX_MAX)

@@ -6,6 +6,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_INDEXED = Counter("flowfi_events_indexed", "Contract events stored (typed or dead-lettered)")
 DEAD_LETTERS = Counter("flowfi_dead_letters", "Events that could not be decoded")
+EVENTS_SKIPPED = Counter(
+    "flowfi_events_skipped", "Events the RPC returned that are not the contracts' own successful events", ["reason"]
+)
 PAGE_SECONDS = Histogram(
     "flowfi_page_write_seconds", "Decode and write time of one getEvents page",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),

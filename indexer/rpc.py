@@ -4,7 +4,10 @@ The JSON-RPC envelope ends here: responses become frozen dataclasses, and every 
 
     RpcError
     ├── RetryableRpcError      network error, timeout, HTTP 5xx/429, -32001 (request took too long),
-    │                          a body that is not JSON-RPC: try again with backoff
+    │   │                      -32603, a database read that failed, a body that is not JSON-RPC:
+    │   │                      try again with backoff
+    │   └── NotYetAvailable    the ledger asked for is past the server's newest: a node behind its peers
+    │                          (public endpoints are load-balanced) or a start ledger in the future
     └── FatalRpcError          retrying cannot help; the message says what to do
         └── OutOfRetention     the cursor or start ledger is older than the server keeps
 
@@ -22,6 +25,8 @@ from typing import Any
 import httpx
 import orjson
 
+from indexer import ids
+
 MAX_PAGE_SIZE = 10_000  # Stellar RPC refuses a larger pagination.limit
 MAX_CONTRACT_IDS_PER_FILTER = 5
 # -32001: the request took too long; -32603: the server's own backend failed. Both may pass.
@@ -36,14 +41,32 @@ class RetryableRpcError(RpcError):
     """A failure that may pass: the worker retries it with backoff."""
 
 
+class NotYetAvailable(RetryableRpcError):
+    """The server's newest ledger is older than the one asked for: wait for it."""
+
+    def __init__(self, message: str, wanted: int, latest_ledger: int) -> None:
+        super().__init__(message)
+        self.wanted = wanted
+        self.latest_ledger = latest_ledger
+
+
 class FatalRpcError(RpcError):
     """A failure that retrying cannot fix."""
 
 
 class OutOfRetention(FatalRpcError):
-    """The requested ledger is outside the RPC server's retention window."""
+    """The requested ledger is older than the oldest the RPC server keeps."""
 
-    def __init__(self, message: str, oldest_ledger: int | None, latest_ledger: int | None) -> None:
+    def __init__(self, message: str, oldest_ledger: int, latest_ledger: int) -> None:
+        super().__init__(message)
+        self.oldest_ledger = oldest_ledger
+        self.latest_ledger = latest_ledger
+
+
+class _LedgerRange(FatalRpcError):
+    """-32600 "startLedger must be within the ledger range: A - B"; what it means depends on the request."""
+
+    def __init__(self, message: str, oldest_ledger: int, latest_ledger: int) -> None:
         super().__init__(message)
         self.oldest_ledger = oldest_ledger
         self.latest_ledger = latest_ledger
@@ -60,6 +83,9 @@ class RawEvent:
     tx_hash: str
     topic: tuple[str, ...]
     value: str
+    # False for the events of a transaction that failed; None where the server no longer says (it is
+    # deprecated, and newer servers drop it).
+    in_successful_contract_call: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +162,17 @@ class RpcClient:
             params["pagination"]["cursor"] = cursor
         else:
             params["startLedger"] = start_ledger
-        result = await self.call("getEvents", params)
+        try:
+            result = await self.call("getEvents", params)
+        except _LedgerRange as exc:
+            wanted = start_ledger if cursor is None else ids.ledger_of(cursor)
+            assert wanted is not None
+            if wanted > exc.latest_ledger:
+                raise NotYetAvailable(
+                    f"getEvents: {self.url} has ledgers up to {exc.latest_ledger}, not yet {wanted}", wanted,
+                    exc.latest_ledger,
+                ) from exc
+            raise OutOfRetention(str(exc), exc.oldest_ledger, exc.latest_ledger) from exc
         try:
             return EventPage(
                 events=tuple(raw_event(e) for e in result.get("events") or ()),
@@ -187,7 +223,9 @@ def _translate_error(method: str, error: Any) -> RpcError:
     if code in RETRYABLE_ERROR_CODES:
         return RetryableRpcError(f"{method}: server error {code}: {message}")
     if code == -32600 and (match := _RANGE_ERROR.search(message)):
-        return OutOfRetention(message, oldest_ledger=int(match[1]), latest_ledger=int(match[2]))
+        return _LedgerRange(message, oldest_ledger=int(match[1]), latest_ledger=int(match[2]))
+    if code == -32600 and "db read failed" in message:
+        return RetryableRpcError(f"{method}: the server's database read failed: {message}")
     return FatalRpcError(f"{method}: the RPC server refused the request ({code}): {message}")
 
 
@@ -209,6 +247,7 @@ def raw_event(event: dict[str, Any]) -> RawEvent:
         # Stellar RPC omits `topic` when an event has none; such an event is still delivered.
         topic=tuple(event.get("topic") or ()),
         value=str(event.get("value") or ""),
+        in_successful_contract_call=event.get("inSuccessfulContractCall"),
     )
 
 

@@ -82,11 +82,14 @@ def writer_lock_key(contract_ids: Sequence[str]) -> int:
 
 
 async def load_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> Cursor | None:
+    """Where to resume, or None to start afresh (no row yet, or a cursor forgotten by `forget_cursor`)."""
     row = await conn.fetchrow(
         "SELECT rpc_cursor, last_event_id, last_ledger FROM indexer_cursor WHERE contract_ids = $1",
         cursor_key(contract_ids),
     )
-    return Cursor(row["rpc_cursor"], row["last_event_id"], row["last_ledger"]) if row else None
+    if row is None or not row["rpc_cursor"]:
+        return None
+    return Cursor(row["rpc_cursor"], row["last_event_id"], row["last_ledger"])
 
 
 async def write_page(
@@ -377,11 +380,10 @@ async def _save_cursor(
 
 def ledger_of_cursor(page: EventPage) -> int:
     """The last ledger a page's cursor has fully covered."""
-    ledger = ids.ledger_of(page.cursor)
-    # A short page's cursor is the end of the last ledger scanned; a full page's is its last event's id,
-    # and that ledger may hold more events.
-    return ledger if page.cursor == ids.end_of_ledger(ledger) else ledger - 1
+    return ids.last_complete_ledger(page.cursor)
 
 
 async def forget_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> None:
-    await conn.execute("DELETE FROM indexer_cursor WHERE contract_ids = $1", cursor_key(contract_ids))
+    """Make the next run start from its configured start ledger. The row stays, with its count of the
+    events stored."""
+    await conn.execute("UPDATE indexer_cursor SET rpc_cursor = '' WHERE contract_ids = $1", cursor_key(contract_ids))

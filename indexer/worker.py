@@ -1,24 +1,32 @@
 """The ledger-polling worker: getEvents page by page, decode, store, repeat; poll once caught up.
 
 Where it starts: the stored cursor, else the configured start ledger, else recent history. What it
-retries (with exponential backoff and jitter, logged, forever): an unreachable or failing RPC server
-and a lost database connection. What stops it, with a message saying what to do: a network
-passphrase that does not match, and a cursor that fell out of the RPC server's retention window.
+retries (with exponential backoff and jitter, logged, forever): an unreachable or failing RPC server, a
+server that is behind the ledger asked for (a lagging node behind a load balancer, or a start ledger
+in the future), and a lost database connection. What stops it, with a message saying what to do: a
+network passphrase that does not match, and a cursor that fell out of the RPC server's retention window.
 A stop request (SIGINT/SIGTERM) takes effect between pages; a page is committed whole or not at all.
+
+A page is written with whole transactions only: when a full page may end inside a transaction, that
+transaction's events wait for the next page (the contract publishes a creation fee just before its
+stream_created; written apart, the fee would go out live before its stream's parties are known). Events
+of other contracts or of failed transactions are skipped, whatever the server's filter did.
 
 Fetching and writing overlap: while one page is written, the next is fetched and decoded (at most
 `PREFETCH_PAGES` wait). Pages are written in order, each after the one before has committed; when
 the writer loses its connection, the pages fetched ahead are dropped and it resumes from the cursor
-it committed last.
+it committed last. While behind the chain it fetches page after page; it polls every
+`poll_interval` seconds only once it has reached the newest ledger.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -26,10 +34,10 @@ from typing import TypeVar
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from indexer import metrics, store
+from indexer import ids, metrics, store
 from indexer.database import connect
 from indexer.decode import Decoded, decode
-from indexer.rpc import EventPage, OutOfRetention, RetryableRpcError, RpcClient
+from indexer.rpc import EventPage, OutOfRetention, RawEvent, RetryableRpcError, RpcClient
 from indexer.settings import IndexerSettings
 
 log = logging.getLogger(__name__)
@@ -128,20 +136,46 @@ class Worker:
             await asyncio.gather(fetcher, return_exceptions=True)
 
     async def _fetch_pages(self, position: Position, queue: asyncio.Queue[FetchedPage]) -> None:
-        """Fetch and decode the pages after `position` into `queue`, polling once caught up."""
+        """Fetch and decode the pages after `position` into `queue`, in whole transactions; poll once
+        at the newest ledger."""
+        held: list[RawEvent] = []  # the events of a transaction the last full page may not have held whole
         while True:
             page = await self._retry(partial(self._fetch, position), "getEvents")
+            position = Position(cursor=page.cursor, start_ledger=None)
+            events = [*held, *self._ours(page.events)]
+            window_scanned = len(page.events) < self.settings.page_size  # else the page was cut at its limit
+            held = [] if window_scanned else _last_transaction(events)
+            if held:
+                events = events[: len(events) - len(held)]
+                if not events:
+                    continue  # one transaction so far: read on before writing anything
+                # the cursor stored with this page is its last whole transaction's last event
+                page = dataclasses.replace(page, cursor=events[-1].id)
             decoded: list[Decoded] = []
             decode_seconds = 0.0
-            for i in range(0, len(page.events), DECODE_CHUNK):
+            for i in range(0, len(events), DECODE_CHUNK):
                 started = time.perf_counter()
-                decoded += [decode(raw) for raw in page.events[i : i + DECODE_CHUNK]]
+                decoded += [decode(raw) for raw in events[i : i + DECODE_CHUNK]]
                 decode_seconds += time.perf_counter() - started
                 await asyncio.sleep(0)
             await queue.put(FetchedPage(page, decoded, decode_seconds))
-            position = Position(cursor=page.cursor, start_ledger=None)
-            if len(page.events) < self.settings.page_size:
+            if window_scanned and ids.last_complete_ledger(page.cursor) >= page.latest_ledger:
                 await asyncio.sleep(self.settings.poll_interval)
+
+    def _ours(self, events: Sequence[RawEvent]) -> list[RawEvent]:
+        """The events of the indexed contracts from successful transactions (a server's filter is not
+        trusted, and a failed transaction's events changed nothing on chain)."""
+        kept = []
+        for raw in events:
+            if raw.contract_id not in self.contract_ids:
+                metrics.EVENTS_SKIPPED.labels(reason="other contract").inc()
+            elif raw.in_successful_contract_call is False:
+                metrics.EVENTS_SKIPPED.labels(reason="failed transaction").inc()
+            else:
+                kept.append(raw)
+        if len(kept) < len(events):
+            log.debug("skipped %d events of other contracts or failed transactions", len(events) - len(kept))
+        return kept
 
     async def _take_writer_lock(self) -> asyncpg.Connection:
         """A new connection holding the advisory lock of these contracts (waiting for it if another
@@ -286,15 +320,29 @@ async def _next_page(queue: asyncio.Queue[FetchedPage], fetcher: asyncio.Task[No
     raise AssertionError("the fetcher ended without an error")
 
 
+def _last_transaction(events: Sequence[RawEvent]) -> list[RawEvent]:
+    """The events of the last transaction in `events` (they share its TOID, the id's first part)."""
+    if not events:
+        return []
+    toid = events[-1].id.partition("-")[0] + "-"
+    start = len(events)
+    while start > 0 and events[start - 1].id.startswith(toid):
+        start -= 1
+    return list(events[start:])
+
+
 def _retention_advice(position: Position, exc: OutOfRetention, rpc_url: str) -> str:
-    where = f"cursor {position.cursor}" if position.cursor else f"ledger {position.start_ledger}"
-    first_missing = (int(position.cursor.split("-")[0]) >> 32) + 1 if position.cursor else position.start_ledger or 0
-    oldest = exc.oldest_ledger or 0
+    if position.cursor is not None:
+        where, first_missing = f"cursor {position.cursor}", ids.last_complete_ledger(position.cursor) + 1
+    else:
+        assert position.start_ledger is not None
+        where, first_missing = f"ledger {position.start_ledger}", position.start_ledger
+    oldest = exc.oldest_ledger
+    missing = f"ledger {first_missing}" if first_missing == oldest - 1 else f"ledgers {first_missing}-{oldest - 1}"
     return (
-        f"The indexer must continue from {where}, but {rpc_url} only keeps ledgers "
-        f"{exc.oldest_ledger}-{exc.latest_ledger}: the events of ledgers {first_missing}-{oldest - 1} "
-        "cannot be fetched from it. Either point FLOWFI_RPC_URL at an RPC server whose history reaches "
-        f"ledger {first_missing} (a full-history provider), or accept the gap and continue from the oldest "
-        f"ledger it keeps with `flowfi index --restart-from-ledger {oldest}` (the events of the missing "
-        "ledgers will then be absent from the database)."
+        f"The indexer must continue from {where}, but {rpc_url} only keeps ledgers {oldest}-{exc.latest_ledger}: "
+        f"the events of {missing} cannot be fetched from it. Either point FLOWFI_RPC_URL at an RPC server whose "
+        f"history reaches ledger {first_missing} (a full-history provider), or accept the gap and continue from "
+        f"the oldest ledger it keeps with `flowfi index --restart-from-ledger {oldest}` (the events of the "
+        "missing ledgers will then be absent from the database)."
     )

@@ -86,7 +86,8 @@ async def assert_streams_match_model(conn: asyncpg.Connection, contract: FlowFiC
             "withdrawn": stream.withdrawn_amount, "refunded": stream.refunded, "fees_paid": stream.fees_paid,
             "status": "cancelled" if resumed_after_cancel(stream) else stream.status.value.lower(),
             "start_time": stream.start_time,
-            "last_update_time": indexed["last_update_time"] if resumed_after_cancel(stream) else stream.last_update_time,
+            "last_update_time": (indexed["last_update_time"] if resumed_after_cancel(stream)
+                                 else stream.last_update_time),
             # a finished stream has nothing paused about it, whatever flags the contract left behind
             "paused_at": stream.paused_at if stream.is_active else None,
         }

@@ -56,7 +56,10 @@ async def conn(filled_url: str) -> AsyncIterator[asyncpg.Connection]:
 def app(filled_url: str) -> Any:
     from flowfi.settings import Settings
 
-    return create_app(Settings(database_url=filled_url, ready_max_lag=MAX_LAG), filled_url)
+    # the worker filled the database once and stopped: readiness here is about the lag (its own test
+    # below stops a running worker)
+    return create_app(Settings(database_url=filled_url, ready_max_lag=MAX_LAG, ready_max_cursor_age=3600),
+                      filled_url)
 
 
 @pytest.fixture(scope="module")
@@ -385,6 +388,30 @@ async def test_health_and_readiness(client: httpx.AsyncClient, conn: asyncpg.Con
     finally:
         app.state.live = live
     await get_json(client, "/ready")
+
+
+async def test_ready_turns_unavailable_when_the_worker_stops_while_the_chain_moves_on(database_url: str) -> None:
+    """The lag alone stays at its last value when the worker stops: readiness also asks when it last polled."""
+    with running_devnet(seed=2, ledger_interval=0.1) as devnet:
+        settings = worker_settings(devnet, database_url, ready_max_cursor_age=1.5)
+        worker = Worker(settings, database_url)
+        running = asyncio.create_task(worker.run())
+        with running_app(create_app(settings, database_url)) as base_url:
+            async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+                deadline = time.monotonic() + 10
+                while (response := await http.get("/ready")).status_code != 200:
+                    assert time.monotonic() < deadline, response.text
+                    await asyncio.sleep(0.05)
+                worker.stop()
+                await asyncio.wait_for(running, 10)
+                stopped = time.monotonic()
+                while (response := await http.get("/ready")).status_code == 200:
+                    assert time.monotonic() - stopped < 5, "still ready 5 s after the worker stopped"
+                    await asyncio.sleep(0.05)
+                body = response.json()
+                assert response.status_code == 503 and "last polled" in body["checks"]["indexer"]
+                assert body["cursorAge"] > body["maxCursorAge"] == 1.5
+                assert (await get_json(http, "/events/stats"))["indexerCursorAgeSeconds"] > 1.5
 
 
 async def test_openapi_describes_every_route(client: httpx.AsyncClient, app: Any) -> None:

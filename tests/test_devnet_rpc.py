@@ -116,6 +116,20 @@ async def test_event_shape_matches_stellar_rpc(devnet: Devnet) -> None:
     assert decoded["deposited_amount"] == 1000
 
 
+async def test_xdr_format_json_sends_topic_and_value_as_xdr_json(devnet: Devnet) -> None:
+    devnet.chain.execute("create_stream", CREATE)
+    base64_event = (await events(devnet, {"startLedger": 1}))["events"][0]
+    (event,) = (await events(devnet, {"startLedger": 1, "xdrFormat": "json"}))["events"]
+    assert "topic" not in event and "value" not in event
+    assert {k: v for k, v in event.items() if k not in ("topicJson", "valueJson")} == {
+        k: v for k, v in base64_event.items() if k not in ("topic", "value")}
+    assert event["topicJson"] == [{"symbol": "stream_created"}, {"u64": "1"}]
+    fields = {entry["key"]["symbol"]: entry["val"] for entry in event["valueJson"]["map"]}
+    assert fields["deposited_amount"] == {"i128": "1000"}
+    assert fields["token_address"] == {"address": CREATE["token_address"]}
+    assert list(fields) == sorted(fields), "map keys in the contract's (sorted) order"
+
+
 async def test_limit_default_maximum_and_errors(devnet: Devnet) -> None:
     fill(devnet, ledgers=1, creates_per_ledger=150)
     assert len((await events(devnet, {"startLedger": 1}))["events"]) == 100
@@ -125,7 +139,7 @@ async def test_limit_default_maximum_and_errors(devnet: Devnet) -> None:
         ({"startLedger": 1, "pagination": {"cursor": end_of_ledger(1)}}, "cannot both be set"),
         ({}, "startLedger must be positive"),
         ({"pagination": {"cursor": "12-ab"}}, "invalid event id 12-ab"),
-        ({"startLedger": 1, "xdrFormat": "json"}, "xdrFormat"),
+        ({"startLedger": 1, "xdrFormat": "xml"}, "xdrFormat"),
         ({"startLedger": 1, "filters": [{}] * 6}, "maximum 5 filters per request"),
         ({"startLedger": 1, "filters": [{"type": "diagnostic"}]}, "filter 1 invalid: filter type invalid"),
         (
@@ -208,8 +222,12 @@ async def test_other_methods_have_the_stellar_rpc_shapes(devnet: Devnet) -> None
     latest = GetLatestLedgerResponse.model_validate((await rpc(devnet, "getLatestLedger"))["result"])
     assert latest.sequence == 2 and len(latest.id) == 64 and latest.protocol_version == 23
     assert latest.close_time == devnet.chain.latest.close_time
-    health = GetHealthResponse.model_validate((await rpc(devnet, "getHealth"))["result"])
+    raw_health = (await rpc(devnet, "getHealth"))["result"]
+    health = GetHealthResponse.model_validate(raw_health)
     assert (health.status, health.latest_ledger, health.oldest_ledger) == ("healthy", 2, 1)
+    # since stellar-rpc 27.1, as strings like getEvents' close times
+    assert raw_health["oldestLedgerCloseTime"] == str(devnet.chain.oldest.close_time)
+    assert raw_health["latestLedgerCloseTime"] == str(devnet.chain.latest.close_time)
     assert health.ledger_retention_window == 120960
     network = await rpc(devnet, "getNetwork")
     assert network["result"] == {"passphrase": DEFAULT_PASSPHRASE, "protocolVersion": 23}

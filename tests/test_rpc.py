@@ -3,8 +3,10 @@ from __future__ import annotations
 import pytest
 
 from devnet import running_devnet
+from indexer.ids import end_of_ledger
 from indexer.rpc import (
     FatalRpcError,
+    NotYetAvailable,
     OutOfRetention,
     RetryableRpcError,
     RpcClient,
@@ -13,16 +15,32 @@ from indexer.rpc import (
 
 
 def test_json_rpc_errors_become_retryable_or_fatal() -> None:
-    retention = _translate_error("getEvents", {"code": -32600,
-                                               "message": "startLedger must be within the ledger range: 120 - 4000"})
-    assert isinstance(retention, OutOfRetention)
-    assert (retention.oldest_ledger, retention.latest_ledger) == (120, 4000)
+    db_read = _translate_error("getEvents", {"code": -32600, "message": "x\ndb read failed for requested parameter"})
+    assert isinstance(db_read, RetryableRpcError)
     assert isinstance(_translate_error("getEvents", {"code": -32001, "message": "request timed out"}),
                       RetryableRpcError)
     assert isinstance(_translate_error("getEvents", {"code": -32603, "message": "internal error"}), RetryableRpcError)
     invalid = _translate_error("getEvents", {"code": -32602, "message": "cursor and startLedger both set"})
     assert isinstance(invalid, FatalRpcError) and not isinstance(invalid, OutOfRetention)
     assert "cursor and startLedger both set" in str(invalid)
+
+
+async def test_a_ledger_out_of_range_is_lost_below_the_oldest_and_not_yet_there_above_the_newest() -> None:
+    with running_devnet(retention=10) as devnet:
+        for _ in range(30):
+            devnet.chain.close_ledger()
+        oldest, latest = devnet.chain.oldest.sequence, devnet.chain.latest.sequence
+        async with RpcClient(devnet.url) as client:
+            with pytest.raises(OutOfRetention) as lost:
+                await client.get_events((devnet.chain.contract_id,), start_ledger=oldest - 1)
+            assert (lost.value.oldest_ledger, lost.value.latest_ledger) == (oldest, latest)
+            with pytest.raises(NotYetAvailable) as early:
+                await client.get_events((devnet.chain.contract_id,), start_ledger=latest + 2)
+            assert (early.value.wanted, early.value.latest_ledger) == (latest + 2, latest)
+            devnet.faults.inject("behind")  # the next answer comes from a node a ledger behind
+            with pytest.raises(NotYetAvailable):
+                await client.get_events((devnet.chain.contract_id,), cursor=end_of_ledger(latest))
+            assert (await client.get_events((devnet.chain.contract_id,), cursor=end_of_ledger(latest))).events == ()
 
 
 async def test_the_client_reads_the_local_network_as_it_reads_stellar_rpc() -> None:

@@ -262,3 +262,67 @@ async def test_the_python_client_says_when_the_server_cannot_resume(database_url
         with pytest.raises(ResumeRejected, match="cannot resume after event"):
             async for _event in subscribe(base_url, all=True, last_event_id=unknown):
                 pass
+
+
+async def test_live_equals_replay_for_a_users_subscriber_when_pages_split_transactions(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """The contract publishes a creation fee just before stream_created in the same transaction; read one
+    event per page, the fee must still go out live with its stream's parties, as replay serves it."""
+    sender, recipient, treasury = (Keypair.random().public_key for _ in range(3))
+    with live_pipeline(database_url) as (devnet, base_url):
+        devnet.chain.execute("initialize", {"admin": treasury, "treasury": treasury, "fee_rate_bps": 100})
+        await index_now(devnet, database_url)
+        live = Received()
+        async with subscription(base_url, f"users={sender}") as (response, _):
+            reading = asyncio.create_task(read_sse(response, live, stop_after=6))
+            await asyncio.sleep(0.3)
+            for amount in (10_000, 20_000, 30_000):
+                devnet.chain.execute("create_stream", {"sender": sender, "recipient": recipient, "amount": amount,
+                                                       "token_address": devnet.traffic.token, "duration": 100})
+            await index_now(devnet, database_url, page_size=1)
+            await asyncio.wait_for(reading, 20)
+        replayed = Received()
+        async with subscription(base_url, f"users={sender}&lastEventId=0") as (response, _):
+            await read_sse(response, replayed, stop_after=6)
+    assert live.types == ["stream.fee_collected", "stream.created"] * 3
+    assert live.ids == replayed.ids
+    assert all(data["sender"] == sender for data in live.data)
+
+
+async def test_an_event_of_several_selected_addresses_or_streams_comes_once(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    sender, recipient = Keypair.random().public_key, Keypair.random().public_key
+    with live_pipeline(database_url) as (devnet, base_url):
+        for amount in (10_000, 20_000):
+            devnet.chain.execute("create_stream", {"sender": sender, "recipient": recipient, "amount": amount,
+                                                   "token_address": devnet.traffic.token, "duration": 100})
+        devnet.chain.execute("withdraw", {"recipient": recipient, "stream_id": 1})
+        await index_now(devnet, database_url)
+        expected = await all_event_ids(db)
+        assert len(expected) == 3
+        for query in (f"users={sender},{recipient}", f"users={sender}&streams=1,2",
+                      f"users={recipient}&streams=1&types=stream.created,stream.withdrawn"):
+            got = Received()
+            async with subscription(base_url, f"{query}&lastEventId=0") as (response, _):
+                await read_sse(response, got, stop_after=3)
+            assert got.ids == expected, query
+            async with httpx.AsyncClient() as client:
+                page = (await client.get(f"{base_url}/events?{query}&cursor=0")).json()
+            assert [item["id"] for item in page["items"]] == expected, query
+
+
+async def test_zero_or_the_all_zero_id_replays_from_the_first_event(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 30)
+        await index_now(devnet, database_url)
+        expected = await all_event_ids(db)
+        for headers, query in (({}, "all=true&lastEventId=0"), ({}, "all=true&cursor=0"),
+                               ({"Last-Event-ID": "0000000000000000000-0000000000"}, "all=true")):
+            got = Received()
+            async with subscription(base_url, query, headers) as (response, _):
+                await read_sse(response, got, stop_after=len(expected))
+            assert got.ids == expected, (headers, query)

@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 from stellar_sdk import scval
 
 from devnet import InvalidInvocation, Traffic, running_devnet
+from devnet.xdr import encode_event
+from indexer.events import StreamCreated
 from indexer.worker import IndexerStopped, Worker
 from tests.indexing import (
     assert_streams_match_model,
@@ -23,6 +26,11 @@ from tests.indexing import (
     snapshot,
     worker_settings,
 )
+
+SENDER = "GAJKUTWHRMNW375TPXCKYDF4MLUBJIRD7YVKGCNN3J6S44GZE3N2LUBQ"
+RECIPIENT = "GDD24I62LHMI6FRWMZ3OD36DDAM4MDQSFWS7G37HZDHHXTMBOGFV7GCO"
+TOKEN = "CC5VQ6PDN44JTGIJ7XZAN2WPQHHCRQLOKWI2RRAXXRS3WR2HI25AHEX2"
+OTHER_CONTRACT = "CAAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQC526"
 
 
 async def test_indexes_traffic_and_matches_the_contract_state(database_url: str, db: asyncpg.Connection) -> None:
@@ -249,3 +257,126 @@ async def test_killing_the_worker_mid_run_leaves_the_rows_of_an_uninterrupted_ru
             await conn.close()
             await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         assert kills == 10
+
+
+async def run_until(worker: Worker, database_url: str, done: Any, timeout: float = 30.0) -> None:
+    """Run `worker` until `done(conn)` holds, then stop it; the worker must not stop by itself."""
+    conn = await asyncpg.connect(database_url)
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not await done(conn):
+                if task.done():
+                    task.result()
+                    raise AssertionError("the worker stopped")
+                await asyncio.sleep(0.02)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+        await conn.close()
+
+
+def indexed(count: int) -> Any:
+    async def check(conn: asyncpg.Connection) -> bool:
+        return bool(await conn.fetchval("SELECT count(*) FROM contract_events") == count)
+    return check
+
+
+async def test_a_lagging_node_and_a_failed_database_read_are_waited_out(
+    database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Behind a load balancer the next request may reach a node a ledger behind: "startLedger must be
+    within the ledger range" with the cursor past its newest ledger means "not yet", not "lost"."""
+    with running_devnet(seed=4) as devnet:
+        chain = devnet.chain
+        chain.generate_history(200, traffic=Traffic(seed=4), tx_per_ledger=10)
+        worker = Worker(worker_settings(devnet, database_url), database_url, max_backoff=0.1)
+
+        async def at_the_tip_then_faults() -> None:
+            while (await db.fetchval("SELECT max(last_ledger) FROM indexer_cursor") or 0) < chain.latest.sequence:
+                await asyncio.sleep(0.02)
+            for fault in ("behind", "behind", "db-read-failed", "behind"):
+                devnet.faults.inject(fault)
+            while len(devnet.faults):
+                await asyncio.sleep(0.02)
+            chain.generate_history(50, traffic=Traffic(seed=5), tx_per_ledger=10)
+
+        faults = asyncio.create_task(at_the_tip_then_faults())
+        with caplog.at_level(logging.WARNING, logger="indexer.worker"):
+            await run_until(worker, database_url, lambda conn: indexed_all(conn, devnet, faults))
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("not yet" in m for m in messages) == 3, messages
+        assert sum("database read failed" in m for m in messages) == 1, messages
+
+
+async def indexed_all(conn: asyncpg.Connection, devnet: Any, after: asyncio.Task[None]) -> bool:
+    return after.done() and await conn.fetchval("SELECT count(*) FROM contract_events") == devnet.chain.event_count
+
+
+async def test_a_start_ledger_beyond_the_newest_waits_for_the_chain(database_url: str) -> None:
+    with running_devnet() as devnet:
+        chain = devnet.chain
+        start = chain.latest.sequence + 3
+        worker = Worker(worker_settings(devnet, database_url, start_ledger=start), database_url, max_backoff=0.1)
+
+        async def create_later() -> None:
+            await asyncio.sleep(0.5)
+            for _ in range(3):
+                chain.close_ledger()
+            chain.execute("create_stream", {"sender": SENDER, "recipient": RECIPIENT, "token_address": TOKEN,
+                                            "amount": 1000, "duration": 10})
+
+        later = asyncio.create_task(create_later())
+        await run_until(worker, database_url, indexed(1))
+        await later
+
+
+async def test_catching_up_fetches_page_after_page_without_polling(database_url: str) -> None:
+    """A page that is not full but ends before the newest ledger (the server scans at most 10,000
+    ledgers a request) is followed at once; the poll interval applies at the newest ledger only."""
+    with running_devnet() as devnet:
+        chain = devnet.chain
+        for block in range(4):
+            for _ in range(9_000):
+                chain.close_ledger()
+            chain.execute("create_stream", {"sender": SENDER, "recipient": RECIPIENT, "token_address": TOKEN,
+                                            "amount": 1000 + block, "duration": 10})
+        worker = Worker(worker_settings(devnet, database_url, poll_interval=60.0), database_url)
+        await run_until(worker, database_url, indexed(4), timeout=20)
+
+
+async def test_events_of_other_contracts_and_of_failed_transactions_are_skipped(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=8) as devnet:
+        chain = devnet.chain
+        chain.generate_history(100, traffic=Traffic(seed=8), tx_per_ledger=5)
+        ours = chain.event_count
+        created = StreamCreated(stream_id=999, sender=SENDER, recipient=RECIPIENT, rate_per_second=1,
+                                token_address=TOKEN, deposited_amount=10, start_time=1)
+        chain.inject_event(created, contract_id=OTHER_CONTRACT)
+        topic, value = encode_event(created)
+        chain.inject_raw_event(topic, value, successful=False)
+        chain.close_ledger()
+        devnet.faults.inject("unfiltered", 1000)  # the server hands out every contract's events
+        worker = Worker(worker_settings(devnet, database_url), database_url)
+        await index_until_caught_up(worker, devnet)
+        assert await db.fetchval("SELECT count(*) FROM contract_events") == ours
+        assert await db.fetchval("SELECT count(*) FROM streams WHERE stream_id = 999") == 0
+
+
+async def test_restarting_from_a_ledger_keeps_the_count_of_stored_events(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=9) as devnet:
+        devnet.chain.generate_history(300, traffic=Traffic(seed=9), tx_per_ledger=10)
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+        stored = await db.fetchval("SELECT count(*) FROM contract_events")
+        restart = devnet.chain.latest.sequence - 5
+        worker = Worker(worker_settings(devnet, database_url, start_ledger=restart), database_url)
+        await worker.forget_cursor()
+        for _ in range(3):
+            devnet.chain.close_ledger()
+        await index_until_caught_up(worker, devnet)
+        assert await db.fetchval("SELECT events_indexed FROM indexer_cursor") == stored
+        assert await db.fetchval("SELECT count(*) FROM contract_events") == stored
