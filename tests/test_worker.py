@@ -380,3 +380,24 @@ async def test_restarting_from_a_ledger_keeps_the_count_of_stored_events(
         await index_until_caught_up(worker, devnet)
         assert await db.fetchval("SELECT events_indexed FROM indexer_cursor") == stored
         assert await db.fetchval("SELECT count(*) FROM contract_events") == stored
+
+
+async def test_a_stream_resumed_after_a_cancel_while_paused_stays_cancelled(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """End to end on build 8723543's quirk: the chain accepts the resume and publishes it; the stream
+    stays cancelled with nothing to claim, in the contract's storage and in the index."""
+    with running_devnet() as devnet:
+        chain = devnet.chain
+        create = {"sender": SENDER, "recipient": RECIPIENT, "token_address": TOKEN, "amount": 10_000, "duration": 100}
+        assert chain.execute("create_stream", create).error is None
+        for function in ("pause_stream", "cancel_stream", "resume_stream"):
+            receipt = chain.execute(function, {"sender": SENDER, "stream_id": 1})
+            assert receipt.error is None, function
+        assert [event.sse_name for _, event in receipt.events] == ["stream.resumed"]
+        assert chain.execute("withdraw", {"recipient": RECIPIENT, "stream_id": 1}).error.name == "StreamInactive"  # type: ignore[union-attr]
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+        await assert_streams_match_model(db, chain.contract)
+        row = await db.fetchrow("SELECT status, last_event_id FROM streams")
+        assert row["status"] == "cancelled"
+        assert row["last_event_id"] == await db.fetchval("SELECT id FROM events WHERE kind = 'stream.resumed'")
