@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import DateTime, Numeric
+from sqlalchemy import ARRAY, Boolean, DateTime, Numeric
 from stellar_sdk import StrKey
 
 from api import filters, payloads
 from indexer import ids
+from indexer.accrual import SCHEDULES
 from indexer.events import BY_SSE_NAME, ScType, payload_key, required_fields
-from indexer.tables import STREAM_STATUSES, streams
+from indexer.tables import STREAM_STATUSES, TERMS_SOURCES, streams
 
 JSON = "application/json"
 DECIMAL = {"type": "string", "pattern": "^-?[0-9]+$", "description": "a decimal integer, as a string"}
@@ -42,6 +43,9 @@ _SC_SCHEMAS: dict[ScType, dict[str, Any]] = {
     ScType.U64: {**DECIMAL, "pattern": "^[0-9]+$"},
     ScType.I128: DECIMAL,
     ScType.ADDRESS: ADDRESS,
+    ScType.OPTION_ADDRESS: {"anyOf": [ADDRESS, {"type": "null"}], "description": "an address, or null for none"},
+    ScType.BOOL: {"type": "boolean"},
+    ScType.BYTES: {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "32 bytes, lowercase hex"},
 }
 
 
@@ -88,6 +92,16 @@ def _stream_schema() -> dict[str, Any]:
             schema = ADDRESS
         elif column.name in ("first_event_id", "last_event_id"):
             schema = EVENT_ID
+        elif column.name == "schedule":
+            schema = {"enum": list(SCHEDULES)}
+        elif column.name == "terms_source":
+            schema = {"enum": list(TERMS_SOURCES)}
+        elif column.name == "dispute":
+            schema = {"enum": ["requested", "approved", "rejected"]}
+        elif isinstance(column.type, ARRAY):
+            schema = {"type": "array", "items": {**DECIMAL, "pattern": "^[0-9]+$"}}
+        elif isinstance(column.type, Boolean):
+            schema = {"type": "boolean"}
         elif isinstance(column.type, Numeric):
             schema = {**DECIMAL, "pattern": "^[0-9]+$"}
         elif isinstance(column.type, DateTime):

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, Numeric
+from sqlalchemy import ARRAY, DateTime, Numeric
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 STREAM_COLUMNS: tuple[str, ...] = tuple(column.name for column in streams.columns)
 _NUMERIC_COLUMNS = frozenset(c.name for c in streams.columns if isinstance(c.type, Numeric))
 _TIME_COLUMNS = frozenset(c.name for c in streams.columns if isinstance(c.type, DateTime))
+_ARRAY_COLUMNS = frozenset(c.name for c in streams.columns if isinstance(c.type, ARRAY))
 _SELECT_STREAMS = f"SELECT {', '.join(STREAM_COLUMNS)} FROM streams"
 # Keyset on (stream_id, contract_id), spelled so that `stream_id >= $a` is an index condition of every
 # (x, stream_id) and (stream_id) index.
@@ -78,6 +79,8 @@ def stream_json(row: Mapping[str, Any]) -> dict[str, Any]:
             value = str(int(value))
         elif value is not None and name in _TIME_COLUMNS:
             value = iso_time(value)
+        elif name in _ARRAY_COLUMNS:
+            value = [str(int(item)) for item in value]
         body[payload_key(name)] = value
     return body
 
@@ -86,10 +89,19 @@ def claimable_at(row: Mapping[str, Any], now: int) -> int:
     """What a streams row's recipient could withdraw at `now` (a ledger time)."""
     if row["status"] in accrual.FINISHED:
         return 0
-    paused_at = row["paused_at"]
-    return accrual.claimable(rate=int(row["rate_per_second"]), deposited=int(row["deposited"]),
-                             withdrawn=int(row["withdrawn"]), last_update_time=int(row["last_update_time"]),
-                             paused_at=None if paused_at is None else int(paused_at), now=now)
+    return accrual.claimable(terms_of(row), now)
+
+
+def terms_of(row: Mapping[str, Any]) -> accrual.Terms:
+    """The accrual terms a streams row records."""
+    paused_at, cliff_time, cliff_amount = row["paused_at"], row["cliff_time"], row["cliff_amount"]
+    return accrual.Terms(
+        rate=int(row["rate_per_second"]), deposited=int(row["deposited"]), withdrawn=int(row["withdrawn"]),
+        last_update_time=int(row["last_update_time"]), paused_at=None if paused_at is None else int(paused_at),
+        schedule=row["schedule"], cliff_time=None if cliff_time is None else int(cliff_time),
+        cliff_amount=0 if cliff_amount is None else int(cliff_amount),
+        steps=tuple(zip(map(int, row["step_times"]), map(int, row["step_amounts"]), strict=True)),
+    )
 
 
 def dead_letter_json(row: Mapping[str, Any]) -> dict[str, Any]:

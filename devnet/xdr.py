@@ -1,8 +1,8 @@
 """Encode FlowFi events into the XDR the contract publishes: topic ScVals and the data ScVal.
 
 Layout (contracts/stream_contract/src/events.rs): topic = [Symbol(name), U64(stream_id)] for stream
-events and [Symbol(name)] for protocol events; data = ScMap of Symbol(field name) -> value, sorted by
-key, typed by `indexer.events.field_types`.
+events and [Symbol(name)] (or the two Symbols of `("FlowFi", "ProtocolPaused")`) for protocol events;
+data = ScMap of Symbol(field name) -> value, sorted by key, typed by `indexer.events.field_types`.
 
 The bytes are those stellar-sdk produces (the tests check it against the published vectors and
 against stellar-sdk's own encoder), but they are assembled from cached pieces: symbol and address
@@ -42,9 +42,18 @@ def u64_xdr(value: int) -> bytes:
     return _SCV_U64.pack(_U64_TYPE, value)
 
 
-def _value_xdr(value: int | str, sc_type: ScType) -> bytes:
-    if sc_type is ScType.ADDRESS:
-        return address_xdr(value)  # type: ignore[arg-type]
+_VOID = scval.to_void().to_xdr_bytes()
+_TRUE, _FALSE = scval.to_bool(True).to_xdr_bytes(), scval.to_bool(False).to_xdr_bytes()
+
+
+def _value_xdr(value: int | str | bool | None, sc_type: ScType) -> bytes:
+    if sc_type is ScType.ADDRESS or sc_type is ScType.OPTION_ADDRESS:
+        return _VOID if value is None else address_xdr(value)  # type: ignore[arg-type]
+    if sc_type is ScType.BOOL:
+        return _TRUE if value else _FALSE
+    if sc_type is ScType.BYTES:
+        assert isinstance(value, str)
+        return scval.to_bytes(bytes.fromhex(value)).to_xdr_bytes()  # type: ignore[no-any-return]
     if sc_type is ScType.I128:
         assert isinstance(value, int)
         return _SCV_I128.pack(_I128_TYPE, value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF)
@@ -72,16 +81,18 @@ def topic_symbol_b64(topic: str) -> str:
 
 
 def encode_topic(event: FlowFiEvent) -> list[str]:
-    """The event's topics, each a base64 XDR ScVal."""
-    head = topic_symbol_b64(event.topic)
+    """The event's topics, each a base64 XDR ScVal: its Symbols, then a stream event's id."""
+    head = [topic_symbol_b64(symbol) for symbol in event.symbols]
     if event.is_stream_event:
-        return [head, base64.b64encode(u64_xdr(event.stream_id)).decode()]  # type: ignore[attr-defined]
-    return [head]
+        return [*head, base64.b64encode(u64_xdr(event.stream_id)).decode()]  # type: ignore[attr-defined]
+    return head
 
 
 def encode_value(event: FlowFiEvent) -> str:
-    """The event's data: an ScMap keyed by Symbol field names in sorted order, base64 XDR."""
-    layout = _layout(type(event))
+    """The event's data: an ScMap keyed by Symbol field names in sorted order, base64 XDR. An optional
+    field the event does not have (an older build's) is left out, as that build leaves it out."""
+    layout = [entry for entry in _layout(type(event))
+              if entry[2] is ScType.OPTION_ADDRESS or getattr(event, entry[0]) is not None]
     parts = [_SCV_MAP_HEADER.pack(_MAP_TYPE, 1, len(layout))]
     for name, key, sc_type in layout:
         parts.append(key)

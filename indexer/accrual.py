@@ -1,32 +1,84 @@
-"""What a stream has accrued: the contract's formulas for the two quantities the chain never stores
-but every user asks for, what the recipient could withdraw now and when the deposit runs out.
+"""What a stream has accrued: the contract's formulas for the two quantities the chain never stores but
+every user asks for, what the recipient could withdraw now and when the deposit runs out.
 
-Amounts are integers in the token's smallest unit; times are ledger times in unix seconds.
+A stream's schedule is one of the contract's (`VestingSchedule`, c9f5d2e):
+    linear   `rate` a second from `last_update_time`; every stream of 8723543, and of later builds the
+             ones made by create_stream, batch creation (optionally with a cliff), allowance streams
+    steps    absolute unlocks (time, amount), in the contract's order; conditional (milestone) streams
+             are steps whose times are unknown (`LOCKED`) until their milestone is met
+    hybrid   `cliff_amount` at `cliff_time`, then `rate` a second from `cliff_time`
+A `cliff_time` gates every schedule: nothing is claimable before it.
+
+Amounts are integers in the token's smallest unit; times are ledger times in unix seconds. The SQL views
+for analysts (migrations) state the same formulas in SQL; the live page's format.js in BigInt.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # A stream in one of these states has nothing left to claim.
-FINISHED = frozenset({"cancelled", "completed"})
+FINISHED = frozenset({"cancelled", "completed", "closed"})
+SCHEDULES = ("linear", "steps", "hybrid")
+# The unlock time of a conditional stream's step whose milestone has not been met (u64::MAX on chain).
+LOCKED = 2**64 - 1
+I128_MAX = 2**127 - 1
 
 
-def claimable(*, rate: int, deposited: int, withdrawn: int, last_update_time: int,
-              paused_at: int | None, now: int) -> int:
-    """What the recipient could withdraw at `now`: accrual since the last update, frozen while
-    paused, capped by what is left."""
-    accrue_until = paused_at if paused_at is not None else now
-    return max(0, min((accrue_until - last_update_time) * rate, deposited - withdrawn))
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What accrual depends on: a stream's schedule and balances at its last update."""
+
+    rate: int
+    deposited: int
+    withdrawn: int
+    last_update_time: int
+    paused_at: int | None = None
+    schedule: str = "linear"
+    cliff_time: int | None = None
+    cliff_amount: int = 0
+    steps: tuple[tuple[int, int], ...] = ()  # (unlock time, amount), in the contract's order
 
 
-def end_time(*, rate: int, deposited: int, withdrawn: int, last_update_time: int, paused_at: int | None,
-             at: int) -> int:
-    """When the deposit runs out, as the contract projects it at ledger time `at` (its `new_end_time`):
-    `at` plus what is left after what has accrued, at the rate. For a running stream that is the time
-    its accrual reaches the deposit, or `at` itself once it has; while paused, when it would run out if
-    resumed at `at`."""
-    remaining = deposited - withdrawn
-    if paused_at is not None:
-        accrued = claimable(rate=rate, deposited=deposited, withdrawn=withdrawn,
-                            last_update_time=last_update_time, paused_at=paused_at, now=at)
-        return at + (remaining - accrued) // rate
-    return max(last_update_time + remaining // rate, at)
+def claimable(terms: Terms, now: int) -> int:
+    """What the recipient could withdraw at `now` (calculate_claimable): frozen at `paused_at` while
+    paused, nothing before the cliff, never more than what is left."""
+    effective = terms.paused_at if terms.paused_at is not None else now
+    if terms.cliff_time is not None and effective < terms.cliff_time:
+        return 0
+    remaining = max(terms.deposited - terms.withdrawn, 0)
+    if terms.schedule == "steps":
+        unlocked = 0
+        for unlock_time, amount in terms.steps:
+            if unlock_time > effective:
+                break  # the contract stops at the first step still locked, whatever comes after it
+            unlocked += amount
+        return min(max(unlocked - terms.withdrawn, 0), remaining)
+    if terms.schedule == "hybrid":
+        assert terms.cliff_time is not None
+        streamed = (effective - terms.cliff_time) * terms.rate
+        linear = max(terms.deposited - terms.cliff_amount, 0)
+        unlocked = terms.cliff_amount + (linear if streamed > I128_MAX else min(streamed, linear))
+        return min(max(unlocked - terms.withdrawn, 0), remaining)
+    streamed = max(effective - terms.last_update_time, 0) * terms.rate
+    return remaining if streamed > I128_MAX else min(streamed, remaining)
+
+
+def end_time(terms: Terms, at: int) -> int | None:
+    """When the deposit runs out, as the contract projects it at ledger time `at`.
+
+    Linear: `at` plus what is left after what is claimable at `at`, at the rate: the contract's
+    `new_end_time` (top_up_stream, resume_stream, modify_rate). For a running stream that is the time its
+    accrual reaches the deposit, or `at` itself once it has; while paused, when it would run out if
+    resumed at `at`. Steps: the last unlock, or None while a milestone is unmet. Hybrid: when the
+    stream after the cliff ends (get_projected_end_time, and resume_stream's `new_end_time`; top_up_stream
+    publishes a linear projection for these streams too). None where nothing is ever to accrue."""
+    if terms.schedule == "steps":
+        last = max((unlock_time for unlock_time, _ in terms.steps), default=None)
+        return None if last is None or last == LOCKED else last
+    if terms.rate <= 0:
+        return None
+    if terms.schedule == "hybrid":
+        assert terms.cliff_time is not None
+        return terms.cliff_time + max(terms.deposited - terms.cliff_amount, 0) // terms.rate
+    return at + (max(terms.deposited - terms.withdrawn, 0) - claimable(terms, at)) // terms.rate

@@ -10,6 +10,8 @@ The format (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format"
     NULL        \\N
     text        as is, but backslash, tab, newline and carriage return escaped with a backslash
     integers    their decimal digits (NUMERIC and BIGINT alike); nothing to escape
+    boolean     t or f
+    numeric[]   the array literal {1,2,3}: digits and commas, nothing to escape
     timestamp   ISO 8601 in UTC, with its offset; nothing to escape
     text[]      the array literal {"a","b"}: each element double-quoted, its quotes and backslashes
                 escaped with a backslash; then the literal is escaped as a text field
@@ -56,17 +58,21 @@ def timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def field(value: str | int | datetime | None) -> str:
+def field(value: str | int | bool | datetime | tuple[int, ...] | None) -> str:
     """Any field, by its Python type: for rows whose columns vary in type (the encoders above are
-    cheaper where a column's type is known)."""
+    cheaper where a column's type is known). A tuple of integers is a NUMERIC[] or BIGINT[]."""
     if value is None:
         return NULL
     if isinstance(value, str):
         return text(value)
     if isinstance(value, datetime):
         return timestamp(value)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, tuple) and all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+        return "{" + ",".join(map(str, value)) + "}"
     raise TypeError(f"no COPY text encoding for {type(value).__name__}")
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.events import BY_TOPIC, ChainEvent, FlowFiEvent, ScType, field_types, required_fields
+from indexer.events import BY_SYMBOLS, ChainEvent, FlowFiEvent, ScType, field_types, required_fields
 from indexer.rpc import RawEvent
 from indexer.scval import Sc, ScValError, parse_scval, to_json
 
-# The ScVal tag each declared field type must arrive as.
-_EXPECTED_TAG = {ScType.U32: "u32", ScType.U64: "u64", ScType.I128: "i128", ScType.ADDRESS: "address"}
-# Each kind's fields with the tag each must arrive as, and whether it must be there.
+# The ScVal tags each declared field type may arrive as.
+_EXPECTED_TAGS = {
+    ScType.U32: ("u32",), ScType.U64: ("u64",), ScType.I128: ("i128",), ScType.ADDRESS: ("address",),
+    ScType.OPTION_ADDRESS: ("address", "void"), ScType.BOOL: ("bool",), ScType.BYTES: ("bytes",),
+}
+# Each kind's fields with the tags each may arrive as, and whether it must be there.
 _EXPECTED_FIELDS = {
-    kind: tuple((name, _EXPECTED_TAG[sc_type], sc_type, name in required_fields(kind))
+    kind: tuple((name, _EXPECTED_TAGS[sc_type], sc_type, name in required_fields(kind))
                 for name, sc_type in field_types(kind).items())
-    for kind in BY_TOPIC.values()
+    for kind in BY_SYMBOLS.values()
 }
 
 _TOPIC_CACHE_MAX = 65_536
@@ -85,28 +88,32 @@ def typed_event(topic: list[Sc], value: Sc) -> FlowFiEvent:
     name_tag, name = topic[0]
     if name_tag != "symbol":
         raise UndecodableEvent(f"topic 0 is a {name_tag}, not a Symbol naming the event")
-    kind = BY_TOPIC.get(name)
+    kind = BY_SYMBOLS.get((name,))
+    if kind is None and len(topic) > 1 and topic[1][0] == "symbol":
+        kind = BY_SYMBOLS.get((name, topic[1][1]))
+        name = f"{name} {topic[1][1]}"
     if kind is None:
         raise UndecodableEvent(f"unknown event {name!r}: not one of the FlowFi contract's events")
     tag, entries = value
     if tag != "map":
         raise UndecodableEvent(f"{name}: the data is a {tag}, not a map of fields")
     data = {key[1]: item for key, item in entries if key[0] == "symbol"}
-    fields: dict[str, int | str] = {}
-    for field_name, expected_tag, sc_type, required in _EXPECTED_FIELDS[kind]:
+    fields: dict[str, int | str | bool | None] = {}
+    for field_name, expected_tags, sc_type, required in _EXPECTED_FIELDS[kind]:
         item = data.get(field_name)
         if item is None:
             if required:
                 raise UndecodableEvent(f"{name}: required field {field_name!r} is missing")
             continue
-        if item[0] != expected_tag:
+        if item[0] not in expected_tags:
             raise UndecodableEvent(f"{name}: field {field_name!r} is a {item[0]}, expected {sc_type.value}")
-        fields[field_name] = item[1]
+        fields[field_name] = item[1].hex() if sc_type is ScType.BYTES else item[1]
     if kind.is_stream_event:
-        if len(topic) < 2 or topic[1][0] != "u64":
-            raise UndecodableEvent(f"{name}: topic 1 should be the stream id (u64), got {topic[1:]!r:.80}")
-        if topic[1][1] != fields["stream_id"]:
+        at = len(kind.symbols)
+        if len(topic) <= at or topic[at][0] != "u64":
+            raise UndecodableEvent(f"{name}: topic {at} should be the stream id (u64), got {topic[at:]!r:.80}")
+        if topic[at][1] != fields["stream_id"]:
             raise UndecodableEvent(
-                f"{name}: topic stream id {topic[1][1]} differs from data stream_id {fields['stream_id']}"
+                f"{name}: topic stream id {topic[at][1]} differs from data stream_id {fields['stream_id']}"
             )
-    return kind(**fields)
+    return kind(**fields)  # type: ignore[arg-type]

@@ -5,9 +5,14 @@ name the Soroban type of each field. The decoder reads these annotations to chec
 the table module derives its typed columns from them, the local network encodes its events from them,
 and the API derives its payload keys from them (`payload_key`). Nothing else spells an event's fields.
 
-Topic layout (contracts/stream_contract/src/events.rs): topic 0 is the event's Symbol name; stream
-events add the stream id (u64) as topic 1. The data is the struct as an ScMap keyed by Symbol field
-names, so fields are matched by name, never by position.
+The kinds are those of every build of the contract: the 11 of 8723543 and the 14 that c9f5d2e adds
+(recipient transfer, four kinds of creation, milestones, rate changes, disputes, closing, the protocol
+circuit breaker, upgrade and migration).
+
+Topic layout (contracts/stream_contract/src/events.rs): the topic starts with the event's Symbol name
+(`symbols`: one Symbol, or two for `("FlowFi", "ProtocolPaused")`); stream events add the stream id (u64)
+after it. The data is the struct as an ScMap keyed by Symbol field names, so fields are matched by name,
+never by position.
 
 Every field has one of three rules, because the contract's builds do not all publish the same fields:
 - required: the stream state (or the event's meaning) needs it; an event without it is a dead letter.
@@ -35,26 +40,38 @@ class ScType(enum.Enum):
     U64 = "u64"  # a decimal string (exceeds 2**53)
     I128 = "i128"  # a decimal string: money, never a float
     ADDRESS = "address"  # a G... or C... strkey
+    OPTION_ADDRESS = "Option<Address>"  # a strkey, or null for the contract's None
+    BOOL = "bool"  # true or false
+    BYTES = "BytesN<32>"  # lowercase hex (a wasm hash)
 
 
 U32 = Annotated[int, ScType.U32]
 U64 = Annotated[int, ScType.U64]
 I128 = Annotated[int, ScType.I128]
 Address = Annotated[str, ScType.ADDRESS]
+OptionAddress = Annotated[str | None, ScType.OPTION_ADDRESS]
+Bool = Annotated[bool, ScType.BOOL]
+Bytes = Annotated[str, ScType.BYTES]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlowFiEvent:
-    """Base of every event kind. `topic` is the contract's Symbol, `sse_name` what browsers see."""
+    """Base of every event kind. `topic` names it (the contract's Symbol), `symbols` are the Symbols its
+    topic starts with (`(topic,)` unless a kind says otherwise), `sse_name` is what browsers see."""
 
     topic: ClassVar[str]
+    symbols: ClassVar[tuple[str, ...]] = ()
     sse_name: ClassVar[str]
     is_stream_event: ClassVar[bool]
+
+    def __init_subclass__(cls) -> None:
+        if "topic" in cls.__dict__ and "symbols" not in cls.__dict__:
+            cls.symbols = (cls.topic,)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamEvent(FlowFiEvent):
-    """An event about one stream: the contract puts its id in topic 1 and in the data."""
+    """An event about one stream: the contract puts its id in the topic, after the name, and in the data."""
 
     is_stream_event: ClassVar[bool] = True
     stream_id: U64
@@ -62,7 +79,7 @@ class StreamEvent(FlowFiEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProtocolEvent(FlowFiEvent):
-    """An event about the contract's configuration: one topic, no stream id."""
+    """An event about the contract itself (configuration, pause, code): no stream id."""
 
     is_stream_event: ClassVar[bool] = False
 
@@ -169,6 +186,168 @@ class AdminTransferred(ProtocolEvent):
     new_admin: Address
 
 
+# --- added after 8723543 (c9f5d2e) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecipientTransferred(StreamEvent):
+    """The recipient handed the stream to another address; what had accrued (`settled_amount`) was paid to
+    the old one, with no tokens_withdrawn."""
+
+    topic: ClassVar[str] = "recipient_transferred"
+    sse_name: ClassVar[str] = "stream.recipient_transferred"
+    old_recipient: Address | None = None
+    new_recipient: Address
+    settled_amount: I128
+    timestamp: U64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepVestingStreamCreated(StreamEvent):
+    """A stream that unlocks in steps; the steps themselves are in the contract's storage only."""
+
+    topic: ClassVar[str] = "step_vesting_stream_created"
+    sse_name: ClassVar[str] = "stream.step_vesting_created"
+    sender: Address
+    recipient: Address
+    token_address: Address
+    deposited_amount: I128
+    step_count: U32 | None = None
+    last_unlock_time: U64 | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HybridCliffStreamCreated(StreamEvent):
+    """A stream that unlocks `cliff_unlock_amount` at `cliff_time`, then streams the rest from there."""
+
+    topic: ClassVar[str] = "hybrid_cliff_stream_created"
+    sse_name: ClassVar[str] = "stream.hybrid_cliff_created"
+    sender: Address
+    recipient: Address
+    token_address: Address
+    deposited_amount: I128
+    cliff_time: U64
+    cliff_unlock_amount: I128
+    rate_per_second: I128
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MilestoneConditionUnlocked(StreamEvent):
+    """A milestone of a conditional stream was met: its amount unlocks (in the contract's step order)."""
+
+    topic: ClassVar[str] = "milestone_condition_unlocked"
+    sse_name: ClassVar[str] = "stream.milestone_unlocked"
+    milestone_id: U32
+    amount: I128
+    caller: Address | None = None
+    timestamp: U64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllowanceStreamCreated(StreamEvent):
+    """A stream with no deposit (1 unit a second); only top-ups fund it."""
+
+    topic: ClassVar[str] = "allowance_stream_created"
+    sse_name: ClassVar[str] = "stream.allowance_created"
+    sender: Address
+    recipient: Address
+    token_address: Address
+    rate_per_second: I128
+    start_time: U64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamRateModified(StreamEvent):
+    """A new rate from `timestamp`, with no settlement: what had accrued streams later at the new rate."""
+
+    topic: ClassVar[str] = "stream_rate_modified"
+    sse_name: ClassVar[str] = "stream.rate_modified"
+    sender: Address | None = None
+    old_rate_per_second: I128 | None = None
+    new_rate_per_second: I128
+    new_end_time: U64 | None = None
+    timestamp: U64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisputeRequested(StreamEvent):
+    topic: ClassVar[str] = "dispute_requested"
+    sse_name: ClassVar[str] = "stream.dispute_requested"
+    sender: Address | None = None
+    arbiter: Address | None = None
+    timestamp: U64 | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisputeResolved(StreamEvent):
+    """An approved dispute is followed by the stream's stream_cancelled."""
+
+    topic: ClassVar[str] = "dispute_resolved"
+    sse_name: ClassVar[str] = "stream.dispute_resolved"
+    arbiter: Address | None = None
+    approved: Bool
+    timestamp: U64 | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamClosed(StreamEvent):
+    """A finished stream's storage was deleted; its history stays here."""
+
+    topic: ClassVar[str] = "stream_closed"
+    sse_name: ClassVar[str] = "stream.closed"
+    closer: Address | None = None
+    timestamp: U64 | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtocolPauseStatus(ProtocolEvent):
+    topic: ClassVar[str] = "protocol_pause_status"
+    sse_name: ClassVar[str] = "protocol.pause_status"
+    caller: Address | None = None
+    paused: Bool
+    timestamp: U64 | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtocolPaused(ProtocolEvent):
+    """Published just before protocol_pause_status by the same call, under a two-Symbol topic."""
+
+    topic: ClassVar[str] = "ProtocolPaused"
+    symbols: ClassVar[tuple[str, ...]] = ("FlowFi", "ProtocolPaused")
+    sse_name: ClassVar[str] = "protocol.paused"
+    admin: Address | None = None
+    is_paused: Bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmergencyGuardianUpdated(ProtocolEvent):
+    topic: ClassVar[str] = "emergency_guardian_updated"
+    sse_name: ClassVar[str] = "protocol.emergency_guardian_updated"
+    admin: Address | None = None
+    guardian: OptionAddress
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContractUpgraded(ProtocolEvent):
+    """New code at the same address, from this event's ledger on (published before the swap)."""
+
+    topic: ClassVar[str] = "contract_upgraded"
+    sse_name: ClassVar[str] = "protocol.contract_upgraded"
+    admin: Address | None = None
+    old_wasm_hash: Bytes | None = None
+    new_wasm_hash: Bytes
+    timestamp: U64 | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateMigrated(ProtocolEvent):
+    topic: ClassVar[str] = "state_migrated"
+    sse_name: ClassVar[str] = "protocol.state_migrated"
+    admin: Address | None = None
+    old_version: U32 | None = None
+    new_version: U32
+
+
 EVENT_KINDS: tuple[type[FlowFiEvent], ...] = (
     StreamCreated,
     StreamToppedUp,
@@ -181,8 +360,27 @@ EVENT_KINDS: tuple[type[FlowFiEvent], ...] = (
     Initialized,
     FeeConfigUpdated,
     AdminTransferred,
+    RecipientTransferred,
+    StepVestingStreamCreated,
+    HybridCliffStreamCreated,
+    MilestoneConditionUnlocked,
+    AllowanceStreamCreated,
+    StreamRateModified,
+    DisputeRequested,
+    DisputeResolved,
+    StreamClosed,
+    ProtocolPauseStatus,
+    ProtocolPaused,
+    EmergencyGuardianUpdated,
+    ContractUpgraded,
+    StateMigrated,
+)
+# The kinds that start a stream, each from a different creation entry point.
+CREATIONS: tuple[type[StreamEvent], ...] = (
+    StreamCreated, StepVestingStreamCreated, HybridCliffStreamCreated, AllowanceStreamCreated,
 )
 BY_TOPIC: dict[str, type[FlowFiEvent]] = {kind.topic: kind for kind in EVENT_KINDS}
+BY_SYMBOLS: dict[tuple[str, ...], type[FlowFiEvent]] = {kind.symbols: kind for kind in EVENT_KINDS}
 BY_SSE_NAME: dict[str, type[FlowFiEvent]] = {kind.sse_name: kind for kind in EVENT_KINDS}
 
 
@@ -227,11 +425,13 @@ def all_fields(kinds: tuple[type[FlowFiEvent], ...] = EVENT_KINDS) -> dict[str, 
 
 def party_fields(kind: type[FlowFiEvent]) -> tuple[str, ...]:
     """The fields naming whom an event concerns: a stream event's sender and recipient (the stream's
-    parties, filled from the stream where the event names only one), every address of a protocol
-    event."""
+    parties, filled from the stream where the event names only one) and the recipients a transfer names,
+    every address of a protocol event."""
     if kind.is_stream_event:
-        return ("sender", "recipient")
-    return tuple(name for name, sc_type in field_types(kind).items() if sc_type is ScType.ADDRESS)
+        extra = tuple(name for name in ("old_recipient", "new_recipient") if name in field_types(kind))
+        return ("sender", "recipient", *extra)
+    return tuple(name for name, sc_type in field_types(kind).items()
+                 if sc_type in (ScType.ADDRESS, ScType.OPTION_ADDRESS))
 
 
 def payload_key(field_name: str) -> str:
@@ -240,15 +440,18 @@ def payload_key(field_name: str) -> str:
     return head + "".join(word.capitalize() for word in rest)
 
 
-def to_json_value(value: int | str | None, sc_type: ScType) -> int | str | None:
-    """A field's JSON form: u32 as a number, u64 and i128 as decimal strings, addresses as strkeys, an
-    absent optional field as null."""
-    if value is None or sc_type is ScType.U32 or sc_type is ScType.ADDRESS:
-        return value
-    return str(value)
+JsonValue = int | str | bool | None
 
 
-def event_fields_json(event: FlowFiEvent) -> dict[str, int | str | None]:
+def to_json_value(value: JsonValue, sc_type: ScType) -> JsonValue:
+    """A field's JSON form: u64 and i128 as decimal strings, u32 as a number, addresses as strkeys,
+    bools as booleans, bytes as hex, an absent optional field (or the contract's None) as null."""
+    if sc_type is ScType.U64 or sc_type is ScType.I128:
+        return None if value is None else str(value)
+    return value
+
+
+def event_fields_json(event: FlowFiEvent) -> dict[str, JsonValue]:
     """The event's data fields as JSON, keyed by the contract's field names."""
     return {
         name: to_json_value(getattr(event, name), sc_type)

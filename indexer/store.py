@@ -6,13 +6,15 @@ from; its NOTIFY (the page's last event id) is delivered at commit. Events alrea
 by id, so writing a page twice changes nothing.
 
 Rows go in with COPY (in its text format, see copy_text.py) and the state is computed in Python from
-the rows the page touches, so a page costs a handful of round trips whatever its size.
+the rows the page touches (`indexer.state.fold`), so a page costs a handful of round trips whatever its
+size. A page holds whole transactions (the worker sees to it), so a creation fee and its stream arrive
+together.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -20,6 +22,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from sqlalchemy import ARRAY, Numeric
 
 from indexer import copy_text, ids, tables
 from indexer import state as stream_state
@@ -29,11 +32,15 @@ from indexer.events import (
     EVENT_KINDS,
     AdminTransferred,
     ChainEvent,
-    FeeCollected,
+    ContractUpgraded,
+    EmergencyGuardianUpdated,
     FeeConfigUpdated,
     FlowFiEvent,
     Initialized,
-    StreamCreated,
+    ProtocolEvent,
+    ProtocolPaused,
+    ProtocolPauseStatus,
+    StateMigrated,
     StreamEvent,
     all_fields,
     field_types,
@@ -41,7 +48,7 @@ from indexer.events import (
     required_fields,
 )
 from indexer.rpc import EventPage
-from indexer.state import StreamState
+from indexer.state import StoredSchedule, StreamKey, StreamState
 from indexer.tables import EVENTS_CHANNEL
 
 TYPED_FIELDS = all_fields()
@@ -53,8 +60,8 @@ PARTY_COLUMNS = ("address", "event_id")
 DEAD_LETTER_COLUMNS = ("event_id", "reason")
 STREAM_COLUMNS = tuple(StreamState.__dataclass_fields__)
 assert tuple(c.name for c in tables.streams.columns) == STREAM_COLUMNS
-_STREAM_NUMERIC = {"stream_id", "rate_per_second", "deposited", "withdrawn", "refunded", "fees_paid",
-                   "start_time", "last_update_time", "paused_at", "end_time"}
+_STREAM_NUMERIC = frozenset(c.name for c in tables.streams.columns if isinstance(c.type, Numeric))
+_STREAM_ARRAYS = frozenset(c.name for c in tables.streams.columns if isinstance(c.type, ARRAY))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,19 +100,24 @@ async def load_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> 
 
 
 async def write_page(
-    conn: asyncpg.Connection, contract_ids: Sequence[str], page: EventPage, decoded: Sequence[Decoded]
+    conn: asyncpg.Connection,
+    contract_ids: Sequence[str],
+    page: EventPage,
+    decoded: Sequence[Decoded],
+    stored: Mapping[StreamKey, StoredSchedule] | None = None,
 ) -> PageWritten:
-    """Store one getEvents page and move the cursor past it, in one transaction."""
+    """Store one getEvents page and move the cursor past it, in one transaction. `stored` is what the
+    contract's storage says of the schedules its creation events do not carry."""
     async with conn.transaction():
         fresh = await _skip_stored(conn, decoded)
         typed = [d.event for d in fresh if d.event is not None]
         dead = [d for d in fresh if d.event is None]
 
-        streams = await _apply_stream_events(conn, typed)
-        await copy_rows(conn, page_rows(fresh, streams))
-        await _fill_earlier_parties(conn, typed)
-        await _upsert_streams(conn, streams.values())
-        await _apply_protocol_events(conn, typed)
+        streams = await load_streams(conn, {key for e in typed if (key := stream_key(e)) is not None})
+        parties_at = stream_state.fold(streams, typed, stored)
+        await copy_rows(conn, page_rows(fresh, parties_at))
+        await upsert_streams(conn, streams.values())
+        await apply_protocol_events(conn, typed)
 
         last_event_id = decoded[-1].raw.id if decoded else None
         await _save_cursor(conn, contract_ids, page, last_event_id, len(fresh))
@@ -137,7 +149,7 @@ class PageRows:
     dead_letters: list[str] = field(default_factory=list)
 
 
-def page_rows(fresh: Iterable[Decoded], streams: dict[tuple[str, int], StreamState]) -> PageRows:
+def page_rows(fresh: Iterable[Decoded], parties_at: Mapping[str, tuple[str, str]]) -> PageRows:
     rows = PageRows()
     for d in fresh:
         raw = d.raw
@@ -153,8 +165,9 @@ def page_rows(fresh: Iterable[Decoded], streams: dict[tuple[str, int], StreamSta
         if chain_event is None:
             rows.dead_letters.append(f"{event_id}\t{optional_text(d.error)}\n")
             continue
-        rows.events.append(location + _typed_fields(chain_event, streams))
-        rows.event_parties.extend(f"{address}\t{event_id}\n" for address in _parties(chain_event, streams))
+        stream_parties = parties_at.get(chain_event.id)
+        rows.events.append(location + _typed_fields(chain_event, stream_parties))
+        rows.event_parties.extend(f"{address}\t{event_id}\n" for address in _parties(chain_event, stream_parties))
     return rows
 
 
@@ -199,61 +212,33 @@ def _typed_layout(kind: type[FlowFiEvent]) -> tuple[str, Callable[[Any], tuple]]
 _LAYOUTS = {kind: _typed_layout(kind) for kind in EVENT_KINDS}
 
 
-def _typed_fields(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> str:
+def _typed_fields(chain_event: ChainEvent, stream_parties: tuple[str, str] | None) -> str:
     """The end of an event's events row. For stream events `sender` and `recipient` are the stream's
-    parties where the stream is known, else the event's own."""
+    parties at that event where the stream is known, else the event's own."""
     event = chain_event.event
     template, getter = _LAYOUTS[type(event)]
     sender = recipient = NULL
-    if isinstance(event, StreamEvent):
-        if s := streams.get((chain_event.contract_id, event.stream_id)):
-            sender, recipient = s.sender, s.recipient
-        else:
-            sender, recipient = getattr(event, "sender", None) or NULL, getattr(event, "recipient", None) or NULL
+    if stream_parties is not None:
+        sender, recipient = stream_parties
+    elif isinstance(event, StreamEvent):
+        sender, recipient = getattr(event, "sender", None) or NULL, getattr(event, "recipient", None) or NULL
     return template.format(sender, recipient, *getter(event))
 
 
-def _parties(chain_event: ChainEvent, streams: dict[tuple[str, int], StreamState]) -> set[str]:
+def _parties(chain_event: ChainEvent, stream_parties: tuple[str, str] | None) -> set[str]:
     event = chain_event.event
     found = {value for name in party_fields(type(event)) if (value := getattr(event, name, None)) is not None}
-    if isinstance(event, StreamEvent) and (s := streams.get((chain_event.contract_id, event.stream_id))):
-        found |= {s.sender, s.recipient}
-    return found
+    return found | set(stream_parties or ())
 
 
-async def _apply_stream_events(
-    conn: asyncpg.Connection, typed: list[ChainEvent]
-) -> dict[tuple[str, int], StreamState]:
-    """The state after this page of every stream the page touches (loaded, then advanced in order)."""
-    keys = {(e.contract_id, e.event.stream_id) for e in typed if isinstance(e.event, StreamEvent)}
+def stream_key(chain_event: ChainEvent) -> StreamKey | None:
+    event = chain_event.event
+    return (chain_event.contract_id, event.stream_id) if isinstance(event, StreamEvent) else None
+
+
+async def load_streams(conn: asyncpg.Connection, keys: set[StreamKey]) -> dict[StreamKey, StreamState]:
     if not keys:
         return {}
-    streams = await _load_streams(conn, keys)
-    created = [k for k in keys if k not in streams]
-    earlier_fees = await _fees_already_stored(conn, created) if created else {}
-    pending_fees: dict[tuple[str, int], int] = {}
-    for chain_event in typed:
-        event = chain_event.event
-        if not isinstance(event, StreamEvent):
-            continue
-        key = (chain_event.contract_id, event.stream_id)
-        current = streams.get(key)
-        if isinstance(event, StreamCreated):
-            if current is None:
-                fees = earlier_fees.get(key, 0) + pending_fees.pop(key, 0)
-                streams[key] = stream_state.new_stream(chain_event, fees)
-        elif current is not None:
-            stream_state.apply(current, chain_event)
-        elif isinstance(event, FeeCollected):
-            # The contract emits the creation fee just before stream_created, in the same transaction.
-            pending_fees[key] = pending_fees.get(key, 0) + event.fee_amount
-        # Any other event of a stream created before the indexed history began has no state to change.
-    return streams
-
-
-async def _load_streams(
-    conn: asyncpg.Connection, keys: set[tuple[str, int]]
-) -> dict[tuple[str, int], StreamState]:
     rows = await conn.fetch(
         f"SELECT {', '.join(STREAM_COLUMNS)} FROM streams "
         "WHERE (contract_id, stream_id) IN (SELECT * FROM unnest($1::text[], $2::numeric[]))",
@@ -263,52 +248,15 @@ async def _load_streams(
 
 
 def _stream_from_row(row: asyncpg.Record) -> StreamState:
-    values: dict[str, Any] = {
-        c: (int(row[c]) if c in _STREAM_NUMERIC and row[c] is not None else row[c]) for c in STREAM_COLUMNS
-    }
+    values: dict[str, Any] = {}
+    for column in STREAM_COLUMNS:
+        value = row[column]
+        if value is not None and column in _STREAM_NUMERIC:
+            value = int(value)
+        elif column in _STREAM_ARRAYS:
+            value = tuple(int(item) for item in value)
+        values[column] = value
     return StreamState(**values)
-
-
-async def _fees_already_stored(
-    conn: asyncpg.Connection, keys: list[tuple[str, int]]
-) -> dict[tuple[str, int], int]:
-    """Creation fees of new streams that an earlier page stored (a page may end between the fee
-    event and stream_created)."""
-    rows = await conn.fetch(
-        "SELECT contract_id, stream_id, sum(fee_amount) AS fees FROM events "
-        "WHERE kind = $1 AND (contract_id, stream_id) IN (SELECT * FROM unnest($2::text[], $3::numeric[])) "
-        "GROUP BY contract_id, stream_id",
-        FeeCollected.sse_name, [k[0] for k in keys], [k[1] for k in keys],
-    )
-    return {(row["contract_id"], int(row["stream_id"])): int(row["fees"]) for row in rows}
-
-
-async def _fill_earlier_parties(conn: asyncpg.Connection, typed: list[ChainEvent]) -> None:
-    """Give events stored before their stream's creation was seen (a creation fee at the end of the
-    previous page) the stream's parties."""
-    created = [e for e in typed if isinstance(e.event, StreamCreated)]
-    if not created:
-        return
-    await conn.execute(
-        """
-        WITH created AS (
-            SELECT * FROM unnest($1::text[], $2::numeric[], $3::text[], $4::text[])
-                AS c(contract_id, stream_id, sender, recipient)
-        ), filled AS (
-            UPDATE events e SET sender = c.sender, recipient = c.recipient
-            FROM created c
-            WHERE e.contract_id = c.contract_id AND e.stream_id = c.stream_id AND e.sender IS NULL
-            RETURNING e.id, e.sender, e.recipient
-        )
-        INSERT INTO event_parties (address, event_id)
-        SELECT sender, id FROM filled UNION SELECT recipient, id FROM filled
-        ON CONFLICT DO NOTHING
-        """,
-        [e.contract_id for e in created],
-        [e.event.stream_id for e in created],  # type: ignore[attr-defined]
-        [e.event.sender for e in created],  # type: ignore[attr-defined]
-        [e.event.recipient for e in created],  # type: ignore[attr-defined]
-    )
 
 
 # The page's stream states go to a temporary table by COPY, and from there into streams in one
@@ -322,37 +270,61 @@ _UPSERT_STREAMS = (
 _stream_values = attrgetter(*STREAM_COLUMNS)
 
 
-async def _upsert_streams(conn: asyncpg.Connection, states: Iterable[StreamState]) -> None:
+async def upsert_streams(conn: asyncpg.Connection, states: Iterable[StreamState]) -> None:
     lines = [copy_text.row(map(copy_text.field, _stream_values(s))) for s in states]
     if lines:
         await conn.execute(_STAGE_STREAMS)
-        await conn.copy_to_table("streams_page", source=memoryview("".join(lines).encode()), format="text")
+        await conn.copy_to_table("streams_page", source=memoryview("".join(lines).encode()), format="text",
+                                 columns=list(STREAM_COLUMNS))
         await conn.execute(_UPSERT_STREAMS)
 
 
-async def _apply_protocol_events(conn: asyncpg.Connection, typed: list[ChainEvent]) -> None:
+def _config_changes(event: FlowFiEvent) -> dict[str, object]:
+    """The protocol_config columns a protocol event sets."""
+    match event:
+        case Initialized():
+            return {"admin": event.admin, "treasury": event.treasury, "fee_rate_bps": event.fee_rate_bps}
+        case FeeConfigUpdated():
+            return {"treasury": event.new_treasury, "fee_rate_bps": event.new_fee_rate_bps}
+        case AdminTransferred():
+            return {"admin": event.new_admin}
+        case ProtocolPauseStatus():
+            return {"is_paused": event.paused}
+        case ProtocolPaused():
+            return {"is_paused": event.is_paused}
+        case EmergencyGuardianUpdated():
+            return {"emergency_guardian": event.guardian}
+        case ContractUpgraded():
+            return {"wasm_hash": event.new_wasm_hash}
+        case StateMigrated():
+            return {"data_version": event.new_version}
+    raise TypeError(f"{type(event).__name__} does not change the protocol's configuration")
+
+
+async def apply_protocol_events(conn: asyncpg.Connection, typed: Iterable[ChainEvent]) -> None:
+    """Move each contract's protocol_config on by its protocol events, in order, and record code
+    upgrades and data migrations in contract_upgrades."""
     for chain_event in typed:
         event = chain_event.event
-        if isinstance(event, Initialized):
+        if not isinstance(event, ProtocolEvent):
+            continue
+        changes = _config_changes(event)
+        columns = list(changes)
+        placeholders = ", ".join(f"${i}" for i in range(4, 4 + len(columns)))
+        await conn.execute(
+            f"INSERT INTO protocol_config (contract_id, updated_at, last_event_id, {', '.join(columns)}) "
+            f"VALUES ($1, $2, $3, {placeholders}) ON CONFLICT (contract_id) DO UPDATE SET "
+            "updated_at = EXCLUDED.updated_at, last_event_id = EXCLUDED.last_event_id, "
+            + ", ".join(f"{column} = EXCLUDED.{column}" for column in columns),
+            chain_event.contract_id, chain_event.ledger_closed_at, chain_event.id, *changes.values(),
+        )
+        if isinstance(event, ContractUpgraded | StateMigrated):
             await conn.execute(
-                "INSERT INTO protocol_config (contract_id, admin, treasury, fee_rate_bps, updated_at, "
-                "last_event_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (contract_id) DO UPDATE SET "
-                "admin = $2, treasury = $3, fee_rate_bps = $4, updated_at = $5, last_event_id = $6",
-                chain_event.contract_id, event.admin, event.treasury, event.fee_rate_bps,
-                chain_event.ledger_closed_at, chain_event.id,
-            )
-        elif isinstance(event, FeeConfigUpdated):
-            await conn.execute(
-                "UPDATE protocol_config SET treasury = $2, fee_rate_bps = $3, updated_at = $4, "
-                "last_event_id = $5 WHERE contract_id = $1",
-                chain_event.contract_id, event.new_treasury, event.new_fee_rate_bps,
-                chain_event.ledger_closed_at, chain_event.id,
-            )
-        elif isinstance(event, AdminTransferred):
-            await conn.execute(
-                "UPDATE protocol_config SET admin = $2, updated_at = $3, last_event_id = $4 "
-                "WHERE contract_id = $1",
-                chain_event.contract_id, event.new_admin, chain_event.ledger_closed_at, chain_event.id,
+                "INSERT INTO contract_upgrades (event_id, contract_id, ledger, kind, wasm_hash, data_version) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+                chain_event.id, chain_event.contract_id, chain_event.ledger,
+                "code" if isinstance(event, ContractUpgraded) else "data",
+                changes.get("wasm_hash"), changes.get("data_version"),
             )
 
 

@@ -3,8 +3,10 @@
 contract_events   every event of the indexed contract(s), as delivered (XDR) and decoded (JSON)
 events            the typed FlowFi events; one NUMERIC/TEXT column per contract field (see events.py)
 event_parties     which addresses each event concerns, for "everything about address X" in id order
-streams           the current state of every stream, derived from its events
-protocol_config   the contract's current admin, treasury and fee rate
+streams           the current state of every stream, derived from its events (and, where the events do not
+                  carry a stream's whole schedule, from the contract's storage)
+protocol_config   the contract's current admin, treasury, fee rate, pause, guardian and code
+contract_upgrades the contract's code changes (contract_upgraded) and data migrations (state_migrated)
 dead_letters      events that could not be decoded or applied, with the reason
 indexer_cursor    where the worker resumes
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -32,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
 
+from indexer.accrual import SCHEDULES
 from indexer.events import EVENT_KINDS, ScType, all_fields
 
 # Rung after each committed page; the payload is the page's last event id. A doorbell only: listeners
@@ -46,9 +50,13 @@ SQL_TYPES: dict[ScType, TypeEngine] = {
     ScType.U64: U64_NUMERIC,
     ScType.U32: BigInteger(),
     ScType.ADDRESS: Text(),
+    ScType.OPTION_ADDRESS: Text(),
+    ScType.BOOL: Boolean(),
+    ScType.BYTES: Text(),  # lowercase hex
 }
 
-STREAM_STATUSES = ("active", "paused", "cancelled", "completed")
+STREAM_STATUSES = ("active", "paused", "cancelled", "completed", "closed")
+TERMS_SOURCES = ("events", "storage", "unavailable")
 
 metadata = MetaData(
     naming_convention={
@@ -121,13 +129,30 @@ streams = Table(
     Column("start_time", U64_NUMERIC, nullable=False, comment="ledger time, unix seconds"),
     Column("last_update_time", U64_NUMERIC, nullable=False, comment="accrual runs from here"),
     Column("paused_at", U64_NUMERIC, comment="set while paused"),
-    Column("end_time", U64_NUMERIC, comment="derived; NULL while paused"),
+    Column("end_time", U64_NUMERIC,
+           comment="when the deposit runs out, as the contract projects it at the stream's last event; while "
+                   "paused, if resumed then; NULL while a milestone is unmet"),
+    Column("schedule", Text, nullable=False, comment="linear, steps or hybrid (see indexer/accrual.py)"),
+    Column("cliff_time", U64_NUMERIC,
+           comment="nothing is claimable before it; hybrid streams unlock cliff_amount then"),
+    Column("cliff_amount", I128_NUMERIC, comment="a hybrid stream's lump at cliff_time"),
+    Column("step_times", ARRAY(U64_NUMERIC), nullable=False,
+           comment="a steps stream's unlock times, in the contract's order (2^64-1: milestone not met)"),
+    Column("step_amounts", ARRAY(I128_NUMERIC), nullable=False, comment="the amount each step unlocks"),
+    Column("conditional", Boolean, nullable=False, comment="steps that unlock when milestones are met"),
+    Column("allowance", Boolean, nullable=False, comment="created with no deposit; funded by top-ups only"),
+    Column("terms_source", Text, nullable=False,
+           comment="events; storage when part of the schedule came from the contract's storage; unavailable "
+                   "when it should have and the entry was gone"),
+    Column("dispute", Text, comment="requested, approved or rejected"),
     Column("created_at", DateTime(timezone=True), nullable=False, comment="ledger close time"),
     Column("updated_at", DateTime(timezone=True), nullable=False, comment="ledger close time"),
     Column("first_event_id", Text, nullable=False),
     Column("last_event_id", Text, nullable=False),
     PrimaryKeyConstraint("contract_id", "stream_id"),
     CheckConstraint(f"status IN {STREAM_STATUSES!r}", name="status"),
+    CheckConstraint(f"schedule IN {SCHEDULES!r}", name="schedule"),
+    CheckConstraint(f"terms_source IN {TERMS_SOURCES!r}", name="terms_source"),
     Index(None, "sender", "stream_id"),
     Index(None, "recipient", "stream_id"),
     Index(None, "status", "stream_id"),
@@ -139,11 +164,29 @@ protocol_config = Table(
     "protocol_config",
     metadata,
     Column("contract_id", Text, primary_key=True),
-    Column("admin", Text, nullable=False),
-    Column("treasury", Text, nullable=False),
-    Column("fee_rate_bps", BigInteger, nullable=False),
+    Column("admin", Text, comment="NULL until initialized or admin_transferred is seen"),
+    Column("treasury", Text, comment="NULL until initialized or fee_config_updated is seen"),
+    Column("fee_rate_bps", BigInteger, comment="NULL until initialized or fee_config_updated is seen"),
+    Column("is_paused", Boolean, comment="the protocol circuit breaker; NULL until a pause event is seen"),
+    Column("emergency_guardian", Text, comment="may pause the protocol besides the admin"),
+    Column("wasm_hash", Text, comment="the code the last contract_upgraded installed (hex)"),
+    Column("data_version", BigInteger, comment="the storage layout version of the last state_migrated"),
     Column("updated_at", DateTime(timezone=True), nullable=False, comment="ledger close time"),
     Column("last_event_id", Text, nullable=False),
+)
+
+contract_upgrades = Table(
+    "contract_upgrades",
+    metadata,
+    Column("event_id", Text, primary_key=True, comment="the contract_upgraded or state_migrated event"),
+    Column("contract_id", Text, nullable=False),
+    Column("ledger", BigInteger, nullable=False),
+    Column("kind", Text, nullable=False, comment="code (contract_upgraded) or data (state_migrated)"),
+    Column("wasm_hash", Text, comment="code: the new code's hash (hex)"),
+    Column("data_version", BigInteger, comment="data: the new storage layout version"),
+    Column("build", Text, comment="the contract build this code is known to be; NULL when unknown"),
+    CheckConstraint("kind IN ('code', 'data')", name="kind"),
+    Index(None, "contract_id", "event_id"),
 )
 
 dead_letters = Table(

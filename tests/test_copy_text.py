@@ -73,7 +73,8 @@ async def test_postgres_reads_back_exactly_what_was_encoded(
 
 def test_field_encodes_by_type() -> None:
     at = datetime(2026, 7, 21, 18, 1, 10, tzinfo=UTC)
-    assert [copy_text.field(v) for v in (None, "a\tb", 2**100, at)] == [
-        "\\N", "a\\tb", str(2**100), "2026-07-21T18:01:10+00:00"]
-    with pytest.raises(TypeError):
-        copy_text.field(True)  # type: ignore[arg-type]
+    assert [copy_text.field(v) for v in (None, "a\tb", 2**100, at, True, False, (1, 2**70), ())] == [
+        "\\N", "a\\tb", str(2**100), "2026-07-21T18:01:10+00:00", "t", "f", "{1," + str(2**70) + "}", "{}"]
+    for unknown in (1.5, ("a",), (True,)):
+        with pytest.raises(TypeError):
+            copy_text.field(unknown)  # type: ignore[arg-type]

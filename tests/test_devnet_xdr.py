@@ -15,7 +15,8 @@ VECTORS = json.loads((Path(__file__).parent / "data" / "flowfi_events.json").rea
 def event_from_expected(name: str, expected: dict[str, Any]) -> FlowFiEvent:
     kind = BY_TOPIC[name]
     types = field_types(kind)
-    return kind(**{k: v if types[k] is ScType.ADDRESS else int(v) for k, v in expected.items()})
+    numbers = (ScType.U32, ScType.U64, ScType.I128)
+    return kind(**{k: int(v) if types[k] in numbers else v for k, v in expected.items()})
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[f"{v['name']}-{i}" for i, v in enumerate(VECTORS)])

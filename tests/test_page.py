@@ -24,7 +24,7 @@ from playwright.async_api import Page, Response, async_playwright
 
 from api.app import Server, create_app
 from devnet import running_devnet
-from indexer.accrual import claimable
+from indexer.accrual import Terms, claimable
 from indexer.database import asyncpg_dsn
 from indexer.worker import Worker
 from tests.indexing import worker_settings
@@ -205,8 +205,8 @@ async def test_the_pages_balance_formula_is_the_indexers(database_url: str) -> N
                         [[str(v) if v is not None else None for v in case] for case in cases],
                     )
                     for (rate, dep, wd, last, paused, now), (claim, remaining) in zip(cases, got, strict=True):
-                        expected = claimable(rate=rate, deposited=dep, withdrawn=wd, last_update_time=last,
-                                             paused_at=paused, now=now)
+                        expected = claimable(Terms(rate=rate, deposited=dep, withdrawn=wd, last_update_time=last,
+                                                   paused_at=paused), now)
                         assert (int(claim), int(remaining)) == (expected, dep - wd - expected)
                     formatted = await page.evaluate(
                         """async () => {

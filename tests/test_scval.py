@@ -74,7 +74,8 @@ def test_flowfi_vectors_parse_identically(vector: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_flowfi_vector_values_give_the_expected_json(vector: dict[str, Any]) -> None:
     assert to_json(parse_scval(vector["value"])) == vector["expected"]
-    assert to_json(parse_scval(vector["topic"][0])) == vector["name"]
+    symbols = [to_json(parse_scval(topic)) for topic in vector["topic"]]
+    assert vector["name"] in symbols[:2]
 
 
 def test_real_rpc_events_parse_identically() -> None:

@@ -6,7 +6,7 @@ import orjson
 
 from devnet.chain import Chain
 from devnet.traffic import Traffic
-from indexer.accrual import FINISHED, claimable
+from indexer.accrual import FINISHED, Terms, claimable
 from indexer.decode import decode
 from indexer.events import (
     ChainEvent,
@@ -40,7 +40,7 @@ def test_accrual_is_capped_by_the_deposit_and_the_end_time_is_the_contracts() ->
     assert stream.claimable(1050) == 500
     assert stream.claimable(5000) == 1005
     assert stream.end_time == 1000 + 1005 // 10
-    assert claimable(rate=10, deposited=100, withdrawn=100, last_update_time=0, paused_at=None, now=50) == 0
+    assert claimable(Terms(rate=10, deposited=100, withdrawn=100, last_update_time=0), 50) == 0
 
 
 def test_a_pause_freezes_accrual_and_a_resume_shifts_it_by_the_pause() -> None:

@@ -305,8 +305,9 @@ async def test_a_lagging_node_and_a_failed_database_read_are_waited_out(
         with caplog.at_level(logging.WARNING, logger="indexer.worker"):
             await run_until(worker, database_url, lambda conn: indexed_all(conn, devnet, faults))
         messages = [r.getMessage() for r in caplog.records]
-        assert sum("not yet" in m for m in messages) == 3, messages
-        assert sum("database read failed" in m for m in messages) == 1, messages
+        assert len(devnet.faults) == 0
+        assert any("not yet" in m for m in messages), messages
+        assert any("database read failed" in m for m in messages), messages
 
 
 async def indexed_all(conn: asyncpg.Connection, devnet: Any, after: asyncio.Task[None]) -> bool:

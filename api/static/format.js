@@ -14,6 +14,20 @@ export const EVENT_TYPES = [
   "protocol.initialized",
   "protocol.fee_config_updated",
   "protocol.admin_transferred",
+  "stream.recipient_transferred",
+  "stream.step_vesting_created",
+  "stream.hybrid_cliff_created",
+  "stream.milestone_unlocked",
+  "stream.allowance_created",
+  "stream.rate_modified",
+  "stream.dispute_requested",
+  "stream.dispute_resolved",
+  "stream.closed",
+  "protocol.pause_status",
+  "protocol.paused",
+  "protocol.emergency_guardian_updated",
+  "protocol.contract_upgraded",
+  "protocol.state_migrated",
 ];
 
 /** Payload keys holding amounts in the token's smallest unit (the contract's i128 fields). */
@@ -26,6 +40,10 @@ export const AMOUNT_KEYS = [
   "amountWithdrawn",
   "refundedAmount",
   "feeAmount",
+  "settledAmount",
+  "cliffUnlockAmount",
+  "oldRatePerSecond",
+  "newRatePerSecond",
 ];
 
 export const DEFAULT_DECIMALS = 7;

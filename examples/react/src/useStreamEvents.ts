@@ -25,6 +25,20 @@ export const EVENT_TYPES = [
   "protocol.initialized",
   "protocol.fee_config_updated",
   "protocol.admin_transferred",
+  "stream.recipient_transferred",
+  "stream.step_vesting_created",
+  "stream.hybrid_cliff_created",
+  "stream.milestone_unlocked",
+  "stream.allowance_created",
+  "stream.rate_modified",
+  "stream.dispute_requested",
+  "stream.dispute_resolved",
+  "stream.closed",
+  "protocol.pause_status",
+  "protocol.paused",
+  "protocol.emergency_guardian_updated",
+  "protocol.contract_upgraded",
+  "protocol.state_migrated",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
