@@ -162,6 +162,7 @@ def dev(
 
     settings = load_settings(
         rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),
+        contract_build="8723543",
     )
     setup_logging(log_format=settings.log_format)
     url = database_of(settings)

@@ -1,4 +1,5 @@
-"""A client for the Stellar RPC methods the worker needs: getNetwork, getHealth, getEvents.
+"""A client for the Stellar RPC methods the indexer needs: getNetwork, getHealth, getEvents and
+getLedgerEntries.
 
 The JSON-RPC envelope ends here: responses become frozen dataclasses, and every failure becomes one of
 
@@ -28,6 +29,7 @@ import orjson
 from indexer import ids
 
 MAX_PAGE_SIZE = 10_000  # Stellar RPC refuses a larger pagination.limit
+MAX_LEDGER_KEYS = 200  # keys per getLedgerEntries request
 MAX_CONTRACT_IDS_PER_FILTER = 5
 # -32001: the request took too long; -32603: the server's own backend failed. Both may pass.
 RETRYABLE_ERROR_CODES = frozenset({-32001, -32603})
@@ -95,6 +97,20 @@ class EventPage:
     latest_ledger: int
     oldest_ledger: int
     latest_ledger_close_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    key: str  # base64 LedgerKey
+    xdr: str  # base64 LedgerEntryData
+    last_modified_ledger: int
+    live_until_ledger: int | None  # 0 for an archived entry; None for an entry without a TTL
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntries:
+    entries: tuple[LedgerEntry, ...]  # those found, in the order asked
+    latest_ledger: int  # the ledger they were read at
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +199,25 @@ class RpcClient:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RetryableRpcError(f"getEvents returned a malformed result ({exc!r})") from exc
+
+    async def get_ledger_entries(self, keys: list[str]) -> LedgerEntries:
+        """The entries of these LedgerKeys (base64) that exist, at the server's newest ledger."""
+        if not 0 < len(keys) <= MAX_LEDGER_KEYS:
+            raise ValueError(f"getLedgerEntries takes 1 to {MAX_LEDGER_KEYS} keys, not {len(keys)}")
+        result = await self.call("getLedgerEntries", {"keys": keys, "xdrFormat": "base64"})
+        try:
+            return LedgerEntries(
+                entries=tuple(
+                    LedgerEntry(key=str(e["key"]), xdr=str(e["xdr"]),
+                                last_modified_ledger=int(e["lastModifiedLedgerSeq"]),
+                                live_until_ledger=None if e.get("liveUntilLedgerSeq") is None
+                                else int(e["liveUntilLedgerSeq"]))
+                    for e in result.get("entries") or ()
+                ),
+                latest_ledger=int(result["latestLedger"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RetryableRpcError(f"getLedgerEntries returned a malformed result ({exc!r})") from exc
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """One JSON-RPC request; its result object, or an RpcError."""

@@ -3,7 +3,7 @@ file), which command-line flags override. The defaults read the local network on
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -28,6 +28,9 @@ class IndexerSettings(BaseSettings):
     page_size: int = Field(1000, ge=1, le=MAX_PAGE_SIZE, description="events per getEvents page")
     poll_interval: float = Field(2.0, gt=0, description="seconds between polls once caught up")
     rpc_timeout: float = Field(15.0, gt=0, description="seconds before an RPC request is abandoned")
+    contract_build: Literal["8723543", "c9f5d2e"] = Field(
+        "c9f5d2e", description="the contract build deployed before any upgrade the index sees (see indexer/builds.py)"
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="serve the worker's Prometheus metrics on this port"
     )

@@ -88,6 +88,15 @@ def writer_lock_key(contract_ids: Sequence[str]) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+async def load_upgrades(conn: asyncpg.Connection) -> dict[str, list[str]]:
+    """The event ids of each contract's code upgrades."""
+    rows = await conn.fetch("SELECT contract_id, event_id FROM contract_upgrades WHERE kind = 'code' ORDER BY event_id")
+    upgrades: dict[str, list[str]] = {}
+    for row in rows:
+        upgrades.setdefault(row["contract_id"], []).append(row["event_id"])
+    return upgrades
+
+
 async def load_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> Cursor | None:
     """Where to resume, or None to start afresh (no row yet, or a cursor forgotten by `forget_cursor`)."""
     row = await conn.fetchrow(

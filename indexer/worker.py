@@ -7,6 +7,10 @@ in the future), and a lost database connection. What stops it, with a message sa
 network passphrase that does not match, and a cursor that fell out of the RPC server's retention window.
 A stop request (SIGINT/SIGTERM) takes effect between pages; a page is committed whole or not at all.
 
+Where a creation event does not carry its stream's whole schedule (a cliff kept in storage only, a
+step vesting stream's steps, a conditional stream's milestones), the fetch stage reads it from the
+contract's storage (getLedgerEntries) before the page is written.
+
 A page is written with whole transactions only: when a full page may end inside a transaction, that
 transaction's events wait for the next page (the contract publishes a creation fee just before its
 stream_created; written apart, the fee would go out live before its stream's parties are known). Events
@@ -34,11 +38,14 @@ from typing import TypeVar
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from indexer import ids, metrics, store
+from indexer import ids, metrics, storage, store
+from indexer.builds import BUILDS, History
 from indexer.database import connect
 from indexer.decode import Decoded, decode
+from indexer.events import ContractUpgraded, StreamEvent
 from indexer.rpc import EventPage, OutOfRetention, RawEvent, RetryableRpcError, RpcClient
 from indexer.settings import IndexerSettings
+from indexer.state import StoredSchedule, StreamKey, needs_storage
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,7 @@ class Position:
 class FetchedPage:
     page: EventPage
     decoded: list[Decoded]
+    stored: dict[StreamKey, StoredSchedule]
     decode_seconds: float
 
 
@@ -120,7 +128,10 @@ class Worker:
         """Page through the chain while `conn`, which holds the lock, lives: write the pages that
         `_fetch_pages` queues, in order."""
         queue: asyncio.Queue[FetchedPage] = asyncio.Queue(maxsize=PREFETCH_PAGES)
-        fetcher = asyncio.create_task(self._fetch_pages(position, queue))
+        upgrades = await self._retry(partial(store.load_upgrades, conn), "read the contracts' upgrades")
+        builds = {contract_id: History(BUILDS[self.settings.contract_build], upgrades.get(contract_id, ()))
+                  for contract_id in self.contract_ids}
+        fetcher = asyncio.create_task(self._fetch_pages(position, queue, builds))
         try:
             while not self.stopping.is_set():
                 fetched = await self._until_stopped(_next_page(queue, fetcher))
@@ -135,7 +146,9 @@ class Worker:
             fetcher.cancel()  # the pages fetched ahead are dropped
             await asyncio.gather(fetcher, return_exceptions=True)
 
-    async def _fetch_pages(self, position: Position, queue: asyncio.Queue[FetchedPage]) -> None:
+    async def _fetch_pages(
+        self, position: Position, queue: asyncio.Queue[FetchedPage], builds: dict[str, History]
+    ) -> None:
         """Fetch and decode the pages after `position` into `queue`, in whole transactions; poll once
         at the newest ledger."""
         held: list[RawEvent] = []  # the events of a transaction the last full page may not have held whole
@@ -158,9 +171,32 @@ class Worker:
                 decoded += [decode(raw) for raw in events[i : i + DECODE_CHUNK]]
                 decode_seconds += time.perf_counter() - started
                 await asyncio.sleep(0)
-            await queue.put(FetchedPage(page, decoded, decode_seconds))
+            stored = await self._stored_schedules(decoded, builds)
+            await queue.put(FetchedPage(page, decoded, stored, decode_seconds))
             if window_scanned and ids.last_complete_ledger(page.cursor) >= page.latest_ledger:
                 await asyncio.sleep(self.settings.poll_interval)
+
+    async def _stored_schedules(
+        self, decoded: Sequence[Decoded], builds: dict[str, History]
+    ) -> dict[StreamKey, StoredSchedule]:
+        """What storage says of the schedules this page's creation events leave out, under the rules of the
+        build in force at each event."""
+        wanted: dict[str, list[int]] = {}
+        for d in decoded:
+            chain_event = d.event
+            if chain_event is None:
+                continue
+            event, history = chain_event.event, builds[chain_event.contract_id]
+            if isinstance(event, ContractUpgraded):
+                history.upgraded(chain_event.id)
+            elif isinstance(event, StreamEvent) and needs_storage(event, history.at(chain_event.id).hides_cliffs):
+                wanted.setdefault(chain_event.contract_id, []).append(event.stream_id)
+        stored: dict[StreamKey, StoredSchedule] = {}
+        for contract_id, stream_ids in wanted.items():
+            found = await self._retry(partial(storage.schedules, self.rpc, contract_id, stream_ids),
+                                      "getLedgerEntries")
+            stored.update(((contract_id, stream_id), schedule) for stream_id, schedule in found.items())
+        return stored
 
     def _ours(self, events: Sequence[RawEvent]) -> list[RawEvent]:
         """The events of the indexed contracts from successful transactions (a server's filter is not
@@ -246,7 +282,7 @@ class Worker:
             raise _LockLost
         page, decoded = fetched.page, fetched.decoded
         started = time.perf_counter()
-        written = await store.write_page(conn, self.contract_ids, page, decoded)
+        written = await store.write_page(conn, self.contract_ids, page, decoded, fetched.stored)
         elapsed = fetched.decode_seconds + time.perf_counter() - started
         self.events_indexed += written.new_events
         lag = page.latest_ledger - store.ledger_of_cursor(page)

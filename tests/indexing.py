@@ -34,6 +34,7 @@ def worker_settings(devnet: Devnet, database_url: str, **overrides: Any) -> Sett
         "poll_interval": 0.02,
         "page_size": 100,
         "rpc_timeout": 2.0,
+        "contract_build": "8723543",
     }
     values.update(overrides)
     return Settings(**values)

@@ -17,7 +17,7 @@ from tests.indexing import assert_streams_match_model
 def start_worker(devnet_url: str, contract_id: str, database_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": database_url, "FLOWFI_RPC_URL": devnet_url,
            "FLOWFI_CONTRACT_IDS": contract_id, "FLOWFI_START_LEDGER": "1", "FLOWFI_PAGE_SIZE": "20",
-           "FLOWFI_POLL_INTERVAL": "0.05"}
+           "FLOWFI_POLL_INTERVAL": "0.05", "FLOWFI_CONTRACT_BUILD": "8723543"}
     with log.open("wb") as stderr:
         return subprocess.Popen([sys.executable, "-m", "flowfi", "index"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=stderr)

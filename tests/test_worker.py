@@ -235,7 +235,7 @@ async def test_killing_the_worker_mid_run_leaves_the_rows_of_an_uninterrupted_ru
         killed_url = with_database(server_url, name)
         env = {**os.environ, "DATABASE_URL": killed_url, "FLOWFI_RPC_URL": devnet.url,
                "FLOWFI_CONTRACT_IDS": devnet.chain.contract_id, "FLOWFI_START_LEDGER": "1",
-               "FLOWFI_PAGE_SIZE": "100", "FLOWFI_POLL_INTERVAL": "0.05"}
+               "FLOWFI_PAGE_SIZE": "100", "FLOWFI_POLL_INTERVAL": "0.05", "FLOWFI_CONTRACT_BUILD": "8723543"}
         kills = 0
         conn = await asyncpg.connect(killed_url)
         try:

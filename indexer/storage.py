@@ -1,0 +1,289 @@
+"""The FlowFi contract's own storage, read through Stellar RPC's getLedgerEntries: the truth that events
+leave out (a cliff set at creation, a step vesting stream's steps) and that `bootstrap` and `verify`
+compare the index with.
+
+What the contract keeps (contracts/stream_contract/src/storage.rs, types.rs):
+    instance    StreamCounter u64 · ProtocolConfig (3 fields in 8723543, 5 later) · ContractVersion u32 ·
+                ContractWasmHash · ConditionalMilestones(id) · AttestedIds(id); the instance's code hash
+    persistent  Stream(id): 12 fields in 8723543, 17 later (cliff, schedule, arbiter, dispute, allowance)
+Keys are `#[contracttype]` enum variants: ScVec[Symbol(name), args...]. A closed stream's entry is
+deleted; one whose TTL ran out is archived, and RPC still returns it (liveUntilLedgerSeq 0).
+
+getLedgerEntries answers at the server's newest ledger, whatever the caller's position: what it says
+of a stream's schedule is fixed at creation (cliff, steps, milestone amounts), its balances are not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from stellar_sdk import StrKey, scval, xdr
+
+from indexer.rpc import MAX_LEDGER_KEYS, RpcClient
+from indexer.scval import Sc, parse_scval
+from indexer.state import StoredSchedule
+
+
+class StorageError(ValueError):
+    """An entry that is not what the contract stores (another contract at that address, or a newer build
+    than this indexer knows)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStream:
+    """A Stream entry as the contract stores it, in either shape (12 or 17 fields: the 5 later ones
+    default as the contract defaults a legacy record)."""
+
+    stream_id: int
+    sender: str
+    recipient: str
+    token_address: str
+    rate_per_second: int
+    deposited_amount: int
+    withdrawn_amount: int
+    start_time: int
+    last_update_time: int
+    is_active: bool
+    paused: bool
+    paused_at: int | None
+    status: str  # Active, Paused, Cancelled, Completed
+    cliff_time: int | None
+    schedule: str  # linear, steps or hybrid
+    steps: tuple[tuple[int, int], ...]
+    cliff_amount: int
+    arbiter: str | None
+    dispute: str | None  # None, requested, approved, rejected
+    allowance: bool
+    fields: int  # 12 (8723543's shape) or 17
+    live_until_ledger: int | None  # 0: archived
+
+    def schedule_facts(self) -> StoredSchedule:
+        """What the state needs from storage where creation events do not say it."""
+        return StoredSchedule(found=True, cliff_time=self.cliff_time if self.schedule == "linear" else None,
+                              steps=self.steps)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConfig:
+    admin: str
+    treasury: str
+    fee_rate_bps: int
+    is_paused: bool | None  # None in 8723543's 3-field shape
+    emergency_guardian: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """The contract instance: its code and its instance storage."""
+
+    wasm_hash: str | None  # hex; None for a built-in executable
+    stream_counter: int
+    config: StoredConfig | None
+    contract_version: int | None
+    recorded_wasm_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Storage read at one ledger (the server's newest when asked)."""
+
+    ledger: int
+    instance: StoredInstance | None
+    streams: dict[int, StoredStream]  # the ids asked for that have an entry
+    missing: tuple[int, ...]  # ids asked for that have none (closed, or never created)
+
+
+# --- keys -------------------------------------------------------------------------------------------------
+
+
+def _contract_address(contract_id: str) -> xdr.SCAddress:
+    return xdr.SCAddress(xdr.SCAddressType.SC_ADDRESS_TYPE_CONTRACT,
+                         contract_id=xdr.ContractID(xdr.Hash(StrKey.decode_contract(contract_id))))
+
+
+def _data_key(contract_id: str, key: xdr.SCVal) -> str:
+    ledger_key = xdr.LedgerKey(
+        xdr.LedgerEntryType.CONTRACT_DATA,
+        contract_data=xdr.LedgerKeyContractData(
+            contract=_contract_address(contract_id), key=key, durability=xdr.ContractDataDurability.PERSISTENT
+        ),
+    )
+    return ledger_key.to_xdr()  # type: ignore[no-any-return]
+
+
+def instance_key(contract_id: str) -> str:
+    """The LedgerKey of a contract's instance (its code and instance storage), base64."""
+    return _data_key(contract_id, xdr.SCVal(xdr.SCValType.SCV_LEDGER_KEY_CONTRACT_INSTANCE))
+
+
+def stream_key(contract_id: str, stream_id: int) -> str:
+    """The LedgerKey of DataKey::Stream(id), a persistent entry, base64."""
+    return _data_key(contract_id, scval.to_vec([scval.to_symbol("Stream"), scval.to_uint64(stream_id)]))
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+
+
+async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, instance: bool = True) -> Snapshot:
+    """The contract's instance (when asked) and the Stream entries of `stream_ids`, in requests of at most
+    200 keys. Every request answers at the server's newest ledger; the snapshot's ledger is the last one."""
+    wanted = sorted(set(stream_ids))
+    keys = {stream_key(contract_id, stream_id): stream_id for stream_id in wanted}
+    requested = [instance_key(contract_id)] if instance else []
+    requested += list(keys)
+    found: dict[str, tuple[str, int | None]] = {}
+    ledger = 0
+    for start in range(0, max(len(requested), 1), MAX_LEDGER_KEYS):
+        batch = requested[start : start + MAX_LEDGER_KEYS]
+        if not batch:
+            break
+        answer = await rpc.get_ledger_entries(batch)
+        ledger = answer.latest_ledger
+        found.update({entry.key: (entry.xdr, entry.live_until_ledger) for entry in answer.entries})
+    streams = {
+        stream_id: decode_stream(stream_id, *found[key]) for key, stream_id in keys.items() if key in found
+    }
+    stored_instance = None
+    if instance and (entry := found.get(instance_key(contract_id))) is not None:
+        stored_instance = decode_instance(entry[0])
+    missing = tuple(stream_id for stream_id in wanted if stream_id not in streams)
+    return Snapshot(ledger=ledger, instance=stored_instance, streams=streams, missing=missing)
+
+
+async def schedules(rpc: RpcClient, contract_id: str, stream_ids: Sequence[int]) -> dict[int, StoredSchedule]:
+    """What storage says of these streams' schedules (found=False for a stream whose entry is gone)."""
+    snapshot = await read(rpc, contract_id, stream_ids, instance=False)
+    return {
+        stream_id: snapshot.streams[stream_id].schedule_facts() if stream_id in snapshot.streams
+        else StoredSchedule(found=False)
+        for stream_id in stream_ids
+    }
+
+
+# --- decoding ---------------------------------------------------------------------------------------------
+
+
+def _contract_value(entry_xdr: str) -> xdr.SCVal:
+    data = xdr.LedgerEntryData.from_xdr(entry_xdr)
+    if data.contract_data is None:
+        raise StorageError("the entry is not contract data")
+    return data.contract_data.val
+
+
+def _fields(value: Sc, what: str) -> dict[str, Sc]:
+    tag, entries = value
+    if tag != "map":
+        raise StorageError(f"{what} is a {tag}, not the contract's struct (a map)")
+    return {key[1]: item for key, item in entries if key[0] == "symbol"}
+
+
+def _get(fields: dict[str, Sc], name: str, *tags: str) -> object:
+    item = fields.get(name)
+    if item is None:
+        raise StorageError(f"the stored struct has no {name!r}")
+    if item[0] not in tags:
+        raise StorageError(f"the stored {name!r} is a {item[0]}, expected {' or '.join(tags)}")
+    return item[1]
+
+
+def _variant(value: Sc, what: str) -> tuple[str, list[Sc]]:
+    """A `#[contracttype]` enum value: ScVec[Symbol(variant), args...]."""
+    tag, items = value
+    if tag != "vec" or not items or items[0][0] != "symbol":
+        raise StorageError(f"{what} is not an enum variant")
+    return items[0][1], items[1:]
+
+
+def _optional(fields: dict[str, Sc], name: str, tag: str) -> object:
+    return None if fields[name][0] == "void" else _get(fields, name, tag)
+
+
+def decode_stream(stream_id: int, entry_xdr: str, live_until_ledger: int | None = None) -> StoredStream:
+    """A Stream entry's value, in 8723543's 12-field shape or the later 17-field one."""
+    fields = _fields(parse_scval(_contract_value(entry_xdr).to_xdr()), f"stream {stream_id}")
+    if len(fields) not in (12, 17):
+        raise StorageError(f"stream {stream_id} has {len(fields)} fields; this indexer knows 12 and 17")
+    status, _ = _variant(fields["status"], "status")
+    schedule, cliff_amount = "linear", 0
+    steps: tuple[tuple[int, int], ...] = ()
+    cliff_time = arbiter = dispute = None
+    allowance = False
+    if len(fields) == 17:
+        cliff_time = _optional(fields, "cliff_time", "u64")
+        arbiter = _optional(fields, "arbiter", "address")
+        allowance = bool(_get(fields, "is_allowance_based", "bool"))
+        variant, args = _variant(fields["schedule"], "schedule")
+        if variant == "StepTranches":
+            schedule = "steps"
+            steps = tuple(
+                (int(_get(step, "unlock_time", "u64")), int(_get(step, "unlock_amount", "i128")))  # type: ignore[call-overload]
+                for step in (_fields(item, "a vesting step") for item in args[0][1])
+            )
+        elif variant == "HybridCliffLinear":
+            schedule, cliff_time, cliff_amount = "hybrid", args[0][1], args[1][1]
+        elif variant != "Linear":
+            raise StorageError(f"stream {stream_id} has the schedule {variant!r}, unknown to this indexer")
+        dispute_variant, dispute_args = _variant(fields["dispute_status"], "dispute_status")
+        dispute = {"None": None, "Requested": "requested"}.get(dispute_variant)
+        if dispute_variant == "Resolved":
+            dispute = "approved" if dispute_args[0][1] else "rejected"
+    return StoredStream(
+        stream_id=stream_id,
+        sender=str(_get(fields, "sender", "address")),
+        recipient=str(_get(fields, "recipient", "address")),
+        token_address=str(_get(fields, "token_address", "address")),
+        rate_per_second=int(_get(fields, "rate_per_second", "i128")),  # type: ignore[call-overload]
+        deposited_amount=int(_get(fields, "deposited_amount", "i128")),  # type: ignore[call-overload]
+        withdrawn_amount=int(_get(fields, "withdrawn_amount", "i128")),  # type: ignore[call-overload]
+        start_time=int(_get(fields, "start_time", "u64")),  # type: ignore[call-overload]
+        last_update_time=int(_get(fields, "last_update_time", "u64")),  # type: ignore[call-overload]
+        is_active=bool(_get(fields, "is_active", "bool")),
+        paused=bool(_get(fields, "paused", "bool")),
+        paused_at=_optional(fields, "paused_at", "u64"),  # type: ignore[arg-type]
+        status=status,
+        cliff_time=cliff_time,  # type: ignore[arg-type]
+        schedule=schedule,
+        steps=steps,
+        cliff_amount=int(cliff_amount),  # type: ignore[call-overload]
+        arbiter=arbiter,  # type: ignore[arg-type]
+        dispute=dispute,
+        allowance=allowance,
+        fields=len(fields),
+        live_until_ledger=live_until_ledger,
+    )
+
+
+def decode_instance(entry_xdr: str) -> StoredInstance:
+    value = _contract_value(entry_xdr)
+    instance = value.instance
+    if instance is None:
+        raise StorageError("the entry is not a contract instance")
+    executable = instance.executable
+    wasm_hash = executable.wasm_hash.hash.hex() if executable.wasm_hash is not None else None
+    storage: dict[str, tuple[list[Sc], Sc]] = {}
+    for entry in instance.storage.sc_map if instance.storage is not None else ():
+        key = parse_scval(entry.key.to_xdr())
+        if key[0] == "vec" and key[1] and key[1][0][0] == "symbol":
+            storage.setdefault(key[1][0][1], (key[1][1:], parse_scval(entry.val.to_xdr())))
+    config = None
+    if "ProtocolConfig" in storage:
+        fields = _fields(storage["ProtocolConfig"][1], "the protocol config")
+        config = StoredConfig(
+            admin=str(_get(fields, "admin", "address")),
+            treasury=str(_get(fields, "treasury", "address")),
+            fee_rate_bps=int(_get(fields, "fee_rate_bps", "u32")),  # type: ignore[call-overload]
+            is_paused=bool(_get(fields, "is_protocol_paused", "bool")) if "is_protocol_paused" in fields else None,
+            emergency_guardian=_optional(fields, "emergency_guardian", "address")  # type: ignore[arg-type]
+            if "emergency_guardian" in fields else None,
+        )
+    counter = storage.get("StreamCounter")
+    version = storage.get("ContractVersion")
+    recorded = storage.get("ContractWasmHash")
+    return StoredInstance(
+        wasm_hash=wasm_hash,
+        stream_counter=int(counter[1][1]) if counter else 0,
+        config=config,
+        contract_version=int(version[1][1]) if version else None,
+        recorded_wasm_hash=bytes(recorded[1][1]).hex() if recorded else None,
+    )
