@@ -145,3 +145,17 @@ def test_a_buckets_region_comes_from_the_header_s3_sends_to_anyone() -> None:
         assert bucket_region("bucket", f"{url}/bucket") == "us-east-2"
         with pytest.raises(LakeSourceError, match="no S3 bucket 'nobucket'"):
             bucket_region("nobucket", f"{url}/nobucket")
+
+
+def test_an_s3_lake_is_read_anonymously_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """s3:// through obstore's S3 client, pointed at a web server on loopback that serves the bucket's objects
+    under /<bucket>/<key> (path-style requests), as S3 does for anonymous GETs."""
+    shutil.copytree(TESTBUCKET, tmp_path / "public-bucket" / "lake")
+    with _serving(tmp_path) as (url, asked):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+        ledgers = list(read_ledgers("s3://public-bucket/lake", start=997, end=998))
+    assert [ledger.sequence for ledger in ledgers] == [997, 998]
+    assert asked[0] == "/public-bucket/lake/.config.json"
+    assert sorted(asked[1:]) == ["/public-bucket/lake/FFFFFFFF--0-63999/FFFFFC19--998.xdr.zst",
+                                 "/public-bucket/lake/FFFFFFFF--0-63999/FFFFFC1A--997.xdr.zst"]

@@ -147,7 +147,7 @@ class Lake:
         except Exception as exc:  # obstore raises its own errors and builtin ones
             raise LakeUnavailable(f"cannot list {self.name}: {first_line(exc)}") from exc
         if folders:
-            return [p for p in listing["common_prefixes"] if _PARTITION.fullmatch(p.rsplit("/", 1)[-1])]
+            return [p for p in listing["common_prefixes"] if _PARTITION.fullmatch(p.rstrip("/").rsplit("/", 1)[-1])]
         return [o["path"] for o in listing["objects"]]
 
 
