@@ -3,7 +3,7 @@
 The walk goes through the ledger once: the header (sequence, close time), the transaction set (stepped
 over), then each transaction's result and meta in apply order, and the ledger's tail (upgrades, consensus
 messages, evicted keys), which must end exactly where the record ends. Only the events are read; every
-other part is stepped over by `skip`. Topics and values are base64 of the XDR bytes as they lie in the
+other part is stepped over by `skip` and `skip_tx`. Topics and values are base64 of the XDR bytes as they lie in the
 ledger, which is what RPC sends (it re-encodes what it decoded, and the ledger's XDR is canonical).
 
 Which events, and their ids (RPC's `InsertEvents`): transaction `tx` is its position in the ledger's
@@ -43,6 +43,7 @@ _new_event = LakeEvent._make
 
 _BEFORE_ALL, _AFTER_TX, _AFTER_ALL = 0, 1, 2  # TransactionEventStage
 _SUCCESS_CODES = (0, 1)  # txSUCCESS, txFEE_BUMP_INNER_SUCCESS
+
 
 class Ledger:
     """The walk of one ledger: what its events share, and the events found so far by kind."""
