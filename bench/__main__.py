@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table: figure | baseline | ratio | target | met?
 
-    python -m bench                      all five (ingest, fanout, latency, replay, queries)
+    python -m bench                      all six (ingest, fanout, latency, replay, queries, lake)
     python -m bench ingest replay        some of them
     python -m bench --quick              smaller sizes, for a quick look
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import RESULTS, Postgres, machine, raise_open_files
 
-NAMES = ("ingest", "fanout", "latency", "replay", "queries")
+NAMES = ("ingest", "fanout", "latency", "replay", "queries", "lake")
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
@@ -29,6 +29,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "latency": {"sizes": (1_000, 10_000)},
         "replay": {"behind": 100_000, "history": 1_000_000},
         "queries": {"history": 1_000_000, "requests": 1_000},
+        "lake": {"repeat": 3, "baseline_ledgers": 15},
     },
     "quick": {
         "ingest": {"events": 30_000},
@@ -36,6 +37,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "latency": {"sizes": (100, 1_000)},
         "replay": {"behind": 20_000, "history": 100_000},
         "queries": {"history": 100_000, "requests": 300},
+        "lake": {"repeat": 2, "baseline_ledgers": 5},
     },
 }
 
@@ -101,6 +103,18 @@ def rows_for(name: str, r: dict[str, Any]) -> list[Row]:
              f"{r['sql_offset_deep_p50_ms']} ms (OFFSET)", f"{r['offset_vs_keyset']}x faster", "", ""),
             ("  deep page plan", " > ".join(r["deep_page_plan"]), "", "", "index scan", _met(r["met"])),
         ]
+    if name == "lake":
+        return [
+            (f"lake: v28 file ({r['ledgers']} ledgers), ledgers/s | events/s",
+             f"{_n(r['ledgers_per_s'])} | {_n(r['events_per_s'])}",
+             f"{_n(r['sdk_ledgers_per_s'])} | {_n(r['sdk_events_per_s'])} (sdk decode)", f"{r['ratio']}x",
+             ">= 20x",
+             _met(r["met"])),
+            ("  with --contract of an absent contract", f"{_n(r['filtered_ledgers_per_s'])} ledgers/s", "", "", "",
+             ""),
+            ("  parts alone: decompress / walk", f"{r['decompress_s']} s / {_n(r['walk_ledgers_per_s'])} ledgers/s",
+             "", "", "", ""),
+        ]
     return []
 
 
@@ -112,11 +126,11 @@ def table(rows: list[Row]) -> str:
 
 
 async def run(names: list[str], quick: bool) -> dict[str, Any]:
-    from bench import fanout, ingest, latency, queries, replay
+    from bench import fanout, ingest, lake, latency, queries, replay
 
     modules: dict[str, Callable[..., Any]] = {
         "ingest": ingest.measure, "fanout": fanout.measure, "latency": latency.measure,
-        "replay": replay.measure, "queries": queries.measure,
+        "replay": replay.measure, "queries": queries.measure, "lake": lake.measure,
     }
     sizes = SIZES["quick" if quick else "full"]
     postgres = Postgres()

@@ -12,6 +12,8 @@ from flowfi.logs import setup_logging
 from flowfi.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+lake_app = typer.Typer(no_args_is_help=True, help="Read Stellar's data lake (SEP-54, as Galexie writes it).")
+app.add_typer(lake_app, name="lake")
 
 RpcUrl = Annotated[str | None, typer.Option(help="Stellar RPC URL [FLOWFI_RPC_URL]")]
 Passphrase = Annotated[str | None, typer.Option(help="network passphrase [FLOWFI_NETWORK_PASSPHRASE]")]
@@ -196,3 +198,38 @@ def tail(
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:
         pass
+
+
+@lake_app.command("events")
+def lake_events(
+    source: Annotated[str, typer.Argument(
+        help="a data lake root (a folder, s3://bucket/path or https://...), one of its objects, or a file of "
+             "LedgerCloseMeta", show_default=False)],
+    contract: Annotated[list[str] | None, typer.Option(
+        "--contract", help="only this contract's events (C...); repeat for several", show_default=False)] = None,
+    start: Annotated[int | None, typer.Option(
+        help="first ledger (default: the oldest there)", show_default=False)] = None,
+    end: Annotated[int | None, typer.Option(
+        help="last ledger, included (default: the newest there)", show_default=False)] = None,
+) -> None:
+    """Print the contract events of the ledgers, one JSON object per line, each exactly as Stellar RPC's
+    getEvents returns it (base64 XDR)."""
+    import sys
+
+    import orjson
+
+    from indexer.lake import LakeError, read_ledgers
+
+    out = sys.stdout.buffer
+    try:
+        for ledger in read_ledgers(source, contracts=contract or (), start=start, end=end):
+            for event in ledger.events:
+                out.write(orjson.dumps(event.rpc_json()) + b"\n")
+        out.flush()
+    except LakeError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    except BrokenPipeError:  # the reader went away (`| head`): not an error
+        sys.stderr.close()
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

@@ -18,3 +18,8 @@ def test_a_ledgers_bounds_sort_around_all_its_ids() -> None:
     assert ids.end_of_ledger(8) < ids.before_ledger(9) < min(inside)
     assert max(inside) < ids.before_ledger(10)
     assert all(ids.ledger_of(i) == 9 for i in inside)
+
+
+@pytest.mark.parametrize(("ledger", "tx", "op", "count"), [(2, 1, 0, 3), (53312000, 1048575, 0, 1), (85, 4, 4095, 12)])
+def test_event_ids_in_bulk_are_event_id_for_each_index(ledger: int, tx: int, op: int, count: int) -> None:
+    assert ids.event_ids(ledger, tx, op, count) == [ids.event_id(ledger, tx, op, i) for i in range(count)]

@@ -1,0 +1,99 @@
+"""The data-lake reader: Stellar ledgers from a SEP-54 data lake (as Galexie writes them) or from files of
+LedgerCloseMeta, turned into contract events exactly as Stellar RPC's getEvents gives them.
+
+    source ─▶ layout (which objects) ─▶ objects (fetch, decompress; in parallel) ─▶ ledgers (framing)
+           ─▶ walk (XDR to events; skip steps over the rest; reference is stellar-sdk's reading) ─▶ LedgerEvents
+
+`read_ledgers` is the one way in; it yields each ledger read, in order, with its events (`LakeEvent`,
+which gives getEvents' JSON or the RPC client's `RawEvent`). Failures are `LakeError`s (errors.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from stellar_sdk import StrKey
+
+from indexer.lake import objects
+from indexer.lake.errors import LakeDataError, LakeError, LakeSourceError, LakeUnavailable
+from indexer.lake.event import LakeEvent, LedgerEvents
+from indexer.lake.layout import Lake, open_source
+from indexer.lake.ledgers import object_ledgers
+
+__all__ = ["LakeDataError", "LakeError", "LakeEvent", "LakeSourceError", "LakeUnavailable", "LedgerEvents",
+           "read_ledgers"]
+
+
+def read_ledgers(
+    source: str,
+    *,
+    contracts: Iterable[str] = (),
+    start: int | None = None,
+    end: int | None = None,
+    concurrency: int = objects.DEFAULT_CONCURRENCY,
+) -> Iterator[LedgerEvents]:
+    """The ledgers of `source` from `start` to `end` (inclusive; default: all it holds), each with its
+    events, or only the events of `contracts` (C... addresses) when some are given.
+
+    On a lake root only the objects holding start..end are read. Without `end`, a lake that can be listed
+    is read to its newest ledger as of now; one on a plain web server is read until its first missing
+    object."""
+    want = _contract_ids(contracts)
+    if start is not None and end is not None and start > end:
+        raise LakeSourceError(f"the start ledger {start} is after the end ledger {end}")
+    where = open_source(source)
+    if isinstance(where, Lake):
+        yield from _lake(where, want, start, end, concurrency)
+        return
+    data = objects.read(where.store, where.key, where.name)
+    if data is None:
+        raise LakeSourceError(f"{where.name} does not exist")
+    for ledger in object_ledgers(data, where.name, want):
+        if (start is None or ledger.sequence >= start) and (end is None or ledger.sequence <= end):
+            yield ledger
+
+
+def _lake(lake: Lake, want: frozenset[bytes] | None, start: int | None, end: int | None,
+          concurrency: int) -> Iterator[LedgerEvents]:
+    if start is None:
+        if not lake.listable:
+            raise LakeSourceError(f"{lake.name} is on a web server, which cannot list its objects: give --start, "
+                                  "the first ledger to read")
+        start = lake.oldest_ledger()
+    if end is None and lake.listable:
+        end = lake.newest_ledger()
+        if start > end:
+            raise LakeSourceError(f"{lake.name} ends at ledger {end}: ledger {start} is not there yet")
+    config = lake.config
+
+    def read(first: int) -> tuple[int, str, bytes | None]:
+        key = config.object_key(first)
+        return first, key, objects.read(lake.store, key, f"{lake.name}/{key}")
+
+    for first, key, data in objects.prefetched(lake.batches(start, end), read, concurrency):
+        name = f"{lake.name}/{key}"
+        if data is None:
+            if end is None and first > config.batch_start(start):
+                return  # an open-ended read on a web server: the lake ends here
+            raise LakeSourceError(f"{name} does not exist: the lake has no ledger {max(first, start)}; read a range "
+                                  "the lake holds")
+        last = first + config.ledgers_per_batch - 1
+        for ledger in object_ledgers(data, name, want):
+            if not first <= ledger.sequence <= last:
+                raise LakeDataError(f"{name} holds ledger {ledger.sequence}, outside its range {first}-{last}; the "
+                                    "lake is corrupt")
+            if ledger.sequence > (end if end is not None else last):
+                return
+            if ledger.sequence >= start:
+                yield ledger
+
+
+def _contract_ids(contracts: Iterable[str]) -> frozenset[bytes] | None:
+    """The 32-byte ids of C... addresses; None for none (every contract)."""
+    ids = set()
+    for text in contracts:
+        try:
+            ids.add(StrKey.decode_contract(text))
+        except ValueError as exc:
+            raise LakeSourceError(f"{text!r} is not a contract address (C..., 56 characters)") from exc
+    return frozenset(ids) if ids else None
