@@ -107,6 +107,7 @@ def terms_of(row: Mapping[str, Any]) -> accrual.Terms:
 def dead_letter_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "eventId": row["event_id"],
+        "event": row["event"],
         "reason": row["reason"],
         "recordedAt": iso_time(row["recorded_at"]),
         "contractId": row["contract_id"],
@@ -338,7 +339,8 @@ async def list_dead_letters(request: Request) -> Response:
     limit = filters.page_size(params)
     rows = await _pool(request).fetch(
         "SELECT d.event_id, d.reason, d.recorded_at, c.contract_id, c.ledger, c.ledger_closed_at, c.tx_hash, "
-        "c.topic_xdr, c.value_xdr FROM dead_letters AS d JOIN contract_events AS c ON c.id = d.event_id "
+        "c.topic_xdr, c.value_xdr, CASE WHEN jsonb_typeof(c.topic -> 0) = 'string' THEN c.topic ->> 0 END AS event "
+        "FROM dead_letters AS d JOIN contract_events AS c ON c.id = d.event_id "
         "WHERE d.event_id > $1 ORDER BY d.event_id LIMIT $2",
         after, limit + 1,
     )

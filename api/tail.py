@@ -29,21 +29,24 @@ TYPE_STYLES = {
     "stream.paused": "yellow",
     "stream.resumed": "yellow",
     "stream.fee_collected": "magenta",
+    "stream.closed": "dim",
+    "stream.recipient_transferred": "cyan",
+    "stream.milestone_unlocked": "bright_blue",
 }
 
 # Every payload key that holds an amount (an i128 field), and its label: "newDepositedAmount" ->
 # "new deposited amount"; "ratePerSecond" gets "/s".
 _AMOUNT_KEYS: dict[str, str] = {}
 _ADDRESS_KEYS: set[str] = set()
-_U32_KEYS: set[str] = set()
+_SHOWN_AS_IS: set[str] = set()  # u32 numbers, flags and hashes
 for _kind in BY_SSE_NAME.values():
     for _name, _sc_type in field_types(_kind).items():
         if _sc_type is ScType.I128:
             _AMOUNT_KEYS[payload_key(_name)] = _name.replace("_", " ")
-        elif _sc_type is ScType.ADDRESS:
+        elif _sc_type in (ScType.ADDRESS, ScType.OPTION_ADDRESS):
             _ADDRESS_KEYS.add(payload_key(_name))
-        elif _sc_type is ScType.U32:
-            _U32_KEYS.add(payload_key(_name))
+        elif _sc_type in (ScType.U32, ScType.BOOL, ScType.BYTES):
+            _SHOWN_AS_IS.add(payload_key(_name))
 # Addresses a stream line already shows (as "sender → recipient") or that are not a party.
 _STREAM_SHOWN = {"sender", "recipient", "tokenAddress", "token"}
 
@@ -98,10 +101,17 @@ def format_event(event: Event, decimals: int = 7) -> Text:
         if value is not None:
             suffix = "/s" if key == "ratePerSecond" else ""
             details.append(f"{label} {format_amount(value, decimals)}{suffix}")
-    for key in sorted(_U32_KEYS):
-        if data.get(key) is not None:
-            label = "".join(" " + c.lower() if c.isupper() else c for c in key).replace(" bps", "")
-            details.append(f"{label} {data[key]} bps")
+    for key in sorted(_SHOWN_AS_IS):
+        value = data.get(key)
+        if value is None:
+            continue
+        label = "".join(" " + c.lower() if c.isupper() else c for c in key)
+        if key.endswith("Bps"):
+            details.append(f"{label.removesuffix(' bps')} {value} bps")
+        elif isinstance(value, bool):
+            details.append(f"{label} {'yes' if value else 'no'}")
+        else:
+            details.append(f"{label} {shorten(str(value), 6) if isinstance(value, str) else value}")
     line.append("  " + "  ".join(details))
     return line
 

@@ -110,6 +110,40 @@ def index(
 
 
 @app.command()
+def redecode(
+    contract_ids: ContractIds = None,
+    database_url: DatabaseUrl = None,
+    from_ledger: Annotated[int, typer.Option(help="decode again the events of this ledger and later")] = 0,
+) -> None:
+    """Decode the stored raw events again (after an upgrade of the indexer) and rebuild what they touch,
+    without fetching anything. Stop the worker first."""
+    from indexer.database import connect
+    from indexer.redecode import Busy
+    from indexer.redecode import redecode as run_redecode
+
+    settings = load_settings(contract_ids=contract_ids, database_url=database_url)
+    setup_logging(log_format=settings.log_format)
+    url = database_of(settings)
+
+    async def main() -> None:
+        conn = await connect(url, "flowfi-redecode")
+        try:
+            done = await run_redecode(conn, settings.contract_ids, from_ledger)
+        finally:
+            await conn.close()
+        typer.echo(f"decoded {done.events} stored events again: {done.typed_before} were typed, {done.typed_now} "
+                   f"are now; rebuilt {done.streams_rebuilt} streams"
+                   + (f" and the configuration of {', '.join(done.contracts_reconfigured)}"
+                      if done.contracts_reconfigured else ""))
+
+    try:
+        asyncio.run(main())
+    except Busy as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
 def devnet(
     host: str = "127.0.0.1",
     port: int = 8000,

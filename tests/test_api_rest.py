@@ -345,7 +345,7 @@ async def test_bad_parameters_are_400_naming_them(client: httpx.AsyncClient) -> 
 
 
 async def test_dead_letters_page(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
-    ids = await conn.fetch("SELECT id FROM contract_events ORDER BY id LIMIT 5")
+    ids = await conn.fetch("SELECT id, topic ->> 0 AS name FROM contract_events ORDER BY id LIMIT 5")
     async with conn.transaction():
         await conn.executemany("INSERT INTO dead_letters (event_id, reason) VALUES ($1, 'test: undecodable')",
                                [(r["id"],) for r in ids])
@@ -353,6 +353,8 @@ async def test_dead_letters_page(client: httpx.AsyncClient, conn: asyncpg.Connec
         items = await every_page(client, "/dead-letters", limit=2)
         assert [i["eventId"] for i in items] == [r["id"] for r in ids]
         assert all(i["reason"] == "test: undecodable" and i["topicXdr"] for i in items)
+        assert [i["event"] for i in items] == [r["name"] for r in ids]  # e.g. "stream_created"
+        assert all(i["event"] for i in items)
     finally:
         await conn.execute("DELETE FROM dead_letters")
 

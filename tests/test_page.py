@@ -184,30 +184,51 @@ async def test_the_pages_balance_formula_is_the_indexers(database_url: str) -> N
                 page = await browser.new_page()
                 with api_server(create_app(settings, database_url)) as base_url:
                     await page.goto(f"{base_url}/?all=true")
-                    cases = [
-                        # rate, deposited, withdrawn, last_update_time, paused_at, now
-                        (7, 1000, 0, 100, None, 150),
-                        (7, 1000, 0, 100, None, 10_000),
-                        (7, 1000, 300, 100, 120, 10_000),
-                        (10**18, 2**127 - 1, 5, 1_700_000_000, None, 1_800_000_000),
-                        (3, 90, 0, 200, None, 150),
+                    locked = 2**64 - 1
+                    cases = [  # terms of every schedule, and the ledger time to ask at
+                        (Terms(rate=7, deposited=1000, withdrawn=0, last_update_time=100), 150),
+                        (Terms(rate=7, deposited=1000, withdrawn=0, last_update_time=100), 10_000),
+                        (Terms(rate=7, deposited=1000, withdrawn=300, last_update_time=100, paused_at=120), 10_000),
+                        (Terms(rate=10**18, deposited=2**127 - 1, withdrawn=5, last_update_time=1_700_000_000),
+                         1_800_000_000),
+                        (Terms(rate=3, deposited=90, withdrawn=0, last_update_time=200), 150),
+                        (Terms(rate=7, deposited=1000, withdrawn=0, last_update_time=100, cliff_time=160), 150),
+                        (Terms(rate=7, deposited=1000, withdrawn=0, last_update_time=100, cliff_time=160), 161),
+                        (Terms(rate=0, deposited=600, withdrawn=100, last_update_time=100, schedule="steps",
+                               steps=((200, 100), (300, 200), (400, 300))), 350),
+                        (Terms(rate=0, deposited=600, withdrawn=0, last_update_time=100, schedule="steps",
+                               steps=((locked, 100), (250, 500))), 10_000),
+                        (Terms(rate=5, deposited=1000, withdrawn=0, last_update_time=100, schedule="hybrid",
+                               cliff_time=200, cliff_amount=400), 199),
+                        (Terms(rate=5, deposited=1000, withdrawn=50, last_update_time=100, schedule="hybrid",
+                               cliff_time=200, cliff_amount=400), 230),
+                        (Terms(rate=5, deposited=1000, withdrawn=0, last_update_time=100, schedule="hybrid",
+                               cliff_time=200, cliff_amount=400, paused_at=210), 10_000),
+                    ]
+                    streams = [
+                        {"status": "active" if t.paused_at is None else "paused", "ratePerSecond": str(t.rate),
+                         "deposited": str(t.deposited), "withdrawn": str(t.withdrawn),
+                         "lastUpdateTime": str(t.last_update_time),
+                         "pausedAt": None if t.paused_at is None else str(t.paused_at), "schedule": t.schedule,
+                         "cliffTime": None if t.cliff_time is None else str(t.cliff_time),
+                         "cliffAmount": str(t.cliff_amount), "stepTimes": [str(time) for time, _ in t.steps],
+                         "stepAmounts": [str(amount) for _, amount in t.steps]}
+                        for t, _ in cases
                     ]
                     got = await page.evaluate(
-                        """async cases => {
+                        """async ([streams, nows]) => {
                             const f = await import("./format.js");
-                            return cases.map(([rate, dep, wd, last, paused, now]) => {
-                                const s = {status: paused === null ? "active" : "paused", ratePerSecond: rate,
-                                           deposited: dep, withdrawn: wd, lastUpdateTime: last, pausedAt: paused};
-                                const b = f.balances(s, BigInt(now));
+                            return streams.map((s, i) => {
+                                const b = f.balances(s, BigInt(nows[i]));
                                 return [b.claimable.toString(), b.remaining.toString()];
                             });
                         }""",
-                        [[str(v) if v is not None else None for v in case] for case in cases],
+                        [streams, [str(now) for _, now in cases]],
                     )
-                    for (rate, dep, wd, last, paused, now), (claim, remaining) in zip(cases, got, strict=True):
-                        expected = claimable(Terms(rate=rate, deposited=dep, withdrawn=wd, last_update_time=last,
-                                                   paused_at=paused), now)
-                        assert (int(claim), int(remaining)) == (expected, dep - wd - expected)
+                    for (terms, now), (claim, remaining) in zip(cases, got, strict=True):
+                        expected = claimable(terms, now)
+                        left = terms.deposited - terms.withdrawn - expected
+                        assert (int(claim), int(remaining)) == (expected, left), (terms, now)
                     formatted = await page.evaluate(
                         """async () => {
                             const f = await import("./format.js");

@@ -25,3 +25,14 @@ def test_the_page_and_the_hook_know_every_event_type() -> None:
 def test_the_page_formats_every_amount_field() -> None:
     amounts = {payload_key(name) for name, sc_type in all_fields().items() if sc_type is ScType.I128}
     assert set(js_array(ROOT / "api/static/format.js", "AMOUNT_KEYS")) == amounts
+
+
+def test_the_readme_lists_every_event_with_its_name_and_fields() -> None:
+    from indexer.events import EVENT_KINDS, field_types
+
+    readme = (ROOT / "README.md").read_text()
+    for kind in EVENT_KINDS:
+        row = next((line for line in readme.splitlines() if f"| `{kind.sse_name}` |" in line), None)
+        assert row is not None, f"README: no row for {kind.sse_name}"
+        assert all(symbol in row for symbol in kind.symbols), kind.sse_name
+        assert all(name in row for name in field_types(kind) if name != "stream_id"), kind.sse_name

@@ -65,3 +65,17 @@ async def test_tail_prints_each_event_once_across_drops() -> None:
     lines = [line for line in buffer.getvalue().splitlines() if "stream.withdrawn" in line]
     assert len(lines) == 12
     assert sum("connection lost" in line for line in buffer.getvalue().splitlines()) >= 2
+
+
+def test_later_builds_events_show_their_counts_flags_and_hashes() -> None:
+    unlocked = format_event(Event("x", "stream.milestone_unlocked", {
+        "ledgerClosedAt": "2025-03-01T12:00:05Z", "streamId": "4", "milestoneId": 2, "amount": "5000000",
+        "caller": "GBXQ2ZVXJ5ZK3ODHDDSWYVBNQM6FUJXFQOHNHZ3NL7PBGS6CIY7K7KDA", "timestamp": "1740830405",
+    })).plain
+    assert "milestone id 2" in unlocked and "amount 0.5" in unlocked and "bps" not in unlocked
+    paused = format_event(Event("x", "protocol.paused", {"ledgerClosedAt": "2025-03-01T12:00:05Z",
+                                                          "isPaused": True, "admin": None})).plain
+    assert "is paused yes" in paused
+    upgraded = format_event(Event("x", "protocol.contract_upgraded", {
+        "ledgerClosedAt": "2025-03-01T12:00:05Z", "newWasmHash": "ab" * 32, "newVersion": None})).plain
+    assert "new wasm hash abab" in upgraded

@@ -1,5 +1,5 @@
 // Pure helpers of the live page: filters <-> URL, exact amounts, shortened addresses, and a stream's
-// balance at a given ledger time (indexer/state.py's `claimable`, ported with BigInt).
+// balance at a given ledger time (indexer/accrual.py's `claimable`, ported with BigInt).
 
 /** The SSE event names the API sends (indexer/events.py). */
 export const EVENT_TYPES = [
@@ -117,21 +117,45 @@ export function shorten(address, keep = 4) {
 
 /**
  * What a stream holds at ledger time `now` (unix seconds, BigInt): `claimable`, what the recipient
- * could withdraw now (accrual since lastUpdateTime, frozen at pausedAt while paused, capped by what
- * is left), and `remaining`, the deposit not yet accrued. Cancelled and completed streams hold none.
+ * could withdraw now, and `remaining`, the deposit not yet withdrawn nor claimable. The contract's
+ * calculate_claimable (indexer/accrual.py), ported with BigInt: frozen at pausedAt while paused, nothing
+ * before the cliff; linear from lastUpdateTime, steps in order (stopping at the first locked one), or a
+ * hybrid's lump at the cliff then linear from it. Finished streams hold none.
  * `stream` is the JSON of GET /streams/{id}: amounts and times as decimal strings.
  */
 export function balances(stream, now) {
-  if (stream.status === "cancelled" || stream.status === "completed") {
+  if (["cancelled", "completed", "closed"].includes(stream.status)) {
     return { claimable: 0n, remaining: 0n };
   }
-  const rate = BigInt(stream.ratePerSecond);
   const left = BigInt(stream.deposited) - BigInt(stream.withdrawn);
-  const accrueUntil = stream.pausedAt != null ? BigInt(stream.pausedAt) : now;
-  let claimable = (accrueUntil - BigInt(stream.lastUpdateTime)) * rate;
-  if (claimable > left) claimable = left;
-  if (claimable < 0n) claimable = 0n;
+  const claimable = claimableAt(stream, now, left < 0n ? 0n : left);
   return { claimable, remaining: left - claimable };
+}
+
+function claimableAt(stream, now, remaining) {
+  const at = stream.pausedAt != null ? BigInt(stream.pausedAt) : now;
+  if (stream.cliffTime != null && at < BigInt(stream.cliffTime)) return 0n;
+  const withdrawn = BigInt(stream.withdrawn);
+  const rate = BigInt(stream.ratePerSecond);
+  const clamp = (value) => (value < 0n ? 0n : value > remaining ? remaining : value);
+  if (stream.schedule === "steps") {
+    let unlocked = 0n;
+    for (let i = 0; i < (stream.stepTimes ?? []).length; i += 1) {
+      if (BigInt(stream.stepTimes[i]) > at) break;
+      unlocked += BigInt(stream.stepAmounts[i]);
+    }
+    return clamp(unlocked - withdrawn);
+  }
+  if (stream.schedule === "hybrid") {
+    const lump = BigInt(stream.cliffAmount ?? "0");
+    let linear = (at - BigInt(stream.cliffTime)) * rate;
+    const rest = BigInt(stream.deposited) - lump;
+    if (linear > rest) linear = rest;
+    return clamp(lump + linear - withdrawn);
+  }
+  let elapsed = at - BigInt(stream.lastUpdateTime);
+  if (elapsed < 0n) elapsed = 0n;
+  return clamp(elapsed * rate);
 }
 
 /** Unix seconds (BigInt) of an ISO time, or of a unix-seconds number/string. */

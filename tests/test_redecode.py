@@ -1,0 +1,87 @@
+"""Decoding stored raw events again: an older indexer's dead letters become typed events, the streams
+they touch are rebuilt, and a second run changes nothing."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from devnet import Traffic, running_devnet
+from indexer import decode as decoder
+from indexer.events import StreamToppedUp, TokensWithdrawn
+from indexer.redecode import Busy, redecode
+from indexer.worker import Worker
+from tests.indexing import index_until_caught_up, snapshot, worker_settings
+
+
+async def test_an_older_indexers_dead_letters_become_the_rows_of_todays(
+    database_url: str, db: asyncpg.Connection, server_url: str, template_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import _admin, with_database
+
+    with running_devnet(seed=12) as devnet:
+        devnet.chain.generate_history(2000, traffic=Traffic(seed=12, accounts=10), tx_per_ledger=15)
+        contract_ids = (devnet.chain.contract_id,)
+        # today's indexer, for reference
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+        expected = await snapshot(db)
+
+        # an indexer that did not know top-ups and withdrawals yet
+        name = "flowfi_older_indexer"
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        older_url = with_database(server_url, name)
+        with monkeypatch.context() as older:
+            for kind in (StreamToppedUp, TokensWithdrawn):
+                older.delitem(decoder.BY_SYMBOLS, kind.symbols)
+            await index_until_caught_up(Worker(worker_settings(devnet, older_url), older_url), devnet)
+    conn = await asyncpg.connect(older_url)
+    try:
+        before = await snapshot(conn)
+        assert len(before["dead_letters"]) > 100
+        assert before["streams"] != expected["streams"]
+        done = await redecode(conn, contract_ids)
+        assert done.events == len(expected["contract_events"])
+        assert done.typed_now - done.typed_before == len(before["dead_letters"])
+        after = await snapshot(conn)
+        assert after == expected
+        again = await redecode(conn, contract_ids)
+        assert again.typed_before == again.typed_now
+        assert await snapshot(conn) == expected
+    finally:
+        await conn.close()
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_redecode_from_a_ledger_rebuilds_the_streams_it_touches(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=13) as devnet:
+        devnet.chain.generate_history(800, traffic=Traffic(seed=13, accounts=6), tx_per_ledger=10)
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+        expected = await snapshot(db)
+        middle = devnet.chain.latest.sequence // 2
+        touched = {int(r["stream_id"]) for r in await db.fetch(
+            "SELECT DISTINCT stream_id FROM events WHERE ledger >= $1 AND stream_id IS NOT NULL", middle)}
+        await db.execute("UPDATE streams SET withdrawn = 0, status = 'active'")  # a state gone wrong
+        corrupted = {int(r["stream_id"]): tuple(r) for r in await db.fetch("SELECT * FROM streams")}
+        done = await redecode(db, (devnet.chain.contract_id,), from_ledger=middle)
+        assert 0 < done.events < len(expected["contract_events"])
+        assert done.streams_rebuilt == len(touched) > 0
+        good = {int(row[1]): row for row in expected["streams"]}
+        for row in (await snapshot(db))["streams"]:
+            stream_id = int(row[1])
+            assert row == (good[stream_id] if stream_id in touched else corrupted[stream_id]), stream_id
+
+
+async def test_redecode_does_not_run_beside_a_writing_worker(database_url: str, db: asyncpg.Connection) -> None:
+    from indexer.store import writer_lock_key
+
+    contract_ids = ("CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG",)
+    holder = await asyncpg.connect(database_url)
+    try:
+        assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", writer_lock_key(contract_ids))
+        with pytest.raises(Busy, match="stop it first"):
+            await redecode(db, contract_ids)
+    finally:
+        await holder.close()
