@@ -110,6 +110,93 @@ def index(
 
 
 @app.command()
+def bootstrap(
+    rpc_url: RpcUrl = None,
+    contract_ids: ContractIds = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Start a fresh database from the contracts' storage: every stream's state and the protocol's
+    configuration as they are now, then index forward with `flowfi index`."""
+    from indexer.bootstrap import NotEmpty
+    from indexer.bootstrap import bootstrap as run_bootstrap
+    from indexer.database import connect
+    from indexer.rpc import RpcClient, RpcError
+    from indexer.storage import ChainMovedOn, StorageError
+
+    settings = load_settings(rpc_url=rpc_url, contract_ids=contract_ids, database_url=database_url)
+    setup_logging(log_format=settings.log_format)
+    url = database_of(settings)
+
+    async def main() -> None:
+        conn = await connect(url, "flowfi-bootstrap")
+        try:
+            async with RpcClient(settings.rpc_url, timeout=settings.rpc_timeout) as rpc:
+                done = await run_bootstrap(rpc, conn, settings.contract_ids)
+        finally:
+            await conn.close()
+        typer.echo(f"took {done.streams} streams from storage at ledger {done.ledger}; `flowfi index` goes on "
+                   f"from ledger {done.ledger + 1}")
+        if done.archived:
+            typer.echo(f"archived (TTL ran out; read, not live): streams {', '.join(map(str, done.archived))}")
+        if done.without_entry:
+            typer.echo(f"no entry (closed, storage deleted): streams {', '.join(map(str, done.without_entry))}")
+
+    try:
+        asyncio.run(main())
+    except (NotEmpty, ChainMovedOn, StorageError, RpcError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def verify(
+    rpc_url: RpcUrl = None,
+    contract_ids: ContractIds = None,
+    database_url: DatabaseUrl = None,
+    stream: Annotated[list[int] | None, typer.Option(help="only this stream id (repeatable)")] = None,
+) -> None:
+    """Compare the indexed streams and configuration with the contracts' storage at one ledger; list the
+    differences and exit 1 when there is any."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from indexer.bootstrap import NotCaughtUp
+    from indexer.bootstrap import verify as run_verify
+    from indexer.database import connect
+    from indexer.rpc import RpcClient, RpcError
+    from indexer.storage import ChainMovedOn, StorageError
+
+    settings = load_settings(rpc_url=rpc_url, contract_ids=contract_ids, database_url=database_url)
+    setup_logging(log_format=settings.log_format)
+    url = database_of(settings)
+
+    async def main() -> int:
+        conn = await connect(url, "flowfi-verify")
+        try:
+            async with RpcClient(settings.rpc_url, timeout=settings.rpc_timeout) as rpc:
+                ledger, differences = await run_verify(rpc, conn, settings.contract_ids, stream)
+        finally:
+            await conn.close()
+        if not differences:
+            typer.echo(f"the index equals the contracts' storage at ledger {ledger}")
+            return 0
+        table = Table(title=f"{len(differences)} differences at ledger {ledger}")
+        for column in ("contract", "what", "field", "indexed", "chain"):
+            table.add_column(column)
+        for d in differences:
+            table.add_row(d.contract_id[:8] + "…", d.what, d.field, str(d.indexed), str(d.chain))
+        Console().print(table)
+        return 1
+
+    try:
+        code = asyncio.run(main())
+    except (NotCaughtUp, ChainMovedOn, StorageError, RpcError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(code)
+
+
+@app.command()
 def redecode(
     contract_ids: ContractIds = None,
     database_url: DatabaseUrl = None,

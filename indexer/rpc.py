@@ -1,5 +1,5 @@
-"""A client for the Stellar RPC methods the indexer needs: getNetwork, getHealth, getEvents and
-getLedgerEntries.
+"""A client for the Stellar RPC methods the indexer needs: getNetwork, getHealth, getLatestLedger,
+getEvents and getLedgerEntries.
 
 The JSON-RPC envelope ends here: responses become frozen dataclasses, and every failure becomes one of
 
@@ -125,6 +125,13 @@ class Health:
     oldest_ledger: int
 
 
+@dataclass(frozen=True, slots=True)
+class LatestLedger:
+    sequence: int
+    hash: str
+    close_time: int  # unix seconds
+
+
 _RANGE_ERROR = re.compile(r"ledger range:\s*(\d+)\s*-\s*(\d+)")
 
 
@@ -152,6 +159,11 @@ class RpcClient:
         result = await self.call("getHealth")
         return Health(latest_ledger=_field(result, "latestLedger", int),
                       oldest_ledger=_field(result, "oldestLedger", int))
+
+    async def get_latest_ledger(self) -> LatestLedger:
+        result = await self.call("getLatestLedger")
+        return LatestLedger(sequence=_field(result, "sequence", int), hash=_field(result, "id", str),
+                            close_time=_field(result, "closeTime", int))
 
     async def get_events(
         self,

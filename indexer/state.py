@@ -91,10 +91,11 @@ class StreamState:
     allowance: bool
     terms_source: str
     dispute: str | None
+    bootstrap_ledger: int | None
     created_at: datetime
     updated_at: datetime
-    first_event_id: str
-    last_event_id: str
+    first_event_id: str | None
+    last_event_id: str | None
 
     def terms(self) -> Terms:
         return Terms(
@@ -163,6 +164,7 @@ def new_stream(chain_event: ChainEvent, fees_paid: int, stored: StoredSchedule |
         allowance=allowance,
         terms_source=source,
         dispute=None,
+        bootstrap_ledger=None,
         created_at=chain_event.ledger_closed_at,
         updated_at=chain_event.ledger_closed_at,
         first_event_id=chain_event.id,

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from stellar_sdk import StrKey, scval, xdr
 
+from indexer.accrual import FINISHED, end_time
 from indexer.rpc import MAX_LEDGER_KEYS, RpcClient
 from indexer.scval import Sc, parse_scval
-from indexer.state import StoredSchedule
+from indexer.state import FROM_STORAGE, StoredSchedule, StreamState
 
 
 class StorageError(ValueError):
@@ -82,6 +84,7 @@ class StoredInstance:
     config: StoredConfig | None
     contract_version: int | None
     recorded_wasm_hash: str | None
+    conditional_streams: frozenset[int]  # those with ConditionalMilestones(id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,11 @@ class Snapshot:
     instance: StoredInstance | None
     streams: dict[int, StoredStream]  # the ids asked for that have an entry
     missing: tuple[int, ...]  # ids asked for that have none (closed, or never created)
+    closed_at: int = 0  # the ledger's close time, unix seconds (known for a consistent snapshot)
+
+
+class ChainMovedOn(Exception):
+    """Storage could not be read at one ledger: the chain kept closing ledgers between requests."""
 
 
 # --- keys -------------------------------------------------------------------------------------------------
@@ -134,13 +142,13 @@ async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, i
     requested += list(keys)
     found: dict[str, tuple[str, int | None]] = {}
     ledger = 0
-    for start in range(0, max(len(requested), 1), MAX_LEDGER_KEYS):
-        batch = requested[start : start + MAX_LEDGER_KEYS]
-        if not batch:
-            break
-        answer = await rpc.get_ledger_entries(batch)
-        ledger = answer.latest_ledger
+    ledgers = set()
+    for start in range(0, len(requested), MAX_LEDGER_KEYS):
+        answer = await rpc.get_ledger_entries(requested[start : start + MAX_LEDGER_KEYS])
+        ledgers.add(answer.latest_ledger)
         found.update({entry.key: (entry.xdr, entry.live_until_ledger) for entry in answer.entries})
+    # a read that took several requests may straddle ledgers: it is at one ledger only if they all agree
+    ledger = ledgers.pop() if len(ledgers) == 1 else -1
     streams = {
         stream_id: decode_stream(stream_id, *found[key]) for key, stream_id in keys.items() if key in found
     }
@@ -149,6 +157,24 @@ async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, i
         stored_instance = decode_instance(entry[0])
     missing = tuple(stream_id for stream_id in wanted if stream_id not in streams)
     return Snapshot(ledger=ledger, instance=stored_instance, streams=streams, missing=missing)
+
+
+async def consistent(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int] | None = None,
+                     attempts: int = 8) -> Snapshot:
+    """The instance and streams (every id up to the stream counter, unless `stream_ids` are given) read at
+    one ledger, with that ledger's close time: reading again while the chain moves on between requests."""
+    for _ in range(attempts):
+        if stream_ids is None:
+            first = await read(rpc, contract_id, ())
+            wanted = list(range(1, (first.instance.stream_counter if first.instance is not None else 0) + 1))
+        else:
+            wanted = list(stream_ids)
+        snapshot = await read(rpc, contract_id, wanted)
+        latest = await rpc.get_latest_ledger()
+        counted = snapshot.instance.stream_counter if snapshot.instance is not None else 0
+        if latest.sequence == snapshot.ledger and (stream_ids is not None or counted == len(wanted)):
+            return Snapshot(snapshot.ledger, snapshot.instance, snapshot.streams, snapshot.missing, latest.close_time)
+    raise ChainMovedOn(f"the chain moved on while its storage was read {attempts} times; try again")
 
 
 async def schedules(rpc: RpcClient, contract_id: str, stream_ids: Sequence[int]) -> dict[int, StoredSchedule]:
@@ -262,10 +288,14 @@ def decode_instance(entry_xdr: str) -> StoredInstance:
     executable = instance.executable
     wasm_hash = executable.wasm_hash.hash.hex() if executable.wasm_hash is not None else None
     storage: dict[str, tuple[list[Sc], Sc]] = {}
+    conditional: set[int] = set()
     for entry in instance.storage.sc_map if instance.storage is not None else ():
         key = parse_scval(entry.key.to_xdr())
         if key[0] == "vec" and key[1] and key[1][0][0] == "symbol":
-            storage.setdefault(key[1][0][1], (key[1][1:], parse_scval(entry.val.to_xdr())))
+            name, args = key[1][0][1], key[1][1:]
+            if name == "ConditionalMilestones" and args and args[0][0] == "u64":
+                conditional.add(args[0][1])
+            storage.setdefault(name, (args, parse_scval(entry.val.to_xdr())))
     config = None
     if "ProtocolConfig" in storage:
         fields = _fields(storage["ProtocolConfig"][1], "the protocol config")
@@ -286,4 +316,52 @@ def decode_instance(entry_xdr: str) -> StoredInstance:
         config=config,
         contract_version=int(version[1][1]) if version else None,
         recorded_wasm_hash=bytes(recorded[1][1]).hex() if recorded else None,
+        conditional_streams=frozenset(conditional),
     )
+
+
+def stream_state(contract_id: str, stored: StoredStream, conditional: bool, ledger: int, closed_at: int) -> StreamState:
+    """What the index says of a stream the contract stores, read at `ledger` (closed at `closed_at`).
+
+    The status is the contract's, except that a stream resumed after a cancel while paused (8723543:
+    stored Active but inactive) is cancelled. A cancelled stream's refund is what it had left (the contract
+    pays it out without adding it to withdrawn). Fees paid before this ledger are not in storage: 0."""
+    status = stored.status.lower()
+    if not stored.is_active and status in ("active", "paused"):
+        status = "cancelled"
+    running = stored.is_active and status in ("active", "paused")
+    paused_at = (stored.paused_at if stored.paused_at is not None else stored.last_update_time) \
+        if running and stored.paused else None
+    state = StreamState(
+        contract_id=contract_id,
+        stream_id=stored.stream_id,
+        sender=stored.sender,
+        recipient=stored.recipient,
+        token=stored.token_address,
+        rate_per_second=stored.rate_per_second,
+        deposited=stored.deposited_amount,
+        withdrawn=stored.withdrawn_amount,
+        refunded=max(stored.deposited_amount - stored.withdrawn_amount, 0) if status == "cancelled" else 0,
+        fees_paid=0,
+        status=status,
+        start_time=stored.start_time,
+        last_update_time=stored.last_update_time,
+        paused_at=paused_at,
+        end_time=None,
+        schedule=stored.schedule,
+        cliff_time=stored.cliff_time,
+        cliff_amount=stored.cliff_amount if stored.schedule == "hybrid" else None,
+        step_times=tuple(time for time, _ in stored.steps),
+        step_amounts=tuple(amount for _, amount in stored.steps),
+        conditional=conditional,
+        allowance=stored.allowance,
+        terms_source=FROM_STORAGE,
+        dispute=stored.dispute,
+        bootstrap_ledger=ledger,
+        created_at=datetime.fromtimestamp(stored.start_time, UTC),
+        updated_at=datetime.fromtimestamp(closed_at, UTC),
+        first_event_id=None,
+        last_event_id=None,
+    )
+    state.end_time = stored.last_update_time if status in FINISHED else end_time(state.terms(), closed_at)
+    return state

@@ -364,6 +364,14 @@ def ledger_of_cursor(page: EventPage) -> int:
     return ids.last_complete_ledger(page.cursor)
 
 
+async def start_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str], ledger: int) -> None:
+    """Make the worker start after `ledger` (whose state was taken from the contracts' storage)."""
+    await conn.execute(
+        "INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_ledger, latest_ledger) VALUES ($1, $2, $3, $3)",
+        cursor_key(contract_ids), ids.end_of_ledger(ledger), ledger,
+    )
+
+
 async def forget_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> None:
     """Make the next run start from its configured start ledger. The row stays, with its count of the
     events stored."""

@@ -145,10 +145,14 @@ streams = Table(
            comment="events; storage when part of the schedule came from the contract's storage; unavailable "
                    "when it should have and the entry was gone"),
     Column("dispute", Text, comment="requested, approved or rejected"),
-    Column("created_at", DateTime(timezone=True), nullable=False, comment="ledger close time"),
+    Column("bootstrap_ledger", BigInteger,
+           comment="set when the index took this stream from the contract's storage at that ledger (flowfi "
+                   "bootstrap) rather than from its creation event"),
+    Column("created_at", DateTime(timezone=True), nullable=False,
+           comment="ledger close time of the creation (of start_time, for a stream taken from storage)"),
     Column("updated_at", DateTime(timezone=True), nullable=False, comment="ledger close time"),
-    Column("first_event_id", Text, nullable=False),
-    Column("last_event_id", Text, nullable=False),
+    Column("first_event_id", Text, comment="NULL for a stream taken from storage"),
+    Column("last_event_id", Text, comment="NULL for a stream taken from storage and unchanged since"),
     PrimaryKeyConstraint("contract_id", "stream_id"),
     CheckConstraint(f"status IN {STREAM_STATUSES!r}", name="status"),
     CheckConstraint(f"schedule IN {SCHEDULES!r}", name="schedule"),
@@ -172,7 +176,7 @@ protocol_config = Table(
     Column("wasm_hash", Text, comment="the code the last contract_upgraded installed (hex)"),
     Column("data_version", BigInteger, comment="the storage layout version of the last state_migrated"),
     Column("updated_at", DateTime(timezone=True), nullable=False, comment="ledger close time"),
-    Column("last_event_id", Text, nullable=False),
+    Column("last_event_id", Text, comment="NULL when read from the contract's storage (flowfi bootstrap)"),
 )
 
 contract_upgrades = Table(
