@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32  # HS256's own output size: a shorter secret is weaker than the signature (RFC 7518 3.2)
 
 
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FLOWFI_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True,
+        hide_input_in_errors=True,  # a refused value may be a secret: errors never repeat it
     )
 
     host: str = Field("127.0.0.1", description="address the API listens on")
@@ -24,9 +29,11 @@ class ApiSettings(BaseSettings):
     ready_max_lag: int = Field(
         10, ge=0, description="ledgers the indexer may trail the chain before /ready says 503"
     )
-    auth_jwt_secret: SecretStr | None = Field(None, description="HS256 secret; turns authentication on")
+    auth_jwt_secret: SecretStr | None = Field(
+        None, description=f"HS256 secret of at least {MIN_SECRET_BYTES} bytes; turns authentication on"
+    )
     auth_jwt_public_key: str | None = Field(
-        None, description="RS256/ES256 public key (PEM); turns authentication on"
+        None, description="RS256 or ES256 public key (PEM); turns authentication on"
     )
     auth_audience: str | None = Field(None, description="the audience tokens must name, if any")
     auth_issuer: str | None = Field(None, description="the issuer tokens must name, if any")
@@ -42,10 +49,37 @@ class ApiSettings(BaseSettings):
     max_connection_lifetime: float = Field(
         3600.0, gt=0, description="seconds before an SSE connection is closed (±10%) for the client to resume"
     )
+    @property
+    def authenticating(self) -> bool:
+        return self.auth_jwt_secret is not None or self.auth_jwt_public_key is not None
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"the HS256 secret is {len(value.get_secret_value().encode())} bytes; it needs at least "
+                f"{MIN_SECRET_BYTES} random bytes (e.g. the output of `openssl rand -hex 32`)"
+            )
+        return value
+
+    @field_validator("auth_jwt_public_key")
+    @classmethod
+    def _a_public_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            key = load_pem_public_key(value.encode())
+        except (ValueError, TypeError):
+            raise ValueError("not a PEM public key (-----BEGIN PUBLIC KEY----- ...)") from None
+        if not (isinstance(key, rsa.RSAPublicKey)
+                or (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1))):
+            raise ValueError("the public key must be an RSA key (RS256) or an EC P-256 key (ES256)")
         return value

@@ -7,6 +7,7 @@ import signal
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from flowfi.logs import setup_logging
 from flowfi.settings import Settings
@@ -33,12 +34,16 @@ def database_of(settings: Settings) -> str:
 
 
 def load_settings(**flags: Any) -> Settings:
-    """Settings from the environment, overridden by the flags that were given."""
+    """Settings from the environment, overridden by the flags that were given. A refused setting
+    stops the command with what is wrong with it (never its value: it may be a secret)."""
     try:
         return Settings(**{k: v for k, v in flags.items() if v is not None})
-    except ValueError as exc:
-        typer.secho(f"invalid settings: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]) or "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            typer.secho(f"invalid setting FLOWFI_{name.upper()}: {message}", fg="red", err=True)
+        raise typer.Exit(2) from None
 
 
 def run_until_signalled(main: Any, on_signal: Any) -> None:
@@ -179,7 +184,7 @@ def tail(
     decimals: Annotated[int, typer.Option(help="the token's decimal places, for amounts")] = 7,
 ) -> None:
     """Print live events in the terminal, one line each; resumes by itself after a drop."""
-    from api.client import ResumeRejected, SubscriptionRejected
+    from api.client import SubscribeError
     from api.tail import tail as run_tail
 
     def split(text: str) -> list[str]:
@@ -190,7 +195,7 @@ def tail(
     try:
         asyncio.run(run_tail(url, streams=split(streams), users=split(users), types=split(types),
                              all=all_events, last_event_id=since, decimals=decimals))
-    except (SubscriptionRejected, ResumeRejected) as exc:
+    except SubscribeError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:
