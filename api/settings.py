@@ -3,6 +3,7 @@ file), which command-line flags override."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -49,15 +50,36 @@ class ApiSettings(BaseSettings):
     max_connection_lifetime: float = Field(
         3600.0, gt=0, description="seconds before an SSE connection is closed (±10%) for the client to resume"
     )
+    header_timeout: float = Field(
+        10.0, gt=0, description="seconds a client has to send a request's line and headers (then 408, closed)"
+    )
+    max_sockets_per_ip: int = Field(
+        100, ge=1, description="open TCP connections of any kind from one address (more are closed at once)"
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed, "
+                        "comma-separated",
+    )
+
     @property
     def authenticating(self) -> bool:
         return self.auth_jwt_secret is not None or self.auth_jwt_public_key is not None
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry[:60]!r} is not an IP address or network (like 10.0.0.0/8)") from None
         return value
 
     @field_validator("auth_jwt_secret")

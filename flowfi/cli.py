@@ -145,11 +145,19 @@ def serve(
     host: Annotated[str | None, typer.Option(help="listen address [FLOWFI_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="listen port [FLOWFI_PORT]")] = None,
     database_url: DatabaseUrl = None,
+    header_timeout: Annotated[float | None, typer.Option(
+        help="seconds a client has to send a request's line and headers [FLOWFI_HEADER_TIMEOUT]")] = None,
+    max_sockets_per_ip: Annotated[int | None, typer.Option(
+        help="open connections of any kind from one address [FLOWFI_MAX_SOCKETS_PER_IP]")] = None,
+    trusted_proxies: Annotated[str | None, typer.Option(
+        help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is believed "
+             "[FLOWFI_TRUSTED_PROXIES]")] = None,
 ) -> None:
     """Serve live events (SSE) and the indexed tables (REST) over HTTP."""
     from api.app import serve as serve_api
 
-    settings = load_settings(host=host, port=port, database_url=database_url)
+    settings = load_settings(host=host, port=port, database_url=database_url, header_timeout=header_timeout,
+                             max_sockets_per_ip=max_sockets_per_ip, trusted_proxies=trusted_proxies)
     setup_logging(log_format=settings.log_format)
     asyncio.run(serve_api(settings, database_of(settings)))
 

@@ -23,6 +23,7 @@ from tests.serving import running_app
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 AUDIENCE = "flowfi-api"
+ORIGIN = "https://app.example"
 ENDPOINTS = ["/events/subscribe?all=true", "/events/stats", "/metrics", "/streams", "/streams/1",
              "/streams/1/events", "/events", "/dead-letters"]
 
@@ -36,7 +37,8 @@ async def served(database_url: str, db: asyncpg.Connection) -> Any:
     with running_devnet(seed=21) as devnet:
         add_traffic(devnet, 600, seed=21)
         await index_now(devnet, database_url)
-        settings = worker_settings(devnet, database_url, auth_jwt_secret=SECRET, auth_audience=AUDIENCE)
+        settings = worker_settings(devnet, database_url, auth_jwt_secret=SECRET, auth_audience=AUDIENCE,
+                                   cors_origins=ORIGIN)
         with running_app(create_app(settings, database_url), server_class=Server) as base_url:
             yield devnet, base_url, database_url
 
@@ -209,6 +211,21 @@ def test_a_public_key_that_is_not_one_is_refused_at_start() -> None:
     result = CliRunner().invoke(cli, ["serve"], env={"FLOWFI_AUTH_JWT_PUBLIC_KEY": "not a key"})
     assert result.exit_code == 2
     assert "FLOWFI_AUTH_JWT_PUBLIC_KEY: not a PEM public key" in result.output
+
+
+async def test_refusals_of_the_stream_carry_cors_headers_for_allowed_origins(served: Any) -> None:
+    _devnet, base_url, _database_url = served
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        for headers in ({"Origin": ORIGIN}, {"Origin": ORIGIN, "Authorization": "Bearer not.a.jwt"}):
+            refused = await client.get("/events/subscribe?all=true", headers=headers)
+            assert refused.status_code == 401
+            assert refused.headers["access-control-allow-origin"] == ORIGIN
+            assert refused.headers["access-control-allow-credentials"] == "true"
+        user = token({"sub": "not-an-address"})
+        forbidden = await client.get(f"/events/subscribe?all=true&access_token={user}", headers={"Origin": ORIGIN})
+        assert forbidden.status_code == 403 and forbidden.headers["access-control-allow-origin"] == ORIGIN
+        other = await client.get("/events/subscribe?all=true", headers={"Origin": "https://evil.example"})
+        assert other.status_code == 401 and "access-control-allow-origin" not in other.headers
 
 
 async def test_a_stream_stops_when_its_token_expires_and_says_so(database_url: str, db: asyncpg.Connection) -> None:
