@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table: figure | baseline | ratio | target | met?
 
-    python -m bench                      all five (ingest, fanout, latency, replay, queries)
+    python -m bench                      all six (ingest, fanout, latency, replay, queries, hostile)
     python -m bench ingest replay        some of them
     python -m bench --quick              smaller sizes, for a quick look
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import RESULTS, Postgres, machine, raise_open_files
 
-NAMES = ("ingest", "fanout", "latency", "replay", "queries")
+NAMES = ("ingest", "fanout", "latency", "replay", "queries", "hostile")
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
@@ -29,6 +29,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "latency": {"sizes": (1_000, 10_000)},
         "replay": {"behind": 100_000, "history": 1_000_000},
         "queries": {"history": 1_000_000, "requests": 1_000},
+        "hostile": {"open_files": 1024},
     },
     "quick": {
         "ingest": {"events": 30_000},
@@ -36,6 +37,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "latency": {"sizes": (100, 1_000)},
         "replay": {"behind": 20_000, "history": 100_000},
         "queries": {"history": 100_000, "requests": 300},
+        "hostile": {"open_files": 512},
     },
 }
 
@@ -101,6 +103,21 @@ def rows_for(name: str, r: dict[str, Any]) -> list[Row]:
              f"{r['sql_offset_deep_p50_ms']} ms (OFFSET)", f"{r['offset_vs_keyset']}x faster", "", ""),
             ("  deep page plan", " > ".join(r["deep_page_plan"]), "", "", "index scan", _met(r["met"])),
         ]
+    if name == "hostile":
+        served, baseline = r["served"], r["baseline"]
+
+        def held(run: dict[str, Any]) -> str:
+            return f"{run['held']:,} ({'others refused' if run['others_refused'] else 'others answered'})"
+
+        def log(run: dict[str, Any]) -> str:
+            return f"{_n(run['log_bytes'] / 1024, ' KB')} in {run['seconds']} s"
+
+        return [
+            (f"hostile: connections one client holds, {r['open_files']:,} fds", held(served),
+             f"{held(baseline)}, no gate", f"{baseline['held'] / max(served['held'], 1):.1f}x fewer",
+             f"<= {r['per_address_cap']} (cap)", _met(r["met"])),
+            ("  server log written during the attack", log(served), log(baseline), "", "", ""),
+        ]
     return []
 
 
@@ -112,11 +129,11 @@ def table(rows: list[Row]) -> str:
 
 
 async def run(names: list[str], quick: bool) -> dict[str, Any]:
-    from bench import fanout, ingest, latency, queries, replay
+    from bench import fanout, hostile, ingest, latency, queries, replay
 
     modules: dict[str, Callable[..., Any]] = {
         "ingest": ingest.measure, "fanout": fanout.measure, "latency": latency.measure,
-        "replay": replay.measure, "queries": queries.measure,
+        "replay": replay.measure, "queries": queries.measure, "hostile": hostile.measure,
     }
     sizes = SIZES["quick" if quick else "full"]
     postgres = Postgres()
