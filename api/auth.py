@@ -1,8 +1,10 @@
 """Who is asking: JWT authentication, off by default, on when a secret or public key is configured.
 
-The token comes from the Authorization header (`Bearer ...`), a `token` query parameter (browsers'
-EventSource cannot send headers) or the `flowfi_token` cookie. It is verified with an HS256 secret
-or an RS256/ES256 public key, and its expiry, audience and issuer are checked. Its `sub` claim (name
+The token comes from the Authorization header (`Bearer ...`), an `access_token` query parameter
+(browsers' EventSource cannot send headers; `token` works too, and is the credential on /streams
+only while authentication is on) or the `flowfi_token` cookie. It is verified with an HS256 secret
+or an RS256/ES256 public key, and its expiry, audience and issuer are checked. No error message
+repeats the token or a library's own words about it. Its `sub` claim (name
 configurable) is the user's Stellar address: that user sees only events and rows of streams where
 they are sender or recipient (and protocol events naming them). A true `admin` claim sees everything.
 
@@ -13,8 +15,11 @@ authenticates its own requests with the token the user gives it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,6 +29,7 @@ from api.settings import ApiSettings
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/"})
 COOKIE = "flowfi_token"
+QUERY_CREDENTIALS = ("access_token", "token")  # the query parameters that may carry the token
 SCOPE_KEY = "flowfi.principal"
 
 
@@ -33,6 +39,7 @@ class Principal:
 
     address: str | None
     admin: bool
+    expires_at: float | None = None  # the token's expiry (Unix time); None without a token
 
     @property
     def restricted_to(self) -> str | None:
@@ -57,8 +64,8 @@ class Authenticator:
             self.key: object = settings.auth_jwt_secret.get_secret_value()
             self.algorithms = ["HS256"]
         elif settings.auth_jwt_public_key is not None:
-            self.key = settings.auth_jwt_public_key
-            self.algorithms = ["RS256", "ES256"]
+            self.key = load_pem_public_key(settings.auth_jwt_public_key.encode())
+            self.algorithms = ["RS256"] if isinstance(self.key, rsa.RSAPublicKey) else ["ES256"]
         else:
             self.key = None
             self.algorithms = []
@@ -71,39 +78,60 @@ class Authenticator:
         token = token_of(connection)
         if token is None:
             raise AuthError(401, "authentication required: send a token as 'Authorization: Bearer <jwt>', "
-                                 "a 'token' query parameter, or the flowfi_token cookie")
-        try:
-            claims = jwt.decode(
-                token, self.key, algorithms=self.algorithms,  # type: ignore[arg-type]
-                audience=self.settings.auth_audience, issuer=self.settings.auth_issuer,
-                options={"require": ["exp"], "verify_aud": self.settings.auth_audience is not None},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise AuthError(401, "the token has expired: get a new one") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise AuthError(401, "the token is not meant for this service (wrong audience)") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise AuthError(401, "the token comes from an issuer this service does not trust") from exc
-        except jwt.InvalidSignatureError as exc:
-            raise AuthError(401, "the token's signature does not verify") from exc
-        except jwt.PyJWTError as exc:
-            raise AuthError(401, f"the token is not valid: {exc}") from exc
+                                 "an 'access_token' query parameter, or the flowfi_token cookie")
+        claims = self._verified(token)
+        expires_at = float(claims["exp"])
         if claims.get(self.settings.auth_admin_claim) is True:
-            return Principal(address=None, admin=True)
+            return Principal(address=None, admin=True, expires_at=expires_at)
         address = claims.get(self.settings.auth_address_claim)
         if not isinstance(address, str) or not (
             StrKey.is_valid_ed25519_public_key(address) or StrKey.is_valid_contract(address)
         ):
             raise AuthError(403, f"the token's {self.settings.auth_address_claim!r} claim is not a Stellar "
                                  "address, and it carries no admin claim")
-        return Principal(address=address, admin=False)
+        return Principal(address=address, admin=False, expires_at=expires_at)
+
+    def _verified(self, token: str) -> dict[str, Any]:
+        """The token's claims, once its signature, expiry, audience and issuer check out; else a 401
+        in this module's words (PyJWT's messages may quote the token or show Python reprs)."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, self.key, algorithms=self.algorithms,  # type: ignore[arg-type]
+                audience=self.settings.auth_audience, issuer=self.settings.auth_issuer,
+                options={"require": ["exp"], "verify_aud": self.settings.auth_audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError(401, "the token has expired: get a new one") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError(401, "the token is not valid yet (its nbf or iat is in the future)") from None
+        except jwt.InvalidAudienceError:
+            raise AuthError(401, "the token is not meant for this service (wrong audience)") from None
+        except jwt.InvalidIssuerError:
+            raise AuthError(401, "the token comes from an issuer this service does not trust") from None
+        except jwt.MissingRequiredClaimError as exc:
+            claim = exc.claim if exc.claim in ("exp", "aud", "iss") else "a required"
+            raise AuthError(401, f"the token lacks the {claim} claim") from None
+        except (jwt.InvalidAlgorithmError, jwt.InvalidKeyError):
+            raise AuthError(401, f"the token is not signed with {' or '.join(self.algorithms)}, the algorithm "
+                                 "this service verifies") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError(401, "the token's signature does not verify") from None
+        except jwt.DecodeError:
+            raise AuthError(401, "the token is not a well-formed JWT (header.claims.signature, base64url)") from None
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+            raise AuthError(401, "the token is not valid: one of its claims is malformed") from None
+        if not isinstance(claims.get("exp"), int | float):
+            raise AuthError(401, "the token is not valid: one of its claims is malformed")
+        return claims
 
 
 def token_of(connection: HTTPConnection) -> str | None:
     header = connection.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return connection.query_params.get("token") or connection.cookies.get(COOKIE) or None
+    params = connection.query_params
+    return next((params[name] for name in QUERY_CREDENTIALS if params.get(name)), None) or (
+        connection.cookies.get(COOKIE) or None)
 
 
 def principal_of(connection: HTTPConnection) -> Principal:

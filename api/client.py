@@ -16,9 +16,12 @@ Errors (all `SubscribeError`):
       |                          would give the same answer, so it is raised at once, with the
       |                          server's message.
       +-- ResumeRejected         the server does not know the id to resume from (a 400 naming
-                                 lastEventId, or an `error` frame from servers that send one):
-                                 the history was pruned or the id belongs to another database; start
-                                 again without `last_event_id` (or from an older, known id).
+      |                          lastEventId, or an `error` frame from servers that send one):
+      |                          the history was pruned or the id belongs to another database; start
+      |                          again without `last_event_id` (or from an older, known id).
+      +-- TokenExpired           the access token expired while streaming (the server's `error`
+                                 frame with status 401): subscribe again with a new token and
+                                 `last_event_id=exc.last_event_id`; nothing is lost.
 
 Everything else (transport errors, 5xx, 408, 429, an unexpected content type from a proxy, a clean
 close) is retried forever; cancel the iteration (or break out of it) to stop.
@@ -37,7 +40,7 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
-__all__ = ["Event", "ResumeRejected", "SubscribeError", "SubscriptionRejected", "subscribe"]
+__all__ = ["Event", "ResumeRejected", "SubscribeError", "SubscriptionRejected", "TokenExpired", "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,15 @@ class ResumeRejected(SubscribeError):
         self.message = message
 
 
+class TokenExpired(SubscribeError):
+    """The access token expired; resume with a new one after `last_event_id`."""
+
+    def __init__(self, last_event_id: str | None, message: str) -> None:
+        super().__init__(f"{message} (subscribe again with a new token and last_event_id={last_event_id!r})")
+        self.last_event_id = last_event_id
+        self.message = message
+
+
 class _Dropped(Exception):
     """The connection ended or failed in a way worth retrying."""
 
@@ -116,6 +128,15 @@ def _error_message(response_text: str) -> str:
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return body["error"]
     return response_text.strip()[:300]
+
+
+def _status_of(frame_data: str) -> int | None:
+    try:
+        body = json.loads(frame_data)
+    except ValueError:
+        return None
+    status = body.get("status") if isinstance(body, dict) else None
+    return status if isinstance(status, int) else None
 
 
 def _names_resume_point(response_text: str) -> bool:
@@ -157,8 +178,9 @@ async def subscribe(
     on_drop        called as on_drop(reason, delay_seconds) each time the connection is lost, before
                    waiting to reconnect (to show the state to a user; logging happens anyway).
 
-    Raises SubscriptionRejected on a 4xx answer (a bad filter) and ResumeRejected when the server
-    does not know the id to resume from; see the module docstring.
+    Raises SubscriptionRejected on a 4xx answer (a bad filter), ResumeRejected when the server
+    does not know the id to resume from, and TokenExpired when the token runs out; see the module
+    docstring.
     """
     params = query_params(streams=streams, users=users, types=types, all=all)
     url = base_url.rstrip("/") + SUBSCRIBE_PATH
@@ -189,6 +211,8 @@ async def subscribe(
                         if sse.retry is not None:
                             base_delay = sse.retry / 1000
                         if sse.event == "error":
+                            if _status_of(sse.data) == 401:
+                                raise TokenExpired(last_id, _error_message(sse.data))
                             raise ResumeRejected(last_id, _error_message(sse.data))
                         if sse.id and not sse.data:
                             # a position marker: nothing to yield, but resume from here after a drop

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from starlette.datastructures import QueryParams
 from stellar_sdk import StrKey
 
+from api.auth import QUERY_CREDENTIALS
 from indexer import ids
 from indexer.events import BY_SSE_NAME
 
@@ -21,6 +22,18 @@ U64_MAX = 2**64 - 1
 # ASCII digits only, and few enough for int(): str.isdigit() accepts "²", which int() refuses.
 NUMBER = re.compile(r"[0-9]{1,20}")
 MAX_LIST_VALUES = 100
+SHOWN = 40  # characters of a refused value repeated in its error message
+
+
+JWT_SHAPE = re.compile(r"eyJ[\w-]*\.")  # a base64url JSON object, then a dot: a JWT's header
+
+
+def shown(text: str, parameter: str | None = None) -> str:
+    """A refused value as an error message repeats it: quoted and cut short. Never a credential: a
+    value given under a name that carries tokens, or shaped like a JWT, is not repeated at all."""
+    if parameter in QUERY_CREDENTIALS or JWT_SHAPE.search(text):
+        return "the value given"
+    return repr(text[:SHOWN]) + ("..." if len(text) > SHOWN else "")
 
 
 class BadRequest(ValueError):
@@ -89,21 +102,26 @@ def values(params: QueryParams, name: str) -> list[str]:
 
 def stream_id(text: str, parameter: str = "streams") -> int:
     if not NUMBER.fullmatch(text) or not 0 < int(text) <= U64_MAX:
-        raise BadRequest(parameter, f"{parameter}: {text!r} is not a stream id (a whole number from 1 to 2^64-1)")
+        raise BadRequest(
+            parameter, f"{parameter}: {shown(text, parameter)} is not a stream id (a whole number from 1 to 2^64-1)"
+        )
     return int(text)
 
 
 def address(text: str, parameter: str = "users") -> str:
     if not (StrKey.is_valid_ed25519_public_key(text) or StrKey.is_valid_contract(text)):
         raise BadRequest(
-            parameter, f"{parameter}: {text!r:.80} is not a valid Stellar address (G... or C... with its checksum)"
+            parameter, f"{parameter}: {shown(text, parameter)}"
+            " is not a valid Stellar address (G... or C... with its checksum)"
         )
     return text
 
 
 def event_type(text: str, parameter: str = "types") -> str:
     if text not in BY_SSE_NAME:
-        raise BadRequest(parameter, f"{parameter}: unknown event type {text!r:.60}; known: {', '.join(BY_SSE_NAME)}")
+        raise BadRequest(
+            parameter, f"{parameter}: unknown event type {shown(text, parameter)}; known: {', '.join(BY_SSE_NAME)}"
+        )
     return text
 
 
@@ -114,7 +132,7 @@ FROM_THE_START = frozenset({"0", ids.event_id(0, 0, 0, 0)})
 def event_id(text: str, parameter: str) -> str:
     if not ids.PATTERN.fullmatch(text):
         raise BadRequest(
-            parameter, f"{parameter}: {text!r:.60} is not an event id (like 0000000012884905984-0000000000)"
+            parameter, f"{parameter}: {shown(text, parameter)} is not an event id (like 0000000012884905984-0000000000)"
         )
     return text
 
@@ -131,15 +149,18 @@ def boolean(text: str, parameter: str) -> bool:
         return True
     if lowered in ("false", "0", "no"):
         return False
-    raise BadRequest(parameter, f"{parameter}: expected true or false, got {text!r:.40}")
+    raise BadRequest(parameter, f"{parameter}: expected true or false, got {shown(text, parameter)}")
 
 
 def reject_unknown(params: QueryParams, known: Iterable[str]) -> None:
-    allowed = set(known) | {"token"}  # the credential of api.auth, accepted everywhere
+    allowed = set(known) | set(QUERY_CREDENTIALS)  # the credential of api.auth is accepted everywhere
     unknown = sorted({key for key in params if key not in allowed})
     if unknown:
+        named = ", ".join(shown(key) for key in unknown[:3])
+        if len(unknown) > 3:
+            named += f" and {len(unknown) - 3} more"
         raise BadRequest(
-            unknown[0], f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed)) or 'none'}"
+            unknown[0][:SHOWN], f"unknown parameter(s) {named}; accepted: {', '.join(sorted(allowed))}"
         )
 
 
@@ -180,24 +201,30 @@ def page_size(params: QueryParams, name: str = "limit") -> int:
     if text is None:
         return DEFAULT_PAGE_SIZE
     if not NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_PAGE_SIZE:
-        raise BadRequest(name, f"{name}: {text!r:.40} is not a page size (a whole number from 1 to {MAX_PAGE_SIZE})")
+        raise BadRequest(
+            name, f"{name}: {shown(text, name)} is not a page size (a whole number from 1 to {MAX_PAGE_SIZE})"
+        )
     return int(text)
 
 
 def ledger(text: str, parameter: str) -> int:
     if not NUMBER.fullmatch(text) or not 1 <= int(text) <= LEDGER_MAX:
-        raise BadRequest(parameter, f"{parameter}: {text!r:.40} is not a ledger sequence (1 to {LEDGER_MAX})")
+        raise BadRequest(
+            parameter, f"{parameter}: {shown(text, parameter)} is not a ledger sequence (1 to {LEDGER_MAX})"
+        )
     return int(text)
 
 
 def choice(text: str, parameter: str, allowed: Iterable[str]) -> str:
     options = tuple(allowed)
     if text not in options:
-        raise BadRequest(parameter, f"{parameter}: {text!r:.40} is not one of {', '.join(options)}")
+        raise BadRequest(parameter, f"{parameter}: {shown(text, parameter)} is not one of {', '.join(options)}")
     return text
 
 
 def contract_id(text: str, parameter: str) -> str:
     if not StrKey.is_valid_contract(text):
-        raise BadRequest(parameter, f"{parameter}: {text!r:.80} is not a valid contract id (C... with its checksum)")
+        raise BadRequest(
+            parameter, f"{parameter}: {shown(text, parameter)} is not a valid contract id (C... with its checksum)"
+        )
     return text

@@ -241,6 +241,15 @@ PATH_STREAM_ID = {"name": "id", "in": "path", "required": True, "schema": STREAM
 STATUS = _query("status", {"enum": list(STREAM_STATUSES)}, "only streams with this status")
 
 
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "accessToken": {"type": "apiKey", "in": "query", "name": "access_token",
+                    "description": "the JWT as a query parameter, for EventSource (which cannot send headers); "
+                                   "`token` is accepted too, except on /streams while authentication is off"},
+    "cookie": {"type": "apiKey", "in": "cookie", "name": "flowfi_token"},
+}
+
+
 def _json(schema: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
 
@@ -269,7 +278,9 @@ def openapi_document() -> dict[str, Any]:
                 "Streams, by stream id then contract id",
                 [_query("sender", ADDRESS, "only streams from this address"),
                  _query("recipient", ADDRESS, "only streams to this address"),
-                 STATUS, _query("token", CONTRACT, "only streams of this token contract"),
+                 STATUS, _query("tokenAddress", CONTRACT, "only streams of this token contract"),
+                 _query("token", CONTRACT, "the old name of tokenAddress, while the server has no "
+                        "authentication; with authentication on, `token` is the access token", deprecated=True),
                  _query("contractId", CONTRACT, "only streams of this FlowFi contract"),
                  _query("cursor", STREAM_CURSOR, "the nextCursor of the previous page"), LIMIT],
                 {"200": _json("StreamPage", "a page of streams"), "400": BAD_REQUEST},
@@ -349,5 +360,7 @@ def openapi_document() -> dict[str, Any]:
                 {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}},
             ),
         },
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": _schemas(), "securitySchemes": SECURITY_SCHEMES},
+        # Only when the server has authentication configured (FLOWFI_AUTH_JWT_*); else open.
+        "security": [{}, *({name: []} for name in SECURITY_SCHEMES)],
     }

@@ -20,6 +20,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 import asyncpg
@@ -133,7 +134,7 @@ def _stream_cursor(params: QueryParams) -> tuple[int, str] | None:
     head, sep, tail = text.partition(":")
     if not sep:
         raise BadRequest(
-            "cursor", f"cursor: {text!r:.80} is not a stream cursor; pass the nextCursor of the previous page"
+            "cursor", f"cursor: {filters.shown(text)} is not a stream cursor; pass the nextCursor of the previous page"
         )
     return filters.stream_id(head, "cursor"), filters.contract_id(tail, "cursor")
 
@@ -192,7 +193,21 @@ def _event_page(rows: Sequence[Mapping[str, Any]], limit: int) -> JSONResponse:
 
 # --- streams ------------------------------------------------------------------------------------------
 
-STREAMS_PARAMS = ("sender", "recipient", "status", "token", "contractId", "cursor", "limit")
+STREAMS_PARAMS = ("sender", "recipient", "status", "tokenAddress", "token", "contractId", "cursor", "limit")
+# The token contract filter was called `token`, which is also the credential's query parameter: with
+# authentication on, `token` is the credential here as everywhere, and the filter is `tokenAddress`.
+ASSET_FILTER, OLD_ASSET_FILTER = "tokenAddress", "token"
+
+
+def _asset(request: Request) -> str | None:
+    params = request.query_params
+    names = [ASSET_FILTER]
+    if not request.app.state.settings.authenticating:
+        names.append(OLD_ASSET_FILTER)
+    given = [name for name in names if name in params]
+    if len(given) > 1:
+        raise BadRequest(OLD_ASSET_FILTER, "give the token contract once, as tokenAddress (token is its old name)")
+    return _optional(params, given[0], filters.contract_id) if given else None
 
 
 async def list_streams(request: Request) -> Response:
@@ -202,7 +217,7 @@ async def list_streams(request: Request) -> Response:
         "sender": _optional(params, "sender", filters.address),
         "recipient": _optional(params, "recipient", filters.address),
         "status": _optional(params, "status", _status),
-        "token": _optional(params, "token", filters.contract_id),
+        "token": _asset(request),
         "contract_id": _optional(params, "contractId", filters.contract_id),
     }
     after = _stream_cursor(params)
@@ -431,11 +446,12 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        message = f"there is no {request.url.path}; the endpoints are listed at /openapi.json"
+        message = f"there is no {filters.shown(request.url.path)}; the endpoints are listed at /openapi.json"
     elif exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}; the API is read-only (GET)"
+        message = f"{filters.shown(request.method)} is not allowed on {filters.shown(request.url.path)}; the API " \
+                  "answers GET"
     else:
-        message = str(exc.detail)
+        message = f"the request was refused ({exc.status_code} {HTTPStatus(exc.status_code).phrase})"
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)

@@ -3,15 +3,21 @@ file), which command-line flags override."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32  # HS256's own output size: a shorter secret is weaker than the signature (RFC 7518 3.2)
 
 
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FLOWFI_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True,
+        hide_input_in_errors=True,  # a refused value may be a secret: errors never repeat it
     )
 
     host: str = Field("127.0.0.1", description="address the API listens on")
@@ -28,9 +34,11 @@ class ApiSettings(BaseSettings):
         60.0, gt=0, description="seconds since the worker's last poll before /ready says 503 (a stopped or "
         "stuck worker); `flowfi` derives it from the poll interval and the RPC timeout unless it is set",
     )
-    auth_jwt_secret: SecretStr | None = Field(None, description="HS256 secret; turns authentication on")
+    auth_jwt_secret: SecretStr | None = Field(
+        None, description=f"HS256 secret of at least {MIN_SECRET_BYTES} bytes; turns authentication on"
+    )
     auth_jwt_public_key: str | None = Field(
-        None, description="RS256/ES256 public key (PEM); turns authentication on"
+        None, description="RS256 or ES256 public key (PEM); turns authentication on"
     )
     auth_audience: str | None = Field(None, description="the audience tokens must name, if any")
     auth_issuer: str | None = Field(None, description="the issuer tokens must name, if any")
@@ -46,10 +54,58 @@ class ApiSettings(BaseSettings):
     max_connection_lifetime: float = Field(
         3600.0, gt=0, description="seconds before an SSE connection is closed (±10%) for the client to resume"
     )
+    header_timeout: float = Field(
+        10.0, gt=0, description="seconds a client has to send a request's line and headers (then 408, closed)"
+    )
+    max_sockets_per_ip: int = Field(
+        100, ge=1, description="open TCP connections of any kind from one address (more are closed at once)"
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed, "
+                        "comma-separated",
+    )
 
-    @field_validator("cors_origins", mode="before")
+    @property
+    def authenticating(self) -> bool:
+        return self.auth_jwt_secret is not None or self.auth_jwt_public_key is not None
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry[:60]!r} is not an IP address or network (like 10.0.0.0/8)") from None
+        return value
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"the HS256 secret is {len(value.get_secret_value().encode())} bytes; it needs at least "
+                f"{MIN_SECRET_BYTES} random bytes (e.g. the output of `openssl rand -hex 32`)"
+            )
+        return value
+
+    @field_validator("auth_jwt_public_key")
+    @classmethod
+    def _a_public_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            key = load_pem_public_key(value.encode())
+        except (ValueError, TypeError):
+            raise ValueError("not a PEM public key (-----BEGIN PUBLIC KEY----- ...)") from None
+        if not (isinstance(key, rsa.RSAPublicKey)
+                or (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1))):
+            raise ValueError("the public key must be an RSA key (RS256) or an EC P-256 key (ES256)")
         return value

@@ -7,6 +7,10 @@ A connection goes through three steps:
 3. once the replay has reached the high-water mark it subscribes to the hub, with no await between
    the check and the subscription, so the next event it gets live is the first one it has not seen.
 
+A stream ends after its lifetime (with a retry hint: the client resumes by id) or when its access
+token expires: nothing is sent after the expiry, and the stream closes with an `error` frame saying
+so (status 401), for the client to get a new token and resume from its last id.
+
 Frames are written by `encode`, a pure function.
 """
 
@@ -15,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import random
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -37,7 +43,7 @@ from api.settings import ApiSettings
 SUBSCRIBE_PATH = "/events/subscribe"
 REPLAY_PAGE = 2000
 MAX_WRITE = 256 * 1024  # bytes handed to the server in one send; bounds what a slow client holds
-SUBSCRIBE_PARAMETERS = ("streams", "users", "types", "all", "lastEventId", "cursor", "token")
+SUBSCRIBE_PARAMETERS = ("streams", "users", "types", "all", "lastEventId", "cursor")
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache, no-transform"),
@@ -45,6 +51,11 @@ HEADERS = [
     (b"connection", b"keep-alive"),
 ]
 HEARTBEAT = b": heartbeat\n\n"
+TOKEN_EXPIRED = b'event: error\ndata: %s\n\n' % orjson.dumps({
+    "error": "the access token has expired: get a new one and reconnect with it, resuming after the last "
+             "event id received",
+    "status": 401,
+})
 
 
 def encode(event_id: str, event_name: str, data: bytes) -> bytes:
@@ -163,12 +174,14 @@ class Admission:
     resume: str | None
     ip: str
     user: str | None
+    expires_at: float | None  # the token's expiry, Unix time
 
 
 class Connection:
     """One subscriber's stream. Reads the app's state: hub, pool, listener, settings, limits."""
 
-    __slots__ = ("hub", "pool", "listener", "limits", "settings", "deadline", "cycle", "subscriber", "gone")
+    __slots__ = ("hub", "pool", "listener", "limits", "settings", "deadline", "expires", "cycle", "subscriber",
+                 "gone")
 
     def __init__(self, state: Any, cycle: Any) -> None:
         self.hub: Hub = state.hub
@@ -181,6 +194,7 @@ class Connection:
         self.deadline = asyncio.get_running_loop().time() + (
             self.settings.max_connection_lifetime * random.uniform(0.9, 1.1)
         )
+        self.expires = math.inf  # when the access token expires, on the loop's clock
         self.cycle = cycle
         self.subscriber: Subscriber | None = None
         self.gone = False  # the client left, or was cut off
@@ -195,6 +209,9 @@ class Connection:
         except Refusal as refusal:
             await refusal.response(cors)(scope, receive, send)
             return
+        if admission.expires_at is not None:
+            self.expires = asyncio.get_running_loop().time() + (admission.expires_at - time.time())
+            self.deadline = min(self.deadline, self.expires)
         # Without uvicorn's flag a task waits for the disconnect message; with it, a client that left
         # is noticed at the next write (a heartbeat at the latest).
         watcher = None if self.cycle is not None else asyncio.ensure_future(self._watch_disconnect(receive))
@@ -216,16 +233,18 @@ class Connection:
             subscriber = self.subscriber
             while subscriber is not None and not self.gone:
                 await subscriber.wakeup()
+                if loop.time() >= self.expires:
+                    break  # before sending anything more
                 frames = subscriber.take()
                 if frames:
                     await self._write(send, frames)
                 if subscriber.closed_reason is not None or loop.time() >= self.deadline:
                     break
-            if not self.gone:  # end the response with a retry hint: the client resumes by id
+            if not self.gone:  # end the response with a retry hint (the client resumes by id) or why not
+                last = TOKEN_EXPIRED if loop.time() >= self.expires else retry_frame(self.settings.retry_ms)
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(self.settings.send_timeout):
-                        await send({"type": "http.response.body", "body": retry_frame(self.settings.retry_ms),
-                                    "more_body": False})
+                        await send({"type": "http.response.body", "body": last, "more_body": False})
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -236,7 +255,8 @@ class Connection:
     def _admit(self, scope: Scope) -> Admission:
         """The subscription a request asks for, or a Refusal saying why it cannot have it."""
         request = Request(scope)
-        visible_to = principal_of(request).restricted_to
+        principal = principal_of(request)
+        visible_to = principal.restricted_to
         try:
             filters.reject_unknown(request.query_params, SUBSCRIBE_PARAMETERS)
             selected = filters.event_filter(request.query_params, require_selection=True)
@@ -247,7 +267,8 @@ class Connection:
             raise Refusal(503, "the live feed is starting; retry shortly", retry_after=2)
         ip = request.client.host if request.client else "unknown"
         self.limits.check(ip, visible_to)
-        return Admission(dataclasses.replace(selected, visible_to=visible_to), resume, ip, visible_to)
+        return Admission(dataclasses.replace(selected, visible_to=visible_to), resume, ip, visible_to,
+                         principal.expires_at)
 
     async def _replay(self, selected: EventFilter, position: str, send: Send) -> None:
         """Send the stored events after `position` until caught up with the hub, then go live."""
@@ -256,6 +277,8 @@ class Connection:
             target = self.hub.high_water
             rows = await queries.events_after(self.pool, position, REPLAY_PAGE, selected, up_to=target)
             while rows and not self.gone:
+                if loop.time() >= self.expires:
+                    return
                 position = rows[-1]["id"]
                 # While this page is encoded and sent, the database reads the next.
                 following = (asyncio.ensure_future(

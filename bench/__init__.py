@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import asyncpg
 
@@ -108,11 +108,19 @@ def machine(postgres_version: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def child(module: str, *args: str, ready_timeout: float = 300.0) -> Iterator[tuple[subprocess.Popen[str], dict]]:
+def child(module: str, *args: str, ready_timeout: float = 300.0, open_files: int | None = None,
+          stderr: IO[bytes] | None = None) -> Iterator[tuple[subprocess.Popen[str], dict]]:
     """Run `python -m module args...` in its own process until the block ends. The child prints one JSON
-    line when it is ready (its address and facts); that line is yielded with the process."""
+    line when it is ready (its address and facts); that line is yielded with the process. `open_files`:
+    its open-file limit (soft and hard); `stderr`: where its log goes (default: this process's)."""
+
+    def limit() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     process = subprocess.Popen(
         [sys.executable, "-m", module, *args], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stderr=stderr, preexec_fn=limit,
     )
     try:
         assert process.stdout is not None

@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table: figure | baseline | ratio | target | met?
 
-    python -m bench                      all six (ingest, fanout, latency, replay, queries, lake)
+    python -m bench                      all seven (ingest, fanout, latency, replay, queries, lake, hostile)
     python -m bench ingest replay        some of them
     python -m bench --quick              smaller sizes, for a quick look
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import RESULTS, Postgres, machine, raise_open_files
 
-NAMES = ("ingest", "fanout", "latency", "replay", "queries", "lake")
+NAMES = ("ingest", "fanout", "latency", "replay", "queries", "lake", "hostile")
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
@@ -30,6 +30,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "replay": {"behind": 100_000, "history": 1_000_000},
         "queries": {"history": 1_000_000, "requests": 1_000},
         "lake": {"repeat": 3, "baseline_ledgers": 15},
+        "hostile": {"open_files": 1024},
     },
     "quick": {
         "ingest": {"events": 30_000},
@@ -38,6 +39,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "replay": {"behind": 20_000, "history": 100_000},
         "queries": {"history": 100_000, "requests": 300},
         "lake": {"repeat": 2, "baseline_ledgers": 5},
+        "hostile": {"open_files": 512},
     },
 }
 
@@ -115,6 +117,21 @@ def rows_for(name: str, r: dict[str, Any]) -> list[Row]:
             ("  parts alone: decompress / walk", f"{r['decompress_s']} s / {_n(r['walk_ledgers_per_s'])} ledgers/s",
              "", "", "", ""),
         ]
+    if name == "hostile":
+        served, baseline = r["served"], r["baseline"]
+
+        def held(run: dict[str, Any]) -> str:
+            return f"{run['held']:,} ({'others refused' if run['others_refused'] else 'others answered'})"
+
+        def log(run: dict[str, Any]) -> str:
+            return f"{_n(run['log_bytes'] / 1024, ' KB')} in {run['seconds']} s"
+
+        return [
+            (f"hostile: connections one client holds, {r['open_files']:,} fds", held(served),
+             f"{held(baseline)}, no gate", f"{baseline['held'] / max(served['held'], 1):.1f}x fewer",
+             f"<= {r['per_address_cap']} (cap)", _met(r["met"])),
+            ("  server log written during the attack", log(served), log(baseline), "", "", ""),
+        ]
     return []
 
 
@@ -126,11 +143,11 @@ def table(rows: list[Row]) -> str:
 
 
 async def run(names: list[str], quick: bool) -> dict[str, Any]:
-    from bench import fanout, ingest, lake, latency, queries, replay
+    from bench import fanout, hostile, ingest, lake, latency, queries, replay
 
     modules: dict[str, Callable[..., Any]] = {
         "ingest": ingest.measure, "fanout": fanout.measure, "latency": latency.measure,
-        "replay": replay.measure, "queries": queries.measure, "lake": lake.measure,
+        "replay": replay.measure, "queries": queries.measure, "lake": lake.measure, "hostile": hostile.measure,
     }
     sizes = SIZES["quick" if quick else "full"]
     postgres = Postgres()

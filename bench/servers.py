@@ -2,12 +2,16 @@
 
     python -m bench.servers flowfi DATABASE_URL CLIENT_BUFFER
     python -m bench.servers baseline DATABASE_URL
+    python -m bench.servers served DATABASE_URL
+    python -m bench.servers undefended DATABASE_URL
 
 `flowfi` is this project's API (`api.app.create_app`, served by its `Server`). `baseline` is the
 minimal sse-starlette server one would write first: an asyncio.Queue per client, fed by a task that
 LISTENs on the same channel and reads the same rows, each event serialized once (the same payload
-JSON) and yielded to each client as a `ServerSentEvent`. Both print one JSON line (url, pid) when
-they accept connections, and stop when their stdin closes.
+JSON) and yielded to each client as a `ServerSentEvent`. `served` is the API exactly as `flowfi serve`
+runs it (default settings, asyncio's loop, its log on stderr); `undefended` the same app under plain
+uvicorn (h11, asyncio's own accept loop), without the connection gate. Each prints one JSON line (url,
+pid) when it accepts connections, and stops when its stdin closes.
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ def flowfi_app(database_url: str, client_buffer: int) -> tuple[Any, type[uvicorn
     from api.app import Server, create_app
     from flowfi.settings import Settings
 
-    # Every benchmark client comes from 127.0.0.1: lift the per-address limit (a no-op where absent).
+    # Every benchmark client comes from 127.0.0.1: lift the per-address limits (a no-op where absent).
     settings = Settings(database_url=database_url, client_buffer=client_buffer,
-                        **{"max_connections": 50_000, "max_connections_per_ip": 50_000})
+                        **{"max_connections": 50_000, "max_connections_per_ip": 50_000, "max_sockets_per_ip": 100_000})
     return create_app(settings, database_url), Server
 
 
@@ -99,6 +103,15 @@ async def main(kind: str, database_url: str, client_buffer: int) -> None:
 
         app, server_class = flowfi_app(database_url, client_buffer)
         options = {**UVICORN_OPTIONS, **SERVER_OPTIONS, "log_level": "warning", "access_log": False}
+    elif kind in ("served", "undefended"):
+        from api.app import SERVER_OPTIONS, Server, create_app
+        from flowfi.logs import setup_logging
+        from flowfi.settings import Settings
+
+        setup_logging()
+        app = create_app(Settings(database_url=database_url), database_url)
+        server_class = Server if kind == "served" else uvicorn.Server
+        options = {**SERVER_OPTIONS, "http": "h11"}
     else:
         app, server_class = baseline_app(database_url)
         options = UVICORN_OPTIONS
@@ -120,4 +133,8 @@ async def main(kind: str, database_url: str, client_buffer: int) -> None:
 if __name__ == "__main__":
     import uvloop
 
-    uvloop.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1000))
+    arguments = (sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1000)
+    if sys.argv[1] in ("served", "undefended"):
+        asyncio.run(main(*arguments))  # as `flowfi serve` runs: asyncio's own loop
+    else:
+        uvloop.run(main(*arguments))

@@ -7,6 +7,7 @@ import signal
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from flowfi.logs import setup_logging
 from flowfi.settings import Settings
@@ -35,12 +36,16 @@ def database_of(settings: Settings) -> str:
 
 
 def load_settings(**flags: Any) -> Settings:
-    """Settings from the environment, overridden by the flags that were given."""
+    """Settings from the environment, overridden by the flags that were given. A refused setting
+    stops the command with what is wrong with it (never its value: it may be a secret)."""
     try:
         return Settings(**{k: v for k, v in flags.items() if v is not None})
-    except ValueError as exc:
-        typer.secho(f"invalid settings: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]) or "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            typer.secho(f"invalid setting FLOWFI_{name.upper()}: {message}", fg="red", err=True)
+        raise typer.Exit(2) from None
 
 
 def run_until_signalled(main: Any, on_signal: Any) -> None:
@@ -263,11 +268,19 @@ def serve(
     host: Annotated[str | None, typer.Option(help="listen address [FLOWFI_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="listen port [FLOWFI_PORT]")] = None,
     database_url: DatabaseUrl = None,
+    header_timeout: Annotated[float | None, typer.Option(
+        help="seconds a client has to send a request's line and headers [FLOWFI_HEADER_TIMEOUT]")] = None,
+    max_sockets_per_ip: Annotated[int | None, typer.Option(
+        help="open connections of any kind from one address [FLOWFI_MAX_SOCKETS_PER_IP]")] = None,
+    trusted_proxies: Annotated[str | None, typer.Option(
+        help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is believed "
+             "[FLOWFI_TRUSTED_PROXIES]")] = None,
 ) -> None:
     """Serve live events (SSE) and the indexed tables (REST) over HTTP."""
     from api.app import serve as serve_api
 
-    settings = load_settings(host=host, port=port, database_url=database_url)
+    settings = load_settings(host=host, port=port, database_url=database_url, header_timeout=header_timeout,
+                             max_sockets_per_ip=max_sockets_per_ip, trusted_proxies=trusted_proxies)
     setup_logging(log_format=settings.log_format)
     asyncio.run(serve_api(settings, database_of(settings)))
 
@@ -303,7 +316,7 @@ def tail(
     decimals: Annotated[int, typer.Option(help="the token's decimal places, for amounts")] = 7,
 ) -> None:
     """Print live events in the terminal, one line each; resumes by itself after a drop."""
-    from api.client import ResumeRejected, SubscriptionRejected
+    from api.client import SubscribeError
     from api.tail import tail as run_tail
 
     def split(text: str) -> list[str]:
@@ -314,7 +327,7 @@ def tail(
     try:
         asyncio.run(run_tail(url, streams=split(streams), users=split(users), types=split(types),
                              all=all_events, last_event_id=since, decimals=decimals))
-    except (SubscriptionRejected, ResumeRejected) as exc:
+    except SubscribeError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:

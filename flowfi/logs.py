@@ -6,6 +6,9 @@ import json
 import logging
 import re
 import sys
+from urllib.parse import unquote_plus
+
+from api.auth import QUERY_CREDENTIALS
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,16 +27,29 @@ class JsonFormatter(logging.Formatter):
 
 
 class RedactSecrets(logging.Filter):
-    """Keeps tokens out of the logs: access-log lines carry query strings (`?token=...`)."""
+    """Keeps tokens out of the logs: access-log lines carry query strings (`?access_token=...`).
 
-    PATTERN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+    A parameter is recognised by its name decoded as the server decodes it, so that `?%74oken=` is
+    redacted like `?token=`."""
+
+    PARAMETER = re.compile(r"([^=&?;\s\"']+)=([^&\s\"']*)")
+    CREDENTIALS = frozenset(QUERY_CREDENTIALS)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
-            record.args = tuple(self.PATTERN.sub(r"\1***", a) if isinstance(a, str) else a
-                                for a in (record.args if isinstance(record.args, tuple) else (record.args,)))
-        record.msg = self.PATTERN.sub(r"\1***", str(record.msg))
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in args)
+        record.msg = self.redact(str(record.msg))
         return True
+
+    def redact(self, text: str) -> str:
+        return self.PARAMETER.sub(self._parameter, text) if "=" in text else text
+
+    def _parameter(self, match: re.Match[str]) -> str:
+        name, value = match[1], match[2]
+        if unquote_plus(name).strip().lower() in self.CREDENTIALS:
+            return f"{name}=***"
+        return f"{name}={self.redact(value)}"  # a value may hide another parameter behind a "?"
 
 
 def setup_logging(verbose: bool = False, log_format: str = "text") -> None:

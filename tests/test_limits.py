@@ -74,3 +74,28 @@ async def test_cors_allows_only_the_configured_origins(database_url: str) -> Non
             other = await client.get(f"{base_url}/health", headers={"Origin": "https://evil.example"})
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
         assert "access-control-allow-origin" not in other.headers
+
+
+async def test_behind_a_trusted_proxy_the_per_ip_cap_counts_the_forwarded_clients(database_url: str) -> None:
+    def forwarded(chain: str) -> dict[str, str]:
+        return {"X-Forwarded-For": chain}
+
+    with live_pipeline(database_url, max_connections_per_ip=1, trusted_proxies="127.0.0.1",
+                       heartbeat_interval=0.1) as (_devnet, base_url):
+        async with subscription(base_url, "all=true", forwarded("203.0.113.1")) as (first, _), \
+                subscription(base_url, "all=true", forwarded("198.51.100.7, 203.0.113.2")) as (second, _), \
+                httpx.AsyncClient() as client:
+            assert (first.status_code, second.status_code) == (200, 200)
+            again = await client.get(f"{base_url}/events/subscribe?all=true",
+                                     headers=forwarded("192.0.2.9, 203.0.113.1"))  # the proxy saw 203.0.113.1
+            assert again.status_code == 429 and "203.0.113.1" in again.json()["error"]
+
+
+async def test_forwarded_addresses_from_anyone_else_are_ignored(database_url: str) -> None:
+    with live_pipeline(database_url, max_connections_per_ip=1, heartbeat_interval=0.1) as (_devnet, base_url):
+        async with subscription(base_url, "all=true", {"X-Forwarded-For": "203.0.113.1"}) as (first, _), \
+                httpx.AsyncClient() as client:
+            assert first.status_code == 200
+            second = await client.get(f"{base_url}/events/subscribe?all=true",
+                                      headers={"X-Forwarded-For": "203.0.113.2"})
+        assert second.status_code == 429 and "127.0.0.1" in second.json()["error"]

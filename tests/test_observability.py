@@ -58,3 +58,27 @@ def test_json_logs_are_one_object_per_line_and_tokens_never_appear() -> None:
     assert entry["level"] == "info" and entry["logger"] == "uvicorn.access"
     assert "token=***" in entry["message"]
     assert "secret" not in line and "eyJ" not in line
+
+
+def test_credentials_are_redacted_by_their_decoded_names() -> None:
+    """The server decodes parameter names (`%74oken` is `token`); so does the redaction."""
+    secret = "eyJhbGciOiJIUzI1NiJ9.eyJhZG1pbiI6dHJ1ZX0.c2lnbmF0dXJl"
+    paths = [
+        f"/streams?%74oken={secret}",
+        f"/streams?limit=5&tok%65n={secret}&status=active",
+        f"/events/subscribe?all=true&access%5Ftoken={secret}",
+        f"/events/subscribe?ACCESS_TOKEN={secret}",
+        f"/x%3Fy?token={secret}",  # a "?" in the path, decoded, before the real query
+        f"/streams?a=1?access_token={secret}",
+    ]
+    for path in paths:
+        record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                                   ("127.0.0.1:5", "GET", path, "1.1", 200), None)
+        assert RedactSecrets().filter(record)
+        message = record.getMessage()
+        assert "eyJ" not in message and "c2lnbmF0dXJl" not in message, message
+        assert "=***" in message
+    kept = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "%s", ("/streams?status=active&limit=5",),
+                             None)
+    RedactSecrets().filter(kept)
+    assert kept.getMessage() == "/streams?status=active&limit=5"

@@ -61,7 +61,7 @@ function setStatus(state, text) {
 }
 
 // An access token, when the server requires one: kept for this tab (sessionStorage), never in the
-// shareable URL. EventSource cannot send headers, so it travels as the `token` query parameter there
+// shareable URL. EventSource cannot send headers, so it travels as the `access_token` query parameter there
 // and as a Bearer header on fetches. (A `flowfi_token` cookie works without any of this.)
 const TOKEN_KEY = "flowfi.token";
 const token = () => sessionStorage.getItem(TOKEN_KEY) ?? "";
@@ -73,7 +73,7 @@ function authHeaders() {
 function subscribeUrl() {
   const url = new URL("events/subscribe", document.baseURI);
   const params = subscribeParams(live.filters, live.lastId);
-  if (token()) params.set("token", token());
+  if (token()) params.set("access_token", token());
   url.search = params.toString();
   return url;
 }
@@ -98,13 +98,15 @@ function connect() {
   source.onerror = (event) => {
     if (generation !== live.generation) return;
     if (typeof event.data === "string") {
-      // The server's own `event: error` frame, e.g. an unknown resume id: retrying cannot help.
+      // The server's own `event: error` frame, e.g. an expired access token (status 401): retrying
+      // with the same token cannot help.
       source.close();
       let message = event.data;
+      let status;
       try {
-        message = JSON.parse(event.data).error ?? message;
+        ({ error: message = event.data, status } = JSON.parse(event.data));
       } catch {}
-      fail(message);
+      fail(message, status);
       return;
     }
     if (source.readyState === EventSource.CLOSED) {
@@ -150,7 +152,7 @@ async function probeThenConnect(generation) {
   }
   if (FATAL_CLIENT_STATUSES(response.status)) {
     const body = await response.json().catch(() => ({}));
-    fail(body.error ?? `the server refused the subscription (HTTP ${response.status})`);
+    fail(body.error ?? `the server refused the subscription (HTTP ${response.status})`, response.status);
     return;
   }
   controller.abort();
@@ -158,11 +160,14 @@ async function probeThenConnect(generation) {
   else scheduleReconnect();
 }
 
-function fail(message) {
+function fail(message, status) {
   clearTimeout(live.timer);
   live.source?.close();
   live.source = null;
-  setStatus("error", `Stopped: ${message}. Change the filters and press Apply to start again.`);
+  const next = status === 401
+    ? "Enter a new access token and press Apply to resume"
+    : "Change the filters and press Apply to start again";
+  setStatus("error", `Stopped: ${message}. ${next}.`);
 }
 
 // --- events -------------------------------------------------------------------------------------
@@ -421,6 +426,12 @@ elements.form.addEventListener("submit", (event) => {
   if (given) sessionStorage.setItem(TOKEN_KEY, given);
   else sessionStorage.removeItem(TOKEN_KEY);
   const search = searchFromFilters(filters);
+  if (search === searchFromFilters(live.filters) && live.lastId !== null) {
+    // The same filters (a new token, say): resume after the last event shown.
+    live.attempts = 0;
+    connect();
+    return;
+  }
   history.pushState(null, "", search ? `?${search}` : location.pathname);
   restart(filters);
 });

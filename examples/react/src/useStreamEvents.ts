@@ -79,7 +79,7 @@ export interface UseStreamEventsOptions {
   baseUrl?: string;
   /** How many events to keep (newest first); older ones are dropped. Default 500. */
   maxEvents?: number;
-  /** An access token, for servers that require one: sent as the `token` query parameter
+  /** An access token, for servers that require one: sent as the `access_token` query parameter
    * (EventSource cannot send headers). A `flowfi_token` cookie works without it. */
   token?: string;
   /** First reconnect delay after the EventSource gives up, doubled per failure up to 30 s. Default 1000. */
@@ -118,7 +118,7 @@ export function subscribeUrl(
   }
   if (options.all) url.searchParams.set("all", "true");
   if (lastEventId) url.searchParams.set("lastEventId", lastEventId);
-  if (options.token) url.searchParams.set("token", options.token);
+  if (options.token) url.searchParams.set("access_token", options.token);
   return url.toString();
 }
 
@@ -185,7 +185,7 @@ export function useStreamEvents(options: UseStreamEventsOptions): UseStreamEvent
         if (source !== current) return;
         const data = (event as MessageEvent).data;
         if (typeof data === "string") {
-          // The server's own `event: error` frame (e.g. an unknown resume id): retrying cannot help.
+          // The server's own `event: error` frame (e.g. an expired token): retrying cannot help.
           let message = data;
           try {
             message = JSON.parse(data).error ?? data;
