@@ -75,7 +75,7 @@ def test_rpc_json_has_getevents_keys_in_its_order() -> None:
 
 def test_a_lake_event_becomes_the_raw_event_the_rpc_client_makes() -> None:
     for event in _events(str(DATALAKE / FEES)):
-        assert event.raw_event() == rpc._raw_event(event.rpc_json())
+        assert event.raw_event() == rpc.raw_event(event.rpc_json())
 
 
 def test_failed_transactions_keep_their_fee_events_marked_unsuccessful() -> None:

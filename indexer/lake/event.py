@@ -63,6 +63,7 @@ class LakeEvent(NamedTuple):
             tx_hash=self.tx_hash,
             topic=self.topic,
             value=self.value,
+            in_successful_contract_call=self.in_successful_contract_call,
         )
 
 
