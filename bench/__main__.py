@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table: figure | baseline | ratio | target | met?
 
-    python -m bench                      all six (ingest, fanout, latency, replay, queries, lake)
+    python -m bench                      all seven (ingest, fanout, latency, replay, queries, lake, backfill)
     python -m bench ingest replay        some of them
     python -m bench --quick              smaller sizes, for a quick look
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import RESULTS, Postgres, machine, raise_open_files
 
-NAMES = ("ingest", "fanout", "latency", "replay", "queries", "lake")
+NAMES = ("ingest", "fanout", "latency", "replay", "queries", "lake", "backfill")
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
@@ -30,6 +30,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "replay": {"behind": 100_000, "history": 1_000_000},
         "queries": {"history": 1_000_000, "requests": 1_000},
         "lake": {"repeat": 3, "baseline_ledgers": 15},
+        "backfill": {"repeat": 3},
     },
     "quick": {
         "ingest": {"events": 30_000},
@@ -38,6 +39,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "replay": {"behind": 20_000, "history": 100_000},
         "queries": {"history": 100_000, "requests": 300},
         "lake": {"repeat": 2, "baseline_ledgers": 5},
+        "backfill": {"repeat": 2},
     },
 }
 
@@ -115,6 +117,13 @@ def rows_for(name: str, r: dict[str, Any]) -> list[Row]:
             ("  parts alone: decompress / walk", f"{r['decompress_s']} s / {_n(r['walk_ledgers_per_s'])} ledgers/s",
              "", "", "", ""),
         ]
+    if name == "backfill":
+        return [
+            (f"backfill: v28 file ({r['ledgers']} ledgers) into PostgreSQL, events/s", _n(r["events_per_s"]),
+             f"{_n(r['scan_events_per_s'])} (lake scan alone)", f"{r['share_of_scan']}x", "", ""),
+            ("  ledgers/s: backfill | lake scan", f"{_n(r['ledgers_per_s'])} | {_n(r['scan_ledgers_per_s'])}", "", "",
+             "", ""),
+        ]
     return []
 
 
@@ -126,11 +135,11 @@ def table(rows: list[Row]) -> str:
 
 
 async def run(names: list[str], quick: bool) -> dict[str, Any]:
-    from bench import fanout, ingest, lake, latency, queries, replay
+    from bench import backfill, fanout, ingest, lake, latency, queries, replay
 
     modules: dict[str, Callable[..., Any]] = {
         "ingest": ingest.measure, "fanout": fanout.measure, "latency": latency.measure,
-        "replay": replay.measure, "queries": queries.measure, "lake": lake.measure,
+        "replay": replay.measure, "queries": queries.measure, "lake": lake.measure, "backfill": backfill.measure,
     }
     sizes = SIZES["quick" if quick else "full"]
     postgres = Postgres()
