@@ -118,6 +118,17 @@ async def load_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> 
     return Cursor(row["rpc_cursor"], row["last_event_id"], row["last_ledger"])
 
 
+async def index_began(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> int | None:
+    """Where these contracts' index is known to begin: the ledger the first backfill began at, else that of
+    the first event stored; None for an empty index."""
+    value = await conn.fetchval(
+        "SELECT coalesce((SELECT first_ledger FROM backfill_progress WHERE contract_ids = $1), "
+        "(SELECT min(ledger) FROM contract_events WHERE contract_id = ANY($2)))",
+        cursor_key(contract_ids), list(contract_ids),
+    )
+    return None if value is None else int(value)
+
+
 async def write_page(
     conn: asyncpg.Connection,
     contract_ids: Sequence[str],

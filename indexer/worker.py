@@ -173,13 +173,14 @@ class Worker:
             elif newest is not None and end > newest:
                 raise IndexerStopped(f"{lake} ends at ledger {newest}: give --to {newest} or less")
             await self._check_network(retry=False)
-            first = start or 0
+            began: int | None = None
             while not self.stopping.is_set():
                 conn = await self._until_stopped(
                     self._retry(partial(self._take_writer_lock, wait=False), "take the writer lock"))
                 if conn is None:
                     break
                 first = await self._retry(partial(self._backfill_start, conn, start), "read the cursor")
+                began = first if began is None else began
                 if end is not None and first > end:
                     log.info("nothing to backfill: the index already reaches ledger %d", first - 1)
                     return Backfilled(first, first - 1, 0, 0, finished=True)
@@ -187,16 +188,16 @@ class Worker:
                 source = partial(self._backfill_pages, lake, end, progress)
                 try:
                     if await self._index(conn, Position(cursor=None, start_ledger=first), source):
-                        return self._backfilled(first, finished=True)
+                        return self._backfilled(began, finished=True)
                 except LakeError as exc:
                     raise IndexerStopped(str(exc)) from exc
-            return self._backfilled(first, finished=False)
+            return self._backfilled(began or start or 1, finished=False)
         finally:
             await self._close()
 
-    def _backfilled(self, first: int, finished: bool) -> Backfilled:
-        last = self.last_ledger if self.last_ledger is not None else first - 1
-        return Backfilled(first, last, self.events_indexed, self.dead_letters, finished)
+    def _backfilled(self, began: int, finished: bool) -> Backfilled:
+        last = self.last_ledger if self.last_ledger is not None else began - 1
+        return Backfilled(began, last, self.events_indexed, self.dead_letters, finished)
 
     async def _backfill_start(self, conn: asyncpg.Connection, start: int | None) -> int:
         """Where a backfill begins: after the index's last whole ledger, or at `start` in an empty index."""
@@ -213,6 +214,13 @@ class Worker:
                 f"{first}-{start - 1} out. Give --from {first}, or leave --from out, to continue the index."
             )
         log.info("the index reaches ledger %d: backfilling from ledger %d", first - 1, first)
+        began = await store.index_began(conn, self.contract_ids)
+        if start is not None and began is not None and start < began:
+            log.warning(
+                "the index holds nothing before ledger %d: ledgers %d-%d cannot be put behind it (stream state is "
+                "folded in chain order); to index them, backfill into a fresh database, then run the worker",
+                began, start, began - 1,
+            )
         return first
 
     async def _backfill_pages(

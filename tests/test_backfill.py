@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -269,3 +270,36 @@ async def test_a_backfill_refuses_to_write_beside_a_running_worker(database_url:
         finally:
             worker.stop()
             await asyncio.wait_for(running, 10)
+
+
+async def test_a_stopped_backfill_ends_after_a_whole_batch_and_says_it_did_not_finish(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet() as devnet:
+        worker = Worker(worker_settings(devnet, database_url, contract_ids=(V28_CONTRACT,)), database_url)
+        worker.page_written = lambda fetched, written: worker.stop()  # a SIGINT after the first batch
+        done = await worker.backfill(str(DATALAKE / V28), start=V28_LEDGERS[0], end=None)
+    assert not done.finished
+    assert done.first == V28_LEDGERS[0] <= done.last < V28_LEDGERS[1]
+    assert await db.fetchval("SELECT last_ledger FROM backfill_progress") == done.last
+    assert await db.fetchval("SELECT count(*) FROM contract_events") == done.events
+    assert await db.fetchval("SELECT max(ledger) FROM contract_events") == done.last
+
+
+async def test_ledgers_before_a_workers_index_are_not_put_behind_it(
+    tmp_path: Path, database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running_devnet(seed=4, traffic_per_ledger=6) as devnet:
+        history = grow(devnet.chain, 40)
+        lake_end = write_lake(tmp_path / "lake", devnet.chain.passphrase, history)
+        settings = worker_settings(devnet, database_url, start_ledger=20)
+        await index_until_caught_up(Worker(settings, database_url), devnet)
+        began = await db.fetchval("SELECT min(ledger) FROM contract_events")
+        stored = await db.fetchval("SELECT count(*) FROM contract_events")
+        with caplog.at_level(logging.INFO, logger="indexer.worker"):
+            done = await Worker(settings, database_url).backfill(str(tmp_path / "lake"), start=1, end=None)
+    warning = f"the index holds nothing before ledger {began}: ledgers 1-{began - 1} cannot be put behind it"
+    assert warning in caplog.text
+    assert (done.first, done.events) == (devnet.chain.latest.sequence + 1, 0)
+    assert lake_end < done.first
+    assert await db.fetchval("SELECT count(*) FROM contract_events") == stored
