@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table: figure | baseline | ratio | target | met?
 
-    python -m bench                      all seven (ingest, fanout, latency, replay, queries, lake, hostile)
+    python -m bench                      all eight (ingest, fanout, latency, replay, queries, lake, hostile, backfill)
     python -m bench ingest replay        some of them
     python -m bench --quick              smaller sizes, for a quick look
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import RESULTS, Postgres, machine, raise_open_files
 
-NAMES = ("ingest", "fanout", "latency", "replay", "queries", "lake", "hostile")
+NAMES = ("ingest", "fanout", "latency", "replay", "queries", "lake", "hostile", "backfill")
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
@@ -31,6 +31,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "queries": {"history": 1_000_000, "requests": 1_000},
         "lake": {"repeat": 3, "baseline_ledgers": 15},
         "hostile": {"open_files": 1024},
+        "backfill": {"repeat": 3},
     },
     "quick": {
         "ingest": {"events": 30_000},
@@ -40,6 +41,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "queries": {"history": 100_000, "requests": 300},
         "lake": {"repeat": 2, "baseline_ledgers": 5},
         "hostile": {"open_files": 512},
+        "backfill": {"repeat": 2},
     },
 }
 
@@ -132,6 +134,13 @@ def rows_for(name: str, r: dict[str, Any]) -> list[Row]:
              f"<= {r['per_address_cap']} (cap)", _met(r["met"])),
             ("  server log written during the attack", log(served), log(baseline), "", "", ""),
         ]
+    if name == "backfill":
+        return [
+            (f"backfill: v28 file ({r['ledgers']} ledgers) into PostgreSQL, events/s", _n(r["events_per_s"]),
+             f"{_n(r['scan_events_per_s'])} (lake scan alone)", f"{r['share_of_scan']}x", "", ""),
+            ("  ledgers/s: backfill | lake scan", f"{_n(r['ledgers_per_s'])} | {_n(r['scan_ledgers_per_s'])}", "", "",
+             "", ""),
+        ]
     return []
 
 
@@ -143,11 +152,12 @@ def table(rows: list[Row]) -> str:
 
 
 async def run(names: list[str], quick: bool) -> dict[str, Any]:
-    from bench import fanout, hostile, ingest, lake, latency, queries, replay
+    from bench import backfill, fanout, hostile, ingest, lake, latency, queries, replay
 
     modules: dict[str, Callable[..., Any]] = {
         "ingest": ingest.measure, "fanout": fanout.measure, "latency": latency.measure,
         "replay": replay.measure, "queries": queries.measure, "lake": lake.measure, "hostile": hostile.measure,
+        "backfill": backfill.measure,
     }
     sizes = SIZES["quick" if quick else "full"]
     postgres = Postgres()

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 
 from flowfi.logs import setup_logging
 from flowfi.settings import Settings
+
+T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 lake_app = typer.Typer(no_args_is_help=True, help="Read Stellar's data lake (SEP-54, as Galexie writes it).")
@@ -48,16 +52,17 @@ def load_settings(**flags: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
-def run_until_signalled(main: Any, on_signal: Any) -> None:
-    """Run the coroutine `main`; SIGINT and SIGTERM call `on_signal` (a graceful stop)."""
+def run_until_signalled(main: Coroutine[Any, Any, T], on_signal: Callable[[], None]) -> T:
+    """Run the coroutine `main`, and return its result; SIGINT and SIGTERM call `on_signal` (a graceful
+    stop)."""
 
-    async def runner() -> None:
+    async def runner() -> T:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
-        await main
+        return await main
 
-    asyncio.run(runner())
+    return asyncio.run(runner())
 
 
 @app.command()
@@ -84,6 +89,9 @@ def index(
     restart_from_ledger: Annotated[
         int | None, typer.Option(help="forget the stored cursor and continue from this ledger")
     ] = None,
+    lake: Annotated[str | None, typer.Option(
+        "--lake", help="a data lake to read the ledgers older than the RPC keeps from [FLOWFI_LAKE_URL]",
+        show_default=False)] = None,
     verbose: bool = False,
 ) -> None:
     """Index the FlowFi contract's events into PostgreSQL, then follow the chain."""
@@ -92,7 +100,7 @@ def index(
     settings = load_settings(
         rpc_url=rpc_url, network_passphrase=network_passphrase, contract_ids=contract_ids,
         start_ledger=restart_from_ledger or start_ledger, page_size=page_size, poll_interval=poll_interval,
-        database_url=database_url,
+        database_url=database_url, lake_url=lake,
     )
     setup_logging(verbose, settings.log_format)
     if settings.metrics_port is not None:
@@ -233,6 +241,53 @@ def redecode(
     except Busy as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
+
+
+@app.command()
+def backfill(
+    lake: Annotated[str | None, typer.Option(
+        "--lake", help="the data lake (a folder, s3://bucket/path or https://...), one of its objects, or a file of "
+                       "LedgerCloseMeta [FLOWFI_LAKE_URL]", show_default=False)] = None,
+    from_ledger: Annotated[int | None, typer.Option(
+        "--from", min=1, help="first ledger, where the index is empty (else it continues after the index's last)",
+        show_default=False)] = None,
+    to_ledger: Annotated[int | None, typer.Option(
+        "--to", min=1, help="last ledger, included (default: the lake's newest)", show_default=False)] = None,
+    rpc_url: RpcUrl = None,
+    network_passphrase: Passphrase = None,
+    contract_ids: ContractIds = None,
+    database_url: DatabaseUrl = None,
+    verbose: bool = False,
+) -> None:
+    """Index past ledgers from Stellar's data lake, through the same decode and state as `flowfi index`,
+    which then continues where the backfill stops. Interrupted, it continues where it stopped."""
+    import time
+
+    from flowfi.progress import backfill_bar
+    from indexer.worker import IndexerStopped, Worker
+
+    settings = load_settings(rpc_url=rpc_url, network_passphrase=network_passphrase, contract_ids=contract_ids,
+                             database_url=database_url, lake_url=lake)
+    setup_logging(verbose, settings.log_format)
+    if settings.lake_url is None:
+        typer.secho("give --lake (or FLOWFI_LAKE_URL): the data lake to read", fg="red", err=True)
+        raise typer.Exit(2)
+    source = settings.lake_url
+    worker = Worker(settings, database_of(settings))
+    started = time.perf_counter()
+    try:
+        with backfill_bar(worker) if settings.log_format == "text" else contextlib.nullcontext():
+            done = run_until_signalled(worker.backfill(source, start=from_ledger, end=to_ledger), worker.stop)
+    except IndexerStopped as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    seconds = time.perf_counter() - started
+    wrote = (f"ledgers {done.first}-{done.last} from {source}: {done.events:,} events ({done.dead_letters:,} dead "
+             f"letters) in {seconds:.1f} s" if done.last >= done.first else "no ledgers")
+    if not done.finished:
+        typer.echo(f"stopped after {wrote}; run the same command again to continue", err=True)
+        raise typer.Exit(130)
+    typer.echo(f"backfilled {wrote}; `flowfi index` continues from ledger {done.last + 1}")
 
 
 @app.command()

@@ -31,6 +31,9 @@ class IndexerSettings(BaseSettings):
     contract_build: Literal["8723543", "c9f5d2e"] = Field(
         "c9f5d2e", description="the contract build deployed before any upgrade the index sees (see indexer/builds.py)"
     )
+    lake_url: str | None = Field(
+        None, description="a data lake of the network (SEP-54): ledgers older than the RPC keeps are read from it"
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="serve the worker's Prometheus metrics on this port"
     )

@@ -2,8 +2,9 @@
 
 A page's transaction holds the raw events, the typed events and whom they concern, the dead letters,
 the new state of every stream and of the protocol config the page touched, and the cursor to resume
-from; its NOTIFY (the page's last event id) is delivered at commit. Events already stored are skipped
-by id, so writing a page twice changes nothing.
+from (and, for a page a backfill read from a data lake, the backfill's progress row); its NOTIFY (the
+page's last event id) is delivered at commit. Events already stored are skipped by id, so writing a page
+twice changes nothing.
 
 Rows go in with COPY (in its text format, see copy_text.py) and the state is computed in Python from
 the rows the page touches (`indexer.state.fold`), so a page costs a handful of round trips whatever its
@@ -72,6 +73,15 @@ class Cursor:
 
 
 @dataclass(frozen=True, slots=True)
+class BackfillProgress:
+    """What a backfill records with each page it writes: its source and range."""
+
+    source: str
+    first_ledger: int
+    end_ledger: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class PageWritten:
     new_events: int
     dead_letters: int
@@ -108,15 +118,28 @@ async def load_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> 
     return Cursor(row["rpc_cursor"], row["last_event_id"], row["last_ledger"])
 
 
+async def index_began(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> int | None:
+    """Where these contracts' index is known to begin: the ledger the first backfill began at, else that of
+    the first event stored; None for an empty index."""
+    value = await conn.fetchval(
+        "SELECT coalesce((SELECT first_ledger FROM backfill_progress WHERE contract_ids = $1), "
+        "(SELECT min(ledger) FROM contract_events WHERE contract_id = ANY($2)))",
+        cursor_key(contract_ids), list(contract_ids),
+    )
+    return None if value is None else int(value)
+
+
 async def write_page(
     conn: asyncpg.Connection,
     contract_ids: Sequence[str],
     page: EventPage,
     decoded: Sequence[Decoded],
     stored: Mapping[StreamKey, StoredSchedule] | None = None,
+    progress: BackfillProgress | None = None,
 ) -> PageWritten:
-    """Store one getEvents page and move the cursor past it, in one transaction. `stored` is what the
-    contract's storage says of the schedules its creation events do not carry."""
+    """Store one page (of getEvents, or of whole ledgers from a data lake) and move the cursor past it, in
+    one transaction. `stored` is what the contract's storage says of the schedules its creation events do
+    not carry; `progress`, a backfill's record of how far it has read."""
     async with conn.transaction():
         fresh = await _skip_stored(conn, decoded)
         typed = [d.event for d in fresh if d.event is not None]
@@ -130,6 +153,8 @@ async def write_page(
 
         last_event_id = decoded[-1].raw.id if decoded else None
         await _save_cursor(conn, contract_ids, page, last_event_id, len(fresh))
+        if progress is not None:
+            await _save_progress(conn, contract_ids, progress, ledger_of_cursor(page), len(fresh))
         if fresh:
             await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, fresh[-1].raw.id)
     return PageWritten(len(fresh), len(dead), fresh[-1].raw.id if fresh else None)
@@ -356,6 +381,23 @@ async def _save_cursor(
         """,
         cursor_key(contract_ids), page.cursor, last_event_id, ledger_of_cursor(page),
         page.latest_ledger, closed_at, new_events,
+    )
+
+
+async def _save_progress(
+    conn: asyncpg.Connection, contract_ids: Sequence[str], progress: BackfillProgress, last_ledger: int,
+    new_events: int,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO backfill_progress (contract_ids, source, first_ledger, end_ledger, last_ledger, events_indexed)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (contract_ids) DO UPDATE SET
+            source = $2, first_ledger = least(backfill_progress.first_ledger, $3), end_ledger = $4,
+            last_ledger = $5, events_indexed = backfill_progress.events_indexed + $6, updated_at = now()
+        """,
+        cursor_key(contract_ids), progress.source, progress.first_ledger, progress.end_ledger, last_ledger,
+        new_events,
     )
 
 

@@ -9,6 +9,7 @@ protocol_config   the contract's current admin, treasury, fee rate, pause, guard
 contract_upgrades the contract's code changes (contract_upgraded) and data migrations (state_migrated)
 dead_letters      events that could not be decoded or applied, with the reason
 indexer_cursor    where the worker resumes
+backfill_progress how far `flowfi backfill` has read a data lake
 
 The RPC event id ("%019d-%010d", chain order when sorted as text) is the primary key of every event
 table, the page cursor of the API and the SSE id. There is no second sequence.
@@ -212,5 +213,20 @@ indexer_cursor = Table(
     Column("latest_ledger", BigInteger, nullable=False, comment="the RPC's newest ledger at that poll"),
     Column("latest_ledger_closed_at", DateTime(timezone=True)),
     Column("events_indexed", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A backfill writes the worker's cursor with every batch (so that `flowfi index` continues where it stops)
+# and, in the same transaction, its own row here.
+backfill_progress = Table(
+    "backfill_progress",
+    metadata,
+    Column("contract_ids", Text, primary_key=True, comment="the indexed contract ids, sorted, comma-joined"),
+    Column("source", Text, nullable=False, comment="the data lake (or file) the last backfill read"),
+    Column("first_ledger", BigInteger, nullable=False, comment="the first ledger a backfill wrote"),
+    Column("end_ledger", BigInteger, comment="where the last backfill stops; NULL: where its lake ends"),
+    Column("last_ledger", BigInteger, nullable=False, comment="the last ledger written"),
+    Column("events_indexed", BigInteger, nullable=False, server_default="0"),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -3,9 +3,15 @@
 Where it starts: the stored cursor, else the configured start ledger, else recent history. What it
 retries (with exponential backoff and jitter, logged, forever): an unreachable or failing RPC server, a
 server that is behind the ledger asked for (a lagging node behind a load balancer, or a start ledger
-in the future), and a lost database connection. What stops it, with a message saying what to do: a
-network passphrase that does not match, and a cursor that fell out of the RPC server's retention window.
-A stop request (SIGINT/SIGTERM) takes effect between pages; a page is committed whole or not at all.
+in the future), an unreachable data lake, and a lost database connection. What stops it, with a message
+saying what to do: a network passphrase that does not match, and a cursor that fell out of the RPC
+server's retention window when no data lake is configured. A stop request (SIGINT/SIGTERM) takes effect
+between pages; a page is committed whole or not at all.
+
+Ledgers older than the RPC server keeps come from a data lake (indexer/backfill.py), when
+FLOWFI_LAKE_URL names one: the worker reads them from the lake up to the lake's newest ledger, in
+batches of whole ledgers written like pages, then continues from RPC where the lake ends. `backfill`
+(`flowfi backfill`) does the same for a given range of ledgers, then stops: `run` continues after it.
 
 Where a creation event does not carry its stream's whole schedule (a cliff kept in storage only, a
 step vesting stream's steps, a conditional stream's milestones), the fetch stage reads it from the
@@ -26,24 +32,27 @@ it committed last. While behind the chain it fetches page after page; it polls e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from indexer import ids, metrics, storage, store
+from indexer.backfill import lake_batches
 from indexer.builds import BUILDS, History
 from indexer.database import connect
 from indexer.decode import Decoded, decode
 from indexer.events import ContractUpgraded, StreamEvent
-from indexer.rpc import EventPage, OutOfRetention, RawEvent, RetryableRpcError, RpcClient
+from indexer.lake import LakeError, LakeUnavailable, check_network, newest_ledger
+from indexer.rpc import EventPage, OutOfRetention, RawEvent, RetryableRpcError, RpcClient, RpcError
 from indexer.settings import IndexerSettings
 from indexer.state import StoredSchedule, StreamKey, needs_storage
 
@@ -62,6 +71,9 @@ GC_THRESHOLDS = (50_000, 20, 10)
 # Decoding yields to the event loop after this many events, so that the page being written meanwhile
 # moves on as soon as the database answers.
 DECODE_CHUNK = 500
+# Dead letters logged one by one per page; the rest are counted in one line (a backfill of another
+# contract's events makes thousands a page).
+DEAD_LETTERS_LOGGED = 5
 
 T = TypeVar("T")
 
@@ -86,11 +98,27 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True)
+class Backfilled:
+    """What a backfill wrote: ledgers first..last (none when last < first)."""
+
+    first: int
+    last: int
+    events: int
+    dead_letters: int
+    finished: bool  # False when stopped before its last ledger
+
+
+@dataclass(frozen=True, slots=True)
 class FetchedPage:
     page: EventPage
     decoded: list[Decoded]
     stored: dict[StreamKey, StoredSchedule]
     decode_seconds: float
+    progress: store.BackfillProgress | None = None
+
+
+# How the pages after a position are fetched into the queue: getEvents (run), or a data lake (backfill).
+PageSource = Callable[[Position, "asyncio.Queue[FetchedPage]", dict[str, History]], Coroutine[Any, Any, None]]
 
 
 class Worker:
@@ -103,6 +131,10 @@ class Worker:
         self.stopping = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
         self.events_indexed = 0
+        self.dead_letters = 0
+        self.last_ledger: int | None = None  # the last ledger written by this worker
+        # Called after each page commits (the backfill's progress bar).
+        self.page_written: Callable[[FetchedPage, store.PageWritten], None] | None = None
 
     def stop(self) -> None:
         self.stopping.set()
@@ -118,30 +150,111 @@ class Worker:
                 if conn is None:
                     break
                 position = await self._retry(self._starting_position, "read the cursor")
-                await self._index(conn, position)
+                await self._index(conn, position, self._fetch_pages)
         finally:
-            await self.rpc.aclose()
-            if self._conn is not None:
-                await self._conn.close()
+            await self._close()
 
-    async def _index(self, conn: asyncpg.Connection, position: Position) -> None:
-        """Page through the chain while `conn`, which holds the lock, lives: write the pages that
-        `_fetch_pages` queues, in order."""
+    async def backfill(self, lake: str, *, start: int | None, end: int | None) -> Backfilled:
+        """Index ledgers `start`..`end` of the data lake `lake` (its newest when `end` is None) and stop.
+        The index is continued where it ends: after the cursor when there is one (a backfill moves the
+        worker's cursor with every batch, so an interrupted one continues where it stopped), else from
+        `start`. Each batch also records the backfill's progress row. IndexerStopped, with a one-line
+        reason, for a lake of another network, an unreachable RPC server (creation events may need the
+        contract's storage), another process writing these contracts, or a range that would leave a gap."""
+        gc.set_threshold(*GC_THRESHOLDS)
+        try:
+            try:
+                await asyncio.to_thread(check_network, lake, self.settings.network_passphrase)
+                newest = await asyncio.to_thread(newest_ledger, lake)
+            except LakeError as exc:
+                raise IndexerStopped(str(exc)) from exc
+            if end is None:
+                end = newest
+            elif newest is not None and end > newest:
+                raise IndexerStopped(f"{lake} ends at ledger {newest}: give --to {newest} or less")
+            await self._check_network(retry=False)
+            began: int | None = None
+            while not self.stopping.is_set():
+                conn = await self._until_stopped(
+                    self._retry(partial(self._take_writer_lock, wait=False), "take the writer lock"))
+                if conn is None:
+                    break
+                first = await self._retry(partial(self._backfill_start, conn, start), "read the cursor")
+                began = first if began is None else began
+                if end is not None and first > end:
+                    log.info("nothing to backfill: the index already reaches ledger %d", first - 1)
+                    return Backfilled(first, first - 1, 0, 0, finished=True)
+                progress = store.BackfillProgress(lake, first, end)
+                source = partial(self._backfill_pages, lake, end, progress)
+                try:
+                    if await self._index(conn, Position(cursor=None, start_ledger=first), source):
+                        return self._backfilled(began, finished=True)
+                except LakeError as exc:
+                    raise IndexerStopped(str(exc)) from exc
+            return self._backfilled(began or start or 1, finished=False)
+        finally:
+            await self._close()
+
+    def _backfilled(self, began: int, finished: bool) -> Backfilled:
+        last = self.last_ledger if self.last_ledger is not None else began - 1
+        return Backfilled(began, last, self.events_indexed, self.dead_letters, finished)
+
+    async def _backfill_start(self, conn: asyncpg.Connection, start: int | None) -> int:
+        """Where a backfill begins: after the index's last whole ledger, or at `start` in an empty index."""
+        cursor = await store.load_cursor(conn, self.contract_ids)
+        if cursor is None:
+            if start is None:
+                raise IndexerStopped("There is no index to continue: give --from, the first ledger to backfill.")
+            log.info("backfilling from ledger %d", start)
+            return start
+        first = ids.last_complete_ledger(cursor.rpc_cursor) + 1
+        if start is not None and start > first:
+            raise IndexerStopped(
+                f"The index ends at ledger {first - 1}: a backfill from ledger {start} would leave ledgers "
+                f"{first}-{start - 1} out. Give --from {first}, or leave --from out, to continue the index."
+            )
+        log.info("the index reaches ledger %d: backfilling from ledger %d", first - 1, first)
+        began = await store.index_began(conn, self.contract_ids)
+        if start is not None and began is not None and start < began:
+            log.warning(
+                "the index holds nothing before ledger %d: ledgers %d-%d cannot be put behind it (stream state is "
+                "folded in chain order); to index them, backfill into a fresh database, then run the worker",
+                began, start, began - 1,
+            )
+        return first
+
+    async def _backfill_pages(
+        self, lake: str, end: int | None, progress: store.BackfillProgress, position: Position,
+        queue: asyncio.Queue[FetchedPage], builds: dict[str, History],
+    ) -> None:
+        assert position.start_ledger is not None
+        await self._lake_pages(lake, position.start_ledger, end, end or 0, queue, builds, progress)
+
+    async def _close(self) -> None:
+        await self.rpc.aclose()
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def _index(self, conn: asyncpg.Connection, position: Position, source: PageSource) -> bool:
+        """Write the pages that `source` queues after `position`, in order, while `conn`, which holds the
+        lock, lives. True once `source` has ended and its pages are written (a backfill's last ledger)."""
         queue: asyncio.Queue[FetchedPage] = asyncio.Queue(maxsize=PREFETCH_PAGES)
         upgrades = await self._retry(partial(store.load_upgrades, conn), "read the contracts' upgrades")
         builds = {contract_id: History(BUILDS[self.settings.contract_build], upgrades.get(contract_id, ()))
                   for contract_id in self.contract_ids}
-        fetcher = asyncio.create_task(self._fetch_pages(position, queue, builds))
+        fetcher = asyncio.create_task(source(position, queue, builds))
         try:
             while not self.stopping.is_set():
                 fetched = await self._until_stopped(_next_page(queue, fetcher))
                 if fetched is None:
-                    return
+                    return fetcher.done() and not fetcher.cancelled() and queue.empty()
                 try:
                     await self._retry(partial(self._write, conn, fetched), "write a page")
                 except _LockLost:
                     log.warning("the database connection holding the writer lock was lost; taking it again")
-                    return
+                    return False
+            return False
         finally:
             fetcher.cancel()  # the pages fetched ahead are dropped
             await asyncio.gather(fetcher, return_exceptions=True)
@@ -153,7 +266,16 @@ class Worker:
         at the newest ledger."""
         held: list[RawEvent] = []  # the events of a transaction the last full page may not have held whole
         while True:
-            page = await self._retry(partial(self._fetch, position), "getEvents")
+            try:
+                page = await self._retry(partial(self._fetch, position), "getEvents")
+            except OutOfRetention as exc:
+                if self.settings.lake_url is None:
+                    raise IndexerStopped(_retention_advice(position, exc, self.settings.rpc_url)) from exc
+                # a transaction held back is read again whole with its ledger; what was stored is skipped
+                start = ids.ledger_of(held[0].id) if held else _first_missing(position)
+                held = []
+                position = await self._fill_from_lake(start, exc, queue, builds)
+                continue
             position = Position(cursor=page.cursor, start_ledger=None)
             events = [*held, *self._ours(page.events)]
             window_scanned = len(page.events) < self.settings.page_size  # else the page was cut at its limit
@@ -164,17 +286,67 @@ class Worker:
                     continue  # one transaction so far: read on before writing anything
                 # the cursor stored with this page is its last whole transaction's last event
                 page = dataclasses.replace(page, cursor=events[-1].id)
-            decoded: list[Decoded] = []
-            decode_seconds = 0.0
-            for i in range(0, len(events), DECODE_CHUNK):
-                started = time.perf_counter()
-                decoded += [decode(raw) for raw in events[i : i + DECODE_CHUNK]]
-                decode_seconds += time.perf_counter() - started
-                await asyncio.sleep(0)
-            stored = await self._stored_schedules(decoded, builds)
-            await queue.put(FetchedPage(page, decoded, stored, decode_seconds))
+            await queue.put(await self._prepare(page, events, builds))
             if window_scanned and ids.last_complete_ledger(page.cursor) >= page.latest_ledger:
                 await asyncio.sleep(self.settings.poll_interval)
+
+    async def _prepare(
+        self, page: EventPage, events: Sequence[RawEvent], builds: dict[str, History],
+        progress: store.BackfillProgress | None = None,
+    ) -> FetchedPage:
+        """A page's events decoded, with what storage says of the schedules its creations leave out."""
+        decoded: list[Decoded] = []
+        decode_seconds = 0.0
+        for i in range(0, len(events), DECODE_CHUNK):
+            started = time.perf_counter()
+            decoded += [decode(raw) for raw in events[i : i + DECODE_CHUNK]]
+            decode_seconds += time.perf_counter() - started
+            await asyncio.sleep(0)
+        stored = await self._stored_schedules(decoded, builds)
+        return FetchedPage(page, decoded, stored, decode_seconds, progress)
+
+    async def _fill_from_lake(
+        self, start: int, exc: OutOfRetention, queue: asyncio.Queue[FetchedPage], builds: dict[str, History]
+    ) -> Position:
+        """Queue the ledgers from `start` to the lake's newest as pages; where RPC takes over."""
+        lake = self.settings.lake_url
+        assert lake is not None
+        log.info("ledgers %d-%d are older than %s keeps: reading them from the data lake %s", start,
+                 exc.oldest_ledger - 1, self.settings.rpc_url, lake)
+        try:
+            last = await self._lake_pages(lake, start, None, exc.latest_ledger, queue, builds)
+        except LakeError as error:
+            raise IndexerStopped(
+                f"The indexer must continue from ledger {start}, but {self.settings.rpc_url} only keeps ledgers "
+                f"{exc.oldest_ledger}-{exc.latest_ledger}, and the data lake cannot give them: {error}"
+            ) from error
+        log.info("read ledgers %d-%d from the data lake; continuing from %s", start, last, self.settings.rpc_url)
+        return Position(cursor=ids.end_of_ledger(last), start_ledger=None)
+
+    async def _lake_pages(
+        self, lake: str, start: int, end: int | None, latest: int, queue: asyncio.Queue[FetchedPage],
+        builds: dict[str, History], progress: store.BackfillProgress | None = None,
+    ) -> int:
+        """Queue the ledgers start..end of `lake` (to its newest when `end` is None) as pages of whole ledgers;
+        the last ledger queued. An unreachable lake is retried with backoff from the ledger it stopped at."""
+        next_ledger, attempt = start, 0
+        while True:
+            try:
+                async with contextlib.aclosing(lake_batches(
+                    lake, self.contract_ids, start=next_ledger, end=end, network=self.settings.network_passphrase,
+                    max_events=self.settings.page_size,
+                )) as batches:
+                    async for batch in batches:
+                        page = EventPage(batch.events, ids.end_of_ledger(batch.last), max(latest, batch.last),
+                                         batch.first, 0)
+                        await queue.put(await self._prepare(page, self._ours(batch.events), builds, progress))
+                        next_ledger, attempt = batch.last + 1, 0
+                return next_ledger - 1
+            except LakeUnavailable as exc:
+                attempt += 1
+                wait = min(0.2 * 2**attempt, self.max_backoff)
+                log.warning("reading the data lake failed (%s); retry %d in %.1f s", exc, attempt, wait)
+                await asyncio.sleep(wait)
 
     async def _stored_schedules(
         self, decoded: Sequence[Decoded], builds: dict[str, History]
@@ -213,9 +385,9 @@ class Worker:
             log.debug("skipped %d events of other contracts or failed transactions", len(events) - len(kept))
         return kept
 
-    async def _take_writer_lock(self) -> asyncpg.Connection:
+    async def _take_writer_lock(self, wait: bool = True) -> asyncpg.Connection:
         """A new connection holding the advisory lock of these contracts (waiting for it if another
-        worker has it). The lock lives as long as the connection."""
+        worker has it, or IndexerStopped if not `wait`). The lock lives as long as the connection."""
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
@@ -224,6 +396,12 @@ class Worker:
         standing_by = False
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                if not wait:
+                    raise IndexerStopped(
+                        "A worker is indexing these contracts (it holds their writer lock): stop `flowfi index` "
+                        "first and run it again after the backfill; with FLOWFI_LAKE_URL set, it fills the "
+                        "ledgers RPC no longer keeps from the lake by itself."
+                    )
                 if not standing_by:
                     log.info("another worker is indexing these contracts; standing by to take over")
                     standing_by = True
@@ -245,8 +423,20 @@ class Worker:
         finally:
             await conn.close()
 
-    async def _check_network(self) -> None:
-        network = await self._retry(self.rpc.get_network, "getNetwork")
+    async def _check_network(self, retry: bool = True) -> None:
+        """The RPC server's network must be the configured one. Without `retry`, an unreachable server
+        stops at once: a backfill needs it only for the contract's storage, and says so."""
+        if retry:
+            network = await self._retry(self.rpc.get_network, "getNetwork")
+        else:
+            try:
+                network = await self.rpc.get_network()
+            except RpcError as exc:
+                raise IndexerStopped(
+                    f"{exc}. The backfill reads through Stellar RPC what the contract's storage says of the "
+                    "schedules creation events leave out: set FLOWFI_RPC_URL (or --rpc-url) to an RPC server of "
+                    "this network."
+                ) from exc
         if network.passphrase != self.settings.network_passphrase:
             raise IndexerStopped(
                 f"{self.settings.rpc_url} serves the network {network.passphrase!r}, but this indexer is "
@@ -269,22 +459,21 @@ class Worker:
         return Position(cursor=None, start_ledger=start)
 
     async def _fetch(self, position: Position) -> EventPage:
-        try:
-            return await self.rpc.get_events(
-                self.contract_ids, cursor=position.cursor, start_ledger=position.start_ledger,
-                limit=self.settings.page_size,
-            )
-        except OutOfRetention as exc:
-            raise IndexerStopped(_retention_advice(position, exc, self.settings.rpc_url)) from exc
+        return await self.rpc.get_events(
+            self.contract_ids, cursor=position.cursor, start_ledger=position.start_ledger,
+            limit=self.settings.page_size,
+        )
 
     async def _write(self, conn: asyncpg.Connection, fetched: FetchedPage) -> None:
         if self._conn is None or conn is not self._conn or self._conn.is_closed():
             raise _LockLost
         page, decoded = fetched.page, fetched.decoded
         started = time.perf_counter()
-        written = await store.write_page(conn, self.contract_ids, page, decoded, fetched.stored)
+        written = await store.write_page(conn, self.contract_ids, page, decoded, fetched.stored, fetched.progress)
         elapsed = fetched.decode_seconds + time.perf_counter() - started
         self.events_indexed += written.new_events
+        self.dead_letters += written.dead_letters
+        self.last_ledger = store.ledger_of_cursor(page)
         lag = page.latest_ledger - store.ledger_of_cursor(page)
         metrics.PAGE_SECONDS.observe(elapsed)
         metrics.EVENTS_INDEXED.inc(written.new_events)
@@ -297,9 +486,14 @@ class Worker:
                 store.ledger_of_cursor(page), lag, written.new_events, written.dead_letters, elapsed,
                 written.new_events / elapsed if elapsed else 0.0,
             )
-        for d in decoded:
-            if d.error is not None:
-                log.warning("event %s went to the dead letters: %s", d.raw.id, d.error)
+        dead = [d for d in decoded if d.error is not None]
+        for d in dead[:DEAD_LETTERS_LOGGED]:
+            log.warning("event %s went to the dead letters: %s", d.raw.id, d.error)
+        if len(dead) > DEAD_LETTERS_LOGGED:
+            log.warning("%d more events of this page went to the dead letters (reasons in dead_letters)",
+                        len(dead) - DEAD_LETTERS_LOGGED)
+        if self.page_written is not None:
+            self.page_written(fetched, written)
 
     async def _retry(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
         async for try_ in AsyncRetrying(
@@ -340,10 +534,12 @@ class Worker:
         return None
 
 
-async def _next_page(queue: asyncio.Queue[FetchedPage], fetcher: asyncio.Task[None]) -> FetchedPage:
-    """The next queued page; once the queue is empty and the fetcher has failed, its error."""
+async def _next_page(queue: asyncio.Queue[FetchedPage], fetcher: asyncio.Task[None]) -> FetchedPage | None:
+    """The next queued page; once the queue is empty and the fetcher has ended, its error, or None when it
+    ended by running out of pages (a backfill's end)."""
     if queue.empty() and fetcher.done():
-        fetcher.result()  # raises the fetcher's error: it only ends by failing (or being cancelled)
+        fetcher.result()
+        return None
     get = asyncio.ensure_future(queue.get())
     try:
         await asyncio.wait({get, fetcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -352,8 +548,7 @@ async def _next_page(queue: asyncio.Queue[FetchedPage], fetcher: asyncio.Task[No
             get.cancel()
     if get.done() and not get.cancelled():
         return get.result()
-    fetcher.result()
-    raise AssertionError("the fetcher ended without an error")
+    return await _next_page(queue, fetcher)
 
 
 def _last_transaction(events: Sequence[RawEvent]) -> list[RawEvent]:
@@ -367,18 +562,23 @@ def _last_transaction(events: Sequence[RawEvent]) -> list[RawEvent]:
     return list(events[start:])
 
 
-def _retention_advice(position: Position, exc: OutOfRetention, rpc_url: str) -> str:
+def _first_missing(position: Position) -> int:
+    """The first ledger not yet wholly indexed at `position`."""
     if position.cursor is not None:
-        where, first_missing = f"cursor {position.cursor}", ids.last_complete_ledger(position.cursor) + 1
-    else:
-        assert position.start_ledger is not None
-        where, first_missing = f"ledger {position.start_ledger}", position.start_ledger
-    oldest = exc.oldest_ledger
+        return ids.last_complete_ledger(position.cursor) + 1
+    assert position.start_ledger is not None
+    return position.start_ledger
+
+
+def _retention_advice(position: Position, exc: OutOfRetention, rpc_url: str) -> str:
+    where = f"cursor {position.cursor}" if position.cursor is not None else f"ledger {position.start_ledger}"
+    first_missing, oldest = _first_missing(position), exc.oldest_ledger
     missing = f"ledger {first_missing}" if first_missing == oldest - 1 else f"ledgers {first_missing}-{oldest - 1}"
     return (
         f"The indexer must continue from {where}, but {rpc_url} only keeps ledgers {oldest}-{exc.latest_ledger}: "
-        f"the events of {missing} cannot be fetched from it. Either point FLOWFI_RPC_URL at an RPC server whose "
-        f"history reaches ledger {first_missing} (a full-history provider), or accept the gap and continue from "
-        f"the oldest ledger it keeps with `flowfi index --restart-from-ledger {oldest}` (the events of the "
-        "missing ledgers will then be absent from the database)."
+        f"the events of {missing} cannot be fetched from it. Either set FLOWFI_LAKE_URL to a data lake of this "
+        "network (the worker then reads them from it), point FLOWFI_RPC_URL at an RPC server whose history "
+        f"reaches ledger {first_missing} (a full-history provider), or accept the gap and continue from the "
+        f"oldest ledger it keeps with `flowfi index --restart-from-ledger {oldest}` (the events of the missing "
+        "ledgers will then be absent from the database)."
     )

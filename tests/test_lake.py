@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from indexer import rpc
-from indexer.lake import LakeEvent, LakeSourceError, read_ledgers
+from indexer.lake import LakeEvent, LakeNetworkMismatch, LakeSourceError, check_network, newest_ledger, read_ledgers
 from tests.lake_files import DATALAKE, FEES, MAINNET_BATCH, META_V3, TESTBUCKET, V23, V28
 
 
@@ -83,3 +83,14 @@ def test_failed_transactions_keep_their_fee_events_marked_unsuccessful() -> None
     failed = [e for e in events if not e.in_successful_contract_call]
     assert failed and all(e.transaction_index in (0, 1048575) for e in failed)
     assert {e.topic[0] for e in failed} == {"AAAADwAAAANmZWUA"}  # Symbol("fee")
+
+
+def test_a_lake_names_its_network_and_its_newest_ledger() -> None:
+    check_network(str(TESTBUCKET), "Test SDF Network ; September 2015")
+    with pytest.raises(LakeNetworkMismatch, match="holds the ledgers of the network 'Test SDF Network"):
+        check_network(str(TESTBUCKET), "Public Global Stellar Network ; September 2015")
+    with pytest.raises(LakeNetworkMismatch):
+        next(read_ledgers(str(TESTBUCKET), network="Standalone Network ; February 2017"))
+    check_network(str(DATALAKE / V28), "Standalone Network ; February 2017")  # a file names no network
+    assert newest_ledger(str(TESTBUCKET)) == 999
+    assert newest_ledger(str(DATALAKE / V28)) is None

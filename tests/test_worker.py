@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,7 @@ from tests.indexing import (
     snapshot,
     worker_settings,
 )
+from tests.lake_writer import grow, write_lake
 
 SENDER = "GAJKUTWHRMNW375TPXCKYDF4MLUBJIRD7YVKGCNN3J6S44GZE3N2LUBQ"
 RECIPIENT = "GDD24I62LHMI6FRWMZ3OD36DDAM4MDQSFWS7G37HZDHHXTMBOGFV7GCO"
@@ -216,6 +218,51 @@ async def test_a_cursor_out_of_retention_stops_with_actionable_advice(database_u
         assert f"only keeps ledgers {oldest}-" in message
         assert f"events of ledgers 5-{oldest - 1}" in message
         assert f"--restart-from-ledger {oldest}" in message
+
+
+async def test_ledgers_older_than_rpc_keeps_are_read_from_the_data_lake_then_rpc_follows(
+    tmp_path: Path, database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running_devnet(seed=12, retention=30, traffic_per_ledger=8) as devnet:
+        chain = devnet.chain
+        history = grow(chain, 100)
+        # the lake ends a few ledgers into RPC's window, as a lake lags the chain by minutes
+        lake_end = write_lake(tmp_path / "lake", chain.passphrase, history[: chain.oldest.sequence + 6])
+        assert 1 < chain.oldest.sequence <= lake_end < chain.latest.sequence
+        settings = worker_settings(devnet, database_url, start_ledger=1, lake_url=str(tmp_path / "lake"))
+        with caplog.at_level(logging.INFO, logger="indexer.worker"):
+            await index_until_caught_up(Worker(settings, database_url), devnet)
+        assert f"ledgers 1-{chain.oldest.sequence - 1} are older than {devnet.url} keeps" in caplog.text
+        assert f"read ledgers 1-{lake_end} from the data lake; continuing from {devnet.url}" in caplog.text
+        expected = [(e["id"], e["txHash"], e.get("topic", []), e["value"]) for r in history for e in r.events]
+        stored = await db.fetch("SELECT id, tx_hash, topic_xdr, value_xdr FROM contract_events ORDER BY id")
+        assert [tuple(row) for row in stored] == expected  # the whole history: no gap, no duplicate
+        assert await db.fetchval("SELECT count(*) FROM events") == len(expected)
+        await assert_streams_match_model(db, chain.contract)
+
+
+@pytest.mark.parametrize("lake", ["ends too soon", "of another network"])
+async def test_a_lake_that_cannot_fill_the_gap_stops_the_worker_with_the_reason(
+    lake: str, tmp_path: Path, database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=13, retention=30, traffic_per_ledger=4) as devnet:
+        chain = devnet.chain
+        history = grow(chain, 80)
+        oldest = chain.oldest.sequence
+        if lake == "ends too soon":
+            lake_end = write_lake(tmp_path / "lake", chain.passphrase, history[: oldest - 6])
+            reason = f"ends at ledger {lake_end}"
+        else:
+            lake_end = write_lake(tmp_path / "lake", "Test SDF Network ; September 2015", history)
+            reason = "holds the ledgers of the network 'Test SDF Network ; September 2015'"
+        settings = worker_settings(devnet, database_url, start_ledger=1, lake_url=str(tmp_path / "lake"))
+        with pytest.raises(IndexerStopped) as stopped:
+            await Worker(settings, database_url).run()
+        assert reason in str(stopped.value)
+        assert f"only keeps ledgers {oldest}-" in str(stopped.value)
+        # what the lake could give is kept
+        written = await db.fetchval("SELECT last_ledger FROM indexer_cursor")
+        assert written == (lake_end if lake == "ends too soon" else None)
 
 
 async def test_killing_the_worker_mid_run_leaves_the_rows_of_an_uninterrupted_run(

@@ -5,7 +5,8 @@ LedgerCloseMeta, turned into contract events exactly as Stellar RPC's getEvents 
            ─▶ walk (XDR to events; skip steps over the rest; reference is stellar-sdk's reading) ─▶ LedgerEvents
 
 `read_ledgers` is the one way in; it yields each ledger read, in order, with its events (`LakeEvent`,
-which gives getEvents' JSON or the RPC client's `RawEvent`). Failures are `LakeError`s (errors.py).
+which gives getEvents' JSON or the RPC client's `RawEvent`). `newest_ledger` says where a lake ends, and
+`check_network` refuses a lake of another network. Failures are `LakeError`s (errors.py).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from collections.abc import Iterable, Iterator
 from stellar_sdk import StrKey
 
 from indexer.lake import objects
-from indexer.lake.errors import LakeDataError, LakeError, LakeSourceError, LakeUnavailable
+from indexer.lake.errors import LakeDataError, LakeError, LakeNetworkMismatch, LakeSourceError, LakeUnavailable
 from indexer.lake.event import LakeEvent, LedgerEvents
-from indexer.lake.layout import Lake, open_source
+from indexer.lake.layout import Lake, SingleObject, open_source
 from indexer.lake.ledgers import object_ledgers
 
-__all__ = ["LakeDataError", "LakeError", "LakeEvent", "LakeSourceError", "LakeUnavailable", "LedgerEvents",
-           "read_ledgers"]
+__all__ = ["LakeDataError", "LakeError", "LakeEvent", "LakeNetworkMismatch", "LakeSourceError", "LakeUnavailable",
+           "LedgerEvents", "check_network", "newest_ledger", "read_ledgers"]
 
 
 def read_ledgers(
@@ -31,17 +32,20 @@ def read_ledgers(
     start: int | None = None,
     end: int | None = None,
     concurrency: int = objects.DEFAULT_CONCURRENCY,
+    network: str | None = None,
 ) -> Iterator[LedgerEvents]:
     """The ledgers of `source` from `start` to `end` (inclusive; default: all it holds), each with its
     events, or only the events of `contracts` (C... addresses) when some are given.
 
     On a lake root only the objects holding start..end are read. Without `end`, a lake that can be listed
     is read to its newest ledger as of now; one on a plain web server is read until its first missing
-    object."""
+    object. With `network` (a passphrase), a lake whose manifest names another network is refused."""
     want = _contract_ids(contracts)
     if start is not None and end is not None and start > end:
         raise LakeSourceError(f"the start ledger {start} is after the end ledger {end}")
     where = open_source(source)
+    if network is not None:
+        _check(where, network)
     if isinstance(where, Lake):
         yield from _lake(where, want, start, end, concurrency)
         return
@@ -51,6 +55,27 @@ def read_ledgers(
     for ledger in object_ledgers(data, where.name, want):
         if (start is None or ledger.sequence >= start) and (end is None or ledger.sequence <= end):
             yield ledger
+
+
+def newest_ledger(source: str) -> int | None:
+    """The newest ledger of a lake that can be listed; None for one on a plain web server, and for an object
+    or a file (known only by reading it)."""
+    where = open_source(source)
+    return where.newest_ledger() if isinstance(where, Lake) and where.listable else None
+
+
+def check_network(source: str, passphrase: str) -> None:
+    """LakeNetworkMismatch when `source` is a lake whose manifest names another network than `passphrase`.
+    An object or a file says nothing of its network, and neither does a manifest without networkPassphrase."""
+    _check(open_source(source), passphrase)
+
+
+def _check(where: Lake | SingleObject, passphrase: str) -> None:
+    if isinstance(where, Lake) and where.config.network_passphrase not in ("", passphrase):
+        raise LakeNetworkMismatch(
+            f"{where.name} holds the ledgers of the network {where.config.network_passphrase!r}, not of "
+            f"{passphrase!r}: give the lake of the configured network, or set FLOWFI_NETWORK_PASSPHRASE"
+        )
 
 
 def _lake(lake: Lake, want: frozenset[bytes] | None, start: int | None, end: int | None,

@@ -2,6 +2,7 @@
 
     LakeError
     ├── LakeSourceError    the source is not a lake, an object or a file of ledgers, or lacks the range asked
+    │   └── LakeNetworkMismatch   the lake holds another network's ledgers
     ├── LakeUnavailable    the store could not be reached, even after the store client's own retries
     └── LakeDataError      an object is truncated or is not LedgerCloseMeta XDR
 """
@@ -23,3 +24,7 @@ class LakeUnavailable(LakeError):
 
 class LakeDataError(LakeError):
     """An object's bytes are not ledgers: truncated, corrupt, or not LedgerCloseMeta."""
+
+
+class LakeNetworkMismatch(LakeSourceError):
+    """The lake's manifest names another network than the one asked for."""
