@@ -1,4 +1,5 @@
-"""Encode FlowFi events into the XDR the contract publishes: topic ScVals and the data ScVal.
+"""Encode FlowFi events into the XDR the contract publishes: topic ScVals and the data ScVal; and the
+transfer events of the tokens' contracts.
 
 Layout (contracts/stream_contract/src/events.rs): topic = [Symbol(name), U64(stream_id)] for stream
 events and [Symbol(name)] (or the two Symbols of `("FlowFi", "ProtocolPaused")`) for protocol events;
@@ -8,6 +9,12 @@ The bytes are those stellar-sdk produces (the tests check it against the publish
 against stellar-sdk's own encoder), but they are assembled from cached pieces: symbol and address
 ScVals are encoded once by stellar-sdk, and integers are packed directly. The benchmark history encodes
 hundreds of thousands of events, and building the full XDR object tree per event is ~20x slower.
+
+A token transfer is published by the token's Stellar Asset Contract (CAP-67, protocol 23): topic
+[Symbol("transfer"), Address from, Address to, String asset] with the asset as SEP-11 writes it
+("CODE:ISSUER", the SAC's name), data the i128 amount; a transfer from the issuer is a mint
+[Symbol("mint"), Address to, String asset] and one to the issuer a burn [Symbol("burn"), Address from,
+String asset] (soroban-env-host, stellar_asset_contract/event.rs).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from typing import Any
 
 from stellar_sdk import scval, xdr
 
+from devnet.terms import Transfer
+from devnet.tokens import Token
 from indexer.events import FlowFiEvent, ScType, field_types
 
 _SCV_U32 = struct.Struct(">iI")
@@ -103,6 +112,28 @@ def encode_value(event: FlowFiEvent) -> str:
 def encode_event(event: FlowFiEvent) -> tuple[list[str], str]:
     """(topic, value) exactly as getEvents returns them for this event."""
     return encode_topic(event), encode_value(event)
+
+
+@cache
+def _string_b64(text: str) -> str:
+    return scval.to_string(text).to_xdr()  # type: ignore[no-any-return]
+
+
+def _address_b64(strkey: str) -> str:
+    return base64.b64encode(address_xdr(strkey)).decode()
+
+
+def encode_transfer(transfer: Transfer, token: Token) -> tuple[list[str], str]:
+    """(topic, value) of the token's event for `transfer`, as getEvents returns them."""
+    asset = _string_b64(token.name)
+    if transfer.from_ == token.issuer != transfer.to:
+        topic = [topic_symbol_b64("mint"), _address_b64(transfer.to), asset]
+    elif transfer.to == token.issuer != transfer.from_:
+        topic = [topic_symbol_b64("burn"), _address_b64(transfer.from_), asset]
+    else:
+        topic = [topic_symbol_b64("transfer"), _address_b64(transfer.from_), _address_b64(transfer.to), asset]
+    amount = transfer.amount
+    return topic, base64.b64encode(_SCV_I128.pack(_I128_TYPE, amount >> 64, amount & 0xFFFF_FFFF_FFFF_FFFF)).decode()
 
 
 def scval_json(b64: str) -> object:

@@ -21,6 +21,7 @@ from devnet.xdr import encode_event
 from indexer.events import StreamCreated
 from indexer.worker import IndexerStopped, Worker
 from tests.indexing import (
+    MODEL_BUILD,
     assert_streams_match_model,
     index_until_caught_up,
     snapshot,
@@ -34,7 +35,7 @@ OTHER_CONTRACT = "CAAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQC526"
 
 
 async def test_indexes_traffic_and_matches_the_contract_state(database_url: str, db: asyncpg.Connection) -> None:
-    with running_devnet(seed=1) as devnet:
+    with running_devnet(seed=1, build=MODEL_BUILD) as devnet:
         devnet.chain.generate_history(1500, traffic=Traffic(seed=1), tx_per_ledger=20)
         worker = Worker(worker_settings(devnet, database_url, page_size=250), database_url)
         await index_until_caught_up(worker, devnet)
@@ -181,7 +182,7 @@ async def test_dead_letters_with_odd_characters_are_stored_exactly(
 async def test_rpc_failures_are_retried_and_nothing_is_skipped(
     database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with running_devnet(seed=3) as devnet:
+    with running_devnet(seed=3, build=MODEL_BUILD) as devnet:
         devnet.chain.generate_history(300, traffic=Traffic(seed=3), tx_per_ledger=10)
         devnet.faults.timeout_seconds = 3.0
         for fault in ("timeout", "http500", "rpc-32001", "garbage", "truncated"):
@@ -388,7 +389,7 @@ async def test_a_stream_resumed_after_a_cancel_while_paused_stays_cancelled(
 ) -> None:
     """End to end on build 8723543's quirk: the chain accepts the resume and publishes it; the stream
     stays cancelled with nothing to claim, in the contract's storage and in the index."""
-    with running_devnet() as devnet:
+    with running_devnet(build=MODEL_BUILD) as devnet:
         chain = devnet.chain
         create = {"sender": SENDER, "recipient": RECIPIENT, "token_address": TOKEN, "amount": 10_000, "duration": 100}
         assert chain.execute("create_stream", create).error is None
