@@ -9,8 +9,9 @@ tokens' contracts in the same operation, so FlowFi's own events have the gaps th
 Ids sort as text in chain order, so events are kept in one sorted list and a getEvents page is two
 bisections and a slice.
 
-Devnet operators can switch a running 8723543 contract to c9f5d2e (`upgrade`) and set what an account
-allows the contract to spend (`approve`).
+The chain also holds the ledger state getLedgerEntries reads (`ledger_entry`): the contract's and the
+tokens' entries with their lifetimes. Devnet operators can switch a running 8723543 contract to
+c9f5d2e (`upgrade`) and set what an account allows the contract to spend (`approve`).
 
 Ledgers older than the retention window are dropped, as Stellar RPC drops them. Close times are unix
 seconds and strictly increasing: by default max(previous + 1, wall clock); tests may pass their own.
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 
 from stellar_sdk import StrKey, xdr
 
+from devnet import entries
 from devnet.contract import FlowFiContract
 from devnet.terms import BUILDS, NEWEST_BUILD, ContractError, ContractTrap, Emitted, InvalidInvocation, Transfer
 from devnet.tokens import Tokens
@@ -240,6 +242,17 @@ class Chain:
         """The FlowFi contract's events kept (what an indexer of it sees; the tokens' are not counted)."""
         with self.lock:
             return self._own_events
+
+    def ledger_entry(self, key: xdr.LedgerKey) -> tuple[xdr.LedgerEntryData, int, int] | None:
+        """The entry at `key` as of the latest ledger, with its lastModifiedLedgerSeq and
+        liveUntilLedgerSeq (0 once archived), or None: the FlowFi contract's instance and streams, and
+        the tokens' instances."""
+        with self.lock:
+            found = entries.find(self.contract, self.tokens, key, self._ledgers[-1].sequence)
+            if found is None:
+                return None
+            value, last_modified, live_until = found
+            return entries.entry_data(key, value), last_modified, live_until
 
     def scan(
         self,

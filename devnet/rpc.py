@@ -1,11 +1,15 @@
 """Stellar RPC's JSON-RPC 2.0 over HTTP, answered from the local chain (stellar/stellar-rpc shapes).
 
-POST /  getEvents (xdrFormat base64 or json), getLatestLedger, getHealth, getNetwork (protocol 23
-response shapes, and getHealth's close times of stellar-rpc 27.1). getEvents
+POST /  getEvents (xdrFormat base64 or json), getLedgerEntries, getLatestLedger, getHealth, getNetwork
+(protocol 23 response shapes, and getHealth's close times of stellar-rpc 27.1). getEvents
 follows stellar-rpc's cursor rules: results strictly after the cursor; when a page is full the cursor
 is its last event id, otherwise it is the end of the scanned window (the largest cursor in ledger
 end - 1), so an empty page still moves the client forward. The window is at most 10000 ledgers and ends
-before `endLedger` and after the latest ledger. Errors use stellar-rpc's codes and texts.
+before `endLedger` and after the latest ledger. getLedgerEntries answers as stellar-rpc v28 does: at
+most 200 base64 LedgerKeys, entries in request order with their LedgerEntryData, lastModifiedLedgerSeq
+and liveUntilLedgerSeq (0 for an archived entry), missing keys left out; it knows the FlowFi contract's
+instance and its persistent Stream(id) entries, and the tokens' instances. Errors use stellar-rpc's
+codes and texts.
 
 POST /invoke  {"function": ..., "args": {...}} calls the contract in a transaction of the next ledger
 and answers once that ledger has closed: 200 {"txHash", "ledger", "events", "transfers", "result"}, or
@@ -43,7 +47,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from stellar_sdk import StrKey, xdr
 
-from devnet import calls
+from devnet import calls, entries
 from devnet.chain import PROTOCOL_VERSION, Chain, Receipt, StoredEvent
 from devnet.terms import I128_MAX, InvalidInvocation, milestone_json
 from devnet.xdr import scval_json
@@ -56,6 +60,8 @@ MAX_FILTERS = 5
 MAX_CONTRACT_IDS = 5
 MAX_TOPICS = 5
 MAX_SEGMENTS = 4
+MAX_LEDGER_KEYS = 200
+EXT_V0 = xdr.LedgerEntryExt(0)
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -214,6 +220,7 @@ class RpcMethods:
     def table(self) -> dict[str, Callable[[Any, str | None], bytes]]:
         return {
             "getEvents": self.get_events,
+            "getLedgerEntries": self.get_ledger_entries,
             "getLatestLedger": self.get_latest_ledger,
             "getHealth": self.get_health,
             "getNetwork": self.get_network,
@@ -297,6 +304,52 @@ class RpcMethods:
                 % (latest.close_time, oldest.close_time),
             )
         )
+
+    def get_ledger_entries(self, params: Any, fault: str | None = None) -> bytes:
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise _invalid("invalid parameters: expected an object")
+        xdr_format = params.get("xdrFormat") or "base64"
+        if xdr_format not in ("base64", "json"):
+            raise _invalid(f"got '{xdr_format}': expected base64, json for optional 'xdrFormat'")
+        raw_keys = params.get("keys") or []
+        if not isinstance(raw_keys, list):
+            raise _invalid("invalid parameters: keys must be a list of base64 LedgerKeys")
+        if len(raw_keys) > MAX_LEDGER_KEYS:
+            raise _invalid(f"key count ({len(raw_keys)}) exceeds maximum supported ({MAX_LEDGER_KEYS})")
+        keys = []
+        for index, raw in enumerate(raw_keys):
+            try:
+                key = xdr.LedgerKey.from_xdr(raw)
+            except Exception:
+                raise _invalid(f"cannot unmarshal key value {raw} at index {index}") from None
+            if key.type == xdr.LedgerEntryType.TTL:
+                raise _invalid("ledger ttl entries cannot be queried directly")
+            keys.append(key)
+        if not keys:
+            raise RpcError(INTERNAL_ERROR, "could not query captive core: no keys specified in request")
+        canonical = [key.to_xdr() for key in keys]
+        if len(set(canonical)) < len(canonical):
+            # stellar-core refuses a query that names a key twice
+            raise RpcError(INTERNAL_ERROR, "could not query captive core: http request failed with non-200 status "
+                                           "code (400)")
+        found = []
+        with self.chain.lock:
+            latest = self.chain.latest.sequence
+            for key, encoded in zip(keys, canonical, strict=True):
+                entry = self.chain.ledger_entry(key)
+                if entry is None:
+                    continue
+                data, last_modified, live_until = entry
+                if xdr_format == "json":
+                    body: dict[str, Any] = {"keyJson": entries.key_json(key), "dataJson": entries.data_json(data),
+                                            "extJson": "v0"}
+                else:
+                    body = {"key": encoded, "xdr": data.to_xdr(), "extXdr": EXT_V0.to_xdr()}
+                body.update(lastModifiedLedgerSeq=last_modified, liveUntilLedgerSeq=live_until)
+                found.append(body)
+        return _dumps({"entries": found, "latestLedger": latest})
 
     def get_latest_ledger(self, params: Any, fault: str | None = None) -> bytes:
         latest = self.chain.latest

@@ -152,8 +152,22 @@ _WIDE_INTS = {
 }
 
 
+def scval_to_json(value: xdr.SCVal) -> object:
+    """An ScVal in the JSON form of `xdrFormat: "json"`."""
+    return _json_of(value)
+
+
 def _json_of(value: xdr.SCVal) -> object:
     kind = value.type
+    if kind == xdr.SCValType.SCV_CONTRACT_INSTANCE:
+        instance = value.instance
+        assert instance is not None
+        executable: object = "stellar_asset"
+        if instance.executable.wasm_hash is not None:
+            executable = {"wasm": instance.executable.wasm_hash.hash.hex()}
+        storage = None if instance.storage is None else [
+            {"key": _json_of(entry.key), "val": _json_of(entry.val)} for entry in instance.storage.sc_map]
+        return {"contract_instance": {"executable": executable, "storage": storage}}
     if kind == xdr.SCValType.SCV_VOID:
         return "void"
     if kind == xdr.SCValType.SCV_LEDGER_KEY_CONTRACT_INSTANCE:
@@ -178,4 +192,4 @@ def _json_of(value: xdr.SCVal) -> object:
     if kind == xdr.SCValType.SCV_MAP:
         return {"map": None if value.map is None else
                 [{"key": _json_of(entry.key), "val": _json_of(entry.val)} for entry in value.map.sc_map]}
-    raise ValueError(f"{kind.name} has no JSON form here; the contract's events never carry one")
+    raise ValueError(f"{kind.name} has no JSON form here; neither the events nor the storage of FlowFi carry one")
