@@ -42,6 +42,7 @@ async def main(events: int, seed: int) -> None:
         "url": url,
         "passphrase": devnet.chain.passphrase,
         "contract_id": devnet.chain.contract_id,
+        "build": devnet.chain.contract.build,
         "events": devnet.chain.event_count,
         "oldest_ledger": devnet.chain.oldest.sequence,
         "latest_ledger": devnet.chain.latest.sequence,

@@ -102,7 +102,7 @@ async def measure(postgres: Postgres, events: int = 150_000) -> dict[str, Any]:
         settings = Settings(
             rpc_url=net["url"], network_passphrase=net["passphrase"], contract_ids=(net["contract_id"],),
             start_ledger=net["oldest_ledger"], page_size=PAGE_SIZE, poll_interval=0.01, rpc_timeout=60,
-            contract_build="8723543",
+            contract_build=net["build"],
         )
         url = await postgres.fresh_database()
         try:

@@ -3,11 +3,19 @@
 It speaks Stellar RPC's JSON-RPC over HTTP as the real server does, over a Python model of the
 contract, so the indexer runs and is tested without internet. Data path:
 
-    contract.py  the contract model: entry points -> state changes and `indexer.events` events
-    xdr.py       events -> topic and value XDR, as the contract publishes them
-    chain.py     ledgers, transactions and event ids; retention; bulk history
-    traffic.py   random valid calls from a seeded population of accounts
-    rpc.py       the HTTP app: JSON-RPC getEvents & co., /invoke, /state, fault injection
+    terms.py     the contract's types, errors and formulas, for both builds (8723543, c9f5d2e)
+    ttl.py       Soroban's entry lifetimes: last modified, live until, archived
+    tokens.py    the tokens (Stellar Asset Contracts): metadata, allowances
+    calls.py     the entry points by name: which build has which, parameters, JSON arguments
+    state.py     the contract's storage, one transaction per call, shared helpers
+    creations.py the entry points that create streams
+    contract.py  the contract model: entry points -> state changes, events and token transfers
+    xdr.py       events and token transfers -> topic and value XDR, as they are published
+    entries.py   the contract's and the tokens' storage -> ledger entries (getLedgerEntries)
+    chain.py     ledgers, transactions and event ids; retention; bulk history; ledger state
+    traffic.py   random valid calls from a seeded population of accounts, for the build in force
+    rpc.py       the HTTP app: JSON-RPC getEvents, getLedgerEntries & co., /invoke, /state, /upgrade,
+                 /allowance, fault injection
 
 `serve` runs it (the CLI's `devnet` command); `running_devnet` runs it in a background thread on an
 ephemeral loopback port, for tests.
@@ -32,19 +40,23 @@ from devnet.chain import (
     Ledger,
     Receipt,
 )
-from devnet.contract import (
+from devnet.contract import FlowFiContract
+from devnet.rpc import Faults, create_app
+from devnet.terms import (
+    BUILDS,
+    NEWEST_BUILD,
     ContractError,
     ContractTrap,
-    FlowFiContract,
     InvalidInvocation,
     Stream,
     StreamStatus,
     claimable,
 )
-from devnet.rpc import Faults, create_app
 from devnet.traffic import Traffic
+from devnet.ttl import MIN_PERSISTENT_TTL
 
 __all__ = [
+    "BUILDS",
     "DEFAULT_CONTRACT_ID",
     "DEFAULT_PASSPHRASE",
     "DEFAULT_RETENTION",
@@ -56,6 +68,7 @@ __all__ = [
     "InvalidInvocation",
     "FlowFiContract",
     "Ledger",
+    "NEWEST_BUILD",
     "Receipt",
     "Stream",
     "StreamStatus",
@@ -71,6 +84,7 @@ class Devnet:
 
     `ledger_interval` is in seconds; None means manual mode: ledgers close only when `chain.close_ledger()`
     is called. `traffic_per_ledger` valid random transactions are added to each ledger (fractions carry).
+    `build` is the contract's build ("8723543" or "c9f5d2e", the newest by default).
     """
 
     def __init__(
@@ -84,6 +98,8 @@ class Devnet:
         seed: int | None = None,
         first_ledger: int = 1,
         clock: Callable[[], float] = time.time,
+        build: str = NEWEST_BUILD,
+        min_persistent_ttl: int = MIN_PERSISTENT_TTL,
     ) -> None:
         self.chain = Chain(
             contract_id=contract_id,
@@ -91,6 +107,8 @@ class Devnet:
             retention=retention,
             first_ledger=first_ledger,
             clock=clock,
+            build=build,
+            min_persistent_ttl=min_persistent_ttl,
         )
         self.traffic = Traffic(seed=seed)
         if traffic_per_ledger > 0:
@@ -133,9 +151,10 @@ async def serve(
     retention: int = DEFAULT_RETENTION,
     traffic_rate: float = 0.0,
     seed: int | None = None,
+    build: str = NEWEST_BUILD,
 ) -> None:
     """Run the devnet until cancelled: RPC on host:port, a ledger every `ledger_interval` seconds, and
-    `traffic_rate` random transactions per second (0 for none)."""
+    `traffic_rate` random transactions per second (0 for none), with the contract's `build`."""
     devnet = Devnet(
         passphrase=passphrase,
         contract_id=contract_id,
@@ -143,6 +162,7 @@ async def serve(
         retention=retention,
         traffic_per_ledger=traffic_rate * ledger_interval,
         seed=seed,
+        build=build,
     )
     devnet.url = f"http://{host}:{port}"
     await devnet.serve(uvicorn.Server(uvicorn.Config(devnet.app, host=host, port=port, lifespan="off", ws="none",

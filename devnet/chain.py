@@ -3,8 +3,15 @@
 Transactions queued with `submit` (or injected raw events) are applied into the next ledger in arrival
 order, then the configured background traffic. Each event gets the id Stellar RPC gives it:
 "%019d-%010d" % (TOID, event index) with TOID = ledger << 32 | tx index << 12 | op index; transaction
-indexes start at 1 and every transaction here has a single operation (index 0). Ids sort as text in chain
-order, so events are kept in one sorted list and a getEvents page is two bisections and a slice.
+indexes start at 1 and every transaction here has a single operation (index 0). The event index counts
+every contract event of the operation: the token transfers a FlowFi call makes are events of the
+tokens' contracts in the same operation, so FlowFi's own events have the gaps the chain gives them.
+Ids sort as text in chain order, so events are kept in one sorted list and a getEvents page is two
+bisections and a slice.
+
+The chain also holds the ledger state getLedgerEntries reads (`ledger_entry`): the contract's and the
+tokens' entries with their lifetimes. Devnet operators can switch a running 8723543 contract to
+c9f5d2e (`upgrade`) and set what an account allows the contract to spend (`approve`).
 
 Ledgers older than the retention window are dropped, as Stellar RPC drops them. Close times are unix
 seconds and strictly increasing: by default max(previous + 1, wall clock); tests may pass their own.
@@ -30,8 +37,12 @@ from typing import Any, Protocol
 
 from stellar_sdk import StrKey, xdr
 
-from devnet.contract import ContractError, ContractTrap, FlowFiContract, InvalidInvocation
-from devnet.xdr import encode_event
+from devnet import entries
+from devnet.contract import FlowFiContract
+from devnet.terms import BUILDS, NEWEST_BUILD, ContractError, ContractTrap, Emitted, InvalidInvocation, Transfer
+from devnet.tokens import Tokens
+from devnet.ttl import MIN_PERSISTENT_TTL
+from devnet.xdr import encode_event, encode_transfer
 from indexer import ids
 from indexer.events import FlowFiEvent, event_fields_json
 from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
@@ -112,16 +123,25 @@ class StoredEvent:
         self.json = json
 
 
+def _json_result(value: Any) -> Any:
+    """A return value with its integers as decimal strings (u64 and i128 exceed 2**53)."""
+    if isinstance(value, list):
+        return [_json_result(item) for item in value]
+    return None if value is None else str(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What a transaction did: its place on chain and its events, or the contract's error."""
+    """What a transaction did: its place on chain, FlowFi's events and the token transfers with their
+    ids, and the function's return value; or the contract's error."""
 
     tx_hash: str
     ledger: int
     tx_index: int
     closed_at: int
     events: tuple[tuple[str, FlowFiEvent], ...] = ()
-    result: int | None = None
+    transfers: tuple[tuple[str, Transfer], ...] = ()
+    result: Any = None
     error: ContractError | ContractTrap | InvalidInvocation | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -132,7 +152,11 @@ class Receipt:
                 {"id": eid, "type": event.sse_name, "data": event_fields_json(event)}
                 for eid, event in self.events
             ],
-            "result": None if self.result is None else str(self.result),
+            "transfers": [
+                {"id": eid, "token": t.token, "from": t.from_, "to": t.to, "amount": str(t.amount)}
+                for eid, t in self.transfers
+            ],
+            "result": _json_result(self.result),
         }
 
 
@@ -142,11 +166,12 @@ class _Pending:
     args: dict[str, Any] = field(default_factory=dict)
     raw: list[tuple[str, tuple[str, ...], str]] | None = None
     successful: bool = True
+    upgrade_to: str | None = None
     future: concurrent.futures.Future[Receipt] | None = None
 
 
 class TrafficSource(Protocol):
-    def next_call(self, contract: FlowFiContract, now: int) -> tuple[str, dict[str, Any]]: ...
+    def next_call(self, contract: FlowFiContract, now: int) -> tuple[str, dict[str, Any]] | None: ...
 
 
 class Chain:
@@ -161,6 +186,8 @@ class Chain:
         first_ledger: int = 1,
         genesis_time: int | None = None,
         clock: Callable[[], float] = time.time,
+        build: str = NEWEST_BUILD,
+        min_persistent_ttl: int = MIN_PERSISTENT_TTL,
     ) -> None:
         if not StrKey.is_valid_contract(contract_id):
             raise ValueError(f"not a contract id: {contract_id!r}")
@@ -169,7 +196,9 @@ class Chain:
         self.contract_id = contract_id
         self.passphrase = passphrase
         self.retention = retention
-        self.contract = FlowFiContract()
+        self.tokens = Tokens(passphrase, ledger=first_ledger, min_persistent_ttl=min_persistent_ttl)
+        self.contract = FlowFiContract(build, address=contract_id, tokens=self.tokens, ledger=first_ledger,
+                                       min_persistent_ttl=min_persistent_ttl)
         self.lock = threading.RLock()
         self.traffic: TrafficSource | None = None
         self.traffic_per_ledger = 0.0
@@ -180,6 +209,7 @@ class Chain:
         self._ledgers: deque[Ledger] = deque()
         self._ids: list[str] = []
         self._events: list[StoredEvent] = []
+        self._own_events = 0
         self._network_id = hashlib.sha256(passphrase.encode()).hexdigest()
         close_time = int(clock()) if genesis_time is None else genesis_time
         previous = "00" * 32
@@ -209,8 +239,20 @@ class Chain:
 
     @property
     def event_count(self) -> int:
+        """The FlowFi contract's events kept (what an indexer of it sees; the tokens' are not counted)."""
         with self.lock:
-            return len(self._events)
+            return self._own_events
+
+    def ledger_entry(self, key: xdr.LedgerKey) -> tuple[xdr.LedgerEntryData, int, int] | None:
+        """The entry at `key` as of the latest ledger, with its lastModifiedLedgerSeq and
+        liveUntilLedgerSeq (0 once archived), or None: the FlowFi contract's instance and streams, and
+        the tokens' instances."""
+        with self.lock:
+            found = entries.find(self.contract, self.tokens, key, self._ledgers[-1].sequence)
+            if found is None:
+                return None
+            value, last_modified, live_until = found
+            return entries.entry_data(key, value), last_modified, live_until
 
     def scan(
         self,
@@ -243,6 +285,23 @@ class Chain:
         with self.lock:
             self._pending.append(_Pending(function, dict(args), future=future))
         return future
+
+    def upgrade(self, build: str) -> concurrent.futures.Future[Receipt]:
+        """A devnet operator's action: switch the running 8723543 contract to `build` (c9f5d2e) in a
+        transaction of the next ledger, which publishes contract_upgraded (see
+        `FlowFiContract.upgrade_in_place`)."""
+        if build not in BUILDS:
+            raise ValueError(f"unknown build {build!r}; one of {', '.join(BUILDS)}")
+        future: concurrent.futures.Future[Receipt] = concurrent.futures.Future()
+        with self.lock:
+            self._pending.append(_Pending("upgrade_in_place", {"build": build}, upgrade_to=build, future=future))
+        return future
+
+    def approve(self, token: str, owner: str, amount: int) -> None:
+        """A devnet operator's action: from now on `owner` allows the FlowFi contract `amount` of `token`
+        (every account allows it an unlimited amount until told otherwise)."""
+        with self.lock:
+            self.tokens.approve(token, owner, self.contract_id, amount)
 
     def inject_raw_event(
         self, topic: Iterable[str], value: str, *, contract_id: str | None = None, successful: bool = True
@@ -285,9 +344,10 @@ class Chain:
                 self._traffic_debt += self.traffic_per_ledger
                 while self._traffic_debt >= 1:
                     self._traffic_debt -= 1
-                    function, args = self.traffic.next_call(self.contract, close_time)
-                    tx_index += 1
-                    self._apply(_Pending(function, args), ledger, tx_index, closed_at)
+                    call = self.traffic.next_call(self.contract, close_time)
+                    if call is not None:
+                        tx_index += 1
+                        self._apply(_Pending(*call), ledger, tx_index, closed_at)
             self._ledgers.append(ledger)
             self._trim()
         for tx, receipt in receipts:
@@ -302,20 +362,35 @@ class Chain:
             for index, (contract_id, topic, value) in enumerate(tx.raw):
                 self._store(ledger, tx_index, index, tx_hash, closed_at, contract_id, topic, value, tx.successful)
             return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time)
+        self.contract.ledger = ledger.sequence
         try:
-            events = self.contract.invoke(tx.function, tx.args, now=ledger.close_time)
+            if tx.upgrade_to is not None:
+                emitted = self.contract.upgrade_in_place(tx.upgrade_to, now=ledger.close_time)
+            else:
+                emitted = self.contract.invoke(tx.function, tx.args, now=ledger.close_time)
         except (ContractError, ContractTrap, InvalidInvocation) as exc:
             self.failed_transactions += 1
             return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time, error=exc)
-        placed = []
-        for index, event in enumerate(events):
-            topics, value = encode_event(event)
-            eid = self._store(
-                ledger, tx_index, index, tx_hash, closed_at, self.contract_id, tuple(topics), value
-            )
-            placed.append((eid, event))
-        result = self.contract.result_of(tx.function, events)
-        return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time, tuple(placed), result)
+        events, transfers = self._place(emitted, ledger, tx_index, tx_hash, closed_at)
+        result = self.contract.result_of(tx.function, emitted)
+        return Receipt(tx_hash, ledger.sequence, tx_index, ledger.close_time, events, transfers, result)
+
+    def _place(
+        self, emitted: list[Emitted], ledger: Ledger, tx_index: int, tx_hash: str, closed_at: str
+    ) -> tuple[tuple[tuple[str, FlowFiEvent], ...], tuple[tuple[str, Transfer], ...]]:
+        """Store a call's events in publish order, FlowFi's and the tokens' alike."""
+        events: list[tuple[str, FlowFiEvent]] = []
+        transfers: list[tuple[str, Transfer]] = []
+        for index, item in enumerate(emitted):
+            if isinstance(item, Transfer):
+                topics, value = encode_transfer(item, self.tokens.used(item.token, ledger.sequence))
+                eid = self._store(ledger, tx_index, index, tx_hash, closed_at, item.token, tuple(topics), value)
+                transfers.append((eid, item))
+            else:
+                topics, value = encode_event(item)
+                eid = self._store(ledger, tx_index, index, tx_hash, closed_at, self.contract_id, tuple(topics), value)
+                events.append((eid, item))
+        return tuple(events), tuple(transfers)
 
     def _store(
         self,
@@ -347,6 +422,7 @@ class Chain:
         encoded = json.dumps(body, separators=(",", ":")).encode()
         self._ids.append(eid)
         self._events.append(StoredEvent(eid, ledger.sequence, contract_id, topic, value, encoded))
+        self._own_events += contract_id == self.contract_id
         return eid
 
     def _trim(self) -> None:
@@ -356,6 +432,7 @@ class Chain:
             dropped = True
         if dropped:
             cut = bisect.bisect_left(self._ids, ids.before_ledger(self._ledgers[0].sequence))
+            self._own_events -= sum(event.contract_id == self.contract_id for event in self._events[:cut])
             del self._ids[:cut]
             del self._events[:cut]
 
@@ -372,14 +449,15 @@ class Chain:
         tx_per_ledger: int = 50,
         seconds_per_ledger: int = 5,
     ) -> int:
-        """Close ledgers of `tx_per_ledger` traffic transactions until `n_events` more events exist.
+        """Close ledgers of `tx_per_ledger` traffic transactions until `n_events` more events of the
+        FlowFi contract exist.
 
         Close times advance by `seconds_per_ledger`, starting far enough in the past that the history
         ends around now (on a fresh chain the genesis ledger is moved back before it). Returns the
         number of events added.
         """
         with self.lock:
-            start_count = len(self._events)
+            start_count = self._own_events
             saved = self.traffic, self.traffic_per_ledger, self._traffic_debt
             self.traffic, self.traffic_per_ledger, self._traffic_debt = traffic, float(tx_per_ledger), 0.0
             try:
@@ -392,9 +470,15 @@ class Chain:
                         genesis, close_time=min(genesis.close_time, close_time - seconds_per_ledger)
                     )
                 close_time = max(self._ledgers[-1].close_time + 1, close_time)
-                while len(self._events) - start_count < n_events:
+                idle = 0
+                while self._own_events - start_count < n_events:
+                    before = self._own_events
                     self.close_ledger(close_time)
                     close_time += seconds_per_ledger
+                    idle = 0 if self._own_events > before else idle + 1
+                    if idle > 1000:
+                        raise RuntimeError("the traffic finds no call to make: is the protocol paused by an admin "
+                                           "it does not control?")
             finally:
                 self.traffic, self.traffic_per_ledger, self._traffic_debt = saved
-            return len(self._events) - start_count
+            return self._own_events - start_count

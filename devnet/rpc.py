@@ -1,18 +1,28 @@
 """Stellar RPC's JSON-RPC 2.0 over HTTP, answered from the local chain (stellar/stellar-rpc shapes).
 
-POST /  getEvents (xdrFormat base64 or json), getLatestLedger, getHealth, getNetwork (protocol 23
-response shapes, and getHealth's close times of stellar-rpc 27.1). getEvents
+POST /  getEvents (xdrFormat base64 or json), getLedgerEntries, getLatestLedger, getHealth, getNetwork
+(protocol 23 response shapes, and getHealth's close times of stellar-rpc 27.1). getEvents
 follows stellar-rpc's cursor rules: results strictly after the cursor; when a page is full the cursor
 is its last event id, otherwise it is the end of the scanned window (the largest cursor in ledger
 end - 1), so an empty page still moves the client forward. The window is at most 10000 ledgers and ends
-before `endLedger` and after the latest ledger. Errors use stellar-rpc's codes and texts.
+before `endLedger` and after the latest ledger. getLedgerEntries answers as stellar-rpc v28 does: at
+most 200 base64 LedgerKeys, entries in request order with their LedgerEntryData, lastModifiedLedgerSeq
+and liveUntilLedgerSeq (0 for an archived entry), missing keys left out; it knows the FlowFi contract's
+instance and its persistent Stream(id) entries, and the tokens' instances. Errors use stellar-rpc's
+codes and texts.
 
 POST /invoke  {"function": ..., "args": {...}} calls the contract in a transaction of the next ledger
-and answers once that ledger has closed: 200 {"txHash", "ledger", "events", "result"}, or 400
-{"error", "name", "code"} when the call fails: `name` is the contract's StreamError variant and `code` its
-number, or "Trap" (the contract panicked) or "InvalidInvocation" (no such function, or arguments of the
-wrong shape), both without a code.
-GET /state    the contract's configuration and streams, amounts as decimal strings.
+and answers once that ledger has closed: 200 {"txHash", "ledger", "events", "transfers", "result"}, or
+400 {"error", "name", "code"} when the call fails: `name` is the contract's StreamError variant and
+`code` its number, or "Trap" (the contract panicked) or "InvalidInvocation" (no such function, or
+arguments of the wrong shape), both without a code.
+GET /invoke   every function of each build with its parameters and their types (`devnet.calls`).
+GET /state    the contract's storage as it is kept (each stream in the layout of the build that saved
+              it), the build running, and the tokens; amounts as decimal strings.
+POST /upgrade {"build": "c9f5d2e"} switches a running 8723543 contract to c9f5d2e in a transaction of
+              the next ledger (a devnet operator's action; the real 8723543 cannot be upgraded).
+POST /allowance {"token", "owner", "amount"}: what `owner` allows the contract to spend of `token`
+              from now on (every account allows an unlimited amount until told otherwise).
 
 `Faults` queues failures for the next JSON-RPC requests, one per request: "timeout" (answer after
 `timeout_seconds`), "http500", "rpc-32001", "garbage" (a non-JSON 200 body), "truncated" (half a body),
@@ -24,7 +34,6 @@ ignores its filters).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import threading
 from collections import deque
@@ -38,7 +47,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from stellar_sdk import StrKey, xdr
 
-from devnet.chain import PROTOCOL_VERSION, Chain, StoredEvent
+from devnet import calls, entries
+from devnet.chain import PROTOCOL_VERSION, Chain, Receipt, StoredEvent
+from devnet.terms import I128_MAX, InvalidInvocation, milestone_json
 from devnet.xdr import scval_json
 from indexer import ids
 
@@ -49,6 +60,8 @@ MAX_FILTERS = 5
 MAX_CONTRACT_IDS = 5
 MAX_TOPICS = 5
 MAX_SEGMENTS = 4
+MAX_LEDGER_KEYS = 200
+EXT_V0 = xdr.LedgerEntryExt(0)
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -207,6 +220,7 @@ class RpcMethods:
     def table(self) -> dict[str, Callable[[Any, str | None], bytes]]:
         return {
             "getEvents": self.get_events,
+            "getLedgerEntries": self.get_ledger_entries,
             "getLatestLedger": self.get_latest_ledger,
             "getHealth": self.get_health,
             "getNetwork": self.get_network,
@@ -290,6 +304,52 @@ class RpcMethods:
                 % (latest.close_time, oldest.close_time),
             )
         )
+
+    def get_ledger_entries(self, params: Any, fault: str | None = None) -> bytes:
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise _invalid("invalid parameters: expected an object")
+        xdr_format = params.get("xdrFormat") or "base64"
+        if xdr_format not in ("base64", "json"):
+            raise _invalid(f"got '{xdr_format}': expected base64, json for optional 'xdrFormat'")
+        raw_keys = params.get("keys") or []
+        if not isinstance(raw_keys, list):
+            raise _invalid("invalid parameters: keys must be a list of base64 LedgerKeys")
+        if len(raw_keys) > MAX_LEDGER_KEYS:
+            raise _invalid(f"key count ({len(raw_keys)}) exceeds maximum supported ({MAX_LEDGER_KEYS})")
+        keys = []
+        for index, raw in enumerate(raw_keys):
+            try:
+                key = xdr.LedgerKey.from_xdr(raw)
+            except Exception:
+                raise _invalid(f"cannot unmarshal key value {raw} at index {index}") from None
+            if key.type == xdr.LedgerEntryType.TTL:
+                raise _invalid("ledger ttl entries cannot be queried directly")
+            keys.append(key)
+        if not keys:
+            raise RpcError(INTERNAL_ERROR, "could not query captive core: no keys specified in request")
+        canonical = [key.to_xdr() for key in keys]
+        if len(set(canonical)) < len(canonical):
+            # stellar-core refuses a query that names a key twice
+            raise RpcError(INTERNAL_ERROR, "could not query captive core: http request failed with non-200 status "
+                                           "code (400)")
+        found = []
+        with self.chain.lock:
+            latest = self.chain.latest.sequence
+            for key, encoded in zip(keys, canonical, strict=True):
+                entry = self.chain.ledger_entry(key)
+                if entry is None:
+                    continue
+                data, last_modified, live_until = entry
+                if xdr_format == "json":
+                    body: dict[str, Any] = {"keyJson": entries.key_json(key), "dataJson": entries.data_json(data),
+                                            "extJson": "v0"}
+                else:
+                    body = {"key": encoded, "xdr": data.to_xdr(), "extXdr": EXT_V0.to_xdr()}
+                body.update(lastModifiedLedgerSeq=last_modified, liveUntilLedgerSeq=live_until)
+                found.append(body)
+        return _dumps({"entries": found, "latestLedger": latest})
 
     def get_latest_ledger(self, params: Any, fault: str | None = None) -> bytes:
         latest = self.chain.latest
@@ -383,17 +443,16 @@ def create_app(chain: Chain, faults: Faults | None = None) -> Starlette:
             answer = answer[: len(answer) // 2]
         return Response(answer, media_type="application/json")
 
-    async def invoke(request: Request) -> Response:
+    async def json_body(request: Request) -> dict[str, Any]:
         try:
             body = json.loads(await request.body())
         except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
-        if not isinstance(body, dict) or not isinstance(body.get("function"), str):
-            return JSONResponse({"error": 'expected {"function": name, "args": {...}}'}, status_code=400)
-        args = body.get("args") or {}
-        if not isinstance(args, dict):
-            return JSONResponse({"error": "args must be an object"}, status_code=400)
-        receipt = await asyncio.wrap_future(chain.submit(body["function"], args))
+            raise InvalidInvocation("the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidInvocation("the body must be a JSON object")
+        return body
+
+    def answered(receipt: Receipt) -> Response:
         if receipt.error is not None:
             return JSONResponse(
                 {
@@ -407,22 +466,79 @@ def create_app(chain: Chain, faults: Faults | None = None) -> Starlette:
             )
         return JSONResponse(receipt.to_json())
 
+    async def invoke(request: Request) -> Response:
+        try:
+            body = await json_body(request)
+        except InvalidInvocation as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if not isinstance(body.get("function"), str):
+            return JSONResponse({"error": 'expected {"function": name, "args": {...}}; GET /invoke lists the '
+                                          "functions"}, status_code=400)
+        args = body.get("args") or {}
+        if not isinstance(args, dict):
+            return JSONResponse({"error": "args must be an object"}, status_code=400)
+        return answered(await asyncio.wrap_future(chain.submit(body["function"], args)))
+
+    async def functions(request: Request) -> Response:
+        return JSONResponse({"build": chain.contract.build, "functions": calls.describe()})
+
+    async def upgrade(request: Request) -> Response:
+        try:
+            build = (await json_body(request)).get("build")
+            if not isinstance(build, str):
+                raise InvalidInvocation('expected {"build": "c9f5d2e"}')
+            future = chain.upgrade(build)
+        except (InvalidInvocation, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return answered(await asyncio.wrap_future(future))
+
+    async def allowance(request: Request) -> Response:
+        try:
+            body = await json_body(request)
+            token = calls.parse_value(calls.Kind.ADDRESS, body.get("token"), "token")
+            owner = calls.parse_value(calls.Kind.ADDRESS, body.get("owner"), "owner")
+            amount = calls.parse_value(calls.Kind.I128, body.get("amount"), "amount")
+            if not StrKey.is_valid_contract(token) or not 0 <= amount <= I128_MAX:
+                raise InvalidInvocation("token must be a C... address and amount in [0, 2**127 - 1]")
+        except InvalidInvocation as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        chain.approve(token, owner, amount)
+        return JSONResponse({"token": token, "owner": owner, "spender": chain.contract_id, "amount": str(amount)})
+
     async def state(request: Request) -> Response:
         with chain.lock:
-            config = chain.contract.config
-            return JSONResponse(
-                {
-                    "contractId": chain.contract_id,
-                    "latestLedger": chain.latest.sequence,
-                    "config": None if config is None else dataclasses.asdict(config),
-                    "streams": [stream.to_json() for stream in chain.contract.streams.values()],
-                }
-            )
+            return JSONResponse(_state_json(chain))
 
     return Starlette(
         routes=[
             Route("/", json_rpc, methods=["POST"]),
             Route("/invoke", invoke, methods=["POST"]),
+            Route("/invoke", functions, methods=["GET"]),
             Route("/state", state, methods=["GET"]),
+            Route("/upgrade", upgrade, methods=["POST"]),
+            Route("/allowance", allowance, methods=["POST"]),
         ]
     )
+
+
+def _state_json(chain: Chain) -> dict[str, Any]:
+    """The contract's storage as it is kept, the build running, and the tokens."""
+    contract = chain.contract
+    config = contract.config
+    return {
+        "contractId": chain.contract_id,
+        "build": contract.build,
+        "wasmHash": contract.wasm_hash.hex(),
+        "latestLedger": chain.latest.sequence,
+        "config": None if config is None else config.to_json(),
+        "streamCounter": str(contract.stream_counter),
+        "contractVersion": contract.contract_version,
+        "recordedWasmHash": None if contract.recorded_wasm_hash is None else contract.recorded_wasm_hash.hex(),
+        "milestones": {str(stream_id): [milestone_json(m) for m in milestones]
+                       for stream_id, milestones in contract.milestones.items()},
+        "attestedIds": {str(stream_id): [a.hex() for a in attested]
+                        for stream_id, attested in contract.attested.items()},
+        "streams": [stream.to_json() for stream in contract.streams.values()],
+        "tokens": [{"contractId": t.contract_id, "name": t.name, "symbol": t.symbol, "decimals": t.decimals}
+                   for t in chain.tokens],
+    }

@@ -1,4 +1,5 @@
-"""Encode FlowFi events into the XDR the contract publishes: topic ScVals and the data ScVal.
+"""Encode FlowFi events into the XDR the contract publishes: topic ScVals and the data ScVal; and the
+transfer events of the tokens' contracts.
 
 Layout (contracts/stream_contract/src/events.rs): topic = [Symbol(name), U64(stream_id)] for stream
 events and [Symbol(name)] (or the two Symbols of `("FlowFi", "ProtocolPaused")`) for protocol events;
@@ -8,6 +9,12 @@ The bytes are those stellar-sdk produces (the tests check it against the publish
 against stellar-sdk's own encoder), but they are assembled from cached pieces: symbol and address
 ScVals are encoded once by stellar-sdk, and integers are packed directly. The benchmark history encodes
 hundreds of thousands of events, and building the full XDR object tree per event is ~20x slower.
+
+A token transfer is published by the token's Stellar Asset Contract (CAP-67, protocol 23): topic
+[Symbol("transfer"), Address from, Address to, String asset] with the asset as SEP-11 writes it
+("CODE:ISSUER", the SAC's name), data the i128 amount; a transfer from the issuer is a mint
+[Symbol("mint"), Address to, String asset] and one to the issuer a burn [Symbol("burn"), Address from,
+String asset] (soroban-env-host, stellar_asset_contract/event.rs).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from typing import Any
 
 from stellar_sdk import scval, xdr
 
+from devnet.terms import Transfer
+from devnet.tokens import Token
 from indexer.events import FlowFiEvent, ScType, field_types
 
 _SCV_U32 = struct.Struct(">iI")
@@ -105,6 +114,28 @@ def encode_event(event: FlowFiEvent) -> tuple[list[str], str]:
     return encode_topic(event), encode_value(event)
 
 
+@cache
+def _string_b64(text: str) -> str:
+    return scval.to_string(text).to_xdr()  # type: ignore[no-any-return]
+
+
+def _address_b64(strkey: str) -> str:
+    return base64.b64encode(address_xdr(strkey)).decode()
+
+
+def encode_transfer(transfer: Transfer, token: Token) -> tuple[list[str], str]:
+    """(topic, value) of the token's event for `transfer`, as getEvents returns them."""
+    asset = _string_b64(token.name)
+    if transfer.from_ == token.issuer != transfer.to:
+        topic = [topic_symbol_b64("mint"), _address_b64(transfer.to), asset]
+    elif transfer.to == token.issuer != transfer.from_:
+        topic = [topic_symbol_b64("burn"), _address_b64(transfer.from_), asset]
+    else:
+        topic = [topic_symbol_b64("transfer"), _address_b64(transfer.from_), _address_b64(transfer.to), asset]
+    amount = transfer.amount
+    return topic, base64.b64encode(_SCV_I128.pack(_I128_TYPE, amount >> 64, amount & 0xFFFF_FFFF_FFFF_FFFF)).decode()
+
+
 def scval_json(b64: str) -> object:
     """A base64 ScVal in the JSON form Stellar RPC sends with `xdrFormat: "json"` (SEP-51, as
     rs-stellar-xdr writes it): externally tagged snake_case variants, 64-bit and wider integers as
@@ -121,8 +152,22 @@ _WIDE_INTS = {
 }
 
 
+def scval_to_json(value: xdr.SCVal) -> object:
+    """An ScVal in the JSON form of `xdrFormat: "json"`."""
+    return _json_of(value)
+
+
 def _json_of(value: xdr.SCVal) -> object:
     kind = value.type
+    if kind == xdr.SCValType.SCV_CONTRACT_INSTANCE:
+        instance = value.instance
+        assert instance is not None
+        executable: object = "stellar_asset"
+        if instance.executable.wasm_hash is not None:
+            executable = {"wasm": instance.executable.wasm_hash.hash.hex()}
+        storage = None if instance.storage is None else [
+            {"key": _json_of(entry.key), "val": _json_of(entry.val)} for entry in instance.storage.sc_map]
+        return {"contract_instance": {"executable": executable, "storage": storage}}
     if kind == xdr.SCValType.SCV_VOID:
         return "void"
     if kind == xdr.SCValType.SCV_LEDGER_KEY_CONTRACT_INSTANCE:
@@ -147,4 +192,4 @@ def _json_of(value: xdr.SCVal) -> object:
     if kind == xdr.SCValType.SCV_MAP:
         return {"map": None if value.map is None else
                 [{"key": _json_of(entry.key), "val": _json_of(entry.val)} for entry in value.map.sc_map]}
-    raise ValueError(f"{kind.name} has no JSON form here; the contract's events never carry one")
+    raise ValueError(f"{kind.name} has no JSON form here; neither the events nor the storage of FlowFi carry one")

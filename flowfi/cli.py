@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 
+from devnet.terms import BUILDS, NEWEST_BUILD
 from flowfi.logs import setup_logging
 from flowfi.settings import Settings
 
@@ -25,6 +26,16 @@ Passphrase = Annotated[str | None, typer.Option(help="network passphrase [FLOWFI
 ContractIds = Annotated[
     str | None, typer.Option("--contract-ids", help="comma-separated contract ids [FLOWFI_CONTRACT_IDS]")
 ]
+
+
+def _check_build(value: str) -> str:
+    if value not in BUILDS:
+        raise typer.BadParameter(f"{value!r} is not a build of the contract; one of {', '.join(BUILDS)}")
+    return value
+
+
+Build = Annotated[str, typer.Option(help=f"the FlowFi contract's build: {' or '.join(BUILDS)}",
+                                    callback=_check_build)]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(help="PostgreSQL URL; default: an embedded server [DATABASE_URL]", show_default=False),
@@ -298,6 +309,7 @@ def devnet(
     retention: Annotated[int, typer.Option(help="ledgers kept (older ones are dropped)")] = 120_960,
     traffic_rate: Annotated[float, typer.Option(help="random contract calls per second (0: none)")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="seed of the random traffic")] = None,
+    build: Build = NEWEST_BUILD,
     network_passphrase: Passphrase = None,
     contract_ids: ContractIds = None,
 ) -> None:
@@ -312,7 +324,7 @@ def devnet(
         await local_network.serve(
             host=host, port=port, passphrase=settings.network_passphrase,
             contract_id=settings.contract_ids[0], ledger_interval=ledger_interval, retention=retention,
-            traffic_rate=traffic_rate, seed=seed,
+            traffic_rate=traffic_rate, seed=seed, build=build,
         )
 
     asyncio.run(main())
@@ -346,6 +358,7 @@ def dev(
     rpc_port: Annotated[int, typer.Option(help="port of the local network's RPC")] = 8000,
     ledger_interval: Annotated[float, typer.Option(help="seconds between ledgers")] = 2.0,
     traffic_rate: Annotated[float, typer.Option(help="random contract calls per second")] = 2.0,
+    build: Build = NEWEST_BUILD,
 ) -> None:
     """Everything at once on this machine: the embedded database, a local network with traffic, the
     worker and the API. Stop with Ctrl-C."""
@@ -353,11 +366,11 @@ def dev(
 
     settings = load_settings(
         rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),
-        contract_build="8723543",
+        contract_build=build,
     )
     setup_logging(log_format=settings.log_format)
     url = database_of(settings)
-    run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate)
+    run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate, build=build)
 
 
 @app.command()

@@ -47,15 +47,15 @@ def banner(api_url: str, rpc_url: str) -> str:
 """
 
 
-def run_dev(settings: Settings, database_url: str, *, ledger_interval: float, traffic_rate: float) -> None:
-    asyncio.run(_run(settings, database_url, ledger_interval, traffic_rate))
+def run_dev(settings: Settings, database_url: str, *, ledger_interval: float, traffic_rate: float, build: str) -> None:
+    asyncio.run(_run(settings, database_url, ledger_interval, traffic_rate, build))
 
 
-async def _run(settings: Settings, database_url: str, ledger_interval: float, traffic_rate: float) -> None:
+async def _run(settings: Settings, database_url: str, ledger_interval: float, traffic_rate: float, build: str) -> None:
     rpc_port = int(settings.rpc_url.rsplit(":", 1)[1])
     devnet = Devnet(
         passphrase=settings.network_passphrase, contract_id=settings.contract_ids[0],
-        ledger_interval=ledger_interval, traffic_per_ledger=traffic_rate * ledger_interval,
+        ledger_interval=ledger_interval, traffic_per_ledger=traffic_rate * ledger_interval, build=build,
     )
     devnet_server = _QuietDevnetServer(
         uvicorn.Config(devnet.app, host="127.0.0.1", port=rpc_port, lifespan="off", log_config=None,

@@ -1,12 +1,17 @@
-"""The `flowfi` command line, run as a user runs it (a separate process): `flowfi lake events`."""
+"""The `flowfi` command line: `flowfi lake events` run as a user runs it (a separate process), and the
+local network's options."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from flowfi.cli import app
 from indexer.lake import read_ledgers
 from tests.lake_files import DATALAKE, FEES, TESTBUCKET, decompressed, ledger_spans
 
@@ -63,3 +68,18 @@ def test_a_truncated_file_prints_its_whole_ledgers_then_names_where_it_ends(tmp_
                                                 "bytes missing); the file is incomplete"]
     whole = [e.rpc_json() for ledger in list(read_ledgers(str(DATALAKE / FEES)))[:-1] for e in ledger.events]
     assert [json.loads(line) for line in done.stdout.splitlines()] == whole
+
+
+def words(output: str) -> str:
+    """The text of a rich panel, its frame and line breaks taken out."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", output).split())
+
+
+def test_the_local_network_commands_take_a_build_of_the_contract_and_refuse_others() -> None:
+    runner = CliRunner()
+    for command in ("devnet", "dev"):
+        refused = runner.invoke(app, [command, "--build", "v1"])
+        assert refused.exit_code == 2
+        assert "'v1' is not a build of the contract; one of 8723543, c9f5d2e" in words(refused.output)
+        helped = runner.invoke(app, [command, "--help"])
+        assert "the FlowFi contract's build: 8723543 or c9f5d2e" in words(helped.output)

@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 import pytest
-from stellar_sdk import scval
+from stellar_sdk import scval, xdr
 from stellar_sdk.soroban_rpc import (
     GetEventsResponse,
     GetHealthResponse,
@@ -43,6 +43,9 @@ async def rpc(devnet: Devnet, method: str, params: Any = None) -> dict[str, Any]
 
 
 async def events(devnet: Devnet, params: dict[str, Any]) -> dict[str, Any]:
+    """A getEvents page; of FlowFi's events only (not the tokens' transfers) unless `params` has filters."""
+    if "filters" not in params:
+        params = {**params, "filters": [{"contractIds": [DEFAULT_CONTRACT_ID]}]}
     answer = await rpc(devnet, "getEvents", params)
     assert "error" not in answer, answer
     result: dict[str, Any] = answer["result"]
@@ -184,7 +187,8 @@ async def test_filters_select_by_contract_topic_and_type(devnet: Devnet) -> None
         page = await events(devnet, {"startLedger": 1, "filters": filters})
         return [(e["contractId"], scval.to_native(e["topic"][0])) for e in page["events"]]
 
-    assert len(await contract_ids([])) == 3
+    assert await contract_ids([]) == [(TOKEN, "transfer"), (DEFAULT_CONTRACT_ID, "stream_created"),
+                                      (OTHER_CONTRACT, "stream_paused"), (DEFAULT_CONTRACT_ID, "stream_paused")]
     ours = await contract_ids([{"type": "contract", "contractIds": [DEFAULT_CONTRACT_ID]}])
     assert ours == [(DEFAULT_CONTRACT_ID, "stream_created"), (DEFAULT_CONTRACT_ID, "stream_paused")]
     paused = encode_topic(StreamPaused(stream_id=1, sender=SENDER, paused_at=0))
@@ -308,11 +312,70 @@ async def test_a_large_history_pages_through_completely() -> None:
         devnet.chain.generate_history(25_000, traffic=devnet.traffic, tx_per_ledger=200)
         expected = [e.id for e in devnet.chain.scan(after="", end_ledger=10**9, limit=10**9)]
         seen: list[str] = []
-        params: dict[str, Any] = {"startLedger": 1, "pagination": {"limit": 10000}}
+        params: dict[str, Any] = {"startLedger": 1, "pagination": {"limit": 10000}, "filters": []}
         while True:
             page = await events(devnet, params)
             seen += [e["id"] for e in page["events"]]
             if not page["events"]:
                 break
-            params = {"pagination": {"cursor": page["cursor"], "limit": 10000}}
+            params = {"pagination": {"cursor": page["cursor"], "limit": 10000}, "filters": []}
         assert seen == expected
+
+
+async def test_flowfi_events_keep_the_ids_the_token_transfers_before_them_leave(devnet: Devnet) -> None:
+    devnet.chain.execute("initialize", {"admin": SENDER, "treasury": RECIPIENT, "fee_rate_bps": 100})
+    usdc = devnet.chain.tokens.defaults[0]
+    receipt = devnet.chain.execute("create_stream", {**CREATE, "token_address": usdc.contract_id, "amount": 10_000})
+    ours = (await events(devnet, {"startLedger": receipt.ledger}))["events"]
+    assert [e["id"] for e in ours] == [eid for eid, _ in receipt.events]
+    assert [e["id"][-1] for e in ours] == ["2", "3"], "event indexes 0 and 1 are the token's"
+    theirs = (await events(devnet, {"startLedger": receipt.ledger,
+                                    "filters": [{"contractIds": [usdc.contract_id]}]}))["events"]
+    assert [e["id"] for e in theirs] == [eid for eid, _ in receipt.transfers]
+    assert [scval.to_native(xdr.SCVal.from_xdr(segment)) for segment in theirs[1]["topic"]][::3] == [
+        "transfer", f"USDC:{usdc.issuer}"]
+    _, source, destination, _ = (scval.to_native(xdr.SCVal.from_xdr(segment)) for segment in theirs[1]["topic"])
+    assert (source.address, destination.address) == (DEFAULT_CONTRACT_ID, RECIPIENT)
+    assert scval.to_native(xdr.SCVal.from_xdr(theirs[1]["value"])) == 100
+    assert theirs[1]["txHash"] == ours[0]["txHash"] == receipt.tx_hash
+
+
+async def test_the_devnet_documents_upgrades_and_allowances_over_http() -> None:
+    with running_devnet(ledger_interval=0.05, build="8723543") as devnet:
+        async with httpx.AsyncClient(timeout=5) as client:
+            listed = (await client.get(f"{devnet.url}/invoke")).json()
+            assert listed["build"] == "8723543"
+            assert listed["functions"]["8723543"]["create_stream"] == {
+                "sender": "Address", "recipient": "Address", "token_address": "Address", "amount": "i128",
+                "duration": "u64"}
+            assert listed["functions"]["c9f5d2e"]["create_conditional_stream"]["milestones"] == (
+                "Vec<ConditionalMilestone>")
+            assert len(listed["functions"]["c9f5d2e"]) == len(devnet.chain.contract.functions) + 20
+            refused = await client.post(f"{devnet.url}/invoke", json={"function": "close_stream", "args": {}})
+            assert (refused.status_code, refused.json()["name"]) == (400, "InvalidInvocation")
+            await client.post(f"{devnet.url}/invoke", json={"function": "initialize", "args": {
+                "admin": SENDER, "treasury": RECIPIENT, "fee_rate_bps": 0}})
+            await client.post(f"{devnet.url}/invoke", json={"function": "create_stream", "args": CREATE})
+            state = (await client.get(f"{devnet.url}/state")).json()
+            assert (state["build"], len(state["streams"][0]), len(state["config"])) == ("8723543", 13, 3)
+            assert (await client.post(f"{devnet.url}/upgrade", json={"build": "v9"})).status_code == 400
+            upgraded = await client.post(f"{devnet.url}/upgrade", json={"build": "c9f5d2e"})
+            assert upgraded.status_code == 200, upgraded.text
+            assert [e["type"] for e in upgraded.json()["events"]] == ["protocol.contract_upgraded"]
+            again = await client.post(f"{devnet.url}/upgrade", json={"build": "c9f5d2e"})
+            assert (again.status_code, again.json()["name"]) == (400, "InvalidInvocation")
+            allowance = {"sender": SENDER, "recipient": RECIPIENT, "token_address": TOKEN, "duration": 60}
+            approved = await client.post(f"{devnet.url}/allowance", json={"token": TOKEN, "owner": SENDER,
+                                                                         "amount": "0"})
+            assert approved.json() == {"token": TOKEN, "owner": SENDER, "spender": DEFAULT_CONTRACT_ID, "amount": "0"}
+            locked = await client.post(f"{devnet.url}/invoke", json={"function": "create_allowance_stream",
+                                                                     "args": allowance})
+            assert (locked.json()["name"], locked.json()["code"]) == ("AllowanceLocked", 33)
+            bad = await client.post(f"{devnet.url}/allowance", json={"token": SENDER, "owner": SENDER, "amount": 1})
+            assert bad.status_code == 400 and "token" in bad.json()["error"]
+            await client.post(f"{devnet.url}/invoke", json={"function": "pause_stream",
+                                                           "args": {"sender": SENDER, "stream_id": 1}})
+            state = (await client.get(f"{devnet.url}/state")).json()
+            assert (state["build"], len(state["streams"][0]), len(state["config"])) == ("c9f5d2e", 18, 3)
+            assert state["streams"][0]["schedule"] == ["Linear"] and state["contractVersion"] is None
+            assert {t["symbol"] for t in state["tokens"]} >= {"USDC", "EURC"}

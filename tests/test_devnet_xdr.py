@@ -6,8 +6,11 @@ from typing import Any
 import pytest
 from stellar_sdk import scval, xdr
 
-from devnet.xdr import encode_event
+from devnet.terms import Transfer
+from devnet.tokens import ISSUER, Token
+from devnet.xdr import encode_event, encode_transfer
 from indexer.events import BY_TOPIC, EVENT_KINDS, FlowFiEvent, ScType, StreamCreated, field_types
+from indexer.networks import LOCAL_CONTRACT_ID
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "flowfi_events.json").read_text())["vectors"]
 
@@ -61,3 +64,22 @@ def test_i128_edges_match_stellar_sdk(amount: int) -> None:
     assert scval.to_native(xdr.SCVal.from_xdr(topic[1])) == 2**64 - 1
     decoded: Any = scval.to_native(xdr.SCVal.from_xdr(value))
     assert decoded["deposited_amount"] == amount
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "shape"),
+    [
+        ("GBDK4KAKYLSGPQSZB65NBASVBK7D6X7C6XCNA3EANO3KT7ZBDLGTP72S", LOCAL_CONTRACT_ID, "transfer"),
+        (ISSUER, LOCAL_CONTRACT_ID, "mint"),
+        (LOCAL_CONTRACT_ID, ISSUER, "burn"),
+    ],
+)
+def test_a_token_transfer_is_published_as_a_stellar_asset_contract_publishes_it(
+    source: str, destination: str, shape: str
+) -> None:
+    token = Token("CC5VQ6PDN44JTGIJ7XZAN2WPQHHCRQLOKWI2RRAXXRS3WR2HI25AHEX2", "USDC")
+    topic, value = encode_transfer(Transfer(token.contract_id, source, destination, 2**100 + 7), token)
+    parties = {"transfer": [source, destination], "mint": [destination], "burn": [source]}[shape]
+    assert topic == [scval.to_symbol(shape).to_xdr(), *(scval.to_address(p).to_xdr() for p in parties),
+                     scval.to_string(f"USDC:{ISSUER}").to_xdr()]
+    assert value == scval.to_int128(2**100 + 7).to_xdr()

@@ -11,13 +11,13 @@ from pathlib import Path
 import asyncpg
 
 from devnet import running_devnet
-from tests.indexing import assert_streams_match_model
+from tests.indexing import MODEL_BUILD, assert_streams_match_model
 
 
 def start_worker(devnet_url: str, contract_id: str, database_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": database_url, "FLOWFI_RPC_URL": devnet_url,
            "FLOWFI_CONTRACT_IDS": contract_id, "FLOWFI_START_LEDGER": "1", "FLOWFI_PAGE_SIZE": "20",
-           "FLOWFI_POLL_INTERVAL": "0.05", "FLOWFI_CONTRACT_BUILD": "8723543"}
+           "FLOWFI_POLL_INTERVAL": "0.05", "FLOWFI_CONTRACT_BUILD": MODEL_BUILD}
     with log.open("wb") as stderr:
         return subprocess.Popen([sys.executable, "-m", "flowfi", "index"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=stderr)
@@ -34,7 +34,7 @@ async def wait_until(predicate: object, timeout: float) -> float:
 async def test_two_workers_one_writes_and_the_other_takes_over(
     database_url: str, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    with running_devnet(ledger_interval=0.05, traffic_per_ledger=4, seed=7) as devnet:
+    with running_devnet(ledger_interval=0.05, traffic_per_ledger=4, seed=7, build=MODEL_BUILD) as devnet:
         contract = devnet.chain.contract_id
         first = start_worker(devnet.url, contract, database_url, tmp_path / "first.log")
 

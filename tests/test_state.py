@@ -21,6 +21,7 @@ from indexer.events import (
 )
 from indexer.rpc import raw_event
 from indexer.state import StreamState, apply, new_stream
+from tests.indexing import MODEL_BUILD
 
 SENDER, RECIPIENT, TOKEN = "GSENDER", "GRECIPIENT", "CTOKEN"
 
@@ -98,12 +99,13 @@ def test_withdrawals_fees_and_cancellation() -> None:
 def test_the_end_time_equals_every_new_end_time_the_contract_publishes() -> None:
     """Random traffic on the local network's contract model; the state folded from its events has, after
     each top-up and resume, the end time the contract put in that event."""
-    chain = Chain(genesis_time=1_000_000)
+    chain = Chain(genesis_time=1_000_000, build=MODEL_BUILD)
     chain.generate_history(6000, traffic=Traffic(seed=11, accounts=8), tx_per_ledger=8, seconds_per_ledger=7)
     streams: dict[int, StreamState] = {}
     fees: dict[int, int] = {}
     checked = 0
-    for stored in chain.scan(after="", end_ledger=chain.latest.sequence + 1, limit=10**9):
+    for stored in chain.scan(after="", end_ledger=chain.latest.sequence + 1, limit=10**9,
+                             match=lambda e: e.contract_id == chain.contract_id):
         chain_event = decode(raw_event(orjson.loads(stored.json))).event
         assert chain_event is not None
         event = chain_event.event

@@ -22,6 +22,7 @@ from devnet.xdr import encode_event
 from indexer.events import StreamCreated
 from indexer.worker import IndexerStopped, Worker
 from tests.indexing import (
+    MODEL_BUILD,
     assert_streams_match_model,
     index_until_caught_up,
     snapshot,
@@ -36,7 +37,7 @@ OTHER_CONTRACT = "CAAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQC526"
 
 
 async def test_indexes_traffic_and_matches_the_contract_state(database_url: str, db: asyncpg.Connection) -> None:
-    with running_devnet(seed=1) as devnet:
+    with running_devnet(seed=1, build=MODEL_BUILD) as devnet:
         devnet.chain.generate_history(1500, traffic=Traffic(seed=1), tx_per_ledger=20)
         worker = Worker(worker_settings(devnet, database_url, page_size=250), database_url)
         await index_until_caught_up(worker, devnet)
@@ -183,7 +184,7 @@ async def test_dead_letters_with_odd_characters_are_stored_exactly(
 async def test_rpc_failures_are_retried_and_nothing_is_skipped(
     database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with running_devnet(seed=3) as devnet:
+    with running_devnet(seed=3, build=MODEL_BUILD) as devnet:
         devnet.chain.generate_history(300, traffic=Traffic(seed=3), tx_per_ledger=10)
         devnet.faults.timeout_seconds = 3.0
         for fault in ("timeout", "http500", "rpc-32001", "garbage", "truncated"):
@@ -223,7 +224,7 @@ async def test_a_cursor_out_of_retention_stops_with_actionable_advice(database_u
 async def test_ledgers_older_than_rpc_keeps_are_read_from_the_data_lake_then_rpc_follows(
     tmp_path: Path, database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with running_devnet(seed=12, retention=30, traffic_per_ledger=8) as devnet:
+    with running_devnet(seed=12, retention=30, traffic_per_ledger=8, build=MODEL_BUILD) as devnet:
         chain = devnet.chain
         history = grow(chain, 100)
         # the lake ends a few ledgers into RPC's window, as a lake lags the chain by minutes
@@ -234,7 +235,8 @@ async def test_ledgers_older_than_rpc_keeps_are_read_from_the_data_lake_then_rpc
             await index_until_caught_up(Worker(settings, database_url), devnet)
         assert f"ledgers 1-{chain.oldest.sequence - 1} are older than {devnet.url} keeps" in caplog.text
         assert f"read ledgers 1-{lake_end} from the data lake; continuing from {devnet.url}" in caplog.text
-        expected = [(e["id"], e["txHash"], e.get("topic", []), e["value"]) for r in history for e in r.events]
+        expected = [(e["id"], e["txHash"], e.get("topic", []), e["value"])
+                    for r in history for e in r.events if e["contractId"] == chain.contract_id]
         stored = await db.fetch("SELECT id, tx_hash, topic_xdr, value_xdr FROM contract_events ORDER BY id")
         assert [tuple(row) for row in stored] == expected  # the whole history: no gap, no duplicate
         assert await db.fetchval("SELECT count(*) FROM events") == len(expected)
@@ -282,7 +284,8 @@ async def test_killing_the_worker_mid_run_leaves_the_rows_of_an_uninterrupted_ru
         killed_url = with_database(server_url, name)
         env = {**os.environ, "DATABASE_URL": killed_url, "FLOWFI_RPC_URL": devnet.url,
                "FLOWFI_CONTRACT_IDS": devnet.chain.contract_id, "FLOWFI_START_LEDGER": "1",
-               "FLOWFI_PAGE_SIZE": "100", "FLOWFI_POLL_INTERVAL": "0.05", "FLOWFI_CONTRACT_BUILD": "8723543"}
+               "FLOWFI_PAGE_SIZE": "100", "FLOWFI_POLL_INTERVAL": "0.05",
+               "FLOWFI_CONTRACT_BUILD": devnet.chain.contract.build}
         kills = 0
         conn = await asyncpg.connect(killed_url)
         try:
@@ -435,7 +438,7 @@ async def test_a_stream_resumed_after_a_cancel_while_paused_stays_cancelled(
 ) -> None:
     """End to end on build 8723543's quirk: the chain accepts the resume and publishes it; the stream
     stays cancelled with nothing to claim, in the contract's storage and in the index."""
-    with running_devnet() as devnet:
+    with running_devnet(build=MODEL_BUILD) as devnet:
         chain = devnet.chain
         create = {"sender": SENDER, "recipient": RECIPIENT, "token_address": TOKEN, "amount": 10_000, "duration": 100}
         assert chain.execute("create_stream", create).error is None
