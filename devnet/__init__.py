@@ -13,6 +13,7 @@ contract, so the indexer runs and is tested without internet. Data path:
     xdr.py       events and token transfers -> topic and value XDR, as they are published
     entries.py   the contract's and the tokens' storage -> ledger entries (getLedgerEntries)
     chain.py     ledgers, transactions and event ids; retention; bulk history; ledger state
+    lake.py      closed ledgers as a SEP-54 data lake (LedgerCloseMeta XDR), as Galexie writes them
     traffic.py   random valid calls from a seeded population of accounts, for the build in force
     rpc.py       the HTTP app: JSON-RPC getEvents, getLedgerEntries & co., /invoke, /state, /upgrade,
                  /allowance, fault injection
@@ -29,6 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import uvicorn
 
@@ -41,6 +43,7 @@ from devnet.chain import (
     Receipt,
 )
 from devnet.contract import FlowFiContract
+from devnet.lake import LakeWriter
 from devnet.rpc import Faults, create_app
 from devnet.terms import (
     BUILDS,
@@ -84,7 +87,8 @@ class Devnet:
 
     `ledger_interval` is in seconds; None means manual mode: ledgers close only when `chain.close_ledger()`
     is called. `traffic_per_ledger` valid random transactions are added to each ledger (fractions carry).
-    `build` is the contract's build ("8723543" or "c9f5d2e", the newest by default).
+    `build` is the contract's build ("8723543" or "c9f5d2e", the newest by default). With `lake`, every
+    closed ledger is also written there as a SEP-54 data lake.
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class Devnet:
         clock: Callable[[], float] = time.time,
         build: str = NEWEST_BUILD,
         min_persistent_ttl: int = MIN_PERSISTENT_TTL,
+        lake: Path | None = None,
     ) -> None:
         self.chain = Chain(
             contract_id=contract_id,
@@ -114,6 +119,9 @@ class Devnet:
         if traffic_per_ledger > 0:
             self.chain.traffic = self.traffic
             self.chain.traffic_per_ledger = traffic_per_ledger
+        if lake is not None:
+            self.chain.lake = LakeWriter(lake, passphrase)
+            self.chain.lake.write(self.chain.latest, ())  # the genesis ledger, which no close writes
         self.faults = Faults()
         self.app = create_app(self.chain, self.faults)
         self.ledger_interval = ledger_interval
@@ -152,9 +160,11 @@ async def serve(
     traffic_rate: float = 0.0,
     seed: int | None = None,
     build: str = NEWEST_BUILD,
+    lake: Path | None = None,
 ) -> None:
     """Run the devnet until cancelled: RPC on host:port, a ledger every `ledger_interval` seconds, and
-    `traffic_rate` random transactions per second (0 for none), with the contract's `build`."""
+    `traffic_rate` random transactions per second (0 for none), with the contract's `build`; every closed
+    ledger also written into a data lake at `lake`, when given."""
     devnet = Devnet(
         passphrase=passphrase,
         contract_id=contract_id,
@@ -163,6 +173,7 @@ async def serve(
         traffic_per_ledger=traffic_rate * ledger_interval,
         seed=seed,
         build=build,
+        lake=lake,
     )
     devnet.url = f"http://{host}:{port}"
     await devnet.serve(uvicorn.Server(uvicorn.Config(devnet.app, host=host, port=port, lifespan="off", ws="none",

@@ -170,6 +170,10 @@ class _Pending:
     future: concurrent.futures.Future[Receipt] | None = None
 
 
+class LedgerSink(Protocol):
+    def write(self, ledger: Ledger, events: tuple[dict[str, Any], ...]) -> None: ...
+
+
 class TrafficSource(Protocol):
     def next_call(self, contract: FlowFiContract, now: int) -> tuple[str, dict[str, Any]] | None: ...
 
@@ -201,6 +205,7 @@ class Chain:
                                        min_persistent_ttl=min_persistent_ttl)
         self.lock = threading.RLock()
         self.traffic: TrafficSource | None = None
+        self.lake: LedgerSink | None = None  # where each closed ledger is also written (devnet.lake)
         self.traffic_per_ledger = 0.0
         self.failed_transactions = 0
         self._traffic_debt = 0.0
@@ -336,6 +341,7 @@ class Chain:
             closed_at = iso_time(close_time)
             pending, self._pending = self._pending, []
             receipts: list[tuple[_Pending, Receipt]] = []
+            first_event = len(self._events)
             tx_index = 0
             for tx in pending:
                 tx_index += 1
@@ -349,7 +355,10 @@ class Chain:
                         tx_index += 1
                         self._apply(_Pending(*call), ledger, tx_index, closed_at)
             self._ledgers.append(ledger)
+            closed_events = self._events[first_event:]
             self._trim()
+        if self.lake is not None:
+            self.lake.write(ledger, tuple(json.loads(event.json) for event in closed_events))
         for tx, receipt in receipts:
             if tx.future is not None and not tx.future.cancelled():
                 tx.future.set_result(receipt)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -310,6 +311,9 @@ def devnet(
     traffic_rate: Annotated[float, typer.Option(help="random contract calls per second (0: none)")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="seed of the random traffic")] = None,
     build: Build = NEWEST_BUILD,
+    lake: Annotated[
+        Path | None, typer.Option(help="also write every closed ledger here, as a SEP-54 data lake")
+    ] = None,
     network_passphrase: Passphrase = None,
     contract_ids: ContractIds = None,
 ) -> None:
@@ -324,7 +328,7 @@ def devnet(
         await local_network.serve(
             host=host, port=port, passphrase=settings.network_passphrase,
             contract_id=settings.contract_ids[0], ledger_interval=ledger_interval, retention=retention,
-            traffic_rate=traffic_rate, seed=seed, build=build,
+            traffic_rate=traffic_rate, seed=seed, build=build, lake=lake,
         )
 
     asyncio.run(main())

@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 
 from devnet import Devnet, running_devnet
+from devnet.lake import LakeLedger, write_lake
 from indexer import ids
 from indexer.backfill import batches
 from indexer.lake import LedgerEvents, read_ledgers
@@ -28,7 +29,7 @@ from indexer.worker import IndexerStopped, Worker
 from tests.conftest import _admin, with_database
 from tests.indexing import MODEL_BUILD, assert_streams_match_model, index_until_caught_up, snapshot, worker_settings
 from tests.lake_files import DATALAKE, TESTBUCKET, V28
-from tests.lake_writer import LakeLedger, grow, write_lake
+from tests.lake_writer import grow
 
 V28_CONTRACT = "CAFQMN2QWPMLVSZC3KPEOCMFSP4ATAVSQEAVKXW27M3DEQ7SCKNUFHVT"  # the only contract of its 72,300 events
 V28_LEDGERS = (10048, 10077)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from stellar_sdk import scval
 
 from devnet import InvalidInvocation, Traffic, running_devnet
+from devnet.lake import write_lake
 from devnet.xdr import encode_event
 from indexer.events import StreamCreated
 from indexer.worker import IndexerStopped, Worker
@@ -28,7 +29,7 @@ from tests.indexing import (
     snapshot,
     worker_settings,
 )
-from tests.lake_writer import grow, write_lake
+from tests.lake_writer import grow
 
 SENDER = "GAJKUTWHRMNW375TPXCKYDF4MLUBJIRD7YVKGCNN3J6S44GZE3N2LUBQ"
 RECIPIENT = "GDD24I62LHMI6FRWMZ3OD36DDAM4MDQSFWS7G37HZDHHXTMBOGFV7GCO"

@@ -1,0 +1,63 @@
+"""A contract older than RPC's retention, end to end on the local network: its whole history from the
+data lake the network writes (`flowfi devnet --lake`) then the live worker, or its state from storage
+(`flowfi bootstrap`) then the live worker; `flowfi verify` then finds the index equal to the chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+
+from devnet import running_devnet
+from indexer.bootstrap import bootstrap, verify
+from indexer.database import connect
+from indexer.rpc import RpcClient
+from indexer.worker import Worker
+from tests.indexing import index_until_caught_up, worker_settings
+from tests.lake_writer import grow
+
+
+async def test_the_lake_then_rpc_index_the_whole_history_and_verify_finds_no_difference(
+    tmp_path: Path, database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=21, retention=40, traffic_per_ledger=6, lake=tmp_path / "lake") as devnet:
+        chain = devnet.chain
+        history = grow(chain, 150)
+        assert chain.oldest.sequence > 100, "RPC no longer has the beginning"
+        settings = worker_settings(devnet, database_url, start_ledger=None)
+        done = await Worker(settings, database_url).backfill(str(tmp_path / "lake"), start=1, end=None)
+        assert done.last == chain.latest.sequence
+        history += grow(chain, 10)
+        await index_until_caught_up(Worker(settings, database_url), devnet)
+        ours = [e["id"] for r in history for e in r.events if e["contractId"] == chain.contract_id]
+        assert [r["id"] for r in await db.fetch("SELECT id FROM contract_events ORDER BY id")] == ours
+        async with RpcClient(devnet.url) as rpc:
+            ledger, differences = await verify(rpc, db, (chain.contract_id,))
+        assert ledger == chain.latest.sequence and differences == []
+        assert await db.fetchval("SELECT count(*) FROM streams") == chain.contract.stream_counter
+
+
+async def test_bootstrap_then_rpc_give_the_chains_state_with_the_events_since(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=22, retention=40, traffic_per_ledger=6) as devnet:
+        chain = devnet.chain
+        grow(chain, 120)
+        async with RpcClient(devnet.url) as rpc:
+            conn = await connect(database_url, "test-bootstrap")
+            try:
+                done = await bootstrap(rpc, conn, (chain.contract_id,))
+            finally:
+                await conn.close()
+            assert done.ledger == chain.latest.sequence
+            assert done.streams == len(chain.contract.streams) and done.without_entry == [
+                stream_id for stream_id in range(1, chain.contract.stream_counter + 1)
+                if stream_id not in chain.contract.streams]
+            window = grow(chain, 15)
+            await index_until_caught_up(Worker(worker_settings(devnet, database_url, start_ledger=None),
+                                               database_url), devnet)
+            ledger, differences = await verify(rpc, db, (chain.contract_id,))
+        assert ledger == chain.latest.sequence and differences == []
+        since = [e["id"] for r in window for e in r.events if e["contractId"] == chain.contract_id]
+        assert [r["id"] for r in await db.fetch("SELECT id FROM contract_events ORDER BY id")] == since
+        assert await db.fetchval("SELECT count(*) FROM streams WHERE bootstrap_ledger = $1", done.ledger) > 20
