@@ -1,0 +1,48 @@
+"""The worker's progress lines: one when it reaches the tip, then one summary per interval."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from indexer.progress import Progress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_at_the_tip_a_page_per_ledger_gives_one_summary_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    progress = Progress(interval=30, clock=clock)
+    with caplog.at_level(logging.INFO, logger="indexer.worker"):
+        progress.page(ledger=100, lag=40, new_events=1000, dead_letters=0)  # catching up
+        progress.page(ledger=140, lag=0, new_events=500, dead_letters=0)
+        for ledger in range(141, 171):  # a ledger every 2 s for a minute
+            clock.now += 2
+            progress.page(ledger=ledger, lag=0, new_events=3, dead_letters=1 if ledger == 150 else 0)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        "caught up with the chain at ledger 140; a summary follows every 30 s",
+        "ledgers 141-155: 45 new events (1 dead letters) in 30 s, 2 events/s; lag 0 ledgers",
+        "ledgers 156-170: 45 new events in 30 s, 2 events/s; lag 0 ledgers",
+    ]
+
+
+def test_falling_behind_and_catching_up_again_is_said_again(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    progress = Progress(interval=30, clock=clock)
+    with caplog.at_level(logging.INFO, logger="indexer.worker"):
+        progress.page(ledger=10, lag=0, new_events=1, dead_letters=0)
+        clock.now += 5
+        progress.page(ledger=11, lag=20, new_events=1, dead_letters=0)
+        clock.now += 5
+        progress.page(ledger=31, lag=0, new_events=1, dead_letters=0)
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        "caught up with the chain at ledger 10", "caught up with the chain at ledger 31",
+    ]
