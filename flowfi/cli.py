@@ -1,17 +1,27 @@
-"""The `flowfi` command. Every flag has a FLOWFI_* environment variable; flags win."""
+"""The `flowfi` command. Flags that set a setting override its FLOWFI_* environment variable.
+
+A problem the user can fix (a busy port, a database that refuses the connection or lacks the schema, a
+wrong network) ends the command with one line saying what to do; `flowfi --debug ...` shows the
+traceback instead. SIGINT, SIGTERM and SIGHUP (a closed terminal) stop every command cleanly, the
+embedded database included.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 from typing import Annotated, Any
 
 import typer
 
 from flowfi.logs import setup_logging
+from flowfi.problems import Problem, ensure_port_free
 from flowfi.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+_options = {"debug": False}
 
 RpcUrl = Annotated[str | None, typer.Option(help="Stellar RPC URL [FLOWFI_RPC_URL]")]
 Passphrase = Annotated[str | None, typer.Option(help="network passphrase [FLOWFI_NETWORK_PASSPHRASE]")]
@@ -24,12 +34,58 @@ DatabaseUrl = Annotated[
 ]
 
 
-def database_of(settings: Settings) -> str:
-    """The database URL the settings name, or the embedded server's (started and migrated first)."""
-    from indexer.database import database_url
+@app.callback()
+def options(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks instead of one-line problems")] = False,
+) -> None:
+    """The FlowFi indexer: index the contract's events, serve them live and over REST, or run it all
+    locally with `flowfi dev`."""
+    _options["debug"] = debug
+
+
+def main() -> None:
+    """The `flowfi` executable: the commands, with problems said in one line and clean stops on signals."""
+    from indexer.database import DatabaseProblem
+    from indexer.embedded import EmbeddedUnavailable
+    from indexer.worker import IndexerStopped
+
+    stop_cleanly_on_signals()
+    try:
+        app(prog_name="flowfi")
+    except (Problem, DatabaseProblem, EmbeddedUnavailable, IndexerStopped) as exc:
+        if _options["debug"]:
+            raise
+        typer.secho(str(exc), fg="red", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+def stop_cleanly_on_signals() -> None:
+    """SIGTERM ends the process through SystemExit, so that exit handlers run (they stop the embedded
+    database); SIGHUP, which a closed terminal sends, counts as SIGTERM. While a command's event loop
+    or server runs, SIGINT and SIGTERM stop it gracefully instead."""
+
+    def exit_now(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    def as_sigterm(signum: int, frame: Any) -> None:
+        signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, exit_now)
+    signal.signal(signal.SIGHUP, as_sigterm)
+
+
+def database_of(settings: Settings, *, schema: bool = True) -> str:
+    """The database URL the settings name (checked: it answers and, with `schema`, is migrated), or the
+    embedded server's (started and migrated first)."""
+    from indexer.database import check, database_url
 
     configured = settings.database_url
-    return database_url(None if configured is None else configured.get_secret_value(), settings.data_dir)
+    url = database_url(None if configured is None else configured.get_secret_value(), settings.data_dir)
+    if configured is not None:
+        asyncio.run(check(url, schema=schema))
+    return url
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -42,11 +98,11 @@ def load_settings(**flags: Any) -> Settings:
 
 
 def run_until_signalled(main: Any, on_signal: Any) -> None:
-    """Run the coroutine `main`; SIGINT and SIGTERM call `on_signal` (a graceful stop)."""
+    """Run the coroutine `main`; SIGINT, SIGTERM and SIGHUP call `on_signal` (a graceful stop)."""
 
     async def runner() -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, on_signal)
         await main
 
@@ -60,7 +116,7 @@ def migrate(database_url: DatabaseUrl = None) -> None:
 
     settings = load_settings(database_url=database_url)
     setup_logging(log_format=settings.log_format)
-    url = database_of(settings)
+    url = database_of(settings, schema=False)
     run_migrations(url)
     typer.echo("the database schema is up to date")
 
@@ -88,11 +144,12 @@ def index(
         database_url=database_url,
     )
     setup_logging(verbose, settings.log_format)
+    url = database_of(settings)
     if settings.metrics_port is not None:
         import prometheus_client
 
+        ensure_port_free(settings.host, settings.metrics_port, "FLOWFI_METRICS_PORT")
         prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
-    url = database_of(settings)
     worker = Worker(settings, url)
 
     async def main() -> None:
@@ -123,6 +180,7 @@ def devnet(
 
     settings = load_settings(network_passphrase=network_passphrase, contract_ids=contract_ids)
     setup_logging(log_format=settings.log_format)
+    ensure_port_free(host, port, "--port")
     typer.echo(f"local network: http://{host}:{port} (contract {settings.contract_ids[0]})")
 
     async def main() -> None:
@@ -146,6 +204,7 @@ def serve(
 
     settings = load_settings(host=host, port=port, database_url=database_url)
     setup_logging(log_format=settings.log_format)
+    ensure_port_free(settings.host, settings.port, "--port (FLOWFI_PORT)")
     asyncio.run(serve_api(settings, database_of(settings)))
 
 
@@ -164,6 +223,8 @@ def dev(
         rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),
     )
     setup_logging(log_format=settings.log_format)
+    ensure_port_free(settings.host, api_port, "--api-port (make dev API_PORT=...)")
+    ensure_port_free("127.0.0.1", rpc_port, "--rpc-port (make dev RPC_PORT=...)")
     url = database_of(settings)
     run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate)
 
@@ -195,3 +256,52 @@ def tail(
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:
         pass
+
+
+@app.command("db-url")
+def db_url(database_url: DatabaseUrl = None) -> None:
+    """Print the database's URL (for psql, notebooks, BI tools): DATABASE_URL's, else the embedded
+    server's, which runs while `flowfi dev` (or `flowfi psql`) does."""
+    from indexer import embedded
+
+    settings = load_settings(database_url=database_url)
+    if settings.database_url is not None:
+        typer.echo(settings.database_url.get_secret_value())
+        return
+    url = embedded.url_of(settings.data_dir / "postgres")
+    if url is None:
+        raise Problem(f"the embedded database in {settings.data_dir} is not running: start `flowfi dev`, or open "
+                      "it with `flowfi psql`, which starts it")
+    typer.echo(url)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
+    """Open psql on the database (the embedded one is started, and migrated, if `flowfi dev` is not
+    running). Further arguments go to psql, e.g. `flowfi psql -c 'SELECT count(*) FROM events'`."""
+    import shutil
+
+    from indexer import embedded
+
+    settings = load_settings(database_url=database_url)
+    setup_logging(log_format=settings.log_format)
+    url = database_of(settings, schema=False)
+    found = shutil.which("psql")
+    program = str(embedded.psql_path()) if embedded.installed() else found
+    if program is None:
+        raise Problem("psql is not installed: install PostgreSQL's client (Debian: apt-get install postgresql-client)")
+    sys.exit(run_in_foreground([program, url, *ctx.args]))
+
+
+def run_in_foreground(command: list[str]) -> int:
+    """Run an interactive program until it exits; its exit code. Ctrl-C is the program's (psql cancels
+    a query with it); SIGTERM or SIGHUP to this process ends the program too."""
+    child = subprocess.Popen(command)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if child.poll() is None:
+            child.terminate()
+            child.wait()

@@ -1,0 +1,170 @@
+"""The `flowfi` command as a person meets it: `flowfi dev` stops cleanly on every signal that ends a
+terminal session, leaving no database server behind, and problems are one line that says what to do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from indexer.database import asyncpg_dsn
+from tests.conftest import with_database
+from tests.servers import leftover_servers
+
+FLOWFI = [sys.executable, "-m", "flowfi"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def environment(data_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("FLOWFI_") and key not in ("DATABASE_URL", "COLUMNS")}
+    return {**env, "FLOWFI_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+
+
+def run(*args: str, data_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FLOWFI, *args], env=environment(data_dir), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def start_dev(data_dir: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    """`flowfi dev` on free ports, once its banner is out; the process and what it printed so far."""
+    process = subprocess.Popen(
+        [*FLOWFI, "dev", "--api-port", str(free_port()), "--rpc-port", str(free_port()), "--ledger-interval", "0.5"],
+        env=environment(data_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # as in a terminal of its own
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if "Ctrl-C stops everything" in line:
+            return process, lines
+    process.kill()
+    raise AssertionError("flowfi dev did not start:\n" + "\n".join(lines))
+
+
+@pytest.mark.slow
+def test_flowfi_dev_stops_with_its_database_on_sighup_sigterm_and_sigint(tmp_path: Path) -> None:
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        process, lines = start_dev(tmp_path / sig.name)
+        time.sleep(1.5)  # a few ledgers indexed
+        process.send_signal(sig)
+        out, _ = process.communicate(timeout=60)
+        lines += out.splitlines()
+        assert process.returncode == 0, f"{sig.name}: exit {process.returncode}\n" + "\n".join(lines)
+        assert leftover_servers(tmp_path) == [], f"{sig.name} left the database running"
+        assert sum(line.endswith("flowfi.dev: stopping") for line in lines) == 1
+        assert not any("Traceback" in line or "Started server process" in line for line in lines), "\n".join(lines)
+
+
+def test_a_busy_port_is_one_line_naming_the_port_and_the_flag(tmp_path: Path, busy_port: int) -> None:
+    result = run("dev", "--api-port", str(busy_port), "--rpc-port", str(free_port()), data_dir=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"port {busy_port} on 127.0.0.1 is already in use (another flowfi?); choose another port with --api-port "
+        "(make dev API_PORT=...)"
+    ]
+    assert leftover_servers(tmp_path) == [], "nothing was started"
+    result = run("serve", "--port", str(busy_port), data_dir=tmp_path)
+    assert result.stderr.splitlines() == [
+        f"port {busy_port} on 127.0.0.1 is already in use (another flowfi?); choose another port with --port "
+        "(FLOWFI_PORT)"
+    ]
+
+
+def test_a_database_that_refuses_the_connection_is_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"postgresql://flowfi:secret@127.0.0.1:{port}/flowfi"
+    for command in ("migrate", "index", "serve"):
+        result = run(command, "--database-url", url, data_dir=tmp_path)
+        assert result.returncode == 1, command
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"cannot connect to the database at postgresql://flowfi:***@127.0.0.1:{port}/flowfi (")
+        assert line.endswith("is the server running, and is DATABASE_URL (--database-url) right?")
+
+
+async def test_a_database_without_the_schema_is_one_line_saying_migrate(tmp_path: Path, server_url: str) -> None:
+    name = f"flowfi_empty_{os.getpid()}"
+    admin = await asyncpg.connect(asyncpg_dsn(with_database(server_url, "postgres")))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = with_database(server_url, name)
+        for command in (["index"], ["serve", "--port", str(free_port())]):
+            result = run(*command, "--database-url", url, data_dir=tmp_path)
+            assert result.returncode == 1
+            (line,) = result.stderr.splitlines()
+            assert line.endswith("has no flowfi schema, this version needs 0001: run `flowfi migrate`"), line
+        assert run("migrate", "--database-url", url, data_dir=tmp_path).returncode == 0
+        assert "traceback" in run("--debug", "serve", "--database-url", url + "x", data_dir=tmp_path).stderr.lower()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def test_an_unreachable_rpc_says_which_setting_to_check_and_stops_on_sigterm(tmp_path: Path,
+                                                                              database_url: str) -> None:
+    rpc_url = f"http://127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [*FLOWFI, "index", "--rpc-url", rpc_url, "--database-url", database_url], env=environment(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    assert "getNetwork failed" in line
+    assert f"is FLOWFI_RPC_URL (--rpc-url) a Stellar RPC server? it is {rpc_url}" in line
+    assert process.returncode == 0 and "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_db_url_prints_the_embedded_servers_url_while_it_runs(tmp_path: Path) -> None:
+    result = run("db-url", data_dir=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"the embedded database in {tmp_path} is not running: start `flowfi dev`, or open it with `flowfi psql`, "
+        "which starts it"
+    ]
+    result = run("psql", "-At", "-c", "SELECT count(*) FROM streams", data_dir=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "0\n"), result.stderr
+    assert leftover_servers(tmp_path) == [], "psql started the server, and stopped it when it was done"
+    process, _ = start_dev(tmp_path)
+    try:
+        url = run("db-url", data_dir=tmp_path).stdout.strip()
+        assert url.startswith("postgresql://postgres:@/postgres?host=")
+        result = subprocess.run([sys.executable, "-c", (
+            "import asyncio, asyncpg, sys\n"
+            "async def main():\n"
+            "    conn = await asyncpg.connect(sys.argv[1])\n"
+            "    print(await conn.fetchval('SELECT count(*) FROM indexer_cursor'))\n"
+            "asyncio.run(main())\n"), url], capture_output=True, text=True, timeout=30)
+        assert result.stdout.strip() in ("0", "1"), result.stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert leftover_servers(tmp_path) == []
