@@ -229,6 +229,10 @@ def dev(
     run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate)
 
 
+# The query parameter a refusal names -> the `flowfi tail` flag that sets it.
+TAIL_FLAGS = {"streams": "--streams", "users": "--users", "types": "--types", "all": "--all"}
+
+
 @app.command()
 def tail(
     url: Annotated[str, typer.Option(help="the API's base URL")] = "http://127.0.0.1:8080",
@@ -250,12 +254,14 @@ def tail(
         all_events = True
     try:
         asyncio.run(run_tail(url, streams=split(streams), users=split(users), types=split(types),
-                             all=all_events, last_event_id=since, decimals=decimals))
-    except (SubscriptionRejected, ResumeRejected) as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(2) from exc
-    except KeyboardInterrupt:
-        pass
+                             all=all_events, last_event_id=since, decimals=decimals, url_flag="--url"))
+    except ResumeRejected as exc:
+        raise Problem(f"the server cannot resume after event {since}: {exc.message}; run again without --since "
+                      "(live from now), or with an id it still has") from exc
+    except SubscriptionRejected as exc:
+        flag = TAIL_FLAGS.get(exc.parameter or "", "--streams, --users, --types or --all")
+        raise Problem(f"the server refused the filter: {exc.message}; check {flag}") from exc
+
 
 
 @app.command("db-url")
