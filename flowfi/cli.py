@@ -1,4 +1,4 @@
-"""The `flowfi` command. Flags that set a setting override its FLOWFI_* environment variable.
+"""The `flowfi` command. A flag whose help names a setting ([FLOWFI_...]) overrides that variable.
 
 A problem the user can fix (a busy port, a database that refuses the connection or lacks the schema, a
 wrong network) ends the command with one line saying what to do; `flowfi --debug ...` shows the
@@ -45,20 +45,27 @@ def options(
 
 def main() -> None:
     """The `flowfi` executable: the commands, with problems said in one line and clean stops on signals."""
-    from indexer.database import DatabaseProblem
-    from indexer.embedded import EmbeddedUnavailable
-    from indexer.worker import IndexerStopped
-
     stop_cleanly_on_signals()
     try:
         app(prog_name="flowfi")
-    except (Problem, DatabaseProblem, EmbeddedUnavailable, IndexerStopped) as exc:
-        if _options["debug"]:
+    except KeyboardInterrupt:
+        sys.exit(0)
+    except Exception as exc:
+        if _options["debug"] or not isinstance(exc, _problems()):
             raise
         typer.secho(str(exc), fg="red", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(0)
+
+
+def _problems() -> tuple[type[Exception], ...]:
+    """The exceptions that are problems for the user to fix: their message says how. Looked up among
+    the modules already imported (a module that raised one was), so that starting `flowfi` stays quick."""
+    kinds: list[type[Exception]] = [Problem]
+    for module, name in (("indexer.database", "DatabaseProblem"), ("indexer.embedded", "EmbeddedUnavailable"),
+                         ("indexer.worker", "IndexerStopped")):
+        if module in sys.modules:
+            kinds.append(getattr(sys.modules[module], name))
+    return tuple(kinds)
 
 
 def stop_cleanly_on_signals() -> None:
@@ -126,9 +133,15 @@ def index(
     rpc_url: RpcUrl = None,
     network_passphrase: Passphrase = None,
     contract_ids: ContractIds = None,
-    start_ledger: Annotated[int | None, typer.Option(help="first ledger when there is no cursor")] = None,
-    page_size: Annotated[int | None, typer.Option(help="events per getEvents page (max 10000)")] = None,
-    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls when caught up")] = None,
+    start_ledger: Annotated[
+        int | None, typer.Option(help="first ledger when there is no cursor [FLOWFI_START_LEDGER]")
+    ] = None,
+    page_size: Annotated[
+        int | None, typer.Option(help="events per getEvents page (max 10000) [FLOWFI_PAGE_SIZE]")
+    ] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(help="seconds between polls when caught up [FLOWFI_POLL_INTERVAL]")
+    ] = None,
     database_url: DatabaseUrl = None,
     restart_from_ledger: Annotated[
         int | None, typer.Option(help="forget the stored cursor and continue from this ledger")
