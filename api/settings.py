@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FLOWFI_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True,
+        env_ignore_empty=True,  # an empty variable (compose's ${X:-}) means unset
     )
 
     host: str = Field("127.0.0.1", description="address the API listens on")
