@@ -100,10 +100,11 @@ def test_a_busy_port_is_one_line_naming_the_port_and_the_flag(tmp_path: Path, bu
 def test_a_database_that_refuses_the_connection_is_one_line(tmp_path: Path) -> None:
     port = free_port()
     url = f"postgresql://flowfi:secret@127.0.0.1:{port}/flowfi"
-    for command in ("migrate", "index", "serve"):
-        result = run(command, "--database-url", url, data_dir=tmp_path)
+    for command in (["migrate"], ["index"], ["serve", "--port", str(free_port())]):
+        result = run(*command, "--database-url", url, data_dir=tmp_path)
         assert result.returncode == 1, command
-        (line,) = result.stderr.splitlines()
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        line = result.stderr.strip()
         assert line.startswith(f"cannot connect to the database at postgresql://flowfi:***@127.0.0.1:{port}/flowfi (")
         assert line.endswith("is the server running, and is DATABASE_URL (--database-url) right?")
 
@@ -117,7 +118,8 @@ async def test_a_database_without_the_schema_is_one_line_saying_migrate(tmp_path
         for command in (["index"], ["serve", "--port", str(free_port())]):
             result = run(*command, "--database-url", url, data_dir=tmp_path)
             assert result.returncode == 1
-            (line,) = result.stderr.splitlines()
+            assert len(result.stderr.splitlines()) == 1, result.stderr
+            line = result.stderr.strip()
             assert line.endswith("has no flowfi schema, this version needs 0001: run `flowfi migrate`"), line
         assert run("migrate", "--database-url", url, data_dir=tmp_path).returncode == 0
         assert "traceback" in run("--debug", "serve", "--database-url", url + "x", data_dir=tmp_path).stderr.lower()
