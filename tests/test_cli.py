@@ -175,3 +175,10 @@ def test_db_url_prints_the_embedded_servers_url_while_it_runs(tmp_path: Path) ->
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)
     assert leftover_servers(tmp_path) == []
+
+
+def test_make_dev_passes_its_ports_to_flowfi_dev() -> None:
+    result = subprocess.run(["make", "-n", "dev", "API_PORT=8090", "RPC_PORT=8010"], cwd=Path(__file__).parent.parent,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "flowfi dev --api-port 8090 --rpc-port 8010" in result.stdout
