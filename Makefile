@@ -25,8 +25,10 @@ install: $(INSTALLED)
 dev: install
 	$(BIN)/flowfi dev --api-port $(API_PORT) --rpc-port $(RPC_PORT)
 
-## lint, types, the Python suite (embedded PostgreSQL, then DATABASE_URL's server if set), the examples
-test: install browser examples-deps lint typecheck pytest examples
+## lint, types, the Python suite (embedded PostgreSQL, then DATABASE_URL's server if set), the examples;
+## the types, the suite and the examples' tests run side by side
+test: install browser examples-deps lint
+	$(MAKE) --no-print-directory -j3 typecheck pytest examples
 
 ## the quick loop: lint, types and the suite without the browser tests and the long runs (-m "not slow")
 test-fast: install lint typecheck
