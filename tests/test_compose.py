@@ -118,6 +118,11 @@ def test_an_empty_variable_means_unset_for_every_setting(monkeypatch: pytest.Mon
     assert empty == settings_in({}, monkeypatch)
 
 
+@pytest.mark.parametrize("name", FLOWFI_SERVICES)
+def test_the_env_file_is_optional(name: str) -> None:
+    assert all(entry["required"] is False for entry in SERVICES[name]["env_file"]), "compose fails without .env"
+
+
 def test_the_interpolation_follows_compose() -> None:
     shell = {"SET": "x", "EMPTY": ""}
     assert interpolate("${SET:-d} ${EMPTY:-d} ${UNSET:-d} ${EMPTY-d} ${UNSET-d} ${SET} $SET $$SET ${UNSET}", shell) \
