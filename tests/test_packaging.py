@@ -33,7 +33,11 @@ def declared(*extras: str) -> set[str]:
     for requirement in requirements:
         name = next(iter(names([requirement])))
         wanted = set(re.findall(r"\w+", requirement.partition("[")[2].partition("]")[0]))
-        for needed in importlib.metadata.requires(name) or []:
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:  # an extra not installed here (bench)
+            requires = []
+        for needed in requires:
             marker = re.search(r"extra == [\"'](\w+)[\"']", needed)
             if marker is None or marker.group(1) in wanted:
                 found |= names([needed])
