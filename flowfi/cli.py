@@ -213,11 +213,10 @@ def serve(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Serve live events (SSE) and the indexed tables (REST) over HTTP."""
-    from api.app import serve as serve_api
-
     settings = load_settings(host=host, port=port, database_url=database_url)
     setup_logging(log_format=settings.log_format)
     ensure_port_free(settings.host, settings.port, "--port (FLOWFI_PORT)")
+    from api.app import serve as serve_api
     asyncio.run(serve_api(settings, database_of(settings)))
 
 
@@ -230,14 +229,13 @@ def dev(
 ) -> None:
     """Everything at once on this machine: the embedded database, a local network with traffic, the
     worker and the API. Stop with Ctrl-C."""
-    from flowfi.dev import run_dev
-
     settings = load_settings(
         rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),
     )
     setup_logging(log_format=settings.log_format)
     ensure_port_free(settings.host, api_port, "--api-port (make dev API_PORT=...)")
     ensure_port_free("127.0.0.1", rpc_port, "--rpc-port (make dev RPC_PORT=...)")
+    from flowfi.dev import run_dev  # after the checks: it imports everything
     url = database_of(settings)
     run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate)
 

@@ -326,6 +326,13 @@ async def test_page_opened_on_streams_shows_their_state_first_then_every_later_e
                     assert len(expected) >= 4, "three top-ups and a resume"
                     await wait_for(lambda: _shows(page, expected[-1]), "the last event of the chosen streams")
                     assert await page_ids(page) == expected
+                    # Opened on an address: that address's streams, running ones first, at once.
+                    by_user = await browser.new_page()
+                    await by_user.goto(f"{base_url}/?users={SENDER}")
+                    await wait_for(lambda: _state_is(by_user, "live"), "the page on an address to be live")
+                    cards = await card_texts(by_user)
+                    assert set(cards) == {*chosen, other}
+                    assert all(card["claimable"] != "—" for card in cards.values())
             finally:
                 await browser.close()
 
