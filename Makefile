@@ -8,8 +8,9 @@ CHROMIUM ?= /usr/bin/chromium
 API_PORT ?= 8080
 RPC_PORT ?= 8000
 # pytest runs in parallel (pytest-xdist), one embedded PostgreSQL server per worker process; the tests
-# mostly wait on servers, so more workers than cores pays. Its temporary files stay in this checkout.
-PYTEST := env -u DATABASE_URL $(BIN)/pytest -q -n $(or $(PYTEST_WORKERS),4) --basetemp=.pytest-tmp
+# mostly wait on servers, so three workers on two cores beat two (and four, which start more servers).
+# Its temporary files stay in this checkout.
+PYTEST := env -u DATABASE_URL $(BIN)/pytest -q -n $(or $(PYTEST_WORKERS),3) --basetemp=.pytest-tmp
 
 .PHONY: install dev test test-fast lint typecheck pytest examples examples-deps browser bench docs lock clean
 
@@ -43,7 +44,7 @@ typecheck: install
 pytest: install
 	$(PYTEST)
 	@if [ -n "$$DATABASE_URL" ]; then echo "again against DATABASE_URL's server"; \
-		$(BIN)/pytest -q -n $(or $(PYTEST_WORKERS),4) --basetemp=.pytest-tmp; fi
+		$(BIN)/pytest -q -n $(or $(PYTEST_WORKERS),3) --basetemp=.pytest-tmp; fi
 
 examples-deps:
 	cd examples/react && npm ci --no-audit --no-fund --loglevel=error
