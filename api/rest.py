@@ -10,7 +10,9 @@ a malformed request (`api.filters.BadRequest`), 404 for an unknown stream, 409 f
 several indexed contracts use (add `contractId`).
 
 Times in stream state are ledger close times: `claimableNow` is computed at the close time of the newest
-ledger the indexer has seen (`asOf`, `asOfLedger`), never the server's clock.
+ledger the indexer has seen (`asOf`, `asOfLedger`), never the server's clock. `asOfEventId` is the newest
+stored event when the state was read: subscribing with `lastEventId=asOfEventId` continues from exactly
+this state.
 """
 
 from __future__ import annotations
@@ -259,15 +261,21 @@ async def user_streams(request: Request) -> Response:
     return _stream_page(await _pool(request).fetch(sql, *arg.values), limit)
 
 
-async def _one_stream(request: Request) -> asyncpg.Record:
-    """The stream the path names, narrowed by ?contractId=; 404 if none, 409 if several contracts."""
+async def _one_stream(request: Request, *, with_position: bool = False) -> asyncpg.Record:
+    """The stream the path names, narrowed by ?contractId=; 404 if none, 409 if several contracts. With
+    `with_position`, also `as_of_event_id`: the newest stored event when the row was read (one statement,
+    one snapshot), where a subscription continues from this state without a gap."""
     stream_id = filters.stream_id(request.path_params["id"], "id")
     contract = _optional(request.query_params, "contractId", filters.contract_id)
     arg = _Args()
     where = [f"stream_id = {arg(stream_id)}"]
     if contract is not None:
         where.append(f"contract_id = {arg(contract)}")
-    rows = await _pool(request).fetch(f"{_SELECT_STREAMS} {_where(where)} ORDER BY contract_id", *arg.values)
+    select = _SELECT_STREAMS
+    if with_position:
+        position = ", (SELECT max(id) FROM contract_events) AS as_of_event_id"
+        select = select.replace(" FROM streams", f"{position} FROM streams")
+    rows = await _pool(request).fetch(f"{select} {_where(where)} ORDER BY contract_id", *arg.values)
     if not rows:
         where_said = f" in contract {contract}" if contract else ""
         raise ApiError(404, f"no stream {stream_id}{where_said} has been indexed; list streams at /streams")
@@ -285,7 +293,7 @@ async def _one_stream(request: Request) -> asyncpg.Record:
 
 async def get_stream(request: Request) -> Response:
     filters.reject_unknown(request.query_params, ("contractId",))
-    row = await _one_stream(request)
+    row = await _one_stream(request, with_position=True)
     cursor = await _pool(request).fetchrow(
         "SELECT latest_ledger, latest_ledger_closed_at FROM indexer_cursor "
         "WHERE $1 = ANY(string_to_array(contract_ids, ',')) ORDER BY latest_ledger DESC LIMIT 1",
@@ -300,6 +308,7 @@ async def get_stream(request: Request) -> Response:
     body["claimableNow"] = str(claimable_at(row, int(as_of.timestamp())))
     body["asOf"] = iso_time(as_of)
     body["asOfLedger"] = as_of_ledger
+    body["asOfEventId"] = row["as_of_event_id"]
     return JSONResponse(body)
 
 

@@ -18,6 +18,7 @@ class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FLOWFI_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True,
         hide_input_in_errors=True,  # a refused value may be a secret: errors never repeat it
+        env_ignore_empty=True,  # an empty variable (compose's ${X:-}) means unset
     )
 
     host: str = Field("127.0.0.1", description="address the API listens on")

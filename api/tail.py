@@ -128,6 +128,7 @@ async def tail(
     out: Console | None = None,
     limit: int | None = None,
     token: str | None = None,
+    url_flag: str = "base_url",
 ) -> None:
     """Print the selected events as they happen, one line each, until cancelled (Ctrl-C).
 
@@ -140,19 +141,30 @@ async def tail(
     out            where to print (a rich Console); default: standard output.
     limit          stop after this many events (None: never).
     token          an access token, for servers that require one (sent as a Bearer header).
+    url_flag       how the caller names `base_url` in hints (`flowfi tail` says --url).
 
-    Reconnects by itself after any drop without skipping or repeating an event (see
-    api.client.subscribe). Raises api.client.SubscriptionRejected on a bad filter and
-    api.client.ResumeRejected when the server does not know `last_event_id`.
+    Says at once that it is connected and waiting. Reconnects by itself after any drop without
+    skipping or repeating an event (see api.client.subscribe). Raises api.client.SubscriptionRejected
+    on a bad filter and api.client.ResumeRejected when the server does not know `last_event_id`.
     """
     console = out or Console(highlight=False)
+    connected = False
+
+    def on_connect() -> None:
+        nonlocal connected
+        if not connected:
+            console.print(Text(f"connected to {base_url}, waiting for matching events", style="dim"))
+        else:
+            console.print(Text("reconnected, resuming where it left off", style="dim"))
+        connected = True
 
     def on_drop(reason: str, delay: float) -> None:
-        console.print(Text(f"connection lost ({reason}); reconnecting in {delay:.1f}s", style="dim yellow"))
+        where = "" if connected else f"; is the API running at {base_url}? (choose another with {url_flag})"
+        console.print(Text(f"connection lost ({reason}){where}; reconnecting in {delay:.1f}s", style="dim yellow"))
 
     printed = 0
     events = subscribe(base_url, streams=streams, users=users, types=types, all=all,
-                       last_event_id=last_event_id, on_drop=on_drop, token=token)
+                       last_event_id=last_event_id, on_drop=on_drop, on_connect=on_connect, token=token)
     try:
         async for event in events:
             console.print(format_event(event, decimals), soft_wrap=True)
@@ -160,4 +172,4 @@ async def tail(
             if limit is not None and printed >= limit:
                 break
     finally:
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()

@@ -27,7 +27,8 @@ from typing import IO, Any
 
 import asyncpg
 
-from indexer.database import asyncpg_dsn, migrate, start_embedded
+from indexer import embedded
+from indexer.database import asyncpg_dsn, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,7 +56,8 @@ class Postgres:
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="flowfi-bench-"))
-        self.url = start_embedded(self.folder / "pg")
+        self.pgdata = self.folder / "pg"
+        self.url = embedded.start(self.pgdata)
         self._template: str | None = None
 
     def url_of(self, database: str) -> str:
@@ -93,6 +95,7 @@ class Postgres:
             await conn.close()
 
     def close(self) -> None:
+        embedded.release(self.pgdata)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

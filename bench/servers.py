@@ -115,7 +115,9 @@ async def main(kind: str, database_url: str, client_buffer: int) -> None:
     else:
         app, server_class = baseline_app(database_url)
         options = UVICORN_OPTIONS
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections whose socket says TCP; without it
+    # every response waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     server = server_class(uvicorn.Config(app, **options))

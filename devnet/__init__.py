@@ -188,7 +188,9 @@ def running_devnet(**options: object) -> Iterator[Devnet]:
     from the calling thread. Stops the server (and the ledger task) on exit.
     """
     devnet = Devnet(**options)  # type: ignore[arg-type]
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections whose socket says TCP; without it
+    # every response waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     devnet.url = f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -1,3 +1,4 @@
-from flowfi.cli import app
+"""The `flowfi` command: the one place that composes the indexer, the API and the local network."""
+from flowfi.cli import main
 
-app(prog_name="flowfi")
+main()

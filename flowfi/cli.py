@@ -1,10 +1,18 @@
-"""The `flowfi` command. Every flag has a FLOWFI_* environment variable; flags win."""
+"""The `flowfi` command. A flag whose help names a setting ([FLOWFI_...]) overrides that variable.
+
+A problem the user can fix (a busy port, a database that refuses the connection or lacks the schema, a
+wrong network) ends the command with one line saying what to do; `flowfi --debug ...` shows the
+traceback instead. SIGINT, SIGTERM and SIGHUP (a closed terminal) stop every command cleanly, the
+embedded database included.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -14,11 +22,13 @@ from pydantic import ValidationError
 
 from devnet.terms import BUILDS, NEWEST_BUILD
 from flowfi.logs import setup_logging
+from flowfi.problems import Problem, ensure_port_free
 from flowfi.settings import Settings
 
 T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+_options = {"debug": False}
 lake_app = typer.Typer(no_args_is_help=True, help="Read Stellar's data lake (SEP-54, as Galexie writes it).")
 app.add_typer(lake_app, name="lake")
 
@@ -43,12 +53,65 @@ DatabaseUrl = Annotated[
 ]
 
 
-def database_of(settings: Settings) -> str:
-    """The database URL the settings name, or the embedded server's (started and migrated first)."""
-    from indexer.database import database_url
+@app.callback()
+def options(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks instead of one-line problems")] = False,
+) -> None:
+    """The FlowFi indexer: index the contract's events, serve them live and over REST, or run it all
+    locally with `flowfi dev`."""
+    _options["debug"] = debug
+
+
+def main() -> None:
+    """The `flowfi` executable: the commands, with problems said in one line and clean stops on signals."""
+    stop_cleanly_on_signals()
+    try:
+        app(prog_name="flowfi")
+    except KeyboardInterrupt:
+        sys.exit(0)
+    except Exception as exc:
+        if _options["debug"] or not isinstance(exc, _problems()):
+            raise
+        typer.secho(str(exc), fg="red", err=True)
+        sys.exit(1)
+
+
+def _problems() -> tuple[type[Exception], ...]:
+    """The exceptions that are problems for the user to fix: their message says how. Looked up among
+    the modules already imported (a module that raised one was), so that starting `flowfi` stays quick."""
+    kinds: list[type[Exception]] = [Problem]
+    for module, name in (("indexer.database", "DatabaseProblem"), ("indexer.embedded", "EmbeddedUnavailable"),
+                         ("indexer.worker", "IndexerStopped")):
+        if module in sys.modules:
+            kinds.append(getattr(sys.modules[module], name))
+    return tuple(kinds)
+
+
+def stop_cleanly_on_signals() -> None:
+    """SIGTERM ends the process through SystemExit, so that exit handlers run (they stop the embedded
+    database); SIGHUP, which a closed terminal sends, counts as SIGTERM. While a command's event loop
+    or server runs, SIGINT and SIGTERM stop it gracefully instead."""
+
+    def exit_now(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    def as_sigterm(signum: int, frame: Any) -> None:
+        signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, exit_now)
+    signal.signal(signal.SIGHUP, as_sigterm)
+
+
+def database_of(settings: Settings, *, schema: bool = True) -> str:
+    """The database URL the settings name (checked: it answers and, with `schema`, is migrated), or the
+    embedded server's (started and migrated first)."""
+    from indexer.database import check, database_url
 
     configured = settings.database_url
-    return database_url(None if configured is None else configured.get_secret_value(), settings.data_dir)
+    url = database_url(None if configured is None else configured.get_secret_value(), settings.data_dir)
+    if configured is not None:
+        asyncio.run(check(url, schema=schema))
+    return url
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -65,12 +128,12 @@ def load_settings(**flags: Any) -> Settings:
 
 
 def run_until_signalled(main: Coroutine[Any, Any, T], on_signal: Callable[[], None]) -> T:
-    """Run the coroutine `main`, and return its result; SIGINT and SIGTERM call `on_signal` (a graceful
-    stop)."""
+    """Run the coroutine `main`, and return its result; SIGINT, SIGTERM and SIGHUP call `on_signal` (a
+    graceful stop)."""
 
     async def runner() -> T:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, on_signal)
         return await main
 
@@ -84,7 +147,7 @@ def migrate(database_url: DatabaseUrl = None) -> None:
 
     settings = load_settings(database_url=database_url)
     setup_logging(log_format=settings.log_format)
-    url = database_of(settings)
+    url = database_of(settings, schema=False)
     run_migrations(url)
     typer.echo("the database schema is up to date")
 
@@ -94,9 +157,15 @@ def index(
     rpc_url: RpcUrl = None,
     network_passphrase: Passphrase = None,
     contract_ids: ContractIds = None,
-    start_ledger: Annotated[int | None, typer.Option(help="first ledger when there is no cursor")] = None,
-    page_size: Annotated[int | None, typer.Option(help="events per getEvents page (max 10000)")] = None,
-    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls when caught up")] = None,
+    start_ledger: Annotated[
+        int | None, typer.Option(help="first ledger when there is no cursor [FLOWFI_START_LEDGER]")
+    ] = None,
+    page_size: Annotated[
+        int | None, typer.Option(help="events per getEvents page (max 10000) [FLOWFI_PAGE_SIZE]")
+    ] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(help="seconds between polls when caught up [FLOWFI_POLL_INTERVAL]")
+    ] = None,
     database_url: DatabaseUrl = None,
     restart_from_ledger: Annotated[
         int | None, typer.Option(help="forget the stored cursor and continue from this ledger")
@@ -115,11 +184,12 @@ def index(
         database_url=database_url, lake_url=lake,
     )
     setup_logging(verbose, settings.log_format)
+    url = database_of(settings)
     if settings.metrics_port is not None:
         import prometheus_client
 
+        ensure_port_free(settings.host, settings.metrics_port, "FLOWFI_METRICS_PORT")
         prometheus_client.start_http_server(settings.metrics_port, addr=settings.host)
-    url = database_of(settings)
     worker = Worker(settings, url)
 
     async def main() -> None:
@@ -275,7 +345,7 @@ def backfill(
     which then continues where the backfill stops. Interrupted, it continues where it stopped."""
     import time
 
-    from flowfi.progress import backfill_bar
+    from flowfi.backfill_bar import backfill_bar
     from indexer.worker import IndexerStopped, Worker
 
     settings = load_settings(rpc_url=rpc_url, network_passphrase=network_passphrase, contract_ids=contract_ids,
@@ -322,6 +392,7 @@ def devnet(
 
     settings = load_settings(network_passphrase=network_passphrase, contract_ids=contract_ids)
     setup_logging(log_format=settings.log_format)
+    ensure_port_free(host, port, "--port")
     typer.echo(f"local network: http://{host}:{port} (contract {settings.contract_ids[0]})")
 
     async def main() -> None:
@@ -348,11 +419,11 @@ def serve(
              "[FLOWFI_TRUSTED_PROXIES]")] = None,
 ) -> None:
     """Serve live events (SSE) and the indexed tables (REST) over HTTP."""
-    from api.app import serve as serve_api
-
     settings = load_settings(host=host, port=port, database_url=database_url, header_timeout=header_timeout,
                              max_sockets_per_ip=max_sockets_per_ip, trusted_proxies=trusted_proxies)
     setup_logging(log_format=settings.log_format)
+    ensure_port_free(settings.host, settings.port, "--port (FLOWFI_PORT)")
+    from api.app import serve as serve_api
     asyncio.run(serve_api(settings, database_of(settings)))
 
 
@@ -366,15 +437,20 @@ def dev(
 ) -> None:
     """Everything at once on this machine: the embedded database, a local network with traffic, the
     worker and the API. Stop with Ctrl-C."""
-    from flowfi.dev import run_dev
-
     settings = load_settings(
         rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),
         contract_build=build,
     )
     setup_logging(log_format=settings.log_format)
+    ensure_port_free(settings.host, api_port, "--api-port (make dev API_PORT=...)")
+    ensure_port_free("127.0.0.1", rpc_port, "--rpc-port (make dev RPC_PORT=...)")
+    from flowfi.dev import run_dev  # after the checks: it imports everything
     url = database_of(settings)
     run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate, build=build)
+
+
+# The query parameter a refusal names -> the `flowfi tail` flag that sets it.
+TAIL_FLAGS = {"streams": "--streams", "users": "--users", "types": "--types", "all": "--all"}
 
 
 @app.command()
@@ -388,7 +464,7 @@ def tail(
     decimals: Annotated[int, typer.Option(help="the token's decimal places, for amounts")] = 7,
 ) -> None:
     """Print live events in the terminal, one line each; resumes by itself after a drop."""
-    from api.client import SubscribeError
+    from api.client import ResumeRejected, SubscribeError, SubscriptionRejected
     from api.tail import tail as run_tail
 
     def split(text: str) -> list[str]:
@@ -398,12 +474,64 @@ def tail(
         all_events = True
     try:
         asyncio.run(run_tail(url, streams=split(streams), users=split(users), types=split(types),
-                             all=all_events, last_event_id=since, decimals=decimals))
-    except SubscribeError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(2) from exc
-    except KeyboardInterrupt:
-        pass
+                             all=all_events, last_event_id=since, decimals=decimals, url_flag="--url"))
+    except ResumeRejected as exc:
+        raise Problem(f"the server cannot resume after event {since}: {exc.message}; run again without --since "
+                      "(live from now), or with an id it still has") from exc
+    except SubscriptionRejected as exc:
+        flag = TAIL_FLAGS.get(exc.parameter or "", "--streams, --users, --types or --all")
+        raise Problem(f"the server refused the filter: {exc.message}; check {flag}") from exc
+    except SubscribeError as exc:  # e.g. an expired access token
+        raise Problem(str(exc)) from exc
+
+
+@app.command("db-url")
+def db_url(database_url: DatabaseUrl = None) -> None:
+    """Print the database's URL (for psql, notebooks, BI tools): DATABASE_URL's, else the embedded
+    server's, which runs while `flowfi dev` (or `flowfi psql`) does."""
+    from indexer import embedded
+
+    settings = load_settings(database_url=database_url)
+    if settings.database_url is not None:
+        typer.echo(settings.database_url.get_secret_value())
+        return
+    url = embedded.url_of(settings.data_dir / "postgres")
+    if url is None:
+        raise Problem(f"the embedded database in {settings.data_dir} is not running: start `flowfi dev`, or open "
+                      "it with `flowfi psql`, which starts it")
+    typer.echo(url)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
+    """Open psql on the database (the embedded one is started, and migrated, if `flowfi dev` is not
+    running). Further arguments go to psql, e.g. `flowfi psql -c 'SELECT count(*) FROM events'`."""
+    import shutil
+
+    from indexer import embedded
+
+    settings = load_settings(database_url=database_url)
+    setup_logging(log_format=settings.log_format)
+    url = database_of(settings, schema=False)
+    found = shutil.which("psql")
+    program = str(embedded.psql_path()) if embedded.installed() else found
+    if program is None:
+        raise Problem("psql is not installed: install PostgreSQL's client (Debian: apt-get install postgresql-client)")
+    sys.exit(run_in_foreground([program, url, *ctx.args]))
+
+
+def run_in_foreground(command: list[str]) -> int:
+    """Run an interactive program until it exits; its exit code. Ctrl-C is the program's (psql cancels
+    a query with it); SIGTERM or SIGHUP to this process ends the program too."""
+    child = subprocess.Popen(command)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if child.poll() is None:
+            child.terminate()
+            child.wait()
 
 
 @lake_app.command("events")

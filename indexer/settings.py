@@ -15,6 +15,7 @@ from indexer.rpc import MAX_PAGE_SIZE
 class IndexerSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FLOWFI_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True,
+        env_ignore_empty=True,  # an empty variable (compose's ${X:-}) means unset
     )
 
     rpc_url: str = Field("http://127.0.0.1:8000", description="Stellar RPC endpoint")

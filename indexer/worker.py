@@ -52,6 +52,7 @@ from indexer.database import connect
 from indexer.decode import Decoded, decode
 from indexer.events import ContractUpgraded, StreamEvent
 from indexer.lake import LakeError, LakeUnavailable, check_network, newest_ledger
+from indexer.progress import Progress
 from indexer.rpc import EventPage, OutOfRetention, RawEvent, RetryableRpcError, RpcClient, RpcError
 from indexer.settings import IndexerSettings
 from indexer.state import StoredSchedule, StreamKey, needs_storage
@@ -135,6 +136,7 @@ class Worker:
         self.last_ledger: int | None = None  # the last ledger written by this worker
         # Called after each page commits (the backfill's progress bar).
         self.page_written: Callable[[FetchedPage, store.PageWritten], None] | None = None
+        self.progress = Progress()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -144,7 +146,8 @@ class Worker:
         on the same database stands by and takes over within seconds when the holder dies."""
         gc.set_threshold(*GC_THRESHOLDS)
         try:
-            await self._check_network()
+            if await self._until_stopped(self._check_network()) is None:
+                return
             while not self.stopping.is_set():
                 conn = await self._until_stopped(self._retry(self._take_writer_lock, "take the writer lock"))
                 if conn is None:
@@ -423,9 +426,10 @@ class Worker:
         finally:
             await conn.close()
 
-    async def _check_network(self, retry: bool = True) -> None:
-        """The RPC server's network must be the configured one. Without `retry`, an unreachable server
-        stops at once: a backfill needs it only for the contract's storage, and says so."""
+    async def _check_network(self, retry: bool = True) -> bool:
+        """Whether the RPC serves the configured network (True), or raise IndexerStopped. Without `retry`,
+        an unreachable server stops at once: a backfill needs it only for the contract's storage, and says
+        so."""
         if retry:
             network = await self._retry(self.rpc.get_network, "getNetwork")
         else:
@@ -443,6 +447,7 @@ class Worker:
                 f"configured for {self.settings.network_passphrase!r}. Set FLOWFI_NETWORK_PASSPHRASE "
                 "(or --network-passphrase) to the RPC's network, or point FLOWFI_RPC_URL at the right RPC."
             )
+        return True
 
     async def _starting_position(self) -> Position:
         assert self._conn is not None
@@ -480,12 +485,7 @@ class Worker:
         metrics.DEAD_LETTERS.inc(written.dead_letters)
         metrics.LAST_LEDGER.set(store.ledger_of_cursor(page))
         metrics.LEDGER_LAG.set(lag)
-        if written.new_events or lag > 0:
-            log.info(
-                "ledger %d, lag %d ledgers: %d new events (%d dead letters) in %.3f s, %.0f events/s",
-                store.ledger_of_cursor(page), lag, written.new_events, written.dead_letters, elapsed,
-                written.new_events / elapsed if elapsed else 0.0,
-            )
+        self.progress.page(store.ledger_of_cursor(page), lag, written.new_events, written.dead_letters)
         dead = [d for d in decoded if d.error is not None]
         for d in dead[:DEAD_LETTERS_LOGGED]:
             log.warning("event %s went to the dead letters: %s", d.raw.id, d.error)
@@ -516,10 +516,13 @@ class Worker:
             if self._conn is not None:
                 self._conn.terminate()
                 self._conn = None
+            hint = "; is the database server running, and DATABASE_URL right?"
         else:
             metrics.RPC_ERRORS.labels(method=what).inc()
-        log.warning("%s failed (%s); retry %d in %.1f s", what, error,
-                    getattr(retry_state, "attempt_number", 0), wait)
+            hint = (f"; is FLOWFI_RPC_URL (--rpc-url) a Stellar RPC server? it is {self.settings.rpc_url}"
+                    if what == "getNetwork" else "")
+        log.warning("%s failed (%s); retry %d in %.1f s%s", what, error,
+                    getattr(retry_state, "attempt_number", 0), wait, hint)
 
     async def _until_stopped(self, work: Awaitable[T]) -> T | None:
         """`work`'s result, or None if a stop is requested first (the work is then cancelled)."""

@@ -1,5 +1,8 @@
-"""Fixtures: a real PostgreSQL server (DATABASE_URL's, else an embedded one), a freshly migrated
-database per test (cloned from a migrated template), and the test data files."""
+"""Fixtures: a real PostgreSQL server (DATABASE_URL's, else an embedded one per test process), a freshly
+migrated database per test (cloned from a migrated template), and the test data files.
+
+When the session ends, every embedded server a test started is stopped, and the suite fails if one of
+them is still running."""
 
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from indexer.database import asyncpg_dsn, migrate, start_embedded
+from indexer import embedded
+from indexer.database import asyncpg_dsn, migrate
+from tests.servers import leftover_servers
 
 DATA = Path(__file__).parent / "data"
 
@@ -25,9 +30,31 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The PostgreSQL server the tests run against."""
-    return os.environ.get("DATABASE_URL") or start_embedded(tmp_path_factory.mktemp("pg") / "data")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The PostgreSQL server the tests run against: DATABASE_URL's, else an embedded one of this process."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    yield embedded.start(pgdata)
+    embedded.release(pgdata)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has shut its workers down
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the embedded servers this process started, then fail the suite if any server started under
+    this run's temporary folder still runs (a test that leaked one)."""
+    embedded.release_all()
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or getattr(session.config, "workerinput", None) is not None:
+        return  # an xdist worker: the controller checks the whole run once its workers are gone
+    left = leftover_servers(factory.getbasetemp())
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "PostgreSQL servers left running by the tests: " + "; ".join(left)
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 async def _admin(server_url: str, sql: str) -> None:

@@ -25,7 +25,9 @@ def running_app(
     """Run `app` with uvicorn on 127.0.0.1 at an ephemeral port, in a background thread with its own
     event loop, lifespan included. Yields the base URL ("http://127.0.0.1:PORT"); stops the server on
     exit and re-raises whatever made it fail."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections whose socket says TCP; without it
+    # every response waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))  # 0: any free port
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"

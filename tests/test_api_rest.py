@@ -173,6 +173,7 @@ async def test_stream_state_has_every_column_and_claimable_at_the_latest_ledger(
         body = await get_json(client, f"/streams/{row['stream_id']}")
         assert body["asOf"] == as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
         assert body["asOfLedger"] == cursor["latest_ledger"]
+        assert body["asOfEventId"] == await conn.fetchval("SELECT max(id) FROM contract_events")
         expected_claimable = claimable_at(row, int(as_of.timestamp()))
         assert body["claimableNow"] == str(expected_claimable)
         assert body["streamId"] == str(row["stream_id"])

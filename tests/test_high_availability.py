@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from devnet import running_devnet
 from tests.indexing import MODEL_BUILD, assert_streams_match_model
@@ -31,6 +32,7 @@ async def wait_until(predicate: object, timeout: float) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.slow
 async def test_two_workers_one_writes_and_the_other_takes_over(
     database_url: str, db: asyncpg.Connection, tmp_path: Path
 ) -> None:

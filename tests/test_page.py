@@ -23,11 +23,13 @@ import pytest
 from playwright.async_api import Page, Response, async_playwright
 
 from api.app import Server, create_app
+from api.tail import format_amount
 from devnet import running_devnet
 from indexer.accrual import Terms, claimable
 from indexer.database import asyncpg_dsn
 from indexer.worker import Worker
 from tests.indexing import worker_settings
+from tests.live import add_traffic, index_now
 from tests.serving import running_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -37,9 +39,14 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no Chromium binary (install Debian's `chromium` package or set CHROMIUM_PATH)"
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None,
+                       reason="no Chromium binary (install Debian's `chromium` package or set CHROMIUM_PATH)"),
+]
+SENDER = "GBDK4KAKYLSGPQSZB65NBASVBK7D6X7C6XCNA3EANO3KT7ZBDLGTP72S"
+RECIPIENT = "GDPMDGEVMG3NDHKMATXNBCVOOLZQEIIM2J6FSWTUXLGXWFNU5UWZDWK6"
+TOKEN = "CC5VQ6PDN44JTGIJ7XZAN2WPQHHCRQLOKWI2RRAXXRS3WR2HI25AHEX2"
 
 
 def api_server(
@@ -275,3 +282,105 @@ async def _check_balances(page: Page) -> None:
 async def _card_loaded(page: Page) -> bool:
     texts = await page.eval_on_selector_all(".card .claimable", "nodes => nodes.map(n => n.textContent)")
     return any(text != "—" for text in texts)
+
+
+def call(devnet: Any, function: str, **args: Any) -> Any:
+    """Invoke the local network's contract in a ledger of its own; the call's result."""
+    receipt = devnet.chain.execute(function, args)
+    assert receipt.error is None, receipt.error
+    return receipt.result
+
+
+async def card_texts(page: Page) -> dict[str, dict[str, str]]:
+    """Each stream card's figures, by stream id."""
+    cards: list[dict[str, str]] = await page.eval_on_selector_all(".card", """cards => cards.map(c => ({
+        stream: c.dataset.stream, state: c.querySelector('.state').textContent,
+        claimable: c.querySelector('.claimable').textContent, ends: c.querySelector('.ends').textContent,
+        parties: c.querySelector('.parties').textContent}))""")
+    return {card["stream"]: card for card in cards}
+
+
+async def test_page_opened_on_streams_shows_their_state_first_then_every_later_event_once(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=7) as devnet:
+        add_traffic(devnet, 300, seed=7)
+        chosen = [str(call(devnet, "create_stream", sender=SENDER, recipient=RECIPIENT, token_address=TOKEN,
+                                amount=10**12 + n, duration=3600 * (n + 1))) for n in range(4)]
+        other = chosen.pop()  # events of a stream not on the page
+        call(devnet, "pause_stream", sender=SENDER, stream_id=int(chosen[1]))
+        await index_now(devnet, database_url)
+        rows = await db.fetch("SELECT stream_id, status FROM streams WHERE stream_id = ANY($1::numeric[])", chosen)
+        settings = worker_settings(devnet, database_url)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                subscribed: list[str | None] = []
+                page.on("request", lambda request: subscribed.append(
+                    parse_qs(urlsplit(request.url).query).get("lastEventId", [None])[0])
+                    if "/events/subscribe" in request.url else None)
+                with api_server(create_app(settings, database_url)) as base_url:
+                    loaded_at = await db.fetchval("SELECT max(id) FROM contract_events")
+                    await page.goto(f"{base_url}/?streams={','.join(chosen)}")
+                    await wait_for(lambda: _state_is(page, "live"), "the page to be live")
+                    # Before any new event: every chosen stream's card, from REST.
+                    cards = await card_texts(page)
+                    assert set(cards) == set(chosen)
+                    for row in rows:
+                        card = cards[str(row["stream_id"])]
+                        assert card["state"] == row["status"] and card["claimable"] != "—"
+                        assert " · token " in card["parties"]
+                    assert await page.locator("#events li").count() == 0
+                    assert subscribed[0] == loaded_at, "live from the id the state was loaded at"
+                    # Then new events of those streams arrive, among others, each once, with nothing missed.
+                    for n, stream in enumerate([chosen[0], chosen[2], chosen[0]]):
+                        call(devnet, "top_up_stream", sender=SENDER, stream_id=int(other), amount=1000 + n)
+                        call(devnet, "top_up_stream", sender=SENDER, stream_id=int(stream), amount=1000 + n)
+                        if n == 1:
+                            await index_now(devnet, database_url)
+                    call(devnet, "resume_stream", sender=SENDER, stream_id=int(chosen[1]))
+                    await index_now(devnet, database_url)
+                    expected = [r["id"] for r in await db.fetch(
+                        "SELECT id FROM events WHERE id > $1 AND stream_id = ANY($2::numeric[]) ORDER BY id",
+                        loaded_at, chosen)]
+                    assert len(expected) >= 4, "three top-ups and a resume"
+                    await wait_for(lambda: _shows(page, expected[-1]), "the last event of the chosen streams")
+                    assert await page_ids(page) == expected
+                    # Opened on an address: that address's streams, running ones first, at once.
+                    by_user = await browser.new_page()
+                    await by_user.goto(f"{base_url}/?users={SENDER}")
+                    await wait_for(lambda: _state_is(by_user, "live"), "the page on an address to be live")
+                    cards = await card_texts(by_user)
+                    assert set(cards) == {*chosen, other}
+                    assert all(card["claimable"] != "—" for card in cards.values())
+            finally:
+                await browser.close()
+
+
+async def test_an_active_stream_that_has_fully_accrued_says_so(database_url: str, db: asyncpg.Connection) -> None:
+    with running_devnet() as devnet:
+        start = devnet.chain.latest.close_time + 1
+        devnet.chain.execute("create_stream", {"sender": SENDER, "recipient": RECIPIENT, "token_address": TOKEN,
+                                               "amount": 125_000_000, "duration": 10}, close_time=start)
+        devnet.chain.close_ledger(start + 600)  # ten minutes later: all of it has accrued
+        await index_now(devnet, database_url)
+        row = await db.fetchrow("SELECT stream_id, status, end_time, deposited FROM streams")
+        assert row["status"] == "active" and row["end_time"] <= start + 600
+        settings = worker_settings(devnet, database_url)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                with api_server(create_app(settings, database_url)) as base_url:
+                    await page.goto(f"{base_url}/?streams={row['stream_id']}")
+                    await wait_for(lambda: _state_is(page, "live"), "the page to be live")
+                    card = (await card_texts(page))[str(row["stream_id"])]
+                    left = format_amount(row["deposited"], 7)
+                    assert card["ends"] == f"Fully streamed, {left} left to withdraw"
+                    assert "Runs dry" not in card["ends"]
+                    assert card["claimable"] == left
+                    ARTIFACTS.mkdir(exist_ok=True)
+                    await page.screenshot(path=str(ARTIFACTS / "live-page-fully-streamed.png"))
+            finally:
+                await browser.close()

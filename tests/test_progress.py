@@ -1,50 +1,48 @@
-"""The progress bar of `flowfi backfill`: shown on a terminal only, with ledgers done, ledgers/s and the
-time left, the log printed above it meanwhile."""
+"""The worker's progress lines: one when it reaches the tip, then one summary per interval."""
 
 from __future__ import annotations
 
-import io
 import logging
-from datetime import UTC, datetime
 
-from rich.console import Console
+import pytest
 
-from flowfi.progress import backfill_bar
-from flowfi.settings import Settings
-from indexer import ids, store
-from indexer.rpc import EventPage
-from indexer.worker import FetchedPage, Worker
+from indexer.progress import Progress
 
 
-def _worker() -> Worker:
-    return Worker(Settings(database_url="postgresql://nowhere/none"), "postgresql://nowhere/none")
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def _page(last: int, progress: store.BackfillProgress) -> FetchedPage:
-    return FetchedPage(EventPage((), ids.end_of_ledger(last), 1_100, 1_000, 0), [], {}, 0.0, progress)
+def test_at_the_tip_a_page_per_ledger_gives_one_summary_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    progress = Progress(interval=30, clock=clock)
+    with caplog.at_level(logging.INFO, logger="indexer.worker"):
+        progress.page(ledger=100, lag=40, new_events=1000, dead_letters=0)  # catching up
+        progress.page(ledger=140, lag=0, new_events=500, dead_letters=0)
+        for ledger in range(141, 171):  # a ledger every 2 s for a minute
+            clock.now += 2
+            progress.page(ledger=ledger, lag=0, new_events=3, dead_letters=1 if ledger == 150 else 0)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        "caught up with the chain at ledger 140; a summary follows every 30 s",
+        "ledgers 141-155: 45 new events (1 dead letters) in 30 s, 2 events/s; lag 0 ledgers",
+        "ledgers 156-170: 45 new events in 30 s, 2 events/s; lag 0 ledgers",
+    ]
 
 
-def test_the_bar_shows_ledgers_done_of_the_range_rate_and_time_left() -> None:
-    out = io.StringIO()
-    console = Console(file=out, force_terminal=True, width=140, color_system=None)
-    worker = _worker()
-    progress = store.BackfillProgress("lake", 1_001, 1_100)
-    before = logging.getLogger().handlers
-    with backfill_bar(worker, console) as shown:
-        assert shown and worker.page_written is not None
-        logging.getLogger("indexer.worker").warning("a warning at %s", datetime.now(UTC).year)
-        worker.page_written(_page(1_025, progress), store.PageWritten(1_234, 0, None))
-        worker.page_written(_page(1_050, progress), store.PageWritten(766, 0, None))
-    text = out.getvalue()
-    assert "ledger 1,050" in text and "50/100 ledgers" in text and "2,000 events" in text
-    assert "ledgers/s" in text and "ETA" in text
-    assert "a warning at" in text
-    assert worker.page_written is None and logging.getLogger().handlers == before
-
-
-def test_off_a_terminal_there_is_no_bar() -> None:
-    out = io.StringIO()
-    worker = _worker()
-    with backfill_bar(worker, Console(file=out, force_terminal=False)) as shown:
-        assert not shown and worker.page_written is None
-    assert out.getvalue() == ""
+def test_falling_behind_and_catching_up_again_is_said_again(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    progress = Progress(interval=30, clock=clock)
+    with caplog.at_level(logging.INFO, logger="indexer.worker"):
+        progress.page(ledger=10, lag=0, new_events=1, dead_letters=0)
+        clock.now += 5
+        progress.page(ledger=11, lag=20, new_events=1, dead_letters=0)
+        clock.now += 5
+        progress.page(ledger=31, lag=0, new_events=1, dead_letters=0)
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        "caught up with the chain at ledger 10", "caught up with the chain at ledger 31",
+    ]

@@ -297,12 +297,14 @@ scvals = st.recursive(leaves, extend, max_leaves=30)
 RANDOM = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.slow
 @RANDOM
 @given(scvals)
 def test_random_values_parse_identically(value: xdr.SCVal) -> None:
     assert assert_same(value.to_xdr()) != "rejected"
 
 
+@pytest.mark.slow
 @RANDOM
 @given(st.lists(st.tuples(symbol_text, leaves), min_size=1, max_size=8))
 def test_random_event_shaped_maps_parse_identically(fields: list[tuple[str, xdr.SCVal]]) -> None:
@@ -334,6 +336,7 @@ def corrupt(raw: bytes, edit: tuple[str, int, int]) -> bytes:
     return raw[:at] + bytes([byte]) + raw[at:]
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scvals, st.lists(edits, min_size=1, max_size=3))
 def test_corrupted_values_are_parsed_identically_or_rejected_by_both(

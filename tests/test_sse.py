@@ -132,6 +132,7 @@ async def test_a_client_resuming_after_a_drop_gets_every_later_event_once_in_ord
         assert first.ids + second.ids == expected
 
 
+@pytest.mark.slow
 async def test_events_committed_while_a_client_replays_arrive_once(
     database_url: str, db: asyncpg.Connection
 ) -> None:

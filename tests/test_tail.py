@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+import sys
 
 import pytest
 from rich.console import Console
 
 from api.client import Event
 from api.tail import format_amount, format_event, shorten, tail
+from tests.live import live_pipeline
 from tests.test_client import flaky_server
 
 
@@ -64,7 +68,41 @@ async def test_tail_prints_each_event_once_across_drops() -> None:
         await tail(server.url, streams=["1"], out=console, limit=12)
     lines = [line for line in buffer.getvalue().splitlines() if "stream.withdrawn" in line]
     assert len(lines) == 12
-    assert sum("connection lost" in line for line in buffer.getvalue().splitlines()) >= 2
+    printed = buffer.getvalue().splitlines()
+    assert printed[0] == f"connected to {server.url}, waiting for matching events"
+    assert sum("connection lost" in line for line in printed) >= 2
+    assert sum(line == "reconnected, resuming where it left off" for line in printed) >= 2
+
+
+@pytest.mark.slow
+async def test_flowfi_tail_says_it_is_waiting_and_its_refusals_name_its_own_flags(database_url: str) -> None:
+    with live_pipeline(database_url) as (_, base_url):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flowfi", "tail", "--all", "--url", base_url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+        assert process.stdout is not None
+        try:
+            first = await asyncio.wait_for(process.stdout.readline(), 30)
+        finally:
+            process.terminate()
+            await process.wait()
+        assert first.decode().strip() == f"connected to {base_url}, waiting for matching events"
+
+        async def refusal(*flags: str) -> str:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "flowfi", "tail", "--url", base_url, *flags,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+            _, err = await asyncio.wait_for(process.communicate(), 30)
+            assert process.returncode == 1
+            (line,) = err.decode().splitlines()
+            return line
+
+        line = await refusal("--types", "stream.nope")
+        assert line.startswith("the server refused the filter: ") and line.endswith("; check --types"), line
+        unknown = "0000000099999999999-0000000000"
+        line = await refusal("--all", "--since", unknown)
+        assert line.startswith(f"the server cannot resume after event {unknown}: ")
+        assert line.endswith("run again without --since (live from now), or with an id it still has")
 
 
 def test_later_builds_events_show_their_counts_flags_and_hashes() -> None:

@@ -68,6 +68,7 @@ OPERATIONS = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=OPERATIONS, page_size=st.integers(min_value=1, max_value=7))
 async def test_random_contract_calls_index_to_the_model_state(
@@ -268,13 +269,14 @@ async def test_a_lake_that_cannot_fill_the_gap_stops_the_worker_with_the_reason(
         assert written == (lake_end if lake == "ends too soon" else None)
 
 
+@pytest.mark.slow
 async def test_killing_the_worker_mid_run_leaves_the_rows_of_an_uninterrupted_run(
     server_url: str, template_database: str, database_url: str, db: asyncpg.Connection
 ) -> None:
     from tests.conftest import _admin, with_database
 
     with running_devnet(seed=5) as devnet:
-        devnet.chain.generate_history(20_000, traffic=Traffic(seed=5), tx_per_ledger=40)
+        devnet.chain.generate_history(10_000, traffic=Traffic(seed=5), tx_per_ledger=40)
         # the reference: one uninterrupted run
         await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
         expected = await snapshot(db)
@@ -290,7 +292,7 @@ async def test_killing_the_worker_mid_run_leaves_the_rows_of_an_uninterrupted_ru
         kills = 0
         conn = await asyncpg.connect(killed_url)
         try:
-            for delay in random.Random(5).sample([0.5 + i * 0.13 for i in range(20)], 10):
+            for delay in random.Random(5).sample([0.4 + i * 0.06 for i in range(20)], 10):
                 process = subprocess.Popen([sys.executable, "-m", "flowfi", "index"], env=env,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 await asyncio.sleep(delay)

@@ -1,6 +1,10 @@
 // The live page: one EventSource on /events/subscribe with the chosen filters, a bounded list of
 // events (newest first, each id once), and a ticking balance for every stream in the list.
 //
+// Opened with streams= or users=, the page first loads those streams over REST (GET /streams/{id},
+// after GET /users/{address}/streams), then subscribes from the event id that state is as of
+// (`asOfEventId`): every later event arrives, none twice.
+//
 // Resuming: while the EventSource reconnects by itself it sends Last-Event-ID. When it gives up
 // (readyState CLOSED: the server answered 5xx, or was restarting), the page checks the same URL with
 // fetch after a jittered backoff: a 4xx (a bad filter, an unknown resume id) is shown and ends the
@@ -88,14 +92,15 @@ function connect() {
   const generation = ++live.generation;
   const source = new EventSource(subscribeUrl());
   live.source = source;
-  setStatus(live.lastId ? "reconnecting" : "connecting", live.lastId ? `Reconnecting${resumeText()}` : "Connecting…");
+  const again = live.attempts > 0;
+  setStatus(again ? "reconnecting" : "connecting", again ? `Reconnecting${resumeText()}` : "Connecting…");
 
   source.onopen = () => {
     if (generation !== live.generation) return;
     live.attempts = 0;
     setStatus("live", "Live");
   };
-  source.onerror = (event) => {
+  source.onerror = () => {
     if (generation !== live.generation) return;
     if (typeof event.data === "string") {
       // The server's own `event: error` frame, e.g. an expired access token (status 401): retrying
@@ -247,6 +252,11 @@ function showEvent(type, id, data) {
 // --- stream balances ----------------------------------------------------------------------------
 
 function touchStream(contractId, streamId) {
+  refreshStream(cardFor(contractId, streamId), contractId, streamId);
+}
+
+/** The card of a stream, created (newest first, at most MAX_STREAM_CARDS) or moved to the top. */
+function cardFor(contractId, streamId) {
   const key = `${contractId}:${streamId}`;
   let entry = live.streams.get(key);
   if (!entry) {
@@ -263,7 +273,49 @@ function touchStream(contractId, streamId) {
   }
   elements.cards.prepend(entry.card);
   elements.streamsHint.hidden = true;
-  refreshStream(entry, contractId, streamId);
+  return entry;
+}
+
+function showState(entry, state) {
+  entry.data = state;
+  entry.asOf = unixSeconds(state.asOf);
+  entry.fetchedAt = performance.now();
+  renderCard(entry);
+}
+
+async function getJson(path) {
+  const response = await fetch(new URL(path, document.baseURI), { cache: "no-store", headers: authHeaders() });
+  return response.ok ? response.json() : null;
+}
+
+const INTEREST = { active: 0, paused: 1, completed: 2, cancelled: 3 };
+
+/**
+ * Load the streams the filters name (streams=, and each users= address's streams, the running ones
+ * first) over REST and show their cards. Returns the event id the oldest of those states is as of:
+ * subscribing after it misses nothing, and the page drops what it has already shown. Null when
+ * nothing was loaded.
+ */
+async function loadStreams(epoch) {
+  const wanted = live.filters.streams.map((streamId) => ({ streamId, contractId: null }));
+  for (const user of live.filters.users) {
+    const page = await getJson(`users/${encodeURIComponent(user)}/streams?limit=100`).catch(() => null);
+    const mine = (page?.items ?? []).sort((a, b) =>
+      (INTEREST[a.status] - INTEREST[b.status]) || (BigInt(b.streamId) > BigInt(a.streamId) ? 1 : -1));
+    wanted.push(...mine.map((s) => ({ streamId: s.streamId, contractId: s.contractId })));
+  }
+  const chosen = wanted.slice(0, MAX_STREAM_CARDS);
+  const states = await Promise.all(chosen.map(({ streamId, contractId }) => {
+    const query = contractId ? `?contractId=${encodeURIComponent(contractId)}` : "";
+    return getJson(`streams/${encodeURIComponent(streamId)}${query}`).catch(() => null);
+  }));
+  if (epoch !== live.epoch) return null;
+  let position = null;
+  for (const state of states.filter(Boolean).reverse()) { // cards are prepended: the first ends on top
+    showState(cardFor(state.contractId, state.streamId), state);
+    if (state.asOfEventId && (position === null || state.asOfEventId < position)) position = state.asOfEventId;
+  }
+  return position;
 }
 
 async function refreshStream(entry, contractId, streamId) {
@@ -282,10 +334,7 @@ async function refreshStream(entry, contractId, streamId) {
     if (!response.ok) {
       entry.card.querySelector(".state").textContent = `unavailable (HTTP ${response.status})`;
     } else {
-      entry.data = await response.json();
-      entry.asOf = unixSeconds(entry.data.asOf);
-      entry.fetchedAt = performance.now();
-      renderCard(entry);
+      showState(entry, await response.json());
     }
   } catch {
     entry.card.querySelector(".state").textContent = "unavailable (network)";
@@ -326,12 +375,8 @@ function renderCard(entry) {
   card.querySelector(".rate").textContent = `${formatAmount(data.ratePerSecond, decimals)}/s`;
   card.querySelector(".withdrawn").textContent = formatAmount(data.withdrawn, decimals);
   const parties = card.querySelector(".parties");
-  parties.textContent = `${shorten(data.sender)} → ${shorten(data.recipient)}`;
-  parties.title = `${data.sender} → ${data.recipient}`;
-  const ends = card.querySelector(".ends");
-  ends.textContent = data.endTime != null && data.status === "active"
-    ? `Runs dry ${new Date(Number(data.endTime) * 1000).toLocaleString()}`
-    : "";
+  parties.textContent = `${shorten(data.sender)} → ${shorten(data.recipient)} · token ${shorten(data.token)}`;
+  parties.title = `${data.sender} → ${data.recipient}, token ${data.token}`;
   tickCard(entry);
 }
 
@@ -342,10 +387,19 @@ function ledgerNow(entry) {
 
 function tickCard(entry) {
   if (!entry.data) return;
-  const { claimable, remaining } = balances(entry.data, ledgerNow(entry));
+  const now = ledgerNow(entry);
+  const { claimable, remaining } = balances(entry.data, now);
   const decimals = live.filters.decimals;
   entry.card.querySelector(".claimable").textContent = formatAmount(claimable, decimals);
   entry.card.querySelector(".remaining").textContent = formatAmount(remaining, decimals);
+  entry.card.querySelector(".ends").textContent = endText(entry.data, now, claimable, decimals);
+}
+
+/** When an active stream runs dry, or that it already has: everything accrued, some not withdrawn. */
+function endText(data, now, claimable, decimals) {
+  if (data.status !== "active" || data.endTime == null) return "";
+  if (BigInt(data.endTime) <= now) return `Fully streamed, ${formatAmount(claimable, decimals)} left to withdraw`;
+  return `Runs dry ${new Date(Number(data.endTime) * 1000).toLocaleString()}`;
 }
 
 setInterval(() => {
@@ -405,6 +459,10 @@ function readForm() {
 function restart(filters) {
   live.filters = filters;
   live.epoch += 1;
+  live.generation += 1; // the old connection's late callbacks are ignored
+  live.source?.close();
+  live.source = null;
+  clearTimeout(live.timer);
   live.lastId = null;
   live.attempts = 0;
   live.received = 0;
@@ -414,6 +472,18 @@ function restart(filters) {
   elements.eventCount.textContent = "";
   elements.streamsHint.hidden = false;
   fillForm();
+  start();
+}
+
+/** Load the chosen streams' state, then go live from the event that state is as of. */
+async function start() {
+  const epoch = live.epoch;
+  if (live.filters.streams.length || live.filters.users.length) {
+    setStatus("connecting", "Loading streams…");
+    const position = await loadStreams(epoch);
+    if (epoch !== live.epoch) return;
+    live.lastId = position;
+  }
   connect();
 }
 
@@ -442,4 +512,4 @@ buildTypeBoxes();
 fillForm();
 // On a phone the filters start folded, so that the events are on the first screen.
 if (window.matchMedia("(max-width: 760px)").matches) $("filter-panel").open = false;
-connect();
+start();

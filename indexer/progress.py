@@ -1,0 +1,55 @@
+"""What the worker says about its progress: one line when it first reaches the chain's tip, then one
+summary line per interval (ledgers covered, events written, lag), rather than a line per page."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("indexer.worker")
+
+SUMMARY_INTERVAL = 30.0
+
+
+class Progress:
+    def __init__(self, interval: float = SUMMARY_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.since = clock()
+        self.first_ledger: int | None = None
+        self.last_ledger = 0
+        self.events = 0
+        self.dead_letters = 0
+        self.at_tip = False
+
+    def page(self, ledger: int, lag: int, new_events: int, dead_letters: int) -> None:
+        """Count a written page that covers up to `ledger`, `lag` ledgers behind the chain; log when due."""
+        if self.first_ledger is None:
+            self.first_ledger = ledger
+        self.last_ledger = ledger
+        self.events += new_events
+        self.dead_letters += dead_letters
+        now = self.clock()
+        if lag == 0 and not self.at_tip:
+            self.at_tip = True
+            log.info("caught up with the chain at ledger %d; a summary follows every %.0f s", ledger, self.interval)
+            self._reset(now)
+        elif now - self.since >= self.interval:
+            self._summary(now, lag)
+        if lag > 0:
+            self.at_tip = False
+
+    def _summary(self, now: float, lag: int) -> None:
+        elapsed = now - self.since
+        dead = f" ({self.dead_letters} dead letters)" if self.dead_letters else ""
+        log.info("ledgers %d-%d: %d new events%s in %.0f s, %.0f events/s; lag %d ledgers",
+                 self.first_ledger, self.last_ledger, self.events, dead, elapsed,
+                 self.events / elapsed if elapsed else 0.0, lag)
+        self._reset(now)
+
+    def _reset(self, now: float) -> None:
+        self.since = now
+        self.first_ledger = None
+        self.events = 0
+        self.dead_letters = 0

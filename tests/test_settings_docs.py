@@ -1,0 +1,46 @@
+"""The settings' documentation is generated from the Settings class, and says the truth about flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from flowfi import cli
+from flowfi.settings import Settings
+from flowfi.settings_docs import ENV_EXAMPLE, README, env_example, flags, settings_table, with_table
+
+
+def test_the_readme_table_is_generated_from_every_setting() -> None:
+    readme = README.read_text()
+    assert with_table(readme) == readme, "README.md's settings table is out of date: run `make docs`"
+    table = settings_table()
+    for field in Settings.model_fields:
+        name = "DATABASE_URL" if field == "database_url" else f"FLOWFI_{field.upper()}"
+        assert f"`{name}`" in table, f"{name} is missing from the table"
+
+
+def test_the_env_example_is_generated_from_every_setting() -> None:
+    assert ENV_EXAMPLE.read_text() == env_example(), ".env.example is out of date: run `make docs`"
+    names = {line.lstrip("#").split("=", 1)[0] for line in env_example().splitlines() if "=" in line}
+    assert names == {"DATABASE_URL"} | {f"FLOWFI_{f.upper()}" for f in Settings.model_fields if f != "database_url"}
+
+
+class Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("field", "usage"), [(field, usage) for field, usages in flags().items() for usage in usages])
+def test_each_flag_the_docs_name_sets_its_setting(field: str, usage: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def capture(**given: Any) -> Settings:
+        seen.update(given)
+        raise Captured
+
+    monkeypatch.setattr(cli, "load_settings", capture)
+    command, flag = usage.split(" ")
+    result = CliRunner().invoke(cli.app, [command, flag, "7"])
+    assert isinstance(result.exception, Captured), result.output
+    assert float(str(seen.get(field))) == 7, f"flowfi {usage} does not set {field}: {seen}"
