@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -228,6 +229,35 @@ def redecode(
     except Busy as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
+
+
+@app.command()
+def dictionary(
+    out: Annotated[Path | None, typer.Option(help="write the page here instead of printing it")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print the data dictionary (every table, view and column with its meaning, from the database's
+    comments) as Markdown: the page docs/SCHEMA.md."""
+    from indexer.database import connect
+    from indexer.dictionary import dictionary_page
+
+    settings = load_settings(database_url=database_url)
+    setup_logging(log_format=settings.log_format)
+    url = database_of(settings)
+
+    async def main() -> str:
+        conn = await connect(url, "flowfi-dictionary")
+        try:
+            return await dictionary_page(conn)
+        finally:
+            await conn.close()
+
+    page = asyncio.run(main())
+    if out is None:
+        typer.echo(page, nl=False)
+    else:
+        out.write_text(page)
+        typer.echo(f"wrote the data dictionary to {out}")
 
 
 @app.command()
