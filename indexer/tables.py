@@ -46,6 +46,8 @@ from indexer.events import EVENT_KINDS, ScType, all_fields, field_comment
 # Rung after each committed page; the payload is the page's last event id. A doorbell only: listeners
 # always read the rows themselves (WHERE id > last seen), so a missed ring loses nothing.
 EVENTS_CHANNEL = "flowfi_events"
+# The read-only role for analysts, granted SELECT on every table and view by `flowfi migrate`.
+READER_ROLE = "flowfi_reader"
 
 I128_NUMERIC = Numeric(39, 0)
 U64_NUMERIC = Numeric(20, 0)

@@ -14,6 +14,9 @@ unit) and human (`_human`: raw / 10^decimals, exact; NULL while the token's deci
 (indexer_cursor.latest_ledger_closed_at), never the server's clock. Claimable is the contract's formula
 (calculate_claimable) for every schedule, as indexer/accrual.py states it.
 
+The read-only role flowfi_reader is not created here but by every `flowfi migrate` (migrations/env.py), so
+that it can be granted again once an administrator has created it.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-02
