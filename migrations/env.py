@@ -36,10 +36,16 @@ def grant_reader(connection: Connection) -> None:
                 CREATE ROLE {READER_ROLE} NOLOGIN;
             EXCEPTION WHEN duplicate_object THEN NULL;  -- created meanwhile, by a migration of another database
             END $$"""))
+    # SELECT on what the migrating user owns: a table of someone else's in the same schema is not the index's
     connection.execute(text(f"""
-        DO $$ BEGIN
+        DO $$ DECLARE relation regclass;
+        BEGIN
             EXECUTE format('GRANT USAGE ON SCHEMA %I TO {READER_ROLE}', current_schema());
-            EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO {READER_ROLE}', current_schema());
+            FOR relation IN SELECT c.oid::regclass FROM pg_class c
+                            WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+                              AND pg_has_role(c.relowner, 'USAGE') LOOP
+                EXECUTE format('GRANT SELECT ON %s TO {READER_ROLE}', relation);
+            END LOOP;
             EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT ON TABLES TO {READER_ROLE}',
                            current_schema());
         END $$"""))

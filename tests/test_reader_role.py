@@ -1,6 +1,6 @@
 """The analysts' read-only role that `flowfi migrate` creates: a login granted it reads every table and
 view, including tables added later, and changes nothing; a migrating user that may not create roles is
-told so, and the schema is migrated all the same."""
+told so, and the schema is migrated all the same; tables of other owners are left alone."""
 
 from __future__ import annotations
 
@@ -87,6 +87,9 @@ async def test_a_migrating_user_who_may_not_create_roles_is_told_and_the_schema_
         await admin.execute("CREATE ROLE migrator LOGIN PASSWORD 'migrates' NOCREATEROLE")
         await admin.execute("CREATE DATABASE flowfi OWNER migrator")
         url = as_user(with_database(server.get_uri(), "flowfi"), "migrator", "migrates")
+        other = await asyncpg.connect(asyncpg_dsn(with_database(server.get_uri(), "flowfi")))
+        await other.execute("CREATE TABLE theirs (x INTEGER)")  # another owner's table: not the index's to grant
+        await other.close()
         with caplog.at_level(logging.WARNING, logger="flowfi.migrate"):
             await asyncio.to_thread(migrate, url)
         told = [record.getMessage() for record in caplog.records if record.name == "flowfi.migrate"]
@@ -102,6 +105,7 @@ async def test_a_migrating_user_who_may_not_create_roles_is_told_and_the_schema_
             await asyncio.to_thread(migrate, url)
         assert not [record for record in caplog.records if record.name == "flowfi.migrate"]
         assert await migrated.fetchval(f"SELECT has_table_privilege('{READER_ROLE}', 'stream_balances', 'SELECT')")
+        assert not await migrated.fetchval(f"SELECT has_table_privilege('{READER_ROLE}', 'theirs', 'SELECT')")
         await migrated.close()
         await admin.close()
     finally:
