@@ -373,6 +373,84 @@ def backfill(
 
 
 @app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="the table or view", show_default=False)],
+    out: Annotated[Path, typer.Option(help="the file to write", show_default=False)],
+    file_format: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+    from_ledger: Annotated[int | None, typer.Option(
+        help="only rows of this ledger and later (tables and views with a ledger column)", show_default=False)] = None,
+    to_ledger: Annotated[int | None, typer.Option(
+        help="only rows of this ledger and earlier, included", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(help="rows fetched and written at a time", min=1)] = 10_000,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Export a table or view to a Parquet or CSV file, every amount exact, in batches (constant memory)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from indexer.database import connect
+    from indexer.export import ExportError, Format, count, plan, write
+
+    try:
+        fmt = Format(file_format)
+    except ValueError:
+        typer.secho(f"--format must be parquet or csv, not {file_format!r}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    settings = load_settings(database_url=database_url)
+    setup_logging(log_format=settings.log_format)
+    url = database_of(settings)
+    console = Console(stderr=True)
+
+    async def main() -> int:
+        conn = await connect(url, "flowfi-export")
+        try:
+            chosen = await plan(conn, name, from_ledger, to_ledger)
+            with Progress(TextColumn(f"{name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=console, disable=not console.is_terminal) as progress:
+                task = progress.add_task(name, total=await count(conn, chosen) if console.is_terminal else None)
+                return await write(conn, chosen, fmt, out, batch_size,
+                                   on_batch=lambda rows: progress.advance(task, rows))
+        finally:
+            await conn.close()
+
+    try:
+        rows = asyncio.run(main())
+    except ExportError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"wrote {rows} rows of {name} to {out}")
+
+
+@app.command()
+def dictionary(
+    out: Annotated[Path | None, typer.Option(help="write the page here instead of printing it")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print the data dictionary (every table, view and column with its meaning, from the database's
+    comments) as Markdown: the page docs/SCHEMA.md."""
+    from indexer.database import connect
+    from indexer.dictionary import dictionary_page
+
+    settings = load_settings(database_url=database_url)
+    setup_logging(log_format=settings.log_format)
+    url = database_of(settings)
+
+    async def main() -> str:
+        conn = await connect(url, "flowfi-dictionary")
+        try:
+            return await dictionary_page(conn)
+        finally:
+            await conn.close()
+
+    page = asyncio.run(main())
+    if out is None:
+        typer.echo(page, nl=False)
+    else:
+        out.write_text(page)
+        typer.echo(f"wrote the data dictionary to {out}")
+
+
+@app.command()
 def devnet(
     host: str = "127.0.0.1",
     port: int = 8000,

@@ -423,6 +423,58 @@ def all_fields(kinds: tuple[type[FlowFiEvent], ...] = EVENT_KINDS) -> dict[str, 
     return merged
 
 
+_UNITS = {
+    ScType.I128: "an amount in the token's smallest unit",
+    ScType.ADDRESS: "a G... account or C... contract strkey",
+    ScType.OPTION_ADDRESS: "a G... or C... strkey; NULL for the contract's None",
+    ScType.BOOL: "true or false",
+    ScType.BYTES: "32 bytes as lowercase hex",
+}
+# What a field's name does not tell, for the data dictionary (CONTRACT's semantics).
+_NOTES = {
+    "amount": "in stream.topped_up the deposit added, net of the fee; in stream.withdrawn what the recipient "
+              "received; in stream.milestone_unlocked what the milestone unlocked",
+    "deposited_amount": "net of the creation fee",
+    "new_deposited_amount": "the stream's whole deposit after the top-up, net of fees",
+    "total_withdrawn": "everything the recipient received from the stream",
+    "amount_withdrawn": "everything the recipient received, including what had accrued and was paid at the "
+                        "cancellation without a stream.withdrawn",
+    "refunded_amount": "returned to the sender at the cancellation",
+    "settled_amount": "what had accrued, paid to the old recipient (with no stream.withdrawn)",
+    "fee_amount": "the protocol's fee on a deposit or top-up, paid to the treasury",
+    "new_end_time": "when the deposit runs out, as the contract projects it",
+}
+
+
+def _unit(name: str, sc_type: ScType) -> str:
+    """What a field's value counts: its name says it where its type cannot."""
+    if sc_type is ScType.I128 and name.endswith("_per_second"):
+        return "the token's smallest unit per second"
+    if sc_type is ScType.U64:
+        if name.endswith(("_time", "_at")) or name == "timestamp":
+            return "unix seconds, ledger time"
+        return "the contract's stream id" if name == "stream_id" else "a number"
+    if sc_type is ScType.U32:
+        return "basis points (1/100 of a percent)" if name.endswith("_bps") else "a number"
+    return _UNITS[sc_type]
+
+
+def field_comment(name: str, kinds: tuple[type[FlowFiEvent], ...] = EVENT_KINDS) -> str:
+    """The data dictionary's entry for the events column of field `name`: its Soroban type and unit, what
+    it means where the name does not tell, and the event kinds (`kind`) that set it, `?` marking those
+    that may leave it out."""
+    sc_type = all_fields(kinds)[name]
+    having = [kind for kind in kinds if name in field_types(kind)]
+    note = f" ({_NOTES[name]})" if name in _NOTES else ""
+    stream_kinds = [kind for kind in kinds if kind.is_stream_event]
+    if having == stream_kinds and all(name in required_fields(kind) for kind in having):
+        setters = "every stream.* kind"
+    else:
+        setters = ", ".join(kind.sse_name + ("" if name in required_fields(kind) else "?") for kind in having)
+    return f"{sc_type.value}, {_unit(name, sc_type)}{note}. Set by {setters}; NULL for other kinds" + (
+        " and where a ? kind leaves it out" if "?" in setters else "")
+
+
 def party_fields(kind: type[FlowFiEvent]) -> tuple[str, ...]:
     """The fields naming whom an event concerns: a stream event's sender and recipient (the stream's
     parties, filled from the stream where the event names only one) and the recipients a transfer names,

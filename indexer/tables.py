@@ -10,6 +10,11 @@ contract_upgrades the contract's code changes (contract_upgraded) and data migra
 dead_letters      events that could not be decoded or applied, with the reason
 indexer_cursor    where the worker resumes
 backfill_progress how far `flowfi backfill` has read a data lake
+tokens            each token's name, symbol and decimals, for amounts people can read
+
+Every table and column carries its meaning as a comment (COMMENT ON, written by the migrations): the data
+dictionary analysts read in the database itself and in docs/SCHEMA.md. Amounts are i128 in the token's
+smallest unit (NUMERIC(39,0)); times are ledger close times.
 
 The RPC event id ("%019d-%010d", chain order when sorted as text) is the primary key of every event
 table, the page cursor of the API and the SSE id. There is no second sequence.
@@ -37,11 +42,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
 
 from indexer.accrual import SCHEDULES
-from indexer.events import EVENT_KINDS, ScType, all_fields
+from indexer.events import EVENT_KINDS, ScType, all_fields, field_comment
 
 # Rung after each committed page; the payload is the page's last event id. A doorbell only: listeners
 # always read the rows themselves (WHERE id > last seen), so a missed ring loses nothing.
 EVENTS_CHANNEL = "flowfi_events"
+# The read-only role for analysts, granted SELECT on every table and view by `flowfi migrate`.
+READER_ROLE = "flowfi_reader"
 
 I128_NUMERIC = Numeric(39, 0)
 U64_NUMERIC = Numeric(20, 0)
@@ -57,6 +64,10 @@ SQL_TYPES: dict[ScType, TypeEngine] = {
 }
 
 STREAM_STATUSES = ("active", "paused", "cancelled", "completed", "closed")
+
+# The units every amount and time column shares, for the comments.
+AMOUNT = "i128, in the token's smallest unit"
+TIME = "u64, unix seconds, ledger time"
 TERMS_SOURCES = ("events", "storage", "unavailable")
 
 metadata = MetaData(
@@ -71,23 +82,34 @@ metadata = MetaData(
 
 def _event_location() -> list[Column]:
     return [
-        Column("ledger", BigInteger, nullable=False),
-        Column("ledger_closed_at", DateTime(timezone=True), nullable=False),
-        Column("tx_hash", Text, nullable=False),
-        Column("contract_id", Text, nullable=False),
+        Column("ledger", BigInteger, nullable=False, comment="the ledger (sequence number) holding the event"),
+        Column("ledger_closed_at", DateTime(timezone=True), nullable=False, comment="the ledger's close time"),
+        Column("tx_hash", Text, nullable=False, comment="the transaction that published the event (hex)"),
+        Column("contract_id", Text, nullable=False, comment="the contract that published it (C... strkey)"),
     ]
+
+
+def _event_field_column(name: str, sc_type: ScType) -> Column:
+    comment = field_comment(name)
+    if name in ("sender", "recipient"):
+        comment = (f"For stream events the stream's {name} at that event, whichever kind (the event's own where "
+                   f"the stream is unknown); NULL for protocol events. The event's field: {comment}")
+    return Column(name, SQL_TYPES[sc_type], comment=comment)
 
 
 contract_events = Table(
     "contract_events",
     metadata,
-    Column("id", Text, primary_key=True),
+    Column("id", Text, primary_key=True,
+           comment="the RPC event id, %019d-%010d: chain order when sorted as text; the key of every event table"),
     *_event_location(),
-    Column("topic_xdr", ARRAY(Text), nullable=False),
-    Column("value_xdr", Text, nullable=False),
+    Column("topic_xdr", ARRAY(Text), nullable=False, comment="the topic: one base64 ScVal XDR per element"),
+    Column("value_xdr", Text, nullable=False, comment="the data: base64 ScVal XDR"),
     Column("topic", JSONB, comment="decoded topic; NULL when the XDR does not parse"),
     Column("value", JSONB, comment="decoded value; NULL when the XDR does not parse"),
     Index(None, "ledger"),
+    comment="every event of the indexed contract(s), as the RPC delivered it (XDR) and decoded (JSON), in chain "
+            "order; one row per event, never changed",
 )
 
 # `kind` is the SSE name (stream.created, protocol.initialized, ...). For stream events `sender` and
@@ -96,56 +118,72 @@ events = Table(
     "events",
     metadata,
     Column("id", Text, primary_key=True, comment="the contract_events id"),
-    Column("kind", Text, nullable=False),
+    Column("kind", Text, nullable=False,
+           comment="the event's kind, as the API and live events name it: stream.created, protocol.initialized, ..."),
     *_event_location(),
-    *(Column(name, SQL_TYPES[sc_type]) for name, sc_type in all_fields(EVENT_KINDS).items()),
+    *(_event_field_column(name, sc_type) for name, sc_type in all_fields(EVENT_KINDS).items()),
     Index(None, "stream_id", "id"),
     Index(None, "kind", "id"),
     Index(None, "ledger_closed_at"),
     Index(None, "ledger"),
+    comment="the FlowFi events, typed: one row per decoded contract_events row, one column per contract field "
+            "(NULL where the kind has no such field); see the README's table of events",
 )
 
 event_parties = Table(
     "event_parties",
     metadata,
-    Column("address", Text, nullable=False),
-    Column("event_id", Text, nullable=False),
+    Column("address", Text, nullable=False, comment="a G... or C... strkey"),
+    Column("event_id", Text, nullable=False, comment="an events id that concerns the address"),
     PrimaryKeyConstraint("address", "event_id"),
+    comment="which addresses each event concerns (a stream event's sender and recipient, the recipients a "
+            "transfer names, every address of a protocol event): everything about an address, in chain order",
 )
 
 streams = Table(
     "streams",
     metadata,
-    Column("contract_id", Text, nullable=False),
-    Column("stream_id", U64_NUMERIC, nullable=False),
-    Column("sender", Text, nullable=False),
-    Column("recipient", Text, nullable=False),
-    Column("token", Text, nullable=False),
-    Column("rate_per_second", I128_NUMERIC, nullable=False),
-    Column("deposited", I128_NUMERIC, nullable=False, comment="net of fees"),
-    Column("withdrawn", I128_NUMERIC, nullable=False),
-    Column("refunded", I128_NUMERIC, nullable=False),
-    Column("fees_paid", I128_NUMERIC, nullable=False),
-    Column("status", Text, nullable=False),
-    Column("start_time", U64_NUMERIC, nullable=False, comment="ledger time, unix seconds"),
-    Column("last_update_time", U64_NUMERIC, nullable=False, comment="accrual runs from here"),
-    Column("paused_at", U64_NUMERIC, comment="set while paused"),
+    Column("contract_id", Text, nullable=False, comment="the contract (C... strkey)"),
+    Column("stream_id", U64_NUMERIC, nullable=False, comment="u64, the contract's stream id"),
+    Column("sender", Text, nullable=False, comment="who funds the stream (G... or C... strkey)"),
+    Column("recipient", Text, nullable=False,
+           comment="who receives it now (strkey); stream.recipient_transferred changes it"),
+    Column("token", Text, nullable=False, comment="the token contract (C... strkey); see tokens"),
+    Column("rate_per_second", I128_NUMERIC, nullable=False,
+           comment="i128, the token's smallest unit per second; 0 for steps schedules"),
+    Column("deposited", I128_NUMERIC, nullable=False,
+           comment=f"{AMOUNT}: the creation's deposit plus the top-ups, net of fees"),
+    Column("withdrawn", I128_NUMERIC, nullable=False,
+           comment=f"{AMOUNT}: what the recipients received: withdrawals, settlements of recipient transfers and "
+                   "the accrued payout at a cancellation"),
+    Column("refunded", I128_NUMERIC, nullable=False, comment=f"{AMOUNT}: returned to the sender at a cancellation"),
+    Column("fees_paid", I128_NUMERIC, nullable=False,
+           comment=f"{AMOUNT}: protocol fees taken from the deposits (stream.fee_collected)"),
+    Column("status", Text, nullable=False,
+           comment="active, paused, cancelled, completed (withdrawn in full) or closed (storage deleted)"),
+    Column("start_time", U64_NUMERIC, nullable=False, comment=TIME),
+    Column("last_update_time", U64_NUMERIC, nullable=False,
+           comment=f"{TIME}: a linear stream accrues from here (withdrawals, resumes and rate changes move it)"),
+    Column("paused_at", U64_NUMERIC, comment=f"{TIME}: set while paused, NULL otherwise"),
     Column("end_time", U64_NUMERIC,
-           comment="when the deposit runs out, as the contract projects it at the stream's last event; while "
-                   "paused, if resumed then; NULL while a milestone is unmet"),
-    Column("schedule", Text, nullable=False, comment="linear, steps or hybrid (see indexer/accrual.py)"),
+           comment=f"{TIME}: when the deposit runs out, as the contract projects it at the stream's last event; "
+                   "while paused, if resumed then; NULL while a milestone is unmet"),
+    Column("schedule", Text, nullable=False,
+           comment="linear, steps or hybrid: how the deposit unlocks (see claimable in stream_balances)"),
     Column("cliff_time", U64_NUMERIC,
-           comment="nothing is claimable before it; hybrid streams unlock cliff_amount then"),
-    Column("cliff_amount", I128_NUMERIC, comment="a hybrid stream's lump at cliff_time"),
+           comment=f"{TIME}: nothing is claimable before it; hybrid streams unlock cliff_amount then; NULL: no cliff"),
+    Column("cliff_amount", I128_NUMERIC, comment=f"{AMOUNT}: a hybrid stream's lump at cliff_time; NULL for others"),
     Column("step_times", ARRAY(U64_NUMERIC), nullable=False,
-           comment="a steps stream's unlock times, in the contract's order (2^64-1: milestone not met)"),
-    Column("step_amounts", ARRAY(I128_NUMERIC), nullable=False, comment="the amount each step unlocks"),
+           comment=f"{TIME}: a steps stream's unlock times, in the contract's order (2^64-1: milestone not met); "
+                   "empty for other schedules"),
+    Column("step_amounts", ARRAY(I128_NUMERIC), nullable=False,
+           comment=f"{AMOUNT}: what each of step_times unlocks"),
     Column("conditional", Boolean, nullable=False, comment="steps that unlock when milestones are met"),
     Column("allowance", Boolean, nullable=False, comment="created with no deposit; funded by top-ups only"),
     Column("terms_source", Text, nullable=False,
            comment="events; storage when part of the schedule came from the contract's storage; unavailable "
                    "when it should have and the entry was gone"),
-    Column("dispute", Text, comment="requested, approved or rejected"),
+    Column("dispute", Text, comment="requested, approved or rejected; NULL when none was requested"),
     Column("bootstrap_ledger", BigInteger,
            comment="set when the index took this stream from the contract's storage at that ledger (flowfi "
                    "bootstrap) rather than from its creation event"),
@@ -163,43 +201,53 @@ streams = Table(
     Index(None, "status", "stream_id"),
     Index(None, "token", "stream_id"),
     Index(None, "stream_id"),
+    comment="the state of every stream, derived from its events (and from the contract's storage where they do "
+            "not carry its whole schedule); one row per stream, updated as its events arrive. See stream_balances "
+            "for what is claimable and locked now",
 )
 
 protocol_config = Table(
     "protocol_config",
     metadata,
-    Column("contract_id", Text, primary_key=True),
+    Column("contract_id", Text, primary_key=True, comment="the contract (C... strkey)"),
     Column("admin", Text, comment="NULL until initialized or admin_transferred is seen"),
     Column("treasury", Text, comment="NULL until initialized or fee_config_updated is seen"),
-    Column("fee_rate_bps", BigInteger, comment="NULL until initialized or fee_config_updated is seen"),
+    Column("fee_rate_bps", BigInteger,
+           comment="u32, the fee in basis points of every deposit and top-up; NULL until initialized or "
+                   "fee_config_updated is seen"),
     Column("is_paused", Boolean, comment="the protocol circuit breaker; NULL until a pause event is seen"),
     Column("emergency_guardian", Text, comment="may pause the protocol besides the admin"),
     Column("wasm_hash", Text, comment="the code the last contract_upgraded installed (hex)"),
     Column("data_version", BigInteger, comment="the storage layout version of the last state_migrated"),
     Column("updated_at", DateTime(timezone=True), nullable=False, comment="ledger close time"),
     Column("last_event_id", Text, comment="NULL when read from the contract's storage (flowfi bootstrap)"),
+    comment="each contract's current configuration, from its protocol events (or its storage): one row per contract",
 )
 
 contract_upgrades = Table(
     "contract_upgrades",
     metadata,
     Column("event_id", Text, primary_key=True, comment="the contract_upgraded or state_migrated event"),
-    Column("contract_id", Text, nullable=False),
-    Column("ledger", BigInteger, nullable=False),
+    Column("contract_id", Text, nullable=False, comment="the contract (C... strkey)"),
+    Column("ledger", BigInteger, nullable=False, comment="the ledger of the event: the new code runs from there"),
     Column("kind", Text, nullable=False, comment="code (contract_upgraded) or data (state_migrated)"),
     Column("wasm_hash", Text, comment="code: the new code's hash (hex)"),
     Column("data_version", BigInteger, comment="data: the new storage layout version"),
     Column("build", Text, comment="the contract build this code is known to be; NULL when unknown"),
     CheckConstraint("kind IN ('code', 'data')", name="kind"),
     Index(None, "contract_id", "event_id"),
+    comment="the contract's code changes and data migrations, in chain order",
 )
 
 dead_letters = Table(
     "dead_letters",
     metadata,
-    Column("event_id", Text, ForeignKey("contract_events.id"), primary_key=True),
-    Column("reason", Text, nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("event_id", Text, ForeignKey("contract_events.id"), primary_key=True,
+           comment="the contract_events row that could not be decoded or applied"),
+    Column("reason", Text, nullable=False, comment="what is wrong with it"),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
+           comment="when the worker recorded it (the server's clock)"),
+    comment="events kept raw because they could not be decoded or applied; `flowfi redecode` tries them again",
 )
 
 indexer_cursor = Table(
@@ -208,12 +256,31 @@ indexer_cursor = Table(
     Column("contract_ids", Text, primary_key=True, comment="the indexed contract ids, sorted, comma-joined"),
     Column("rpc_cursor", Text, nullable=False,
            comment="the getEvents cursor to resume from; empty to start again at the configured ledger"),
-    Column("last_event_id", Text),
+    Column("last_event_id", Text, comment="the last event indexed; NULL before the first"),
     Column("last_ledger", BigInteger, nullable=False, comment="the last ledger fully indexed"),
     Column("latest_ledger", BigInteger, nullable=False, comment="the RPC's newest ledger at that poll"),
-    Column("latest_ledger_closed_at", DateTime(timezone=True)),
-    Column("events_indexed", BigInteger, nullable=False, server_default="0"),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("latest_ledger_closed_at", DateTime(timezone=True),
+           comment="latest_ledger's close time: the ledger time the views call now; NULL until known"),
+    Column("events_indexed", BigInteger, nullable=False, server_default="0", comment="events written so far"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
+           comment="when the worker last polled (the server's clock)"),
+    comment="where the worker resumes, one row per set of indexed contracts, and how far the chain is",
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("address", Text, primary_key=True, comment="the token contract (C... strkey), as streams.token names it"),
+    Column("name", Text, comment="the token's name (its name()); NULL until known"),
+    Column("symbol", Text, comment="the token's symbol (its symbol()); NULL until known"),
+    Column("decimals", BigInteger,
+           comment="u32, the token's decimals(): N smallest units are N / 10^decimals tokens; NULL until known, "
+                   "and the views' human amounts with it"),
+    Column("source", Text, nullable=False,
+           comment="where name, symbol and decimals were read: the token contract (chain) or set by hand (manual)"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
+           comment="when the row was written (the server's clock)"),
+    comment="each token's name, symbol and decimals, for amounts people can read; one row per token contract",
 )
 
 # A backfill writes the worker's cursor with every batch (so that `flowfi index` continues where it stops)
@@ -226,7 +293,11 @@ backfill_progress = Table(
     Column("first_ledger", BigInteger, nullable=False, comment="the first ledger a backfill wrote"),
     Column("end_ledger", BigInteger, comment="where the last backfill stops; NULL: where its lake ends"),
     Column("last_ledger", BigInteger, nullable=False, comment="the last ledger written"),
-    Column("events_indexed", BigInteger, nullable=False, server_default="0"),
-    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("events_indexed", BigInteger, nullable=False, server_default="0",
+           comment="events written by the backfills of this row"),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
+           comment="when the first backfill of this row started (the server's clock)"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
+           comment="when the last batch was written (the server's clock)"),
+    comment="how far `flowfi backfill` has read a data lake, one row per set of indexed contracts",
 )

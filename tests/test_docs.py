@@ -11,7 +11,7 @@ How each kind of block runs:
   `flowfi bootstrap`, which want a fresh database, get one, kept for the rest of their block.
 - `console`: the `$ ` command runs; the output must have the documented lines and JSON keys.
 - `python`: run as a program (the subscribe loop for a few seconds); it must print events and no traceback.
-- `sql`: each statement runs on the indexed database.
+- `sql`: runs through psql on the indexed database, with `-v address=` a sender of its streams.
 - `text`: diagrams, listings and tables; the banner is compared with what `flowfi dev` prints.
 """
 
@@ -37,6 +37,7 @@ from devnet import Devnet, running_devnet
 from flowfi.dev import banner
 from indexer.database import asyncpg_dsn
 from indexer.worker import Worker
+from tests.analytics import psql
 from tests.conftest import _admin, with_database
 from tests.indexing import worker_settings
 from tests.live import add_traffic, index_now
@@ -251,13 +252,18 @@ async def run_python(block: Block, pipeline: Pipeline) -> None:
 
 
 async def run_sql(block: Block, pipeline: Pipeline) -> None:
+    """The block through psql, as the README runs it, with `-v address=` an address of the index."""
     conn = await asyncpg.connect(asyncpg_dsn(pipeline.database_url))
     try:
-        for statement in block.text.split(";"):
-            if statement.strip() and not all(line.strip().startswith("--") for line in statement.strip().splitlines()):
-                await conn.fetch(statement)
+        address = await conn.fetchval("SELECT sender FROM streams ORDER BY stream_id LIMIT 1")
     finally:
         await conn.close()
+    process = await asyncio.create_subprocess_exec(
+        psql(), pipeline.database_url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"address={address}",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(block.text.encode()), 30)
+    assert process.returncode == 0 and not err, f"{block}: {err.decode()}"
+    assert out.strip(), f"{block}: psql printed nothing"
 
 
 def check_text(block: Block, pipeline: Pipeline) -> None:
@@ -270,12 +276,14 @@ async def test_every_code_block_runs(pipeline: Pipeline) -> None:
     for block in ALL:
         cwd = block.path.parent
         if block.kind == "sh":
-            database_url = pipeline.env["DATABASE_URL"]
+            database_url, before = pipeline.env["DATABASE_URL"], set(cwd.iterdir())
             for command in commands(block.text):
                 if WANTS_A_FRESH_DATABASE.match(command) and pipeline.env["DATABASE_URL"] == database_url:
                     pipeline.env["DATABASE_URL"] = await pipeline.fresh_database()
                 await run_shell(pipeline.localize(command), pipeline, cwd)
             pipeline.env["DATABASE_URL"] = database_url
+            for written in set(cwd.iterdir()) - before:  # the files a block writes (flowfi export's)
+                written.unlink()
         elif block.kind == "console":
             await run_console(block, pipeline)
         elif block.kind == "python":
