@@ -66,6 +66,7 @@ async def bootstrap(rpc: RpcClient, conn: asyncpg.Connection, contract_ids: Sequ
             states = [storage.stream_state(contract_id, stored, stored.stream_id in conditional, snapshot.ledger,
                                            snapshot.closed_at) for stored in snapshot.streams.values()]
             await store.upsert_streams(conn, states)
+            await store.save_tokens(conn, await storage.token_metadata(rpc, {s.token for s in states}))
             report.streams += len(states)
             report.archived += [s.stream_id for s in snapshot.streams.values() if s.live_until_ledger == 0]
             report.without_entry += list(snapshot.missing)

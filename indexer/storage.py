@@ -9,6 +9,10 @@ What the contract keeps (contracts/stream_contract/src/storage.rs, types.rs):
 Keys are `#[contracttype]` enum variants: ScVec[Symbol(name), args...]. A closed stream's entry is
 deleted; one whose TTL ran out is archived, and RPC still returns it (liveUntilLedgerSeq 0).
 
+A stream's token is another contract: Stellar Asset Contracts, and tokens built with soroban-token-sdk,
+keep `METADATA` {decimal u32, name String, symbol String} in their instance storage (what their
+decimals(), name() and symbol() return), read here for amounts people can read.
+
 getLedgerEntries answers at the server's newest ledger, whatever the caller's position: what it says
 of a stream's schedule is fixed at creation (cliff, steps, milestone amounts), its balances are not.
 """
@@ -98,6 +102,15 @@ class Snapshot:
     closed_at: int = 0  # the ledger's close time, unix seconds (known for a consistent snapshot)
 
 
+@dataclass(frozen=True, slots=True)
+class TokenMetadata:
+    """A token's name, symbol and decimals, as its instance storage holds them."""
+
+    name: str
+    symbol: str
+    decimals: int
+
+
 class ChainMovedOn(Exception):
     """Storage could not be read at one ledger: the chain kept closing ledgers between requests."""
 
@@ -185,6 +198,20 @@ async def schedules(rpc: RpcClient, contract_id: str, stream_ids: Sequence[int])
         else StoredSchedule(found=False)
         for stream_id in stream_ids
     }
+
+
+async def token_metadata(rpc: RpcClient, tokens: Iterable[str]) -> dict[str, TokenMetadata | None]:
+    """Each token's metadata; None for one whose instance has none (a token of its own making) or that
+    has no instance (not a contract)."""
+    wanted = sorted(set(tokens))
+    keys = {instance_key(token): token for token in wanted}
+    found: dict[str, TokenMetadata | None] = dict.fromkeys(wanted)
+    requested = list(keys)
+    for start in range(0, len(requested), MAX_LEDGER_KEYS):
+        answer = await rpc.get_ledger_entries(requested[start : start + MAX_LEDGER_KEYS])
+        for entry in answer.entries:
+            found[keys[entry.key]] = decode_token_metadata(entry.xdr)
+    return found
 
 
 # --- decoding ---------------------------------------------------------------------------------------------
@@ -318,6 +345,21 @@ def decode_instance(entry_xdr: str) -> StoredInstance:
         recorded_wasm_hash=bytes(recorded[1][1]).hex() if recorded else None,
         conditional_streams=frozenset(conditional),
     )
+
+
+def decode_token_metadata(entry_xdr: str) -> TokenMetadata | None:
+    """The METADATA of a token's instance entry; None when it has none or not in the standard shape."""
+    instance = _contract_value(entry_xdr).instance
+    for entry in (instance.storage.sc_map if instance is not None and instance.storage is not None else ()):
+        if parse_scval(entry.key.to_xdr()) != ("symbol", "METADATA"):
+            continue
+        try:
+            fields = _fields(parse_scval(entry.val.to_xdr()), "a token's metadata")
+            return TokenMetadata(name=str(_get(fields, "name", "string")), symbol=str(_get(fields, "symbol", "string")),
+                                 decimals=int(_get(fields, "decimal", "u32")))  # type: ignore[call-overload]
+        except StorageError:
+            return None
+    return None
 
 
 def stream_state(contract_id: str, stored: StoredStream, conditional: bool, ledger: int, closed_at: int) -> StreamState:

@@ -50,6 +50,7 @@ from indexer.events import (
 )
 from indexer.rpc import EventPage
 from indexer.state import StoredSchedule, StreamKey, StreamState
+from indexer.storage import TokenMetadata
 from indexer.tables import EVENTS_CHANNEL
 
 TYPED_FIELDS = all_fields()
@@ -136,10 +137,12 @@ async def write_page(
     decoded: Sequence[Decoded],
     stored: Mapping[StreamKey, StoredSchedule] | None = None,
     progress: BackfillProgress | None = None,
+    tokens: Mapping[str, TokenMetadata | None] | None = None,
 ) -> PageWritten:
     """Store one page (of getEvents, or of whole ledgers from a data lake) and move the cursor past it, in
     one transaction. `stored` is what the contract's storage says of the schedules its creation events do
-    not carry; `progress`, a backfill's record of how far it has read."""
+    not carry; `progress`, a backfill's record of how far it has read; `tokens`, the metadata of tokens
+    the page names first."""
     async with conn.transaction():
         fresh = await _skip_stored(conn, decoded)
         typed = [d.event for d in fresh if d.event is not None]
@@ -150,6 +153,8 @@ async def write_page(
         await copy_rows(conn, page_rows(fresh, parties_at))
         await upsert_streams(conn, streams.values())
         await apply_protocol_events(conn, typed)
+        if tokens:
+            await save_tokens(conn, tokens)
 
         last_event_id = decoded[-1].raw.id if decoded else None
         await _save_cursor(conn, contract_ids, page, last_event_id, len(fresh))
@@ -158,6 +163,20 @@ async def write_page(
         if fresh:
             await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, fresh[-1].raw.id)
     return PageWritten(len(fresh), len(dead), fresh[-1].raw.id if fresh else None)
+
+
+async def save_tokens(conn: asyncpg.Connection, tokens: Mapping[str, TokenMetadata | None]) -> None:
+    """A tokens row for each token, as its contract states its metadata (NULLs where it has none); a row
+    already there (set by hand, or read before) is kept."""
+    await conn.executemany(
+        "INSERT INTO tokens (address, name, symbol, decimals, source) VALUES ($1, $2, $3, $4, 'chain') "
+        "ON CONFLICT (address) DO NOTHING",
+        [(address, m and m.name, m and m.symbol, m and m.decimals) for address, m in sorted(tokens.items())],
+    )
+
+
+async def load_token_addresses(conn: asyncpg.Connection) -> set[str]:
+    return {row["address"] for row in await conn.fetch("SELECT address FROM tokens")}
 
 
 async def _skip_stored(conn: asyncpg.Connection, decoded: Sequence[Decoded]) -> list[Decoded]:

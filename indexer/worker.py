@@ -56,6 +56,7 @@ from indexer.progress import Progress
 from indexer.rpc import EventPage, OutOfRetention, RawEvent, RetryableRpcError, RpcClient, RpcError
 from indexer.settings import IndexerSettings
 from indexer.state import StoredSchedule, StreamKey, needs_storage
+from indexer.storage import TokenMetadata
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class FetchedPage:
     stored: dict[StreamKey, StoredSchedule]
     decode_seconds: float
     progress: store.BackfillProgress | None = None
+    tokens: dict[str, TokenMetadata | None] = dataclasses.field(default_factory=dict)  # tokens first seen
 
 
 # How the pages after a position are fetched into the queue: getEvents (run), or a data lake (backfill).
@@ -131,6 +133,7 @@ class Worker:
         self.max_backoff = max_backoff
         self.stopping = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
+        self._known_tokens: set[str] = set()  # those with a tokens row
         self.events_indexed = 0
         self.dead_letters = 0
         self.last_ledger: int | None = None  # the last ledger written by this worker
@@ -246,6 +249,7 @@ class Worker:
         upgrades = await self._retry(partial(store.load_upgrades, conn), "read the contracts' upgrades")
         builds = {contract_id: History(BUILDS[self.settings.contract_build], upgrades.get(contract_id, ()))
                   for contract_id in self.contract_ids}
+        self._known_tokens = await self._retry(partial(store.load_token_addresses, conn), "read the tokens")
         fetcher = asyncio.create_task(source(position, queue, builds))
         try:
             while not self.stopping.is_set():
@@ -297,7 +301,8 @@ class Worker:
         self, page: EventPage, events: Sequence[RawEvent], builds: dict[str, History],
         progress: store.BackfillProgress | None = None,
     ) -> FetchedPage:
-        """A page's events decoded, with what storage says of the schedules its creations leave out."""
+        """A page's events decoded, with what storage says of the schedules its creations leave out and the
+        metadata of the tokens it names first."""
         decoded: list[Decoded] = []
         decode_seconds = 0.0
         for i in range(0, len(events), DECODE_CHUNK):
@@ -306,7 +311,7 @@ class Worker:
             decode_seconds += time.perf_counter() - started
             await asyncio.sleep(0)
         stored = await self._stored_schedules(decoded, builds)
-        return FetchedPage(page, decoded, stored, decode_seconds, progress)
+        return FetchedPage(page, decoded, stored, decode_seconds, progress, await self._new_tokens(decoded))
 
     async def _fill_from_lake(
         self, start: int, exc: OutOfRetention, queue: asyncio.Queue[FetchedPage], builds: dict[str, History]
@@ -372,6 +377,15 @@ class Worker:
                                       "getLedgerEntries")
             stored.update(((contract_id, stream_id), schedule) for stream_id, schedule in found.items())
         return stored
+
+    async def _new_tokens(self, decoded: Sequence[Decoded]) -> dict[str, TokenMetadata | None]:
+        """The metadata of the tokens that these events name and the index has not seen."""
+        new = {token for d in decoded if d.event is not None
+               and (token := getattr(d.event.event, "token_address", None)) is not None} - self._known_tokens
+        if not new:
+            return {}
+        self._known_tokens |= new
+        return await self._retry(partial(storage.token_metadata, self.rpc, new), "getLedgerEntries")
 
     def _ours(self, events: Sequence[RawEvent]) -> list[RawEvent]:
         """The events of the indexed contracts from successful transactions (a server's filter is not
@@ -474,7 +488,8 @@ class Worker:
             raise _LockLost
         page, decoded = fetched.page, fetched.decoded
         started = time.perf_counter()
-        written = await store.write_page(conn, self.contract_ids, page, decoded, fetched.stored, fetched.progress)
+        written = await store.write_page(conn, self.contract_ids, page, decoded, fetched.stored, fetched.progress,
+                                         fetched.tokens)
         elapsed = fetched.decode_seconds + time.perf_counter() - started
         self.events_indexed += written.new_events
         self.dead_letters += written.dead_letters

@@ -1,0 +1,70 @@
+"""Each token the streams name gets a tokens row with its name, symbol and decimals, read from the token
+contract's instance storage as it holds them; a row set by hand is kept."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from devnet import running_devnet
+from indexer.bootstrap import bootstrap
+from indexer.database import connect
+from indexer.rpc import RpcClient
+from indexer.storage import decode_token_metadata, instance_key, token_metadata
+from indexer.worker import Worker
+from tests.indexing import index_until_caught_up, worker_settings
+
+
+async def test_the_worker_reads_each_new_tokens_metadata_from_its_contract(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=21, traffic_per_ledger=6) as devnet:
+        chain = devnet.chain
+        for _ in range(12):
+            chain.close_ledger()
+        used = {stream.token_address for stream in chain.contract.streams.values()}
+        assert len(used) >= 2
+        await db.execute("INSERT INTO tokens (address, name, symbol, decimals, source) "
+                         "VALUES ($1, 'Set by hand', 'HAND', 2, 'manual')", sorted(used)[0])
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+        rows = {row["address"]: tuple(row)[1:] for row in
+                await db.fetch("SELECT address, name, symbol, decimals, source FROM tokens")}
+        indexed = {row["token"] for row in await db.fetch("SELECT DISTINCT token FROM streams")}
+    assert set(rows) == indexed >= used
+    for address, row in rows.items():
+        token = chain.tokens.get(address)
+        assert token is not None
+        expected = (("Set by hand", "HAND", 2, "manual") if address == sorted(used)[0]
+                    else (token.name, token.symbol, token.decimals, "chain"))
+        assert row == expected
+
+
+async def test_a_contract_without_metadata_or_without_an_instance_has_none() -> None:
+    nowhere = "CA3D5KRYM6CB7OWQ6TWYRR3Z4T7GNZLKERYNZGGA5SOAOPIFY6YQGAXE"  # no contract there
+    with running_devnet(seed=22) as devnet:
+        token = devnet.chain.tokens.defaults[0]
+        async with RpcClient(devnet.url) as rpc:
+            found = await token_metadata(rpc, [token.contract_id, nowhere])
+            flowfi = await rpc.get_ledger_entries([instance_key(devnet.chain.contract_id)])
+    metadata = found[token.contract_id]
+    assert metadata is not None
+    assert (metadata.name, metadata.symbol, metadata.decimals) == (token.name, token.symbol, token.decimals)
+    assert found[nowhere] is None
+    (instance,) = flowfi.entries
+    assert decode_token_metadata(instance.xdr) is None  # the FlowFi contract's instance has no METADATA
+
+
+async def test_bootstrap_writes_the_tokens_of_the_streams_it_reads(database_url: str, db: asyncpg.Connection) -> None:
+    with running_devnet(seed=23, traffic_per_ledger=6) as devnet:
+        for _ in range(8):
+            devnet.chain.close_ledger()
+        async with RpcClient(devnet.url) as rpc:
+            conn = await connect(database_url, "test")
+            try:
+                await bootstrap(rpc, conn, [devnet.chain.contract_id])
+            finally:
+                await conn.close()
+        rows = {row["address"]: (row["symbol"], row["decimals"]) for row in await db.fetch("SELECT * FROM tokens")}
+        streams = {row["token"] for row in await db.fetch("SELECT token FROM streams")}
+        tokens = {address: devnet.chain.tokens.get(address) for address in streams}
+    assert rows and set(rows) == streams
+    assert rows == {address: (token.symbol, token.decimals) for address, token in tokens.items() if token}
