@@ -19,6 +19,8 @@ of a stream's schedule is fixed at creation (cliff, steps, milestone amounts), i
 
 from __future__ import annotations
 
+import base64
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +29,7 @@ from stellar_sdk import StrKey, scval, xdr
 
 from indexer.accrual import FINISHED, end_time
 from indexer.rpc import MAX_LEDGER_KEYS, RpcClient
-from indexer.scval import Sc, parse_scval
+from indexer.scval import Sc, ScValError, parse_contract_data_value, parse_scval
 from indexer.state import FROM_STORAGE, StoredSchedule, StreamState
 
 
@@ -139,8 +141,19 @@ def instance_key(contract_id: str) -> str:
 
 
 def stream_key(contract_id: str, stream_id: int) -> str:
-    """The LedgerKey of DataKey::Stream(id), a persistent entry, base64."""
-    return _data_key(contract_id, scval.to_vec([scval.to_symbol("Stream"), scval.to_uint64(stream_id)]))
+    """The LedgerKey of DataKey::Stream(id), a persistent entry, base64. Built from its bytes: a page
+    of creations asks for hundreds, and stellar-sdk's XDR classes take ~70 us for each."""
+    head, tail = _stream_key_parts(contract_id)
+    return base64.b64encode(head + stream_id.to_bytes(8, "big") + tail).decode("ascii")
+
+
+@functools.lru_cache(maxsize=64)
+def _stream_key_parts(contract_id: str) -> tuple[bytes, bytes]:
+    """The bytes of a contract's Stream(id) key before and after the id's 8 bytes."""
+    marker = 0x0102030405060708
+    key = base64.b64decode(_data_key(contract_id, scval.to_vec([scval.to_symbol("Stream"), scval.to_uint64(marker)])))
+    head, _, tail = key.partition(marker.to_bytes(8, "big"))
+    return head, tail
 
 
 # --- reading ----------------------------------------------------------------------------------------------
@@ -254,7 +267,11 @@ def _optional(fields: dict[str, Sc], name: str, tag: str) -> object:
 
 def decode_stream(stream_id: int, entry_xdr: str, live_until_ledger: int | None = None) -> StoredStream:
     """A Stream entry's value, in 8723543's 12-field shape or the later 17-field one."""
-    fields = _fields(parse_scval(_contract_value(entry_xdr).to_xdr()), f"stream {stream_id}")
+    try:
+        value = parse_contract_data_value(entry_xdr)
+    except ScValError as exc:
+        raise StorageError(f"stream {stream_id}'s entry is not contract data: {exc}") from exc
+    fields = _fields(value, f"stream {stream_id}")
     if len(fields) not in (12, 17):
         raise StorageError(f"stream {stream_id} has {len(fields)} fields; this indexer knows 12 and 17")
     status, _ = _variant(fields["status"], "status")

@@ -367,3 +367,31 @@ def test_corrupted_flowfi_events_are_parsed_identically_or_rejected_by_both(
     for edit in corruptions:
         raw = corrupt(raw, edit)
     assert_same(b64(raw))
+
+
+def _contract_data(owner: xdr.SCAddress, key: xdr.SCVal, value: xdr.SCVal) -> str:
+    return xdr.LedgerEntryData(  # type: ignore[no-any-return]
+        xdr.LedgerEntryType.CONTRACT_DATA,
+        contract_data=xdr.ContractDataEntry(ext=xdr.ExtensionPoint(0), contract=owner, key=key,
+                                            durability=xdr.ContractDataDurability.PERSISTENT, val=value),
+    ).to_xdr()
+
+
+CONTRACT_OWNER = scval.to_address("CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG").address
+OWNERS = st.sampled_from([CONTRACT_OWNER,
+                          scval.to_address("GAJKUTWHRMNW375TPXCKYDF4MLUBJIRD7YVKGCNN3J6S44GZE3N2LUBQ").address])
+
+
+@RANDOM
+@given(OWNERS, scvals, scvals)
+def test_contract_data_entries_give_the_value_stellar_sdk_reads(owner: xdr.SCAddress, key: xdr.SCVal,
+                                                                value: xdr.SCVal) -> None:
+    assert scval_module.parse_contract_data_value(_contract_data(owner, key, value)) == scval_module.from_xdr(value)
+
+
+def test_what_is_not_a_whole_contract_data_entry_is_rejected() -> None:
+    entry = base64.b64decode(_contract_data(CONTRACT_OWNER, scval.to_symbol("k"), scval.to_uint64(5)))
+    account = xdr.LedgerEntryData(xdr.LedgerEntryType.TTL, ttl=xdr.TTLEntry(xdr.Hash(bytes(32)), xdr.Uint32(5)))
+    for bad in (entry[:-3], entry + bytes(4), account.to_xdr_bytes(), b"", entry[:4] + b"\x00\x00\x00\x01" + entry[8:]):
+        with pytest.raises(scval_module.ScValError):
+            scval_module.parse_contract_data_value(base64.b64encode(bad).decode())
