@@ -35,11 +35,13 @@ WRITES = {
 }
 
 
-def _not_served(function: str) -> Any:
+def _not_served(path: str, function: str) -> Any:
+    allowed = "GET" if path == "/streams" else ""  # what the path does serve
+
     async def refuse(request: Request) -> None:
         raise V1Error(405, "Method Not Allowed", f"this server indexes the chain and does not write to it: sign and "
                       f"submit the contract's {function} from the wallet; the indexer shows the result within a "
-                      "ledger (and /v1/events/subscribe sends its event)", headers={"Allow": "GET"})
+                      "ledger (and /v1/events/subscribe sends its event)", headers={"Allow": allowed})
     return refuse
 
 
@@ -58,7 +60,7 @@ _routes: list[BaseRoute] = [
     Route("/streams/{streamId}", routes.get_stream, methods=["GET"]),
     Route("/streams/{streamId}/events", routes.stream_events, methods=["GET"]),
     Route("/streams/{streamId}/claimable", routes.claimable, methods=["GET"]),
-    *(Route(path, _not_served(function), methods=["POST"]) for path, function in WRITES.items()),
+    *(Route(path, _not_served(path, function), methods=["POST"]) for path, function in WRITES.items()),
     Route("/users/me", routes.me, methods=["GET"]),
     Route("/users", _no_registration, methods=["POST"]),
     Route("/users/{address}/summary", routes.summary, methods=["GET"]),

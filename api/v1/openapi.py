@@ -148,7 +148,7 @@ CONTRACT_ID = _q("contractId", CONTRACT, "the FlowFi contract, when several inde
 
 
 def _paging(sizes: tuple[int, int]) -> list[dict[str, Any]]:
-    return [_q("limit", {"type": "integer", "minimum": 0, "maximum": 1000},
+    return [_q("limit", {"type": "integer", "minimum": 0},
                f"page size (0 or absent: {sizes[0]}; at most {sizes[1]})"),
             _q("offset", {"type": "integer", "minimum": 0}, "items to skip"),
             _q("page", {"type": "integer", "minimum": 1}, "page number from 1, when offset is absent")]
@@ -158,13 +158,14 @@ def _get(summary: str, parameters: list[dict[str, Any]], responses: dict[str, An
     return {"summary": summary, "parameters": parameters, "responses": responses, **extra}
 
 
-def _not_served(function: str) -> dict[str, Any]:
-    return {"summary": "Not served: writes are the chain's",
-            "description": f"Sign and submit the contract's `{function}` from the wallet (as FlowFi's web app "
-                           "does); the indexer shows the result within a ledger, and the event arrives on "
-                           "/events/subscribe.",
-            "responses": {"405": _json("Error", "not served; the message says what to do instead")}}
-
+NOT_SERVED = (
+    "**Not served: the backend's writes.** Writes are the chain's. Instead of POST /streams, /streams/{id}/pause, "
+    "/resume, /withdraw, /top-up or /cancel, sign and submit the contract's create_stream, pause_stream, "
+    "resume_stream, withdraw, top_up_stream or cancel_stream from the wallet (as FlowFi's web app does); the "
+    "indexer shows the result within a ledger, and its event arrives on /events/subscribe. These paths answer 405 "
+    "saying so. POST /users is not served either: there is no registration, an address is a user once a stream "
+    "names it. The admin routes are not served: see /metrics, /ready and /events/stats of this server."
+)
 
 SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"token": []}]
 
@@ -179,7 +180,7 @@ def document() -> dict[str, Any]:
         "info": {"title": "FlowFi API (served by the FlowFi indexer)", "version": "1.0.0",
                  "description": "FlowFi's backend's API, as its web app uses it, served from the index. Chain data "
                                 "is public; /users/me and /events need a token (POST /auth/challenge, then "
-                                "/auth/verify). Writes are the chain's: sign and submit contract calls."},
+                                "/auth/verify).\n\n" + NOT_SERVED},
         "servers": [{"url": "/v1"}],
         "paths": {
             "/streams": {
@@ -191,7 +192,6 @@ def document() -> dict[str, Any]:
                     _q("sort", {"type": "string", "enum": list(STREAM_SORTS)}, "the order's key (createdAt)"),
                     _q("order", {"type": "string", "enum": ["asc", "desc"]}, "desc by default"),
                     *_paging(STREAM_PAGE)], {"200": _json("StreamList", "a page of streams"), **ERROR}),
-                "post": _not_served("create_stream"),
             },
             "/streams/summary/{address}": {"get": summary},
             "/streams/{streamId}": {"get": _get("A stream, with its newest events", [STREAM_ID, CONTRACT_ID],
@@ -208,9 +208,6 @@ def document() -> dict[str, Any]:
                 [STREAM_ID, CONTRACT_ID, _q("at", {"type": "integer", "minimum": 0},
                                             "Unix seconds (default: the newest ledger's close time)")],
                 {"200": _json("Claimable", "the amount"), **ERROR, **NOT_FOUND})},
-            **{f"/streams/{{streamId}}/{action}": {"post": _not_served(function)} for action, function in (
-                ("pause", "pause_stream"), ("resume", "resume_stream"), ("withdraw", "withdraw"),
-                ("top-up", "top_up_stream"), ("cancel", "cancel_stream"))},
             "/users/me": {"get": _get("The token's address and its newest streams", [],
                                       {"200": _json("User", "the user"), **UNAUTHORIZED}, security=SECURED)},
             "/users/{address}/summary": {"get": summary},
@@ -220,8 +217,6 @@ def document() -> dict[str, Any]:
             "/users/{publicKey}/events": {"get": _get("The events concerning an address, newest first", [
                 _path("publicKey", {"type": "string", "pattern": "^G[A-Z2-7]{55}$"}), *_paging(EVENT_PAGE)],
                 {"200": _json("UserEventPage", "a page of events"), **ERROR})},
-            "/users": {"post": {**_not_served("any"), "summary": "Not served: there is no registration",
-                                "description": "An address is a user once a stream names it."}},
             "/events": {"get": _get("The events concerning the token's address, newest first", [
                 _q("address", ADDRESS, "the token's own address (admins: any)", required=True),
                 _q("type", {"type": "string"}, "eventTypes, comma-separated"), *_paging(EVENT_PAGE)],
