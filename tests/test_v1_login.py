@@ -139,3 +139,18 @@ async def test_issued_tokens_pass_beside_an_identity_providers_keys(database_url
                 ).public_key}, "some-other-secret-that-is-long-enough", algorithm="HS256")
                 refused = await client.get("/v1/users/me", headers={"Authorization": f"Bearer {forged}"})
                 assert refused.status_code == 401
+
+
+async def test_a_dev_server_on_localhost_3000_may_log_in_from_the_browser(api: httpx.AsyncClient) -> None:
+    preflight = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}
+    response = await api.options("/v1/auth/challenge", headers=preflight)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "POST" in response.headers["access-control-allow-methods"]
+    response = await api.post("/v1/auth/challenge", json={"publicKey": WALLET.public_key},
+                              headers={"Origin": "http://localhost:3000"})
+    assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+    other = await api.post("/v1/auth/challenge", json={"publicKey": WALLET.public_key},
+                           headers={"Origin": "https://elsewhere.example"})
+    assert "access-control-allow-origin" not in other.headers

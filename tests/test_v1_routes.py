@@ -355,3 +355,49 @@ async def test_stats_count_the_open_streams(client: httpx.AsyncClient, conn: asy
     assert during["activeConnections"] == before["activeConnections"] + 1
     assert during["activeIps"] >= 1 and during["perIpPeakConnections"] >= 1
     assert set(during) == {"activeConnections", "activeIps", "perIpPeakConnections", "maxConnections", "timestamp"}
+
+
+async def first_frame(client: httpx.AsyncClient, query: str, **headers: str) -> tuple[int, Any]:
+    """The status of a subscription, and its refusal's body or its first message."""
+    async with client.stream("GET", f"/v1/events/subscribe?{query}", headers=headers) as response:
+        if response.status_code != 200:
+            return response.status_code, json.loads(await response.aread())
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                return 200, json.loads(line[6:])
+    raise AssertionError("the stream ended")
+
+
+async def test_who_may_subscribe_to_what(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
+    mine, theirs = [r["sender"] for r in await conn.fetch("SELECT DISTINCT sender FROM streams LIMIT 2")]
+    stream_id = await conn.fetchval("SELECT min(stream_id) FROM streams")
+    own = backend_token(mine)
+    refusals = {
+        "": (400, "token"), "all=true": (400, "token"), f"users={mine}": (401, "token"),
+        f"users={theirs}&token={own}": (403, "own address"), f"streams={stream_id}&token=forged": (401, "JWT"),
+    }
+    for query, (status, words) in refusals.items():
+        code, body = await first_frame(client, query)
+        assert code == status and words in body["message"] and body["error"], query
+    for query in (f"streams={stream_id}", f"token={own}", f"users={mine}&token={own}",
+                  f"all=true&token={backend_token(ADMIN)}", f"users={theirs}&token={backend_token(ADMIN)}"):
+        code, body = await first_frame(client, query, **{"X-Request-ID": "req-1"})
+        assert code == 200 and body == {"type": "connected", "clientId": body["clientId"], "requestId": "req-1"}
+
+
+async def test_an_admin_may_follow_everything(filled: tuple[Devnet, str], client: httpx.AsyncClient,
+                                              conn: asyncpg.Connection) -> None:
+    """An admin's all=true replays every event; a user's, only its own (resumed from the start)."""
+    user = await conn.fetchval("SELECT sender FROM streams LIMIT 1")
+    for token, where, args in ((backend_token(ADMIN), "TRUE", []),
+                               (backend_token(user), "id IN (SELECT event_id FROM event_parties WHERE address = $1)",
+                                [user])):
+        expected = [r["id"] for r in await conn.fetch(f"SELECT id FROM events WHERE {where} ORDER BY id", *args)]
+        ids: list[str] = []
+        async with client.stream("GET", f"/v1/events/subscribe?all=true&lastEventId=0&token={token}") as response:
+            async for line in response.aiter_lines():
+                if line.startswith("id: ") and line[4:] in expected:
+                    ids.append(line[4:])
+                    if len(ids) == len(expected):
+                        break
+        assert ids == expected

@@ -3,8 +3,8 @@ framed as FlowFi's backend did, for its web app's EventSource.
 
 - `streams=<id>` (one value or several): those streams' events, public as the streams are.
 - No filter, or `all=true`, with a token (`Authorization: Bearer`, `token=<jwt>` as the app's hook sends
-  it, `access_token`, or the cookie): the token's own streams, as `users=<sub>` (admins without an
-  address: everything). Without a token: a 400 saying what to send.
+  it, `access_token`, or the cookie): the token's own streams, as `users=<sub>`; an admin's `all=true`
+  (or an admin token without an address): every event. Without a token: a 400 saying what to send.
 - `users=<address>`: needs a token of that address (or an admin's).
 - `types=` narrows (names of either vocabulary); `lastEventId`/`Last-Event-ID` resume, as on this API.
 - Unknown parameters (the backend's `sandbox`, ...) are ignored; a token that is sent must be valid.
@@ -80,13 +80,15 @@ class BackendDialect(Dialect):
                                    "token=<jwt>", "users")
             if not principal.admin and users != {principal.address}:
                 raise Refusal(403, "a token follows only its own address: users=<the token's address>", "users")
-        if any(filters.boolean(value, "all") for value in params.getlist("all")) or not (streams or users):
+        every = any(filters.boolean(value, "all") for value in params.getlist("all"))
+        if every or not (streams or users):
             if principal is None:
                 raise BadRequest(None, NO_FILTER)
-            if principal.address is not None:
-                users |= {principal.address}
-            else:
+            if principal.admin and (every or principal.address is None):
                 everything = True
+            else:
+                assert principal.address is not None
+                users |= {principal.address}
         opening, request_id = _connected(request)
         return Selection(EventFilter(streams=streams, users=users, types=types, everything=everything),
                          resume_point(request), None if principal is None else principal.address,
