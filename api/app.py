@@ -182,7 +182,10 @@ class LiveApp:
     through authentication, and answers CORS itself.
 
     Every request's client address is settled here first: behind a trusted proxy it is the address
-    that proxy forwarded (X-Forwarded-For), so that the per-address caps count clients, not proxies."""
+    that proxy forwarded (X-Forwarded-For), so that the per-address caps count clients, not proxies.
+
+    FlowFi's backend's API (api.v1: /v1/..., /api-docs) is an application beside this one, with its own
+    rules; its event stream is dispatched the same way, in its own dialect."""
 
     def __init__(self, app: Starlette, subscribe: ASGIApp, backend: Starlette, backend_subscribe: ASGIApp,
                  authenticator: Authenticator, settings: ApiSettings) -> None:

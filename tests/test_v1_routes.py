@@ -18,7 +18,7 @@ import jwt
 import pytest
 
 from api.app import Server, create_app
-from api.v1.shapes import EVENT_TYPES
+from api.v1.shapes import EVENT_TYPE, EVENT_TYPES
 from devnet import Devnet, Traffic, claimable, running_devnet
 from indexer.database import asyncpg_dsn
 from tests.conftest import _admin, with_database
@@ -206,9 +206,13 @@ async def test_stream_events_page_by_offset_cursor_and_type(client: httpx.AsyncC
     assert [e["id"] for e in after["data"]] == ids[3:]
     newest = await get(client, f"/v1/streams/{stream_id}/events", params={"page": 2, "limit": 2})
     assert [e["id"] for e in newest["data"]] == ids[::-1][2:4]
-    for event_type in ("CREATED", "WITHDRAWN"):
-        body = await get(client, f"/v1/streams/{stream_id}/events", params={"eventType": event_type})
-        assert {e["eventType"] for e in body["data"]} <= {event_type}
+    kinds = {r["kind"] for r in await conn.fetch("SELECT kind FROM events WHERE stream_id = $1", stream_id)}
+    for event_types in ("CREATED", "WITHDRAWN", "CREATED,TOPPED_UP"):
+        body = await get(client, f"/v1/streams/{stream_id}/events", params={"eventType": event_types, "limit": 200})
+        rows = await conn.fetch("SELECT id, kind FROM events WHERE stream_id = $1 ORDER BY id DESC", stream_id)
+        expected = [i for i, kind in rows if EVENT_TYPE[kind] in event_types.split(",")]
+        assert [e["id"] for e in body["data"]] == expected, event_types
+    assert "stream.created" in kinds or kinds & {"stream.step_vesting_created", "stream.hybrid_cliff_created"}
     assert await get(client, "/v1/streams/99999/events") == {"data": [], "events": [], "total": 0, "hasMore": False}
     protocol = await get(client, "/v1/streams/0/events", params={"limit": 200})
     kinds = {r["kind"] for r in await conn.fetch("SELECT kind FROM events WHERE stream_id IS NULL")}
@@ -385,19 +389,34 @@ async def test_who_may_subscribe_to_what(client: httpx.AsyncClient, conn: asyncp
         assert code == 200 and body == {"type": "connected", "clientId": body["clientId"], "requestId": "req-1"}
 
 
-async def test_an_admin_may_follow_everything(filled: tuple[Devnet, str], client: httpx.AsyncClient,
-                                              conn: asyncpg.Connection) -> None:
-    """An admin's all=true replays every event; a user's, only its own (resumed from the start)."""
+async def test_an_admin_may_follow_everything(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
+    """An admin's all=true replays every event, the fee and admin events under the backend's names; a
+    user's all=true, only its own events."""
     user = await conn.fetchval("SELECT sender FROM streams LIMIT 1")
+    kinds = dict(await conn.fetch("SELECT id, kind FROM events"))
+    renamed = {"protocol.fee_config_updated": "stream.fee_config_updated",
+               "protocol.admin_transferred": "stream.admin_transferred"}
     for token, where, args in ((backend_token(ADMIN), "TRUE", []),
                                (backend_token(user), "id IN (SELECT event_id FROM event_parties WHERE address = $1)",
                                 [user])):
         expected = [r["id"] for r in await conn.fetch(f"SELECT id FROM events WHERE {where} ORDER BY id", *args)]
-        ids: list[str] = []
-        async with client.stream("GET", f"/v1/events/subscribe?all=true&lastEventId=0&token={token}") as response:
-            async for line in response.aiter_lines():
-                if line.startswith("id: ") and line[4:] in expected:
-                    ids.append(line[4:])
-                    if len(ids) == len(expected):
-                        break
-        assert ids == expected
+        names = await replayed(client, f"all=true&lastEventId=0&token={token}", len(expected))
+        assert list(names) == expected
+        assert all(name == renamed.get(kinds[i], name) for i, name in names.items())
+        if token != backend_token(user):
+            assert {names[i] for i in names if kinds[i] in renamed} == set(renamed.values())
+
+
+async def replayed(client: httpx.AsyncClient, query: str, count: int) -> dict[str, str]:
+    """The first `count` events a subscription sends: their ids and names, in order."""
+    names: dict[str, str] = {}
+    last = None
+    async with client.stream("GET", f"/v1/events/subscribe?{query}") as response:
+        async for line in response.aiter_lines():
+            if line.startswith("id: "):
+                last = line[4:]
+            elif line.startswith("event: ") and last is not None:
+                names[last] = line[7:]
+                if len(names) == count:
+                    return names
+    raise AssertionError("the stream ended")

@@ -142,9 +142,9 @@ async def list_streams(request: Request) -> Response:
     sort = STREAM_SORTS[_choice(params, "sort", tuple(STREAM_SORTS), "createdAt")]
     order = _choice(params, "order", ("asc", "desc"), "desc")
     limit, offset = _page(params, STREAM_PAGE)
-    values = [value for value in equal.values() if value is not None]
-    where = " AND ".join(f"{column} = ${n}" for n, column in enumerate(
-        (column for column, value in equal.items() if value is not None), start=1)) or "TRUE"
+    given = {column: value for column, value in equal.items() if value is not None}
+    values = list(given.values())
+    where = " AND ".join(f"{column} = ${n}" for n, column in enumerate(given, start=1)) or "TRUE"
     pool = _pool(request)
     total = await pool.fetchval(f"SELECT count(*) FROM streams WHERE {where}", *values)
     rows = await pool.fetch(
@@ -185,16 +185,17 @@ async def get_stream(request: Request) -> Response:
 
 
 async def stream_events(request: Request) -> Response:
-    """GET /v1/streams/:streamId/events: newest first (order=asc: oldest), eventType, limit, offset or
-    page, or cursor (an event id: the events after it). The page is under `data` (the backend's key) and
-    `events` (its stream page's)."""
+    """GET /v1/streams/:streamId/events: newest first (order=asc: oldest), eventType (one, as the backend
+    took it, or several, comma-separated), limit, offset or page, or cursor (an event id: the events after
+    it). The page is under `data` (the backend's key) and `events` (its stream page's)."""
     params = request.query_params
     stream_id = stream_id_of(request.path_params["streamId"])
     contract = _contract(params)
-    event_type = filters.single(params, "eventType")
-    if event_type is not None and event_type not in shapes.KINDS_OF_TYPE:
-        raise V1Error(400, "Invalid eventType parameter", f"eventType must be one of: {', '.join(shapes.EVENT_TYPES)}",
-                      parameter="eventType")
+    given = filters.single(params, "eventType")
+    event_types = None if given is None else [part.strip() for part in given.split(",")]
+    if event_types is not None and not set(event_types) <= set(shapes.KINDS_OF_TYPE):
+        raise V1Error(400, "Invalid eventType parameter", f"eventType must be one of: {', '.join(shapes.EVENT_TYPES)}"
+                      " (or several, comma-separated)", parameter="eventType")
     order = _choice(params, "order", ("asc", "desc"), "desc")
     cursor = filters.single(params, "cursor")
     limit, offset = _page(params, EVENT_PAGE)
@@ -212,8 +213,9 @@ async def stream_events(request: Request) -> Response:
     where = [f"stream_id = {arg(stream_id)}" if stream_id else "stream_id IS NULL"]
     if contract is not None:
         where.append(f"contract_id = {arg(contract)}")
-    if event_type is not None:
-        where.append(f"kind = ANY({arg(list(shapes.KINDS_OF_TYPE[event_type]))}::text[])")
+    if event_types is not None:
+        kinds = sorted(kind for event_type in event_types for kind in shapes.KINDS_OF_TYPE[event_type])
+        where.append(f"kind = ANY({arg(kinds)}::text[])")
     pool = _pool(request)
     total = await pool.fetchval(f"SELECT count(*) FROM events WHERE {' AND '.join(where)}", *values)
     if cursor is not None:

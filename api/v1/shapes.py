@@ -63,8 +63,8 @@ _AMOUNT = {
     "stream.recipient_transferred": "settled_amount", "stream.milestone_unlocked": "amount",
 }
 # The backend's `metadata` keys (its stored events), by kind: (key, column). The fee and admin events
-# had snake_case keys; the others camelCase. Kinds not listed carry all their fields, camelCase.
-_METADATA: dict[str, tuple[tuple[str, str], ...]] = {
+# had snake_case keys; the others camelCase. Kinds it did not know carry all their fields, camelCase.
+_BACKEND_METADATA: dict[str, tuple[tuple[str, str], ...]] = {
     "stream.created": (("tokenAddress", "token_address"), ("ratePerSecond", "rate_per_second")),
     "stream.topped_up": (("newDepositedAmount", "new_deposited_amount"),),
     "stream.withdrawn": (("recipient", "recipient"),),
@@ -77,8 +77,11 @@ _METADATA: dict[str, tuple[tuple[str, str], ...]] = {
         "admin", "old_treasury", "new_treasury", "old_fee_rate_bps", "new_fee_rate_bps")),
     "protocol.admin_transferred": (("previous_admin", "previous_admin"), ("new_admin", "new_admin")),
 }
-for _kind, _type in BY_SSE_NAME.items():
-    _METADATA.setdefault(_kind, tuple((payload_key(name), name) for name in field_types(_type) if name != "stream_id"))
+_METADATA = {
+    kind: _BACKEND_METADATA.get(kind)
+    or tuple((payload_key(name), name) for name in field_types(event) if name != "stream_id")
+    for kind, event in BY_SSE_NAME.items()
+}
 # u64 values the backend sent as numbers (newEndTime it sent as a string); in metadata and SSE payloads.
 _NUMBERS = frozenset({"streamId", "startTime", "pausedAt"})
 
