@@ -143,6 +143,7 @@ def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
+TYPES = "|".join(shapes.EVENT_TYPES)
 STREAM_ID = _path("streamId", {"type": "integer", "minimum": 0})
 CONTRACT_ID = _q("contractId", CONTRACT, "the FlowFi contract, when several indexed contracts share the stream id")
 
@@ -198,7 +199,8 @@ def document() -> dict[str, Any]:
                                                 {"200": _json("StreamDetail", "the stream"), **ERROR, **NOT_FOUND})},
             "/streams/{streamId}/events": {"get": _get("A stream's events (stream 0: the protocol's)", [
                 STREAM_ID, CONTRACT_ID,
-                _q("eventType", {"type": "string", "enum": list(shapes.EVENT_TYPES)}, "only events of this type"),
+                _q("eventType", {"type": "string", "pattern": f"^({TYPES})(,({TYPES}))*$"},
+                   "only events of this type (or these, comma-separated)"),
                 _q("order", {"type": "string", "enum": ["asc", "desc"]}, "desc (newest first) by default"),
                 _q("cursor", {"type": "string", "pattern": "^[0-9]{19}-[0-9]{10}$"}, "an event id: the page after it"),
                 *_paging(EVENT_PAGE)], {"200": _json("StreamEventPage", "a page of events"), **ERROR,

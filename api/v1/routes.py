@@ -192,7 +192,7 @@ async def stream_events(request: Request) -> Response:
     stream_id = stream_id_of(request.path_params["streamId"])
     contract = _contract(params)
     given = filters.single(params, "eventType")
-    event_types = None if given is None else [part.strip() for part in given.split(",")]
+    event_types = None if given is None else given.split(",")
     if event_types is not None and not set(event_types) <= set(shapes.KINDS_OF_TYPE):
         raise V1Error(400, "Invalid eventType parameter", f"eventType must be one of: {', '.join(shapes.EVENT_TYPES)}"
                       " (or several, comma-separated)", parameter="eventType")
