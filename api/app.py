@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import filters, rest
+from api import filters, rest, v1
 from api.auth import Authenticator, AuthError, AuthMiddleware, authenticate, require_admin
 from api.gate import GatedServer, TrustedProxies
 from api.hub import Hub
@@ -109,6 +111,10 @@ def create_app(settings: ApiSettings, database_url: str) -> LiveApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.started = time.monotonic()
+        if authenticator.issuing_secret_is_ephemeral:
+            log.warning("tokens from /v1/auth/verify are signed with a secret made by this process: they end with it "
+                        "and other processes refuse them; set FLOWFI_V1_JWT_SECRET to keep them")
         app.state.pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10,
                                                    server_settings={"application_name": "flowfi-api"})
         app.state.hub = hub = Hub(settings.client_buffer)
@@ -131,6 +137,7 @@ def create_app(settings: ApiSettings, database_url: str) -> LiveApp:
             await asyncio.gather(*tasks, return_exceptions=True)
             await app.state.pool.close()
 
+    authenticator = Authenticator(settings)
     routes: list[Any] = [
         # GET is answered by LiveApp before the router; what reaches the router (HEAD) is refused.
         Route(SUBSCRIBE_PATH, _get_only, methods=["GET"]),
@@ -140,7 +147,7 @@ def create_app(settings: ApiSettings, database_url: str) -> LiveApp:
         Mount("/", Page(directory=STATIC, html=True, check_dir=False), name="page"),
     ]
     page_files = frozenset("/" + path.name for path in STATIC.iterdir()) if STATIC.is_dir() else frozenset()
-    middleware = [Middleware(AuthMiddleware, authenticator=Authenticator(settings), open_paths=page_files)]
+    middleware = [Middleware(AuthMiddleware, authenticator=authenticator, open_paths=page_files)]
     if settings.cors_origins:
         middleware.insert(0, Middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET"],
@@ -148,7 +155,9 @@ def create_app(settings: ApiSettings, database_url: str) -> LiveApp:
         ))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={**rest.exception_handlers, AuthError: _auth_error})
-    return LiveApp(app, Subscribe(), Authenticator(settings), settings)
+    app.state.authenticator = authenticator
+    backend = v1.application(app.state, settings.cors_origins)
+    return LiveApp(app, Subscribe(), backend, Subscribe(v1.BackendDialect()), authenticator, settings)
 
 
 class Page(StaticFiles):
@@ -173,12 +182,17 @@ class LiveApp:
     through authentication, and answers CORS itself.
 
     Every request's client address is settled here first: behind a trusted proxy it is the address
-    that proxy forwarded (X-Forwarded-For), so that the per-address caps count clients, not proxies."""
+    that proxy forwarded (X-Forwarded-For), so that the per-address caps count clients, not proxies.
 
-    def __init__(self, app: Starlette, subscribe: ASGIApp, authenticator: Authenticator,
-                 settings: ApiSettings) -> None:
+    FlowFi's backend's API (api.v1: /v1/..., /api-docs) is an application beside this one, with its own
+    rules; its event stream is dispatched the same way, in its own dialect."""
+
+    def __init__(self, app: Starlette, subscribe: ASGIApp, backend: Starlette, backend_subscribe: ASGIApp,
+                 authenticator: Authenticator, settings: ApiSettings) -> None:
         self.app = app
         self.subscribe = subscribe
+        self.backend = backend
+        self.backend_subscribe = backend_subscribe
         self.authenticator = authenticator
         self.settings = settings
         self.proxies = TrustedProxies(settings.trusted_proxies)
@@ -194,6 +208,9 @@ class LiveApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.proxies and scope["type"] == "http" and scope.get("client"):
             self._forwarded_client(scope)
+        if scope["type"] == "http" and v1.serves(scope["path"]):
+            await self._backend(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["path"] != SUBSCRIBE_PATH or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
@@ -205,12 +222,32 @@ class LiveApp:
             return
         await self.subscribe(scope, receive, send)
 
+    async def _backend(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FlowFi's backend's API (api.v1), its event stream dispatched as this API's is."""
+        if DOUBLED_V1.match(scope["path"]):
+            scope = _without_doubled_v1(scope)
+        if scope["path"] == v1.SUBSCRIBE_PATH and scope["method"] == "GET":
+            scope["app"] = self.backend  # its dialect authenticates by itself
+            await self.backend_subscribe(scope, receive, send)
+        else:
+            await self.backend(scope, receive, send)
+
     def _forwarded_client(self, scope: Scope) -> None:
         peer = scope["client"][0]
         forwarded = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
         client = self.proxies.client_of(peer, forwarded)
         if client != peer:
             scope["client"] = (client, 0)
+
+
+# FlowFi's web app, given its documented base URL (…/v1), asks for /v1/v1/...: served as /v1/...
+DOUBLED_V1 = re.compile(r"/v1/v1(/|$)")
+
+
+def _without_doubled_v1(scope: Scope) -> Scope:
+    raw = scope.get("raw_path")
+    return {**scope, "path": scope["path"][3:],
+            **({"raw_path": raw[3:]} if isinstance(raw, bytes) and raw.startswith(b"/v1/v1") else {})}
 
 
 async def _auth_error(request: Request, exc: Exception) -> Response:

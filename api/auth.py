@@ -6,14 +6,21 @@ only while authentication is on) or the `flowfi_token` cookie. It is verified wi
 or an RS256/ES256 public key, and its expiry, audience and issuer are checked. No error message
 repeats the token or a library's own words about it. Its `sub` claim (name
 configurable) is the user's Stellar address: that user sees only events and rows of streams where
-they are sender or recipient (and protocol events naming them). A true `admin` claim sees everything.
+they are sender or recipient (and protocol events naming them). A true `admin` claim sees everything,
+and so does a token whose `sub` is FLOWFI_ADMIN_ADDRESS (FlowFi's backend's admin rule).
+
+Tokens that this server issues at /v1/auth/verify are accepted too (HS256, `sub`, `iss` and `aud`, one
+hour), as are those of FlowFi's backend when FLOWFI_V1_JWT_SECRET is its JWT_SECRET.
 
 Open without a token: /health, /ready, /openapi.json and the live page's files (the page then
-authenticates its own requests with the token the user gives it).
+authenticates its own requests with the token the user gives it). The /v1 routes and /api-docs are
+an application of their own (api.v1), with FlowFi's backend's rules.
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,13 +58,28 @@ EVERYONE = Principal(address=None, admin=True)  # what every caller is when auth
 
 
 class AuthError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, signature_failed: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.signature_failed = signature_failed  # the token is not signed with the key tried
+
+
+@dataclass(frozen=True, slots=True)
+class Verifier:
+    """One key tokens may be signed with, and what their audience and issuer must be (None: unchecked)."""
+
+    key: Any
+    algorithms: tuple[str, ...]
+    audience: str | None
+    issuer: str | None
 
 
 class Authenticator:
+    """Verifies tokens: those signed with the configured key (FLOWFI_AUTH_JWT_*), and those this server
+    issues itself at /v1/auth/verify (HS256 with `issuing_secret`). `enabled` (a key is configured) says
+    whether today's routes require a token; the /v1 routes apply their own rules whatever it says."""
+
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
         if settings.auth_jwt_secret is not None:
@@ -69,60 +91,92 @@ class Authenticator:
         else:
             self.key = None
             self.algorithms = []
+        chosen = settings.v1_jwt_secret or settings.auth_jwt_secret
+        # Without a configured secret the issued tokens are signed with one of this process's: they end with it.
+        self.issuing_secret_is_ephemeral = chosen is None
+        self.issuing_secret = secrets.token_hex(32) if chosen is None else chosen.get_secret_value()
+        configured = [] if self.key is None else [
+            Verifier(self.key, tuple(self.algorithms), settings.auth_audience, settings.auth_issuer)]
+        self.verifiers = [*configured, Verifier(self.issuing_secret, ("HS256",), settings.v1_jwt_audience,
+                                                settings.v1_jwt_issuer)]
 
     @property
     def enabled(self) -> bool:
         return self.key is not None
+
+    def issue(self, address: str, lifetime: int) -> str:
+        """A token for `address`, as FlowFi's backend issues them: HS256, sub, iat, exp, iss, aud."""
+        now = int(time.time())
+        return jwt.encode({"sub": address, "iat": now, "exp": now + lifetime, "iss": self.settings.v1_jwt_issuer,
+                           "aud": self.settings.v1_jwt_audience}, self.issuing_secret, algorithm="HS256")
 
     def principal(self, connection: HTTPConnection) -> Principal:
         token = token_of(connection)
         if token is None:
             raise AuthError(401, "authentication required: send a token as 'Authorization: Bearer <jwt>', "
                                  "an 'access_token' query parameter, or the flowfi_token cookie")
+        return self.principal_of_token(token)
+
+    def principal_of_token(self, token: str) -> Principal:
         claims = self._verified(token)
         expires_at = float(claims["exp"])
-        if claims.get(self.settings.auth_admin_claim) is True:
-            return Principal(address=None, admin=True, expires_at=expires_at)
         address = claims.get(self.settings.auth_address_claim)
-        if not isinstance(address, str) or not (
-            StrKey.is_valid_ed25519_public_key(address) or StrKey.is_valid_contract(address)
-        ):
+        valid = isinstance(address, str) and (
+            StrKey.is_valid_ed25519_public_key(address) or StrKey.is_valid_contract(address))
+        admin_address = self.settings.admin_address
+        if claims.get(self.settings.auth_admin_claim) is True or (valid and admin_address == address):
+            return Principal(address=address if valid else None, admin=True, expires_at=expires_at)
+        if not valid:
             raise AuthError(403, f"the token's {self.settings.auth_address_claim!r} claim is not a Stellar "
                                  "address, and it carries no admin claim")
+        assert isinstance(address, str)
         return Principal(address=address, admin=False, expires_at=expires_at)
 
     def _verified(self, token: str) -> dict[str, Any]:
-        """The token's claims, once its signature, expiry, audience and issuer check out; else a 401
-        in this module's words (PyJWT's messages may quote the token or show Python reprs)."""
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token, self.key, algorithms=self.algorithms,  # type: ignore[arg-type]
-                audience=self.settings.auth_audience, issuer=self.settings.auth_issuer,
-                options={"require": ["exp"], "verify_aud": self.settings.auth_audience is not None},
-            )
-        except jwt.ExpiredSignatureError:
-            raise AuthError(401, "the token has expired: get a new one") from None
-        except jwt.ImmatureSignatureError:
-            raise AuthError(401, "the token is not valid yet (its nbf or iat is in the future)") from None
-        except jwt.InvalidAudienceError:
-            raise AuthError(401, "the token is not meant for this service (wrong audience)") from None
-        except jwt.InvalidIssuerError:
-            raise AuthError(401, "the token comes from an issuer this service does not trust") from None
-        except jwt.MissingRequiredClaimError as exc:
-            claim = exc.claim if exc.claim in ("exp", "aud", "iss") else "a required"
-            raise AuthError(401, f"the token lacks the {claim} claim") from None
-        except (jwt.InvalidAlgorithmError, jwt.InvalidKeyError):
-            raise AuthError(401, f"the token is not signed with {' or '.join(self.algorithms)}, the algorithm "
-                                 "this service verifies") from None
-        except jwt.InvalidSignatureError:
-            raise AuthError(401, "the token's signature does not verify") from None
-        except jwt.DecodeError:
-            raise AuthError(401, "the token is not a well-formed JWT (header.claims.signature, base64url)") from None
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-            raise AuthError(401, "the token is not valid: one of its claims is malformed") from None
-        if not isinstance(claims.get("exp"), int | float):
-            raise AuthError(401, "the token is not valid: one of its claims is malformed")
-        return claims
+        """The token's claims, once its signature, expiry, audience and issuer check out under one of the
+        verifiers; else a 401 in this module's words (PyJWT's messages may quote the token or show Python
+        reprs): that of the first verifier whose key matched the signature, else the first one's."""
+        first: AuthError | None = None
+        for verifier in self.verifiers:
+            try:
+                return _decoded(token, verifier)
+            except AuthError as exc:
+                if first is None or (first.signature_failed and not exc.signature_failed):
+                    first = exc
+        assert first is not None
+        raise first
+
+
+def _decoded(token: str, verifier: Verifier) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, verifier.key, algorithms=list(verifier.algorithms),
+            audience=verifier.audience, issuer=verifier.issuer,
+            options={"require": ["exp"], "verify_aud": verifier.audience is not None},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError(401, "the token has expired: get a new one") from None
+    except jwt.ImmatureSignatureError:
+        raise AuthError(401, "the token is not valid yet (its nbf or iat is in the future)") from None
+    except jwt.InvalidAudienceError:
+        raise AuthError(401, "the token is not meant for this service (wrong audience)") from None
+    except jwt.InvalidIssuerError:
+        raise AuthError(401, "the token comes from an issuer this service does not trust") from None
+    except jwt.MissingRequiredClaimError as exc:
+        claim = exc.claim if exc.claim in ("exp", "aud", "iss") else "a required"
+        raise AuthError(401, f"the token lacks the {claim} claim") from None
+    except (jwt.InvalidAlgorithmError, jwt.InvalidKeyError):
+        raise AuthError(401, f"the token is not signed with {' or '.join(verifier.algorithms)}, the algorithm "
+                             "this service verifies", signature_failed=True) from None
+    except jwt.InvalidSignatureError:
+        raise AuthError(401, "the token's signature does not verify", signature_failed=True) from None
+    except jwt.DecodeError:
+        raise AuthError(401, "the token is not a well-formed JWT (header.claims.signature, base64url)") from None
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        raise AuthError(401, "the token is not valid: one of its claims is malformed") from None
+    if not isinstance(claims.get("exp"), int | float):
+        raise AuthError(401, "the token is not valid: one of its claims is malformed")
+    return claims
 
 
 def token_of(connection: HTTPConnection) -> str | None:

@@ -15,19 +15,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from api.filters import EventFilter
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LiveEvent:
+    """An event as the hub hands it out: `frame` for today's subscribers; subscribers with a `render`
+    make their own frame from `row` (and may keep it in `rendered`, for the next such subscriber)."""
+
     id: str
     kind: str
     stream_id: int | None
     parties: frozenset[str]
     frame: bytes
+    row: Mapping[str, Any] | None = None
+    rendered: bytes | None = None
 
 
 class Subscriber:
@@ -35,10 +41,13 @@ class Subscriber:
     subscriber is closed (`closed_reason` then says why). Kept small, as there may be tens of
     thousands: a list and one future at a time, no asyncio.Event and its waiter deque."""
 
-    __slots__ = ("selected", "frames", "limit", "waiter", "closed_reason", "abort")
+    __slots__ = ("selected", "frames", "limit", "waiter", "closed_reason", "abort", "render")
 
-    def __init__(self, selected: EventFilter, limit: int) -> None:
+    def __init__(self, selected: EventFilter, limit: int,
+                 render: Callable[[LiveEvent], bytes | None] | None = None) -> None:
         self.selected = selected
+        # Makes this subscriber's frame of an event (None: the event is not sent); None: the event's `frame`.
+        self.render = render
         self.frames: list[bytes] = []
         self.limit = limit
         self.waiter: asyncio.Future[None] | None = None
@@ -101,9 +110,11 @@ class Hub:
     def connections(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, selected: EventFilter) -> Subscriber:
-        """A live subscriber for `selected`; it receives every event published from now on."""
-        subscriber = Subscriber(selected, self.client_buffer)
+    def subscribe(self, selected: EventFilter,
+                  render: Callable[[LiveEvent], bytes | None] | None = None) -> Subscriber:
+        """A live subscriber for `selected`; it receives every event published from now on, as `render`
+        makes its frames (by default the event's `frame`)."""
+        subscriber = Subscriber(selected, self.client_buffer, render)
         self._subscribers.add(subscriber)
         self.stats.connections_by_kind[selected.kind()] += 1
         for index, keys in self._placement(selected):
@@ -155,7 +166,13 @@ class Hub:
                         continue
                     if selected.visible_to is not None and selected.visible_to not in event.parties:
                         continue
-                    if subscriber.offer(event.frame):
+                    if subscriber.render is None:
+                        frame = event.frame
+                    elif (rendered := subscriber.render(event)) is not None:
+                        frame = rendered
+                    else:
+                        continue
+                    if subscriber.offer(frame):
                         delivered += 1
                     else:
                         overflowing.append(subscriber)

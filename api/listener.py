@@ -106,6 +106,7 @@ class Listener:
                     stream_id=None if row["stream_id"] is None else int(row["stream_id"]),
                     parties=event_parties(row),
                     frame=encode_row(row),
+                    row=row,
                 )
                 for row in rows
             )

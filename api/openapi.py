@@ -109,6 +109,9 @@ def _stream_schema() -> dict[str, Any]:
         else:
             schema = {"type": "string"}
         properties[payload_key(column.name)] = _nullable(schema) if column.nullable else schema
+    properties["tokenSymbol"] = {"type": ["string", "null"], "description": "the token's symbol; null while unknown"}
+    properties["tokenDecimals"] = {"type": ["integer", "null"], "minimum": 0, "description": (
+        "the token's decimals: an amount of N is N / 10^tokenDecimals tokens; null while unknown")}
     return {"type": "object", "properties": properties, "required": list(properties),
             "additionalProperties": False}
 

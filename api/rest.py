@@ -48,7 +48,10 @@ STREAM_COLUMNS: tuple[str, ...] = tuple(column.name for column in streams.column
 _NUMERIC_COLUMNS = frozenset(c.name for c in streams.columns if isinstance(c.type, Numeric))
 _TIME_COLUMNS = frozenset(c.name for c in streams.columns if isinstance(c.type, DateTime))
 _ARRAY_COLUMNS = frozenset(c.name for c in streams.columns if isinstance(c.type, ARRAY))
-_SELECT_STREAMS = f"SELECT {', '.join(STREAM_COLUMNS)} FROM streams"
+# Each stream with its token's symbol and decimals where the tokens table knows them (NULL otherwise).
+SELECT_STREAMS = (f"SELECT {', '.join(STREAM_COLUMNS)}, token_symbol, token_decimals FROM streams LEFT JOIN LATERAL "
+                  "(SELECT symbol AS token_symbol, decimals AS token_decimals FROM tokens "
+                  "WHERE tokens.address = streams.token) AS token_metadata ON true")
 # Keyset on (stream_id, contract_id), spelled so that `stream_id >= $a` is an index condition of every
 # (x, stream_id) and (stream_id) index.
 _AFTER_STREAM = "stream_id >= {a} AND (stream_id > {a} OR contract_id > {b})"
@@ -74,7 +77,8 @@ class ApiError(Exception):
 
 
 def stream_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A streams row with the API's keys: amounts and u64 times as decimal strings, times as ISO."""
+    """A streams row with the API's keys: amounts and u64 times as decimal strings, times as ISO; and its
+    token's symbol and decimals (null while unknown)."""
     body: dict[str, Any] = {}
     for name in STREAM_COLUMNS:
         value = row[name]
@@ -85,6 +89,7 @@ def stream_json(row: Mapping[str, Any]) -> dict[str, Any]:
         elif name in _ARRAY_COLUMNS:
             value = [str(int(item)) for item in value]
         body[payload_key(name)] = value
+    body["tokenSymbol"], body["tokenDecimals"] = row["token_symbol"], row["token_decimals"]
     return body
 
 
@@ -229,7 +234,7 @@ async def list_streams(request: Request) -> Response:
     if (mine := principal_of(request).restricted_to) is not None:
         where.append(f"(sender = {arg(mine)} OR recipient = {arg(mine)})")
     where += _keyset_streams(arg, after)
-    sql = f"{_SELECT_STREAMS} {_where(where)} {_ORDER_STREAMS} LIMIT {arg(limit + 1)}"
+    sql = f"{SELECT_STREAMS} {_where(where)} {_ORDER_STREAMS} LIMIT {arg(limit + 1)}"
     return _stream_page(await _pool(request).fetch(sql, *arg.values), limit)
 
 
@@ -254,28 +259,48 @@ async def user_streams(request: Request) -> Response:
     # One index scan per role, each stopping after a page, merged: a stream where the user is both
     # sender and recipient appears once.
     branches = [
-        f"({_SELECT_STREAMS} {_where([f'{column} = {user_arg}', *common])} {_ORDER_STREAMS} LIMIT {limit_arg})"
+        f"({SELECT_STREAMS} {_where([f'{column} = {user_arg}', *common])} {_ORDER_STREAMS} LIMIT {limit_arg})"
         for column in (("sender", "recipient") if role is None else (role,))
     ]
     sql = f"SELECT * FROM ({' UNION '.join(branches)}) AS s {_ORDER_STREAMS} LIMIT {limit_arg}"
     return _stream_page(await _pool(request).fetch(sql, *arg.values), limit)
 
 
-async def _one_stream(request: Request, *, with_position: bool = False) -> asyncpg.Record:
-    """The stream the path names, narrowed by ?contractId=; 404 if none, 409 if several contracts. With
-    `with_position`, also `as_of_event_id`: the newest stored event when the row was read (one statement,
+async def streams_with_id(pool: asyncpg.Pool, stream_id: int, contract: str | None, *,
+                          with_position: bool = False) -> list[asyncpg.Record]:
+    """The streams rows with this stream id (one per indexed contract that has it), or of one contract. With
+    `with_position`, also `as_of_event_id`: the newest stored event when the rows were read (one statement,
     one snapshot), where a subscription continues from this state without a gap."""
-    stream_id = filters.stream_id(request.path_params["id"], "id")
-    contract = _optional(request.query_params, "contractId", filters.contract_id)
     arg = _Args()
     where = [f"stream_id = {arg(stream_id)}"]
     if contract is not None:
         where.append(f"contract_id = {arg(contract)}")
-    select = _SELECT_STREAMS
+    select = SELECT_STREAMS
     if with_position:
         position = ", (SELECT max(id) FROM contract_events) AS as_of_event_id"
-        select = select.replace(" FROM streams", f"{position} FROM streams")
-    rows = await _pool(request).fetch(f"{select} {_where(where)} ORDER BY contract_id", *arg.values)
+        select = select.replace(" FROM streams", f"{position} FROM streams", 1)
+    return list(await pool.fetch(f"{select} {_where(where)} ORDER BY contract_id", *arg.values))
+
+
+async def ledger_time(pool: asyncpg.Pool, row: Mapping[str, Any]) -> tuple[datetime, int | None]:
+    """The close time of the newest ledger the indexer has seen for a stream's contract, and that ledger
+    (never before the stream's last update; the ledger is None before the worker's first poll)."""
+    cursor = await pool.fetchrow(
+        "SELECT latest_ledger, latest_ledger_closed_at FROM indexer_cursor "
+        "WHERE $1 = ANY(string_to_array(contract_ids, ',')) ORDER BY latest_ledger DESC LIMIT 1",
+        row["contract_id"],
+    )
+    as_of: datetime = row["updated_at"]
+    if cursor is None or cursor["latest_ledger_closed_at"] is None:
+        return as_of, None
+    return max(as_of, cursor["latest_ledger_closed_at"]), cursor["latest_ledger"]
+
+
+async def _one_stream(request: Request, *, with_position: bool = False) -> asyncpg.Record:
+    """The stream the path names, narrowed by ?contractId=; 404 if none, 409 if several contracts."""
+    stream_id = filters.stream_id(request.path_params["id"], "id")
+    contract = _optional(request.query_params, "contractId", filters.contract_id)
+    rows = await streams_with_id(_pool(request), stream_id, contract, with_position=with_position)
     if not rows:
         where_said = f" in contract {contract}" if contract else ""
         raise ApiError(404, f"no stream {stream_id}{where_said} has been indexed; list streams at /streams")
@@ -294,16 +319,7 @@ async def _one_stream(request: Request, *, with_position: bool = False) -> async
 async def get_stream(request: Request) -> Response:
     filters.reject_unknown(request.query_params, ("contractId",))
     row = await _one_stream(request, with_position=True)
-    cursor = await _pool(request).fetchrow(
-        "SELECT latest_ledger, latest_ledger_closed_at FROM indexer_cursor "
-        "WHERE $1 = ANY(string_to_array(contract_ids, ',')) ORDER BY latest_ledger DESC LIMIT 1",
-        row["contract_id"],
-    )
-    as_of: datetime = row["updated_at"]
-    as_of_ledger: int | None = None
-    if cursor is not None and cursor["latest_ledger_closed_at"] is not None:
-        as_of = max(as_of, cursor["latest_ledger_closed_at"])
-        as_of_ledger = cursor["latest_ledger"]
+    as_of, as_of_ledger = await ledger_time(_pool(request), row)
     body = stream_json(row)
     body["claimableNow"] = str(claimable_at(row, int(as_of.timestamp())))
     body["asOf"] = iso_time(as_of)
@@ -389,6 +405,22 @@ async def ready(request: Request) -> Response:
     settings = request.app.state.settings
     max_lag: int = settings.ready_max_lag
     max_age: float = settings.ready_max_cursor_age
+    checks, lag, age = await readiness(request)
+    failed = [name for name, result in checks.items() if result != "ok"]
+    body: dict[str, Any] = {"status": "ok" if not failed else "unavailable", "checks": checks,
+                            "lag": lag, "maxLag": max_lag,
+                            "cursorAge": None if age is None else round(age, 3), "maxCursorAge": max_age}
+    if failed:
+        body["error"] = "not ready: " + "; ".join(checks[name] for name in failed)
+    return JSONResponse(body, status_code=503 if failed else 200)
+
+
+async def readiness(request: Request) -> tuple[dict[str, str], int | None, float | None]:
+    """The checks of /ready ("ok" or what failed: database, listener, indexer), the indexer's lag in
+    ledgers and the age of its last poll in seconds."""
+    settings = request.app.state.settings
+    max_lag: int = settings.ready_max_lag
+    max_age: float = settings.ready_max_cursor_age
     checks: dict[str, str] = {}
     lag: int | None = None
     age: float | None = None
@@ -416,13 +448,7 @@ async def ready(request: Request) -> Response:
         checks["indexer"] = f"the indexer is {lag} ledgers behind the chain (at most {max_lag} allowed)"
     else:
         checks["indexer"] = "ok"
-    failed = [name for name, result in checks.items() if result != "ok"]
-    body: dict[str, Any] = {"status": "ok" if not failed else "unavailable", "checks": checks,
-                            "lag": lag, "maxLag": max_lag,
-                            "cursorAge": None if age is None else round(age, 3), "maxCursorAge": max_age}
-    if failed:
-        body["error"] = "not ready: " + "; ".join(checks[name] for name in failed)
-    return JSONResponse(body, status_code=503 if failed else 200)
+    return checks, lag, age
 
 
 async def openapi_json(request: Request) -> Response:

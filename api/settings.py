@@ -10,6 +10,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from stellar_sdk import StrKey
+
+from indexer.networks import LOCAL_PASSPHRASE
 
 MIN_SECRET_BYTES = 32  # HS256's own output size: a shorter secret is weaker than the signature (RFC 7518 3.2)
 
@@ -45,8 +48,26 @@ class ApiSettings(BaseSettings):
     auth_issuer: str | None = Field(None, description="the issuer tokens must name, if any")
     auth_address_claim: str = Field("sub", description="the claim holding the user's Stellar address")
     auth_admin_claim: str = Field("admin", description="the claim that, when true, grants every row")
+    admin_address: str | None = Field(
+        None, description="a Stellar address (G...) whose tokens are admin tokens, as FlowFi's backend's "
+                          "ADMIN_PUBLIC_KEY (besides the admin claim)",
+    )
+    v1_jwt_secret: SecretStr | None = Field(
+        None, description="HS256 secret of the tokens /v1/auth/verify issues (FlowFi's backend's JWT_SECRET keeps "
+                          "its tokens valid); default: the auth secret, else one made per process",
+    )
+    v1_jwt_issuer: str = Field("flowfi-api", description="the issuer of the tokens /v1/auth/verify issues")
+    v1_jwt_audience: str = Field("flowfi-api", description="the audience of the tokens /v1/auth/verify issues")
+    auth_challenge_lifetime: float = Field(
+        60.0, gt=0, description="seconds a /v1/auth/challenge nonce may be signed and sent to /v1/auth/verify"
+    )
+    network_passphrase: str = Field(
+        LOCAL_PASSPHRASE, description="the network whose transactions sign /v1 login challenges"
+    )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), description="origins allowed to call the API from a browser, comma-separated"
+        ("http://localhost:3000",),
+        description="origins allowed to call the API from a browser, comma-separated (empty: none); the default "
+                    "is a Next.js dev server's",
     )
     max_connections: int = Field(20_000, ge=1, description="SSE connections per process (then 503)")
     max_connections_per_ip: int = Field(50, ge=1, description="SSE connections per client IP (then 429)")
@@ -87,7 +108,14 @@ class ApiSettings(BaseSettings):
                 raise ValueError(f"{entry[:60]!r} is not an IP address or network (like 10.0.0.0/8)") from None
         return value
 
-    @field_validator("auth_jwt_secret")
+    @field_validator("admin_address")
+    @classmethod
+    def _an_account(cls, value: str | None) -> str | None:
+        if value is not None and not StrKey.is_valid_ed25519_public_key(value):
+            raise ValueError("not a Stellar account address (G... with its checksum)")
+        return value
+
+    @field_validator("auth_jwt_secret", "v1_jwt_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:

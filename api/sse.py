@@ -36,7 +36,7 @@ from starlette.types import Receive, Scope, Send
 from api import filters, queries
 from api.auth import principal_of
 from api.filters import BadRequest, EventFilter
-from api.hub import Hub, Subscriber
+from api.hub import Hub, LiveEvent, Subscriber
 from api.payloads import event_payload
 from api.settings import ApiSettings
 
@@ -101,9 +101,10 @@ class Refusal(Exception):
         self.body: dict[str, Any] = {"error": message, "parameter": parameter}
         self.headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
 
-    def response(self, cors: list[tuple[bytes, bytes]]) -> JSONResponse:
+    def response(self, cors: list[tuple[bytes, bytes]], with_message: bool = False) -> JSONResponse:
         headers = {**self.headers, **{name.decode(): value.decode() for name, value in cors}}
-        return JSONResponse(self.body, self.status, headers=headers)
+        body = {**self.body, "message": self.body["error"]} if with_message else self.body
+        return JSONResponse(body, self.status, headers=headers)
 
 
 class ConnectionLimits:
@@ -114,6 +115,7 @@ class ConnectionLimits:
         self.total = 0
         self.by_ip: Counter[str] = Counter()
         self.by_user: Counter[str] = Counter()
+        self.peak_per_ip = 0  # the most connections one address has held since the process started
 
     def check(self, ip: str, user: str | None) -> None:
         """Refuse a new connection past a limit."""
@@ -128,6 +130,7 @@ class ConnectionLimits:
     def take(self, ip: str, user: str | None) -> None:
         self.total += 1
         self.by_ip[ip] += 1
+        self.peak_per_ip = max(self.peak_per_ip, self.by_ip[ip])
         if user is not None:
             self.by_user[user] += 1
 
@@ -142,12 +145,49 @@ class ConnectionLimits:
                 del self.by_user[user]
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a subscription asks for, once its parameters and credentials are checked."""
+
+    selected: EventFilter
+    resume: str | None
+    user: str | None  # the address the connection counts against (per-user limit)
+    expires_at: float | None  # the token's expiry, Unix time: the stream ends then
+    opening: bytes = b""  # frames sent right after the retry hint
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # response headers besides HEADERS and CORS
+
+
+class Dialect:
+    """How a subscription is asked for and what its frames look like: this API's (this class), or
+    FlowFi's backend's under /v1 (api.v1.subscribe), which shares everything else of the connection."""
+
+    with_message = False  # refusals also carry `message`, FlowFi's backend's key
+    render: Callable[[LiveEvent], bytes | None] | None = None  # live frames; None: the hub's own
+
+    def select(self, request: Request) -> Selection:
+        """The subscription a request asks for; BadRequest or Refusal when it cannot have it."""
+        principal = principal_of(request)
+        filters.reject_unknown(request.query_params, SUBSCRIBE_PARAMETERS)
+        selected = filters.event_filter(request.query_params, require_selection=True)
+        resume = resume_point(request)
+        visible_to = principal.restricted_to
+        return Selection(dataclasses.replace(selected, visible_to=visible_to), resume, visible_to,
+                         principal.expires_at)
+
+    def encode_row(self, row: Mapping[str, Any]) -> bytes | None:
+        """A replayed row's frame (None: not sent)."""
+        return encode_row(row)
+
+
 class Subscribe:
     """The ASGI endpoint. A plain callable handing over the connection's one coroutine: nothing of
     its own stays on the call stack of a stream that may live for hours."""
 
+    def __init__(self, dialect: Dialect | None = None) -> None:
+        self.dialect = dialect or Dialect()
+
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        return Connection(scope["app"].state, request_cycle(receive)).serve(scope, receive, send)
+        return Connection(scope["app"].state, request_cycle(receive), self.dialect).serve(scope, receive, send)
 
 
 def cors_headers(origin: str | None, allowed: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
@@ -168,22 +208,14 @@ def request_cycle(receive: Receive) -> Any:
     return cycle if has_both else None
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
-    selected: EventFilter
-    resume: str | None
-    ip: str
-    user: str | None
-    expires_at: float | None  # the token's expiry, Unix time
-
-
 class Connection:
     """One subscriber's stream. Reads the app's state: hub, pool, listener, settings, limits."""
 
     __slots__ = ("hub", "pool", "listener", "limits", "settings", "deadline", "expires", "cycle", "subscriber",
-                 "gone")
+                 "gone", "dialect")
 
-    def __init__(self, state: Any, cycle: Any) -> None:
+    def __init__(self, state: Any, cycle: Any, dialect: Dialect) -> None:
+        self.dialect = dialect
         self.hub: Hub = state.hub
         self.pool = state.pool
         self.listener = state.listener
@@ -204,10 +236,10 @@ class Connection:
         coroutine on purpose: every frame on this stack lives as long as the connection."""
         cors = cors_headers(Headers(scope=scope).get("origin"), self.settings.cors_origins)
         try:
-            admission = self._admit(scope)
-            self.limits.take(admission.ip, admission.user)
+            admission, ip = self._admit(scope)
+            self.limits.take(ip, admission.user)
         except Refusal as refusal:
-            await refusal.response(cors)(scope, receive, send)
+            await refusal.response(cors, self.dialect.with_message)(scope, receive, send)
             return
         if admission.expires_at is not None:
             self.expires = asyncio.get_running_loop().time() + (admission.expires_at - time.time())
@@ -220,10 +252,11 @@ class Connection:
             if resume and not await queries.event_exists(self.pool, resume):
                 await Refusal(400, f"unknown event id {resume}: this server has no such event. Reconnect without "
                               "a resume id (cursor=now) or with an id from this server's events",
-                              "lastEventId").response(cors)(scope, receive, send)
+                              "lastEventId").response(cors, self.dialect.with_message)(scope, receive, send)
                 return
-            await send({"type": "http.response.start", "status": 200, "headers": HEADERS + cors})
-            await send({"type": "http.response.body", "body": retry_frame(self.settings.retry_ms),
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": HEADERS + cors + list(admission.headers)})
+            await send({"type": "http.response.body", "body": retry_frame(self.settings.retry_ms) + admission.opening,
                         "more_body": True})
             if resume is not None:
                 await self._replay(admission.selected, resume, send)
@@ -250,25 +283,21 @@ class Connection:
                 watcher.cancel()
             if self.subscriber is not None:
                 self.hub.unsubscribe(self.subscriber)
-            self.limits.give_back(admission.ip, admission.user)
+            self.limits.give_back(ip, admission.user)
 
-    def _admit(self, scope: Scope) -> Admission:
-        """The subscription a request asks for, or a Refusal saying why it cannot have it."""
+    def _admit(self, scope: Scope) -> tuple[Selection, str]:
+        """The subscription a request asks for and the client's address, or a Refusal saying why it
+        cannot have it."""
         request = Request(scope)
-        principal = principal_of(request)
-        visible_to = principal.restricted_to
         try:
-            filters.reject_unknown(request.query_params, SUBSCRIBE_PARAMETERS)
-            selected = filters.event_filter(request.query_params, require_selection=True)
-            resume = resume_point(request)
+            selection = self.dialect.select(request)
         except BadRequest as exc:
             raise Refusal(400, exc.message, exc.parameter) from exc
         if not self.listener.ready:
             raise Refusal(503, "the live feed is starting; retry shortly", retry_after=2)
         ip = request.client.host if request.client else "unknown"
-        self.limits.check(ip, visible_to)
-        return Admission(dataclasses.replace(selected, visible_to=visible_to), resume, ip, visible_to,
-                         principal.expires_at)
+        self.limits.check(ip, selection.user)
+        return selection, ip
 
     async def _replay(self, selected: EventFilter, position: str, send: Send) -> None:
         """Send the stored events after `position` until caught up with the hub, then go live."""
@@ -285,7 +314,8 @@ class Connection:
                     queries.events_after(self.pool, position, REPLAY_PAGE, selected, up_to=target))
                     if len(rows) == REPLAY_PAGE else None)
                 try:
-                    await self._write(send, [encode_row(row) for row in rows])
+                    encode = self.dialect.encode_row
+                    await self._write(send, [frame for row in rows if (frame := encode(row)) is not None])
                 except BaseException:
                     if following is not None:
                         following.cancel()
@@ -298,7 +328,7 @@ class Connection:
 
     def _go_live(self, selected: EventFilter) -> None:
         if not self.gone:
-            self.subscriber = self.hub.subscribe(selected)
+            self.subscriber = self.hub.subscribe(selected, self.dialect.render)
             if self.cycle is not None:
                 self.subscriber.abort = self.cycle.transport.abort
             if self.hub.high_water:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,12 @@ from hypothesis import HealthCheck, settings
 from api.app import Server, create_app
 from api.client import subscribe
 from api.openapi import openapi_document
+from api.v1.openapi import document as backend_document
 from devnet import running_devnet
 from indexer import embedded
 from indexer.database import asyncpg_dsn, migrate
 from indexer.worker import Worker
+from tests.conftest import _admin, with_database
 from tests.indexing import worker_settings
 from tests.live import add_traffic, index_now
 from tests.serving import running_app
@@ -111,5 +114,32 @@ schema = schemathesis.openapi.from_dict(openapi_document())
           suppress_health_check=list(HealthCheck))
 def test_no_generated_request_gets_a_server_error(case: Any, api_url: str) -> None:
     response = case.call(base_url=api_url, timeout=30)
+    assert response.status_code < 500, (case.method, case.formatted_path, case.query, response.text[:300])
+    case.validate_response(response, excluded_checks=[schemathesis.checks.positive_data_acceptance])
+
+
+@pytest.fixture(scope="module")
+async def backend_url(server_url: str, template_database: str) -> Any:
+    """One filled database and server for every generated request of the /v1 document."""
+    name = f"flowfi_faults_v1_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    database_url = with_database(server_url, name)
+    with running_devnet(seed=43) as devnet:
+        add_traffic(devnet, 300, seed=43)
+        await index_now(devnet, database_url)
+        with running_app(create_app(worker_settings(devnet, database_url), database_url),
+                         server_class=Server) as base_url:
+            yield base_url
+    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+backend_schema = schemathesis.openapi.from_dict(backend_document())
+
+
+@backend_schema.exclude(path="/events/subscribe").parametrize()
+@settings(max_examples=int(os.environ.get("FLOWFI_SCHEMATHESIS_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=list(HealthCheck))
+def test_no_generated_request_to_v1_gets_a_server_error(case: Any, backend_url: str) -> None:
+    response = case.call(base_url=f"{backend_url}/v1", timeout=30)
     assert response.status_code < 500, (case.method, case.formatted_path, case.query, response.text[:300])
     case.validate_response(response, excluded_checks=[schemathesis.checks.positive_data_acceptance])

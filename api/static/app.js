@@ -210,7 +210,8 @@ function timeNode(iso) {
 }
 
 function showEvent(type, id, data) {
-  const decimals = live.filters.decimals;
+  const known = live.streams.get(`${data.contractId}:${data.streamId}`)?.data;
+  const decimals = known ? decimalsOf(known) : live.filters.decimals;
   const item = document.createElement("li");
   item.dataset.id = id;
   item.dataset.type = type;
@@ -366,16 +367,22 @@ function newCard(streamId) {
   return card;
 }
 
+/** A stream's amounts are in its token's smallest unit: its token's decimals where the server knows
+ * them, else the page's setting. */
+function decimalsOf(data) {
+  return data.tokenDecimals ?? live.filters.decimals;
+}
+
 function renderCard(entry) {
   const { card, data } = entry;
-  const decimals = live.filters.decimals;
+  const decimals = decimalsOf(data);
   const state = card.querySelector(".state");
   state.textContent = data.status;
   state.dataset.status = data.status;
   card.querySelector(".rate").textContent = `${formatAmount(data.ratePerSecond, decimals)}/s`;
   card.querySelector(".withdrawn").textContent = formatAmount(data.withdrawn, decimals);
   const parties = card.querySelector(".parties");
-  parties.textContent = `${shorten(data.sender)} → ${shorten(data.recipient)} · token ${shorten(data.token)}`;
+  parties.textContent = `${shorten(data.sender)} → ${shorten(data.recipient)} · token ${data.tokenSymbol ?? shorten(data.token)}`;
   parties.title = `${data.sender} → ${data.recipient}, token ${data.token}`;
   tickCard(entry);
 }
@@ -389,7 +396,7 @@ function tickCard(entry) {
   if (!entry.data) return;
   const now = ledgerNow(entry);
   const { claimable, remaining } = balances(entry.data, now);
-  const decimals = live.filters.decimals;
+  const decimals = decimalsOf(entry.data);
   entry.card.querySelector(".claimable").textContent = formatAmount(claimable, decimals);
   entry.card.querySelector(".remaining").textContent = formatAmount(remaining, decimals);
   entry.card.querySelector(".ends").textContent = endText(entry.data, now, claimable, decimals);

@@ -1,0 +1,68 @@
+"""Errors under /v1, in FlowFi's backend's shape: `error` (its short title, e.g. "Stream not found") and
+`message` (what is wrong and what to do), plus `parameter` when one parameter is at fault."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import filters
+from api.auth import AuthError
+from api.filters import BadRequest
+
+
+class V1Error(Exception):
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def refused(exc: AuthError) -> V1Error:
+    """An authentication refusal in the backend's words (401 Unauthorized, 403 Forbidden)."""
+    if exc.status == 401:
+        return V1Error(401, "Unauthorized", exc.message, headers={"WWW-Authenticate": "Bearer"})
+    return V1Error(exc.status, "Forbidden", exc.message)
+
+
+async def _v1_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, V1Error)
+    return JSONResponse({"error": exc.error, "message": exc.message, **exc.extra}, exc.status, headers=exc.headers)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadRequest)
+    title = "Invalid request" if exc.parameter is None else f"Invalid {exc.parameter} parameter"
+    body: dict[str, Any] = {"error": title, "message": exc.message}
+    if exc.parameter is not None:
+        body["parameter"] = exc.parameter
+    return JSONResponse(body, 400)
+
+
+async def _auth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    return await _v1_error(request, refused(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    path = filters.shown(request.url.path)
+    if exc.status_code == 404:
+        message = f"there is no {path}; the /v1 endpoints are listed at /api-docs.json"
+    elif exc.status_code == 405:
+        message = f"{filters.shown(request.method)} is not allowed on {path}; see /api-docs.json"
+    else:
+        message = f"the request was refused ({exc.status_code})"
+    return JSONResponse({"error": HTTPStatus(exc.status_code).phrase, "message": message}, exc.status_code,
+                        headers=exc.headers)
+
+
+handlers = {V1Error: _v1_error, BadRequest: _bad_request, AuthError: _auth_error, HTTPException: _http_error}
