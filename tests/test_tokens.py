@@ -1,10 +1,13 @@
 """Each token the streams name gets a tokens row with its name, symbol and decimals, read from the token
-contract's instance storage as it holds them; a row set by hand is kept."""
+contract's instance storage as it holds them; a row set by hand is kept; the APIs serve them with each
+stream."""
 
 from __future__ import annotations
 
 import asyncpg
+import httpx
 
+from api.app import create_app
 from devnet import running_devnet
 from indexer.bootstrap import bootstrap
 from indexer.database import connect
@@ -12,6 +15,7 @@ from indexer.rpc import RpcClient
 from indexer.storage import decode_token_metadata, instance_key, token_metadata
 from indexer.worker import Worker
 from tests.indexing import index_until_caught_up, worker_settings
+from tests.serving import running_app
 
 
 async def test_the_worker_reads_each_new_tokens_metadata_from_its_contract(
@@ -29,6 +33,11 @@ async def test_the_worker_reads_each_new_tokens_metadata_from_its_contract(
         rows = {row["address"]: tuple(row)[1:] for row in
                 await db.fetch("SELECT address, name, symbol, decimals, source FROM tokens")}
         indexed = {row["token"] for row in await db.fetch("SELECT DISTINCT token FROM streams")}
+        settings = worker_settings(devnet, database_url)
+        with running_app(create_app(settings, database_url)) as base_url:
+            async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+                served = (await http.get("/streams", params={"limit": 500})).json()["items"]
+                served_v1 = (await http.get("/v1/streams", params={"limit": 100})).json()["data"]
     assert set(rows) == indexed >= used
     for address, row in rows.items():
         token = chain.tokens.get(address)
@@ -36,6 +45,12 @@ async def test_the_worker_reads_each_new_tokens_metadata_from_its_contract(
         expected = (("Set by hand", "HAND", 2, "manual") if address == sorted(used)[0]
                     else (token.name, token.symbol, token.decimals, "chain"))
         assert row == expected
+    # the APIs name each stream's token as the tokens table does
+    assert served and served_v1
+    for item in served:
+        assert (item["tokenSymbol"], item["tokenDecimals"]) == rows[item["token"]][1:3]
+    for item in served_v1:
+        assert (item["tokenSymbol"], item["tokenDecimals"]) == rows[item["tokenAddress"]][1:3]
 
 
 async def test_a_contract_without_metadata_or_without_an_instance_has_none() -> None:
