@@ -15,8 +15,9 @@ contract, so the indexer runs and is tested without internet. Data path:
     chain.py     ledgers, transactions and event ids; retention; bulk history; ledger state
     lake.py      closed ledgers as a SEP-54 data lake (LedgerCloseMeta XDR), as Galexie writes them
     traffic.py   random valid calls from a seeded population of accounts, for the build in force
-    rpc.py       the HTTP app: JSON-RPC getEvents, getLedgerEntries & co., /invoke, /state, /upgrade,
-                 /allowance, fault injection
+    saved.py     a chain and its traffic saved in a folder, and continued from it
+    rpc.py       the HTTP app: JSON-RPC getEvents, getLedgers, getLedgerEntries & co., /invoke, /state,
+                 /upgrade, /allowance, fault injection
 
 `serve` runs it (the CLI's `devnet` command); `running_devnet` runs it in a background thread on an
 ephemeral loopback port, for tests.
@@ -45,6 +46,7 @@ from devnet.chain import (
 from devnet.contract import FlowFiContract
 from devnet.lake import LakeWriter
 from devnet.rpc import Faults, create_app
+from devnet.saved import SavedChain, StateMismatch
 from devnet.terms import (
     BUILDS,
     NEWEST_BUILD,
@@ -74,12 +76,17 @@ __all__ = [
     "NEWEST_BUILD",
     "Receipt",
     "Stream",
+    "StateMismatch",
     "StreamStatus",
     "Traffic",
     "claimable",
     "running_devnet",
     "serve",
 ]
+
+
+# Seconds between saves of a running chain that has a state folder: what a crash can lose.
+SAVE_INTERVAL = 5.0
 
 
 class Devnet:
@@ -89,6 +96,12 @@ class Devnet:
     is called. `traffic_per_ledger` valid random transactions are added to each ledger (fractions carry).
     `build` is the contract's build ("8723543" or "c9f5d2e", the newest by default). With `lake`, every
     closed ledger is also written there as a SEP-54 data lake.
+
+    With `state`, a folder: the chain saved there is continued (`continued` says so), with its traffic
+    source, ledgers closing from now on; a chain of another network, contract or build is refused
+    (StateMismatch). A new chain starts otherwise. While `run` runs the chain is saved there at once,
+    then every SAVE_INTERVAL seconds, and once more when it stops. A continued chain keeps what it was started
+    with (first ledger, seed, lifetimes) and takes this run's retention, interval and traffic rate.
     """
 
     def __init__(
@@ -105,27 +118,56 @@ class Devnet:
         build: str = NEWEST_BUILD,
         min_persistent_ttl: int = MIN_PERSISTENT_TTL,
         lake: Path | None = None,
+        state: Path | None = None,
     ) -> None:
-        self.chain = Chain(
-            contract_id=contract_id,
-            passphrase=passphrase,
-            retention=retention,
-            first_ledger=first_ledger,
-            clock=clock,
-            build=build,
-            min_persistent_ttl=min_persistent_ttl,
-        )
-        self.traffic = Traffic(seed=seed)
+        self.saved = SavedChain(state) if state is not None else None
+        loaded = None
+        if self.saved is not None:
+            loaded = self.saved.load(passphrase=passphrase, contract_id=contract_id, build=build, clock=clock)
+        self.continued = loaded is not None
+        if loaded is None:
+            self.chain = Chain(
+                contract_id=contract_id,
+                passphrase=passphrase,
+                retention=retention,
+                first_ledger=first_ledger,
+                clock=clock,
+                build=build,
+                min_persistent_ttl=min_persistent_ttl,
+            )
+            self.traffic = Traffic(seed=seed)
+        else:
+            self.chain, self.traffic = loaded
+            self.chain.retention = retention
         if traffic_per_ledger > 0:
             self.chain.traffic = self.traffic
             self.chain.traffic_per_ledger = traffic_per_ledger
         if lake is not None:
             self.chain.lake = LakeWriter(lake, passphrase)
-            self.chain.lake.write(self.chain.latest, ())  # the genesis ledger, which no close writes
+            if not self.continued:
+                self.chain.lake.write(self.chain.latest, ())  # the genesis ledger, which no close writes
         self.faults = Faults()
         self.app = create_app(self.chain, self.faults)
         self.ledger_interval = ledger_interval
         self.url = ""
+
+    def save(self) -> None:
+        """Save the chain into its state folder (nothing without one)."""
+        if self.saved is not None:
+            self.saved.save(self.chain, self.traffic)
+
+    async def run(self) -> None:
+        """Close ledgers (`close_ledgers`) and save the chain at once and every SAVE_INTERVAL seconds until
+        cancelled, then once more."""
+        try:
+            await asyncio.gather(self.close_ledgers(), self._save_periodically())
+        finally:
+            self.save()
+
+    async def _save_periodically(self) -> None:
+        while self.saved is not None:
+            await asyncio.to_thread(self.save)
+            await asyncio.sleep(SAVE_INTERVAL)
 
     async def close_ledgers(self) -> None:
         """Close a ledger every `ledger_interval` seconds until cancelled (nothing in manual mode)."""
@@ -139,60 +181,38 @@ class Devnet:
             self.chain.close_ledger()
 
     async def serve(self, server: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
-        """Run `server` (serving `self.app`) and close ledgers until it stops."""
-        ledgers = asyncio.create_task(self.close_ledgers())
+        """Run `server` (serving `self.app`), closing ledgers and saving the chain, until it stops."""
+        background = asyncio.create_task(self.run())
         try:
             await server.serve(sockets=sockets)
         finally:
-            ledgers.cancel()
+            background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await ledgers
+                await background
 
 
-async def serve(
-    *,
-    host: str,
-    port: int,
-    passphrase: str = DEFAULT_PASSPHRASE,
-    contract_id: str = DEFAULT_CONTRACT_ID,
-    ledger_interval: float = 5.0,
-    retention: int = DEFAULT_RETENTION,
-    traffic_rate: float = 0.0,
-    seed: int | None = None,
-    build: str = NEWEST_BUILD,
-    lake: Path | None = None,
-) -> None:
-    """Run the devnet until cancelled: RPC on host:port, a ledger every `ledger_interval` seconds, and
-    `traffic_rate` random transactions per second (0 for none), with the contract's `build`; every closed
-    ledger also written into a data lake at `lake`, when given."""
-    devnet = Devnet(
-        passphrase=passphrase,
-        contract_id=contract_id,
-        ledger_interval=ledger_interval,
-        retention=retention,
-        traffic_per_ledger=traffic_rate * ledger_interval,
-        seed=seed,
-        build=build,
-        lake=lake,
-    )
+async def serve(devnet: Devnet, *, host: str, port: int) -> None:
+    """Serve `devnet`'s RPC on host:port, closing its ledgers (and saving its chain), until cancelled."""
     devnet.url = f"http://{host}:{port}"
     await devnet.serve(uvicorn.Server(uvicorn.Config(devnet.app, host=host, port=port, lifespan="off", ws="none",
                                                      log_config=None)))
 
 
 @contextlib.contextmanager
-def running_devnet(**options: object) -> Iterator[Devnet]:
-    """Run a `Devnet(**options)` on 127.0.0.1 at an ephemeral port in a background thread.
+def running_devnet(*, port: int = 0, **options: object) -> Iterator[Devnet]:
+    """Run a `Devnet(**options)` on 127.0.0.1 at `port` (an ephemeral one by default) in a background
+    thread.
 
     Yields the devnet with `url` set ("http://127.0.0.1:PORT"); its `chain` and `faults` may be used
-    from the calling thread. Stops the server (and the ledger task) on exit.
+    from the calling thread. Stops the server (and the ledger task, which saves a chain that has a state
+    folder) on exit.
     """
     devnet = Devnet(**options)  # type: ignore[arg-type]
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections whose socket says TCP; without it
     # every response waits ~40 ms for the client's delayed ACK (Nagle).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     devnet.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config = uvicorn.Config(
         devnet.app, lifespan="off", ws="none", log_level="warning", timeout_graceful_shutdown=1
@@ -203,13 +223,7 @@ def running_devnet(**options: object) -> Iterator[Devnet]:
     async def main() -> None:
         server = uvicorn.Server(config)
         server_box.append(server)
-        ledgers = asyncio.create_task(devnet.close_ledgers())
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            ledgers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ledgers
+        await devnet.serve(server, sockets=[sock])
 
     def run() -> None:
         try:

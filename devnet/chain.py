@@ -14,7 +14,13 @@ tokens' entries with their lifetimes. Devnet operators can switch a running 8723
 c9f5d2e (`upgrade`) and set what an account allows the contract to spend (`approve`).
 
 Ledgers older than the retention window are dropped, as Stellar RPC drops them. Close times are unix
-seconds and strictly increasing: by default max(previous + 1, wall clock); tests may pass their own.
+seconds and strictly increasing: by default max(previous + 1, wall clock); tests may pass their own. A
+ledger's hash covers its sequence, the previous hash, its close time and its transactions, as a real
+header's does: a chain that closes the same sequence again, later or with other transactions, gives it
+another hash.
+
+`saved_state` and `restore` (used by devnet.saved) take a chain apart and put it together again without
+its lock, clock, traffic, lake sink or queued transactions, which belong to the running process.
 
 All state is guarded by one lock: the RPC server may run in another thread than the code closing
 ledgers (a test, or the devnet's ledger task).
@@ -90,15 +96,18 @@ class Ledger:
     def header_xdr(self) -> str:
         return self.header().to_xdr()  # type: ignore[no-any-return]
 
-    def metadata_xdr(self) -> str:
-        """A LedgerCloseMeta with this header and no transactions (the devnet keeps no tx meta)."""
-        entry = xdr.LedgerHeaderHistoryEntry(
+    def history_entry(self) -> xdr.LedgerHeaderHistoryEntry:
+        """The header with this ledger's hash, as getLedgers' headerXdr and LedgerCloseMeta hold it."""
+        return xdr.LedgerHeaderHistoryEntry(
             hash=xdr.Hash(bytes.fromhex(self.hash)),
             header=self.header(),
             ext=xdr.LedgerHeaderHistoryEntryExt(0),
         )
+
+    def metadata_xdr(self) -> str:
+        """A LedgerCloseMeta with this header and no transactions (the devnet keeps no tx meta)."""
         v0 = xdr.LedgerCloseMetaV0(
-            ledger_header=entry,
+            ledger_header=self.history_entry(),
             tx_set=xdr.TransactionSet(xdr.Hash(bytes.fromhex(self.previous_hash)), []),
             tx_processing=[],
             upgrades_processing=[],
@@ -121,6 +130,13 @@ class StoredEvent:
         self.topic = topic
         self.value = value
         self.json = json
+
+    @classmethod
+    def from_json(cls, encoded: bytes) -> StoredEvent:
+        """The event whose getEvents object is `encoded` (as `json` holds it)."""
+        body = json.loads(encoded)
+        return cls(body["id"], body["ledger"], body["contractId"], tuple(body.get("topic", ())), body["value"],
+                   encoded)
 
 
 def _json_result(value: Any) -> Any:
@@ -178,6 +194,10 @@ class TrafficSource(Protocol):
     def next_call(self, contract: FlowFiContract, now: int) -> tuple[str, dict[str, Any]] | None: ...
 
 
+# What belongs to the running process, or is saved apart as the history (see `Chain.saved_state`).
+_NOT_SAVED = frozenset({"lock", "traffic", "lake", "_clock", "_pending", "_ledgers", "_ids", "_events", "_own_events"})
+
+
 class Chain:
     """The ledger history, the contract's state, and the queue of transactions for the next ledger."""
 
@@ -200,6 +220,7 @@ class Chain:
         self.contract_id = contract_id
         self.passphrase = passphrase
         self.retention = retention
+        self.genesis_build = build  # the build deployed at the start (an upgrade changes contract.build)
         self.tokens = Tokens(passphrase, ledger=first_ledger, min_persistent_ttl=min_persistent_ttl)
         self.contract = FlowFiContract(build, address=contract_id, tokens=self.tokens, ledger=first_ledger,
                                        min_persistent_ttl=min_persistent_ttl)
@@ -218,8 +239,52 @@ class Chain:
         self._network_id = hashlib.sha256(passphrase.encode()).hexdigest()
         close_time = int(clock()) if genesis_time is None else genesis_time
         previous = "00" * 32
-        genesis = Ledger(first_ledger, close_time, self._ledger_hash(first_ledger, previous), previous)
+        genesis = Ledger(first_ledger, close_time, self._ledger_hash(first_ledger, previous, close_time, []), previous)
         self._ledgers.append(genesis)
+
+    # Saving and loading
+
+    def saved_state(self) -> dict[str, Any]:
+        """Everything `restore` needs besides the kept ledgers and their events (`history`): the contract's
+        and the tokens' state and the chain's own counters. Take it, and use it, under `lock`."""
+        return {name: value for name, value in vars(self).items() if name not in _NOT_SAVED}
+
+    def history(self, after: int = 0) -> list[tuple[Ledger, list[StoredEvent]]]:
+        """The kept ledgers after ledger `after`, each with its events."""
+        with self.lock:
+            first = max(after + 1 - self._ledgers[0].sequence, 0)
+            ledgers = [self._ledgers[i] for i in range(first, len(self._ledgers))]
+            if not ledgers:
+                return []
+            start = bisect.bisect_left(self._ids, ids.before_ledger(ledgers[0].sequence))
+            found: list[tuple[Ledger, list[StoredEvent]]] = [(ledger, []) for ledger in ledgers]
+            for event in self._events[start:]:
+                found[event.ledger - ledgers[0].sequence][1].append(event)
+            return found
+
+    @classmethod
+    def restore(cls, state: dict[str, Any], history: Iterable[tuple[Ledger, list[StoredEvent]]], *,
+                clock: Callable[[], float] = time.time) -> Chain:
+        """The chain `saved_state` and `history` describe, closing its next ledgers by `clock` (never before
+        the last close time): no traffic, lake sink or queued transaction."""
+        chain = cls.__new__(cls)
+        vars(chain).update(state)
+        chain.lock = threading.RLock()
+        chain.traffic = None
+        chain.lake = None
+        chain._clock = clock
+        chain._pending = []
+        chain._ledgers = deque()
+        chain._ids, chain._events = [], []
+        for ledger, events in history:
+            chain._ledgers.append(ledger)
+            chain._events.extend(events)
+        if not chain._ledgers:
+            raise ValueError("a chain has at least one ledger")
+        chain._ids = [event.id for event in chain._events]
+        chain._own_events = sum(event.contract_id == chain.contract_id for event in chain._events)
+        chain._trim()
+        return chain
 
     # Reading
 
@@ -337,23 +402,24 @@ class Chain:
             elif close_time <= previous.close_time:
                 raise ValueError(f"close time {close_time} is not after {previous.close_time}")
             sequence = previous.sequence + 1
-            ledger = Ledger(sequence, close_time, self._ledger_hash(sequence, previous.hash), previous.hash)
+            # the transactions see the ledger's sequence and close time; its hash covers them once applied
+            ledger = Ledger(sequence, close_time, "", previous.hash)
             closed_at = iso_time(close_time)
             pending, self._pending = self._pending, []
             receipts: list[tuple[_Pending, Receipt]] = []
             first_event = len(self._events)
-            tx_index = 0
+            tx_hashes: list[str] = []
             for tx in pending:
-                tx_index += 1
-                receipts.append((tx, self._apply(tx, ledger, tx_index, closed_at)))
+                receipts.append((tx, self._apply(tx, ledger, len(tx_hashes) + 1, closed_at)))
+                tx_hashes.append(receipts[-1][1].tx_hash)
             if self.traffic is not None:
                 self._traffic_debt += self.traffic_per_ledger
                 while self._traffic_debt >= 1:
                     self._traffic_debt -= 1
                     call = self.traffic.next_call(self.contract, close_time)
                     if call is not None:
-                        tx_index += 1
-                        self._apply(_Pending(*call), ledger, tx_index, closed_at)
+                        tx_hashes.append(self._apply(_Pending(*call), ledger, len(tx_hashes) + 1, closed_at).tx_hash)
+            ledger = dataclasses.replace(ledger, hash=self._ledger_hash(sequence, previous.hash, close_time, tx_hashes))
             self._ledgers.append(ledger)
             closed_events = self._events[first_event:]
             self._trim()
@@ -445,8 +511,9 @@ class Chain:
             del self._ids[:cut]
             del self._events[:cut]
 
-    def _ledger_hash(self, sequence: int, previous: str) -> str:
-        return hashlib.sha256(f"{self._network_id}:{sequence}:{previous}".encode()).hexdigest()
+    def _ledger_hash(self, sequence: int, previous: str, close_time: int, tx_hashes: list[str]) -> str:
+        digest = f"{self._network_id}:{sequence}:{previous}:{close_time}:{','.join(tx_hashes)}"
+        return hashlib.sha256(digest.encode()).hexdigest()
 
     # Bulk history
 

@@ -112,9 +112,7 @@ def ledger_close_meta(recorded: LakeLedger) -> xdr.LedgerCloseMeta:
     transactions = [_transaction(ledger, index, by_tx.get(index, [])) for index in range(1, max(by_tx, default=0) + 1)]
     return xdr.LedgerCloseMeta(2, v2=xdr.LedgerCloseMetaV2(
         ext=xdr.LedgerCloseMetaExt(0),
-        ledger_header=xdr.LedgerHeaderHistoryEntry(
-            hash=xdr.Hash(bytes.fromhex(ledger.hash)), header=ledger.header(), ext=xdr.LedgerHeaderHistoryEntryExt(0),
-        ),
+        ledger_header=ledger.history_entry(),
         tx_set=xdr.GeneralizedTransactionSet(1, v1_tx_set=xdr.TransactionSetV1(
             previous_ledger_hash=xdr.Hash(bytes.fromhex(ledger.previous_hash)), phases=[],
         )),

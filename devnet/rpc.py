@@ -1,15 +1,19 @@
 """Stellar RPC's JSON-RPC 2.0 over HTTP, answered from the local chain (stellar/stellar-rpc shapes).
 
-POST /  getEvents (xdrFormat base64 or json), getLedgerEntries, getLatestLedger, getHealth, getNetwork
-(protocol 23 response shapes, and getHealth's close times of stellar-rpc 27.1). getEvents
+POST /  getEvents (xdrFormat base64 or json), getLedgers (base64), getLedgerEntries, getLatestLedger,
+getHealth, getNetwork (protocol 23 response shapes, and getHealth's close times of stellar-rpc 27.1). getEvents
 follows stellar-rpc's cursor rules: results strictly after the cursor; when a page is full the cursor
 is its last event id, otherwise it is the end of the scanned window (the largest cursor in ledger
 end - 1), so an empty page still moves the client forward. The window is at most 10000 ledgers and ends
 before `endLedger` and after the latest ledger. getLedgerEntries answers as stellar-rpc v28 does: at
 most 200 base64 LedgerKeys, entries in request order with their LedgerEntryData, lastModifiedLedgerSeq
 and liveUntilLedgerSeq (0 for an archived entry), missing keys left out; it knows the FlowFi contract's
-instance and its persistent Stream(id) entries, and the tokens' instances. Errors use stellar-rpc's
-codes and texts.
+instance and its persistent Stream(id) entries, and the tokens' instances. getLedgers answers as
+stellar-rpc v28 does without a data store: from `startLedger` (or after `pagination.cursor`, a ledger
+sequence) at most `pagination.limit` ledgers (50 by default, 200 at most) of those kept, each with its hash,
+sequence, close time (a string), headerXdr (a LedgerHeaderHistoryEntry) and metadataXdr (a LedgerCloseMeta
+without transactions); xdrFormat "json" is refused (the devnet has no XDR-JSON of headers and metadata).
+Errors use stellar-rpc's codes and texts.
 
 POST /invoke  {"function": ..., "args": {...}} calls the contract in a transaction of the next ledger
 and answers once that ledger has closed: 200 {"txHash", "ledger", "events", "transfers", "result"}, or
@@ -26,8 +30,9 @@ POST /allowance {"token", "owner", "amount"}: what `owner` allows the contract t
 
 `Faults` queues failures for the next JSON-RPC requests, one per request: "timeout" (answer after
 `timeout_seconds`), "http500", "rpc-32001", "garbage" (a non-JSON 200 body), "truncated" (half a body),
-and what real deployments do: "behind" (answered by a node one ledger behind its peers, as a
-load-balanced endpoint may), "db-read-failed" (the server's database read failed), "unfiltered" (getEvents
+and what real deployments do: "behind" (answered by a node `behind_ledgers` ledgers, one by default,
+behind its peers, as a load-balanced endpoint may: getEvents, getLedgers, getLatestLedger and getHealth
+see its newest ledger), "db-read-failed" (the server's database read failed), "unfiltered" (getEvents
 ignores its filters).
 """
 
@@ -48,7 +53,7 @@ from starlette.routing import Route
 from stellar_sdk import StrKey, xdr
 
 from devnet import calls, entries
-from devnet.chain import PROTOCOL_VERSION, Chain, Receipt, StoredEvent
+from devnet.chain import PROTOCOL_VERSION, Chain, Ledger, Receipt, StoredEvent
 from devnet.terms import I128_MAX, InvalidInvocation, milestone_json
 from devnet.xdr import scval_json
 from indexer import ids
@@ -61,6 +66,8 @@ MAX_CONTRACT_IDS = 5
 MAX_TOPICS = 5
 MAX_SEGMENTS = 4
 MAX_LEDGER_KEYS = 200
+MAX_LEDGERS_LIMIT = 200  # stellar-rpc's max-ledgers-limit and default-ledgers-limit
+DEFAULT_LEDGERS_LIMIT = 50
 EXT_V0 = xdr.LedgerEntryExt(0)
 
 PARSE_ERROR = -32700
@@ -76,8 +83,9 @@ FAULT_KINDS = ("timeout", "http500", "rpc-32001", "garbage", "truncated", "behin
 class Faults:
     """Failures to apply to the next JSON-RPC requests, in order, one per request."""
 
-    def __init__(self, timeout_seconds: float = 15.0) -> None:
+    def __init__(self, timeout_seconds: float = 15.0, behind_ledgers: int = 1) -> None:
         self.timeout_seconds = timeout_seconds
+        self.behind_ledgers = behind_ledgers
         self._queue: deque[str] = deque()
         self._lock = threading.Lock()
 
@@ -213,13 +221,15 @@ def _dumps(value: Any) -> bytes:
 class RpcMethods:
     """The JSON-RPC methods; each returns its `result` already serialized."""
 
-    def __init__(self, chain: Chain) -> None:
+    def __init__(self, chain: Chain, faults: Faults) -> None:
         self.chain = chain
+        self.faults = faults
         self._header_cache: tuple[str, str, str] = ("", "", "")
 
     def table(self) -> dict[str, Callable[[Any, str | None], bytes]]:
         return {
             "getEvents": self.get_events,
+            "getLedgers": self.get_ledgers,
             "getLedgerEntries": self.get_ledger_entries,
             "getLatestLedger": self.get_latest_ledger,
             "getHealth": self.get_health,
@@ -272,9 +282,7 @@ class RpcMethods:
         if fault == "unfiltered":
             filters = []
         with self.chain.lock:
-            oldest, latest = self.chain.ledger_range()
-            if fault == "behind":
-                latest = self.chain.ledger(latest.sequence - 1)
+            oldest, latest = self._range(fault)
             if cursor is not None:
                 start_ledger, after = cursor_ledger, cursor
             else:
@@ -304,6 +312,68 @@ class RpcMethods:
                 % (latest.close_time, oldest.close_time),
             )
         )
+
+    def _range(self, fault: str | None) -> tuple[Ledger, Ledger]:
+        """The oldest and newest ledgers the answering node has (a lagging one lacks the newest)."""
+        oldest, latest = self.chain.ledger_range()
+        if fault == "behind":
+            latest = self.chain.ledger(max(latest.sequence - self.faults.behind_ledgers, oldest.sequence))
+        return oldest, latest
+
+    def get_ledgers(self, params: Any, fault: str | None = None) -> bytes:
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise _invalid("invalid parameters: expected an object")
+        start_ledger = _uint(params, "startLedger")
+        pagination = params.get("pagination")
+        if pagination is not None and not isinstance(pagination, dict):
+            raise _invalid("invalid parameters: pagination must be an object")
+        cursor = (pagination or {}).get("cursor") or ""
+        if not isinstance(cursor, str):
+            raise _invalid("invalid parameters: cursor must be a string")
+        limit = _uint(pagination or {}, "limit")
+        xdr_format = params.get("xdrFormat") or "base64"
+        with self.chain.lock:
+            oldest, latest = self._range(fault)
+            # stellar-rpc joins what is wrong with the pagination and with the format, one per line
+            problems = []
+            out_of_range = (f"start ledger ({start_ledger}) must be between the oldest ledger: {oldest.sequence} and "
+                            f"the latest ledger: {latest.sequence} for this rpc instance")
+            in_range = oldest.sequence <= start_ledger <= latest.sequence
+            if pagination is not None:
+                if cursor and start_ledger:
+                    problems.append(f"startLedger ({start_ledger}) and cursor ({cursor}) cannot both be set")
+                elif not cursor and not in_range:
+                    problems.append(out_of_range)
+                elif limit > MAX_LEDGERS_LIMIT:
+                    problems.append(f"limit must not exceed {MAX_LEDGERS_LIMIT}")
+            elif not in_range:
+                problems.append(out_of_range)
+            if xdr_format not in ("base64", "json"):
+                problems.append(f"got '{xdr_format}': expected base64, json for optional 'xdrFormat'")
+            if problems:
+                raise RpcError(INVALID_REQUEST, "\n".join(problems))
+            if xdr_format == "json":
+                raise _invalid("the local network serves getLedgers with xdrFormat base64 only")
+            start = start_ledger
+            if cursor:
+                if not cursor.isdigit() or int(cursor) >= 2**32:
+                    reason = "invalid syntax" if not cursor.isdigit() else "value out of range"
+                    raise _invalid(f'strconv.ParseUint: parsing "{cursor}": {reason}')
+                start = int(cursor) + 1
+                if not oldest.sequence <= start <= latest.sequence:
+                    raise _invalid(f"cursor ('{cursor}') must be between the oldest ledger: {oldest.sequence} and the "
+                                   f"latest ledger: {latest.sequence} for this rpc instance")
+            end = min(start + (limit or DEFAULT_LEDGERS_LIMIT) - 1, latest.sequence)
+            ledgers = [self.chain.ledger(sequence) for sequence in range(start, end + 1)]
+        found = [{"hash": ledger.hash, "sequence": ledger.sequence, "ledgerCloseTime": str(ledger.close_time),
+                  "headerXdr": ledger.history_entry().to_xdr(), "metadataXdr": ledger.metadata_xdr()}
+                 for ledger in ledgers]
+        next_cursor = str(ledgers[-1].sequence) if ledgers else cursor or str(start - 1)
+        return _dumps({"ledgers": found, "latestLedger": latest.sequence, "latestLedgerCloseTime": latest.close_time,
+                       "oldestLedger": oldest.sequence, "oldestLedgerCloseTime": oldest.close_time,
+                       "cursor": next_cursor})
 
     def get_ledger_entries(self, params: Any, fault: str | None = None) -> bytes:
         if params is None:
@@ -352,7 +422,7 @@ class RpcMethods:
         return _dumps({"entries": found, "latestLedger": latest})
 
     def get_latest_ledger(self, params: Any, fault: str | None = None) -> bytes:
-        latest = self.chain.latest
+        latest = self._range(fault)[1]
         if self._header_cache[0] != latest.hash:
             self._header_cache = (latest.hash, latest.header_xdr(), latest.metadata_xdr())
         _, header, metadata = self._header_cache
@@ -368,7 +438,7 @@ class RpcMethods:
         )
 
     def get_health(self, params: Any, fault: str | None = None) -> bytes:
-        oldest, latest = self.chain.ledger_range()
+        oldest, latest = self._range(fault)
         return _dumps(
             {
                 "status": "healthy",
@@ -419,7 +489,7 @@ def _answer(methods: dict[str, Callable[[Any, str | None], bytes]], request: Any
 def create_app(chain: Chain, faults: Faults | None = None) -> Starlette:
     """The devnet's HTTP app: JSON-RPC at "/", plus /invoke and /state."""
     faults = faults if faults is not None else Faults()
-    methods = RpcMethods(chain).table()
+    methods = RpcMethods(chain, faults).table()
 
     async def json_rpc(request: Request) -> Response:
         fault = faults.take()

@@ -462,6 +462,9 @@ def devnet(
     lake: Annotated[
         Path | None, typer.Option(help="also write every closed ledger here, as a SEP-54 data lake")
     ] = None,
+    state: Annotated[Path | None, typer.Option(
+        help="a folder to keep the chain in: continued from it when it holds one, saved into it every few seconds "
+             "and on exit", show_default=False)] = None,
     network_passphrase: Passphrase = None,
     contract_ids: ContractIds = None,
 ) -> None:
@@ -471,16 +474,20 @@ def devnet(
     settings = load_settings(network_passphrase=network_passphrase, contract_ids=contract_ids)
     setup_logging(log_format=settings.log_format)
     ensure_port_free(host, port, "--port")
-    typer.echo(f"local network: http://{host}:{port} (contract {settings.contract_ids[0]})")
-
-    async def main() -> None:
-        await local_network.serve(
-            host=host, port=port, passphrase=settings.network_passphrase,
-            contract_id=settings.contract_ids[0], ledger_interval=ledger_interval, retention=retention,
-            traffic_rate=traffic_rate, seed=seed, build=build, lake=lake,
+    try:
+        network = local_network.Devnet(
+            passphrase=settings.network_passphrase, contract_id=settings.contract_ids[0],
+            ledger_interval=ledger_interval, retention=retention, traffic_per_ledger=traffic_rate * ledger_interval,
+            seed=seed, build=build, lake=lake, state=state,
         )
-
-    asyncio.run(main())
+    except local_network.StateMismatch as exc:
+        keep = f" with --{exc.setting.replace('_', '-')} {exc.saved!r}" if exc.setting else ""
+        again = f"continue it{keep}, or " if keep else ""
+        raise Problem(f"{exc}: {again}start a new chain with another --state (or delete {state})") from exc
+    typer.echo(f"local network: http://{host}:{port} (contract {settings.contract_ids[0]})")
+    if network.continued:
+        typer.echo(f"continuing the chain saved in {state} after ledger {network.chain.latest.sequence}")
+    asyncio.run(local_network.serve(network, host=host, port=port))
 
 
 @app.command()
@@ -512,9 +519,14 @@ def dev(
     ledger_interval: Annotated[float, typer.Option(help="seconds between ledgers")] = 2.0,
     traffic_rate: Annotated[float, typer.Option(help="random contract calls per second")] = 2.0,
     build: Build = NEWEST_BUILD,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="start over: a new local chain and a new database (the embedded one)")] = False,
 ) -> None:
     """Everything at once on this machine: the embedded database, a local network with traffic, the
-    worker and the API. Stop with Ctrl-C."""
+    worker and the API. The chain and the index are kept in the data folder and continued by the next
+    run. Stop with Ctrl-C."""
+    from flowfi.datadir import dev_lock
+
     settings = load_settings(
         rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),
         contract_build=build,
@@ -522,9 +534,42 @@ def dev(
     setup_logging(log_format=settings.log_format)
     ensure_port_free(settings.host, api_port, "--api-port (make dev API_PORT=...)")
     ensure_port_free("127.0.0.1", rpc_port, "--rpc-port (make dev RPC_PORT=...)")
-    from flowfi.dev import run_dev  # after the checks: it imports everything
-    url = database_of(settings)
-    run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate, build=build)
+    with dev_lock(settings.data_dir):
+        from flowfi.dev import run_dev  # after the checks: it imports everything
+        url = database_of(settings)
+        run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate, build=build, fresh=fresh)
+
+
+@app.command()
+def reset(yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False) -> None:
+    """Delete the local network's chain and the embedded database of the data folder (FLOWFI_DATA_DIR):
+    the next `flowfi dev` starts over. Asks first."""
+    import shutil
+
+    from flowfi.datadir import chain_folder, dev_running
+    from indexer import embedded
+    from indexer.database import embedded_folder
+
+    settings = load_settings()
+    data_dir = settings.data_dir
+    if dev_running(data_dir):
+        raise Problem(f"`flowfi dev` is running on {data_dir}: stop it first (Ctrl-C where it runs), then run "
+                      "`flowfi reset` again")
+    pgdata = embedded_folder(data_dir)
+    if embedded.server_pid(pgdata) is not None:
+        raise Problem(f"the embedded database in {pgdata} is in use (`flowfi psql`, `serve` or `index`?): stop what "
+                      "uses it, then run `flowfi reset` again")
+    found = [folder for folder in (chain_folder(data_dir), pgdata) if folder.exists()]
+    if not found:
+        typer.echo(f"nothing to delete: {data_dir} holds no local chain and no database")
+        return
+    listed = " and ".join(str(folder) for folder in found)
+    if not yes and not typer.confirm(f"Delete {listed}?", default=False):
+        typer.echo("nothing deleted")
+        raise typer.Exit(1)
+    for folder in found:
+        shutil.rmtree(folder)
+    typer.echo(f"deleted {listed}: the next `flowfi dev` starts a new chain and a new database")
 
 
 # The query parameter a refusal names -> the `flowfi tail` flag that sets it.
@@ -568,12 +613,13 @@ def db_url(database_url: DatabaseUrl = None) -> None:
     """Print the database's URL (for psql, notebooks, BI tools): DATABASE_URL's, else the embedded
     server's, which runs while `flowfi dev` (or `flowfi psql`) does."""
     from indexer import embedded
+    from indexer.database import embedded_folder
 
     settings = load_settings(database_url=database_url)
     if settings.database_url is not None:
         typer.echo(settings.database_url.get_secret_value())
         return
-    url = embedded.url_of(settings.data_dir / "postgres")
+    url = embedded.url_of(embedded_folder(settings.data_dir))
     if url is None:
         raise Problem(f"the embedded database in {settings.data_dir} is not running: start `flowfi dev`, or open "
                       "it with `flowfi psql`, which starts it")

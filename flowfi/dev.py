@@ -1,20 +1,34 @@
 """`flowfi dev`: the local network with traffic, the worker and the API in one process. SIGINT (Ctrl-C),
 SIGTERM and SIGHUP (a closed terminal) stop all three; the embedded database stops when the process
-exits."""
+exits.
+
+The local network's chain is kept in the data folder (flowfi/datadir.py) and continued by the next run,
+with the streams it holds. Before the worker starts, the database must index that chain: when it holds
+the index of another one (the saved chain was deleted, or the process died after the index got ahead of
+the last save), the embedded database starts anew, said in one line; a database of DATABASE_URL is
+never emptied (the command stops, saying what to do). `fresh` starts over: a new chain and, embedded, a
+new database.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 
 from api.app import SERVER_OPTIONS, Server, create_app
-from devnet import Devnet
+from devnet import Devnet, StateMismatch
+from flowfi.datadir import chain_folder
+from flowfi.problems import Problem
 from flowfi.settings import Settings
+from indexer import store
+from indexer.database import connect, embedded_folder, empty, redacted
 from indexer.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -49,16 +63,84 @@ def banner(api_url: str, rpc_url: str) -> str:
 """
 
 
-def run_dev(settings: Settings, database_url: str, *, ledger_interval: float, traffic_rate: float, build: str) -> None:
-    asyncio.run(_run(settings, database_url, ledger_interval, traffic_rate, build))
+def run_dev(settings: Settings, database_url: str, *, ledger_interval: float, traffic_rate: float, build: str,
+            fresh: bool = False) -> None:
+    asyncio.run(_run(settings, database_url, ledger_interval, traffic_rate, build, fresh))
 
 
-async def _run(settings: Settings, database_url: str, ledger_interval: float, traffic_rate: float, build: str) -> None:
+def local_network(settings: Settings, *, ledger_interval: float, traffic_rate: float, build: str,
+                  fresh: bool) -> Devnet:
+    """The local network of the data folder: its saved chain continued, or a new one (always with `fresh`).
+    A saved chain of another build, network or contract, or of another format, is a Problem saying how to
+    continue it or start over."""
+    folder = chain_folder(settings.data_dir)
+    if fresh:
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        devnet = Devnet(
+            passphrase=settings.network_passphrase, contract_id=settings.contract_ids[0],
+            ledger_interval=ledger_interval, traffic_per_ledger=traffic_rate * ledger_interval, build=build,
+            state=folder,
+        )
+    except StateMismatch as exc:
+        keep = {"build": f"`flowfi dev --build {exc.saved}`", "network_passphrase": "FLOWFI_NETWORK_PASSPHRASE set to "
+                f"{exc.saved!r}", "contract_ids": f"FLOWFI_CONTRACT_IDS set to {exc.saved}"}.get(exc.setting or "")
+        again = f"continue it with {keep}, or " if keep else ""
+        raise Problem(f"{exc}: {again}start over with `flowfi dev --fresh` (a new chain and database)") from exc
+    if devnet.continued:
+        log.info("continuing the local chain saved in %s after ledger %d", folder, devnet.chain.latest.sequence)
+    return devnet
+
+
+async def index_of_this_chain(devnet: Devnet, settings: Settings, database_url: str, *, fresh: bool) -> None:
+    """Make sure the database indexes `devnet`'s chain before the worker starts: the embedded one is
+    emptied when it holds the index of another chain (or with `fresh`), in one line; DATABASE_URL's is
+    never emptied, and a Problem when it holds another chain's index."""
+    embedded = settings.database_url is None
+    folder, pgdata = chain_folder(settings.data_dir), embedded_folder(settings.data_dir)
+    if fresh and embedded:
+        await empty(database_url)
+        log.warning("starting over: a new local chain in %s and a new database in %s", folder, pgdata)
+        return
+    conn = await connect(database_url, "flowfi-dev")
+    try:
+        cursor = await store.load_cursor(conn, settings.contract_ids)
+    finally:
+        await conn.close()
+    difference = _other_chain(devnet, folder, cursor)
+    if difference is None:
+        return
+    if not embedded:
+        raise Problem(f"{difference}, and the database at {redacted(database_url)} holds the index of another chain: "
+                      "give `flowfi dev` an empty database (DATABASE_URL), or unset DATABASE_URL for the embedded one")
+    await empty(database_url)
+    log.warning("%s, and the database in %s held the index of another chain: started a new database there",
+                difference, pgdata)
+
+
+def _other_chain(devnet: Devnet, folder: Path, cursor: store.Cursor | None) -> str | None:
+    """How the index (its cursor) shows another chain than `devnet`'s, saved in `folder`; None when it may
+    be this one."""
+    if cursor is None:
+        return None
+    chain, anchor = devnet.chain, cursor.anchor
+    if not devnet.continued:
+        return f"the local chain in {folder} is new (no saved one was there)"
+    if cursor.last_ledger > chain.latest.sequence:
+        return (f"the local chain saved in {folder} ends at ledger {chain.latest.sequence}, before the index "
+                f"(ledger {cursor.last_ledger}: the last run ended before saving it)")
+    if anchor is not None and chain.oldest.sequence <= anchor.sequence and (
+            chain.ledger(anchor.sequence).hash != anchor.hash):
+        return f"the local chain saved in {folder} is not the one indexed (its ledger {anchor.sequence} differs)"
+    return None
+
+
+async def _run(settings: Settings, database_url: str, ledger_interval: float, traffic_rate: float, build: str,
+               fresh: bool) -> None:
     rpc_port = int(settings.rpc_url.rsplit(":", 1)[1])
-    devnet = Devnet(
-        passphrase=settings.network_passphrase, contract_id=settings.contract_ids[0],
-        ledger_interval=ledger_interval, traffic_per_ledger=traffic_rate * ledger_interval, build=build,
-    )
+    devnet = local_network(settings, ledger_interval=ledger_interval, traffic_rate=traffic_rate, build=build,
+                           fresh=fresh)
+    await index_of_this_chain(devnet, settings, database_url, fresh=fresh)
     devnet_server = _QuietDevnetServer(
         uvicorn.Config(devnet.app, host="127.0.0.1", port=rpc_port, lifespan="off", log_config=None,
                        access_log=False)
@@ -67,7 +149,9 @@ async def _run(settings: Settings, database_url: str, ledger_interval: float, tr
         uvicorn.Config(create_app(settings, database_url), host=settings.host, port=settings.port,
                        **{**SERVER_OPTIONS, "access_log": False})
     )
-    worker = Worker(settings, database_url)
+    # a new index takes in the whole chain kept, so that a database started anew lacks no stream
+    start = settings.start_ledger or devnet.chain.oldest.sequence
+    worker = Worker(settings.model_copy(update={"start_ledger": start}), database_url)
 
     def stop() -> None:
         if not worker.stopping.is_set():

@@ -2,11 +2,12 @@
 
 With a database URL, that server is used as it is (run `flowfi migrate` after upgrading). Without one,
 an embedded PostgreSQL server runs from the user's data folder (indexer/embedded.py); it is migrated on
-every start.
+every start, and `flowfi dev` may empty it (`empty`) when it holds the index of another chain.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -20,14 +21,31 @@ from indexer import embedded
 log = logging.getLogger(__name__)
 
 
+def embedded_folder(data_dir: Path) -> Path:
+    """Where the embedded server of the data folder `data_dir` keeps its files."""
+    return data_dir / "postgres"
+
+
 def database_url(configured: str | None, data_dir: Path) -> str:
     """The PostgreSQL URL to use, as asyncpg takes it: the configured one, or that of the embedded server
     in `data_dir` (started and migrated here on first use)."""
     if configured is not None:
         return asyncpg_dsn(configured)
-    url = embedded.start(data_dir / "postgres")
+    url = embedded.start(embedded_folder(data_dir))
     migrate(url)
     return url
+
+
+async def empty(url: str) -> None:
+    """Drop the schema (every table, with its rows) of the database at `url` and create it again, empty:
+    a new index. Waits at most ten seconds for the tables' locks."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute("SET lock_timeout = '10s'")
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+    await asyncio.to_thread(migrate, url)
 
 
 class DatabaseProblem(Exception):

@@ -1,5 +1,5 @@
 """A client for the Stellar RPC methods the indexer needs: getNetwork, getHealth, getLatestLedger,
-getEvents and getLedgerEntries.
+getLedgers, getEvents and getLedgerEntries.
 
 The JSON-RPC envelope ends here: responses become frozen dataclasses, and every failure becomes one of
 
@@ -10,7 +10,7 @@ The JSON-RPC envelope ends here: responses become frozen dataclasses, and every 
     │   └── NotYetAvailable    the ledger asked for is past the server's newest: a node behind its peers
     │                          (public endpoints are load-balanced) or a start ledger in the future
     └── FatalRpcError          retrying cannot help; the message says what to do
-        └── OutOfRetention     the cursor or start ledger is older than the server keeps
+        └── OutOfRetention     the cursor, start ledger or ledger asked for is older than the server keeps
 
 The same client talks to testnet, mainnet and the local network (`flowfi devnet`).
 """
@@ -66,7 +66,9 @@ class OutOfRetention(FatalRpcError):
 
 
 class _LedgerRange(FatalRpcError):
-    """-32600 "startLedger must be within the ledger range: A - B"; what it means depends on the request."""
+    """-32600 "startLedger must be within the ledger range: A - B" (getEvents) or "start ledger (N) must be
+    between the oldest ledger: A and the latest ledger: B" (getLedgers); what it means depends on the
+    request."""
 
     def __init__(self, message: str, oldest_ledger: int, latest_ledger: int) -> None:
         super().__init__(message)
@@ -126,13 +128,15 @@ class Health:
 
 
 @dataclass(frozen=True, slots=True)
-class LatestLedger:
+class LedgerInfo:
+    """A ledger as getLatestLedger and getLedgers name it."""
+
     sequence: int
-    hash: str
+    hash: str  # hex
     close_time: int  # unix seconds
 
 
-_RANGE_ERROR = re.compile(r"ledger range:\s*(\d+)\s*-\s*(\d+)")
+_RANGE_ERROR = re.compile(r"(?:ledger range:\s*|oldest ledger:\s*)(\d+)(?:\s*-\s*|\s+and the latest ledger:\s*)(\d+)")
 
 
 class RpcClient:
@@ -160,10 +164,30 @@ class RpcClient:
         return Health(latest_ledger=_field(result, "latestLedger", int),
                       oldest_ledger=_field(result, "oldestLedger", int))
 
-    async def get_latest_ledger(self) -> LatestLedger:
+    async def get_latest_ledger(self) -> LedgerInfo:
         result = await self.call("getLatestLedger")
-        return LatestLedger(sequence=_field(result, "sequence", int), hash=_field(result, "id", str),
-                            close_time=_field(result, "closeTime", int))
+        return LedgerInfo(sequence=_field(result, "sequence", int), hash=_field(result, "id", str),
+                          close_time=_field(result, "closeTime", int))
+
+    async def get_ledger(self, sequence: int) -> LedgerInfo:
+        """Ledger `sequence`'s hash and close time (getLedgers); OutOfRetention when the server no longer
+        has it, NotYetAvailable when it does not have it yet."""
+        try:
+            result = await self.call("getLedgers", {"startLedger": sequence, "pagination": {"limit": 1}})
+        except _LedgerRange as exc:
+            if sequence > exc.latest_ledger:
+                raise NotYetAvailable(f"getLedgers: {self.url} has ledgers up to {exc.latest_ledger}, not yet "
+                                      f"{sequence}", sequence, exc.latest_ledger) from exc
+            raise OutOfRetention(str(exc), exc.oldest_ledger, exc.latest_ledger) from exc
+        try:
+            found = result["ledgers"][0]
+            ledger = LedgerInfo(sequence=int(found["sequence"]), hash=str(found["hash"]),
+                                close_time=int(found["ledgerCloseTime"]))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise RetryableRpcError(f"getLedgers returned a malformed result ({exc!r})") from exc
+        if ledger.sequence != sequence:
+            raise RetryableRpcError(f"getLedgers returned ledger {ledger.sequence} for ledger {sequence}")
+        return ledger
 
     async def get_events(
         self,

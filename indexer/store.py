@@ -9,7 +9,8 @@ twice changes nothing.
 Rows go in with COPY (in its text format, see copy_text.py) and the state is computed in Python from
 the rows the page touches (`indexer.state.fold`), so a page costs a handful of round trips whatever its
 size. A page holds whole transactions (the worker sees to it), so a creation fee and its stream arrive
-together.
+together. The cursor's row also keeps the chain's anchor (a ledger the index went through, with its hash
+and close time: see indexer/identity.py), replaced when a page brings a newer one.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from indexer.events import (
     party_fields,
     required_fields,
 )
-from indexer.rpc import EventPage
+from indexer.rpc import EventPage, LedgerInfo
 from indexer.state import StoredSchedule, StreamKey, StreamState
 from indexer.storage import TokenMetadata
 from indexer.tables import EVENTS_CHANNEL
@@ -71,6 +72,7 @@ class Cursor:
     rpc_cursor: str
     last_event_id: str | None
     last_ledger: int
+    anchor: LedgerInfo | None = None  # a ledger the index went through; None: not recorded yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +113,16 @@ async def load_upgrades(conn: asyncpg.Connection) -> dict[str, list[str]]:
 async def load_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> Cursor | None:
     """Where to resume, or None to start afresh (no row yet, or a cursor forgotten by `forget_cursor`)."""
     row = await conn.fetchrow(
-        "SELECT rpc_cursor, last_event_id, last_ledger FROM indexer_cursor WHERE contract_ids = $1",
+        "SELECT rpc_cursor, last_event_id, last_ledger, anchor_ledger, anchor_hash, anchor_closed_at "
+        "FROM indexer_cursor WHERE contract_ids = $1",
         cursor_key(contract_ids),
     )
     if row is None or not row["rpc_cursor"]:
         return None
-    return Cursor(row["rpc_cursor"], row["last_event_id"], row["last_ledger"])
+    anchor = None
+    if row["anchor_ledger"] is not None:
+        anchor = LedgerInfo(row["anchor_ledger"], row["anchor_hash"], int(row["anchor_closed_at"].timestamp()))
+    return Cursor(row["rpc_cursor"], row["last_event_id"], row["last_ledger"], anchor)
 
 
 async def index_began(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> int | None:
@@ -138,11 +144,12 @@ async def write_page(
     stored: Mapping[StreamKey, StoredSchedule] | None = None,
     progress: BackfillProgress | None = None,
     tokens: Mapping[str, TokenMetadata | None] | None = None,
+    anchor: LedgerInfo | None = None,
 ) -> PageWritten:
     """Store one page (of getEvents, or of whole ledgers from a data lake) and move the cursor past it, in
     one transaction. `stored` is what the contract's storage says of the schedules its creation events do
     not carry; `progress`, a backfill's record of how far it has read; `tokens`, the metadata of tokens
-    the page names first."""
+    the page names first; `anchor`, a newer anchor of the chain (without one the cursor keeps its own)."""
     async with conn.transaction():
         fresh = await _skip_stored(conn, decoded)
         typed = [d.event for d in fresh if d.event is not None]
@@ -157,7 +164,7 @@ async def write_page(
             await save_tokens(conn, tokens)
 
         last_event_id = decoded[-1].raw.id if decoded else None
-        await _save_cursor(conn, contract_ids, page, last_event_id, len(fresh))
+        await _save_cursor(conn, contract_ids, page, last_event_id, len(fresh), anchor)
         if progress is not None:
             await _save_progress(conn, contract_ids, progress, ledger_of_cursor(page), len(fresh))
         if fresh:
@@ -383,24 +390,34 @@ async def apply_protocol_events(conn: asyncpg.Connection, typed: Iterable[ChainE
 
 async def _save_cursor(
     conn: asyncpg.Connection, contract_ids: Sequence[str], page: EventPage, last_event_id: str | None,
-    new_events: int,
+    new_events: int, anchor: LedgerInfo | None,
 ) -> None:
     closed_at = (datetime.fromtimestamp(page.latest_ledger_close_time, UTC)
                  if page.latest_ledger_close_time else None)
     await conn.execute(
         """
         INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_event_id, last_ledger, latest_ledger,
-                                    latest_ledger_closed_at, events_indexed, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+                                    latest_ledger_closed_at, events_indexed, updated_at, anchor_ledger,
+                                    anchor_hash, anchor_closed_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9, $10)
         ON CONFLICT (contract_ids) DO UPDATE SET
             rpc_cursor = $2,
             last_event_id = coalesce($3, indexer_cursor.last_event_id),
             last_ledger = $4, latest_ledger = $5, latest_ledger_closed_at = $6,
-            events_indexed = indexer_cursor.events_indexed + $7, updated_at = now()
+            events_indexed = indexer_cursor.events_indexed + $7, updated_at = now(),
+            anchor_ledger = coalesce($8, indexer_cursor.anchor_ledger),
+            anchor_hash = coalesce($9, indexer_cursor.anchor_hash),
+            anchor_closed_at = coalesce($10, indexer_cursor.anchor_closed_at)
         """,
         cursor_key(contract_ids), page.cursor, last_event_id, ledger_of_cursor(page),
-        page.latest_ledger, closed_at, new_events,
+        page.latest_ledger, closed_at, new_events, *_anchor_columns(anchor),
     )
+
+
+def _anchor_columns(anchor: LedgerInfo | None) -> tuple[int | None, str | None, datetime | None]:
+    if anchor is None:
+        return None, None, None
+    return anchor.sequence, anchor.hash, datetime.fromtimestamp(anchor.close_time, UTC)
 
 
 async def _save_progress(

@@ -264,6 +264,12 @@ indexer_cursor = Table(
     Column("events_indexed", BigInteger, nullable=False, server_default="0", comment="events written so far"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
            comment="when the worker last polled (the server's clock)"),
+    # How the worker tells the chain it indexed from a network that was reset, or another one on the same
+    # passphrase: a ledger it went through, as the RPC named it (see indexer/identity.py).
+    Column("anchor_ledger", BigInteger,
+           comment="a ledger the index went through (the cursor's, or one up to a minute older); NULL: none yet"),
+    Column("anchor_hash", Text, comment="that ledger's hash (hex), as the RPC's getLedgers gave it"),
+    Column("anchor_closed_at", DateTime(timezone=True), comment="that ledger's close time"),
     comment="where the worker resumes, one row per set of indexed contracts, and how far the chain is",
 )
 

@@ -1,12 +1,19 @@
 """The ledger-polling worker: getEvents page by page, decode, store, repeat; poll once caught up.
 
 Where it starts: the stored cursor, else the configured start ledger, else recent history. What it
-retries (with exponential backoff and jitter, logged, forever): an unreachable or failing RPC server, a
-server that is behind the ledger asked for (a lagging node behind a load balancer, or a start ledger
-in the future), an unreachable data lake, and a lost database connection. What stops it, with a message
-saying what to do: a network passphrase that does not match, and a cursor that fell out of the RPC
-server's retention window when no data lake is configured. A stop request (SIGINT/SIGTERM) takes effect
-between pages; a page is committed whole or not at all.
+retries (with exponential backoff and jitter, logged, forever): an unreachable or failing RPC server, an
+unreachable data lake, and a lost database connection. A server that is behind the ledger asked for (a
+lagging node behind a load balancer, or a start ledger in the future) is waited for, said once. What
+stops it, with a message saying what to do: a network passphrase that does not match, an RPC whose chain
+is not the one indexed (a network reset, or another network on the same passphrase: the rules are in
+indexer/identity.py, applied at start and whenever the server is behind the index), and a cursor that
+fell out of the RPC server's retention window when no data lake is configured. A stop request
+(SIGINT/SIGTERM) takes effect between pages; a page is committed whole or not at all.
+
+With the pages it writes the worker records the chain's anchor, a ledger the index went through as RPC
+names it (getLedgers: hash and close time), once a run and then every `ANCHOR_INTERVAL` seconds: getLedgers
+returns a ledger's whole metadata, megabytes on mainnet, which once a page would cost more than the
+events themselves.
 
 Ledgers older than the RPC server keeps come from a data lake (indexer/backfill.py), when
 FLOWFI_LAKE_URL names one: the worker reads them from the lake up to the lake's newest ledger, in
@@ -43,7 +50,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
 from indexer import ids, metrics, storage, store
 from indexer.backfill import lake_batches
@@ -51,9 +58,20 @@ from indexer.builds import BUILDS, History
 from indexer.database import connect
 from indexer.decode import Decoded, decode
 from indexer.events import ContractUpgraded, StreamEvent
+from indexer.identity import MAX_LAG_LEDGERS, MAX_LAG_SECONDS, ChainWatch, OtherChain
 from indexer.lake import LakeError, LakeUnavailable, check_network, newest_ledger
 from indexer.progress import Progress
-from indexer.rpc import EventPage, OutOfRetention, RawEvent, RetryableRpcError, RpcClient, RpcError
+from indexer.rpc import (
+    EventPage,
+    FatalRpcError,
+    LedgerInfo,
+    NotYetAvailable,
+    OutOfRetention,
+    RawEvent,
+    RetryableRpcError,
+    RpcClient,
+    RpcError,
+)
 from indexer.settings import IndexerSettings
 from indexer.state import StoredSchedule, StreamKey, needs_storage
 from indexer.storage import TokenMetadata
@@ -76,6 +94,8 @@ DECODE_CHUNK = 500
 # Dead letters logged one by one per page; the rest are counted in one line (a backfill of another
 # contract's events makes thousands a page).
 DEAD_LETTERS_LOGGED = 5
+# Seconds between two anchors of the chain recorded with pages (see the module's docstring).
+ANCHOR_INTERVAL = 60.0
 
 T = TypeVar("T")
 
@@ -118,6 +138,7 @@ class FetchedPage:
     decode_seconds: float
     progress: store.BackfillProgress | None = None
     tokens: dict[str, TokenMetadata | None] = dataclasses.field(default_factory=dict)  # tokens first seen
+    anchor: LedgerInfo | None = None  # a newer anchor of the chain, to record with the page
 
 
 # How the pages after a position are fetched into the queue: getEvents (run), or a data lake (backfill).
@@ -125,12 +146,15 @@ PageSource = Callable[[Position, "asyncio.Queue[FetchedPage]", dict[str, History
 
 
 class Worker:
-    def __init__(self, settings: IndexerSettings, database_url: str, *, max_backoff: float = 30.0) -> None:
+    def __init__(self, settings: IndexerSettings, database_url: str, *, max_backoff: float = 30.0,
+                 max_lag_ledgers: int = MAX_LAG_LEDGERS, max_lag_seconds: float = MAX_LAG_SECONDS) -> None:
         self.settings = settings
         self.database_url = database_url
         self.contract_ids = settings.contract_ids
         self.rpc = RpcClient(settings.rpc_url, timeout=settings.rpc_timeout)
         self.max_backoff = max_backoff
+        self.chain = ChainWatch(settings.rpc_url, max_lag_ledgers=max_lag_ledgers, max_lag_seconds=max_lag_seconds)
+        self._next_anchor = 0.0  # when the next page records an anchor (time.monotonic); inf: never
         self.stopping = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
         self._known_tokens: set[str] = set()  # those with a tokens row
@@ -156,6 +180,8 @@ class Worker:
                 if conn is None:
                     break
                 position = await self._retry(self._starting_position, "read the cursor")
+                if await self._until_stopped(self._check_chain()) is None:
+                    break
                 await self._index(conn, position, self._fetch_pages)
         finally:
             await self._close()
@@ -274,7 +300,7 @@ class Worker:
         held: list[RawEvent] = []  # the events of a transaction the last full page may not have held whole
         while True:
             try:
-                page = await self._retry(partial(self._fetch, position), "getEvents")
+                page = await self._fetch(position)
             except OutOfRetention as exc:
                 if self.settings.lake_url is None:
                     raise IndexerStopped(_retention_advice(position, exc, self.settings.rpc_url)) from exc
@@ -293,7 +319,8 @@ class Worker:
                     continue  # one transaction so far: read on before writing anything
                 # the cursor stored with this page is its last whole transaction's last event
                 page = dataclasses.replace(page, cursor=events[-1].id)
-            await queue.put(await self._prepare(page, events, builds))
+            fetched = await self._prepare(page, events, builds)
+            await queue.put(dataclasses.replace(fetched, anchor=await self._new_anchor(page)))
             if window_scanned and ids.last_complete_ledger(page.cursor) >= page.latest_ledger:
                 await asyncio.sleep(self.settings.poll_interval)
 
@@ -468,6 +495,7 @@ class Worker:
         cursor = await store.load_cursor(self._conn, self.contract_ids)
         if cursor is not None:
             log.info("resuming after ledger %d (cursor %s)", cursor.last_ledger, cursor.rpc_cursor)
+            self.chain.indexed(cursor.last_ledger, cursor.anchor)
             return Position(cursor=cursor.rpc_cursor, start_ledger=None)
         if self.settings.start_ledger is not None:
             log.info("starting at the configured ledger %d", self.settings.start_ledger)
@@ -478,10 +506,59 @@ class Worker:
         return Position(cursor=None, start_ledger=start)
 
     async def _fetch(self, position: Position) -> EventPage:
-        return await self.rpc.get_events(
-            self.contract_ids, cursor=position.cursor, start_ledger=position.start_ledger,
-            limit=self.settings.page_size,
-        )
+        """The page after `position`, waiting for a server behind it (said once): a lagging node, unless
+        it is another chain than the one indexed (then IndexerStopped)."""
+        waiting = False
+        while True:
+            try:
+                page = await self._retry(partial(
+                    self.rpc.get_events, self.contract_ids, cursor=position.cursor,
+                    start_ledger=position.start_ledger, limit=self.settings.page_size), "getEvents")
+            except NotYetAvailable as exc:
+                if not waiting:
+                    log.warning("%s has ledgers up to %d, not yet %d: waiting for it (a node behind its peers, or a "
+                                "start ledger ahead of the chain)", self.settings.rpc_url, exc.latest_ledger,
+                                exc.wanted)
+                    waiting = True
+                await self._judge_chain(await self._retry(self.rpc.get_latest_ledger, "getLatestLedger"))
+                await asyncio.sleep(self.settings.poll_interval)
+                continue
+            if waiting:
+                log.info("%s has ledger %d now; going on", self.settings.rpc_url, page.latest_ledger)
+            self.chain.caught_up()
+            return page
+
+    async def _check_chain(self) -> bool:
+        """Whether the RPC serves the chain indexed, as far as its newest ledger tells (True), or raise
+        IndexerStopped."""
+        await self._judge_chain(await self._retry(self.rpc.get_latest_ledger, "getLatestLedger"))
+        return True
+
+    async def _judge_chain(self, latest: LedgerInfo) -> None:
+        """IndexerStopped unless the RPC, whose newest ledger is `latest`, serves the chain indexed."""
+        try:
+            await self.chain.judge(latest, lambda sequence: self._retry(partial(self.rpc.get_ledger, sequence),
+                                                                        "getLedgers"))
+        except OtherChain as exc:
+            raise IndexerStopped(str(exc)) from exc
+
+    async def _new_anchor(self, page: EventPage) -> LedgerInfo | None:
+        """The anchor to record with `page`: its last whole ledger as the RPC names it, on the first page
+        of a run and then every ANCHOR_INTERVAL seconds; None otherwise, or when the RPC cannot say."""
+        ledger = ids.last_complete_ledger(page.cursor)
+        if time.monotonic() < self._next_anchor or ledger < 1:
+            return None
+        try:
+            anchor = await self._retry(partial(self.rpc.get_ledger, ledger), "getLedgers")
+        except (OutOfRetention, NotYetAvailable):
+            return None  # a node that no longer, or not yet, has it: the next page tries again
+        except FatalRpcError as exc:
+            log.warning("%s does not give ledger hashes (%s): the index keeps no anchor of its chain, so a reset "
+                        "of the network will not be told from a lagging node", self.settings.rpc_url, exc)
+            self._next_anchor = float("inf")
+            return None
+        self._next_anchor = time.monotonic() + ANCHOR_INTERVAL
+        return anchor
 
     async def _write(self, conn: asyncpg.Connection, fetched: FetchedPage) -> None:
         if self._conn is None or conn is not self._conn or self._conn.is_closed():
@@ -489,7 +566,8 @@ class Worker:
         page, decoded = fetched.page, fetched.decoded
         started = time.perf_counter()
         written = await store.write_page(conn, self.contract_ids, page, decoded, fetched.stored, fetched.progress,
-                                         fetched.tokens)
+                                         fetched.tokens, fetched.anchor)
+        self.chain.indexed(store.ledger_of_cursor(page), fetched.anchor)
         elapsed = fetched.decode_seconds + time.perf_counter() - started
         self.events_indexed += written.new_events
         self.dead_letters += written.dead_letters
@@ -512,7 +590,7 @@ class Worker:
 
     async def _retry(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
         async for try_ in AsyncRetrying(
-            retry=retry_if_exception_type((RetryableRpcError, *DATABASE_ERRORS)),
+            retry=retry_if_exception(_retryable),
             wait=wait_exponential_jitter(multiplier=0.2, max=self.max_backoff),
             before_sleep=lambda state: self._log_retry(what, state),
             reraise=True,
@@ -550,6 +628,12 @@ class Worker:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return None
+
+
+def _retryable(error: BaseException) -> bool:
+    """What `_retry` tries again: failures that may pass, but not a server behind the ledger asked for,
+    which the caller waits for in its own way."""
+    return isinstance(error, (RetryableRpcError, *DATABASE_ERRORS)) and not isinstance(error, NotYetAvailable)
 
 
 async def _next_page(queue: asyncio.Queue[FetchedPage], fetcher: asyncio.Task[None]) -> FetchedPage | None:

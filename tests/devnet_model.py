@@ -10,6 +10,7 @@ import pytest
 
 from devnet.contract import FlowFiContract
 from devnet.terms import ContractError, ContractTrap, Emitted, Transfer
+from devnet.traffic import Traffic
 from indexer.events import FlowFiEvent
 from indexer.networks import LOCAL_CONTRACT_ID
 
@@ -69,3 +70,17 @@ def linear(contract: FlowFiContract, amount: int = 1000, duration: int = 10, now
     """A linear stream from SENDER to RECIPIENT; its id."""
     created = events(contract.create_stream(SENDER, RECIPIENT, TOKEN, amount, duration, now=now))[-1]
     return created.stream_id  # type: ignore[attr-defined, no-any-return]
+
+
+class Recording:
+    """Traffic that remembers which functions it called, and with what."""
+
+    def __init__(self, traffic: Traffic) -> None:
+        self.traffic = traffic
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def next_call(self, contract: FlowFiContract, now: int) -> tuple[str, dict[str, Any]] | None:
+        call = self.traffic.next_call(contract, now)
+        if call is not None:
+            self.calls.append(call)
+        return call

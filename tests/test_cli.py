@@ -24,28 +24,10 @@ from typer.testing import CliRunner
 from flowfi.cli import app
 from indexer.database import alembic_config, asyncpg_dsn
 from indexer.lake import read_ledgers
+from tests.commands import FLOWFI, environment, free_port, run, start_dev
 from tests.conftest import with_database
 from tests.lake_files import DATALAKE, FEES, TESTBUCKET, decompressed, ledger_spans
 from tests.servers import leftover_servers
-
-FLOWFI = [sys.executable, "-m", "flowfi"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def environment(data_dir: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("FLOWFI_") and key not in ("DATABASE_URL", "COLUMNS")}
-    return {**env, "FLOWFI_DATA_DIR": str(data_dir), "COLUMNS": "200"}
-
-
-def run(*args: str, data_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*FLOWFI, *args], env=environment(data_dir), capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture
@@ -54,27 +36,6 @@ def busy_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield int(sock.getsockname()[1])
-
-
-def start_dev(data_dir: Path) -> tuple[subprocess.Popen[str], list[str]]:
-    """`flowfi dev` on free ports, once its banner is out; the process and what it printed so far."""
-    process = subprocess.Popen(
-        [*FLOWFI, "dev", "--api-port", str(free_port()), "--rpc-port", str(free_port()), "--ledger-interval", "0.5"],
-        env=environment(data_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,  # as in a terminal of its own
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip())
-        if "Ctrl-C stops everything" in line:
-            return process, lines
-    process.kill()
-    raise AssertionError("flowfi dev did not start:\n" + "\n".join(lines))
 
 
 @pytest.mark.slow

@@ -43,6 +43,18 @@ def test_close_times_increase() -> None:
         chain.close_ledger(2000)
 
 
+def test_a_ledger_hash_covers_its_close_time_and_its_transactions() -> None:
+    def ledger_two(close_time: int, *calls: dict[str, object]) -> str:
+        chain = Chain(genesis_time=1000)
+        for call in calls:
+            chain.submit("create_stream", call)
+        return chain.close_ledger(close_time).hash
+
+    same = ledger_two(1005, CREATE)
+    assert same == ledger_two(1005, CREATE), "the same ledger of the same network"
+    assert len({same, ledger_two(1006, CREATE), ledger_two(1005), ledger_two(1005, {**CREATE, "amount": 999})}) == 4
+
+
 def test_retention_drops_old_ledgers_and_their_events() -> None:
     chain = Chain(retention=3, genesis_time=1)
     for _ in range(5):

@@ -9,6 +9,7 @@ from stellar_sdk.soroban_rpc import (
     GetEventsResponse,
     GetHealthResponse,
     GetLatestLedgerResponse,
+    GetLedgersResponse,
     GetNetworkResponse,
 )
 
@@ -173,6 +174,64 @@ async def test_start_outside_retention_is_the_stellar_rpc_error() -> None:
         assert answer["error"]["code"] == -32600
         page = await events(devnet, {"startLedger": 7})
         assert [e["ledger"] for e in page["events"]] == [7, 8, 9, 10, 11]
+
+
+async def test_get_ledgers_has_the_stellar_rpc_shape_and_pages_by_cursor() -> None:
+    with running_devnet(retention=5) as devnet:
+        fill(devnet, ledgers=10, creates_per_ledger=1)
+        answer = await rpc(devnet, "getLedgers", {"startLedger": 8, "pagination": {"limit": 2}})
+        page = GetLedgersResponse.model_validate(answer["result"])
+        assert [ledger.sequence for ledger in page.ledgers] == [8, 9]
+        assert (page.latest_ledger, page.oldest_ledger, page.cursor) == (11, 7, "9")
+        # close times: strings per ledger, numbers for the range (as stellar-rpc's types declare them)
+        assert answer["result"]["ledgers"][0]["ledgerCloseTime"] == str(devnet.chain.ledger(8).close_time)
+        assert answer["result"]["latestLedgerCloseTime"] == devnet.chain.latest.close_time
+        for info in page.ledgers:
+            ledger = devnet.chain.ledger(info.sequence)
+            entry = xdr.LedgerHeaderHistoryEntry.from_xdr(info.header_xdr)
+            assert (info.hash, entry.hash.hash.hex(), entry.header.ledger_seq.uint32) == (
+                ledger.hash, ledger.hash, info.sequence)
+            assert entry.header.previous_ledger_hash.hash.hex() == ledger.previous_hash
+            meta = xdr.LedgerCloseMeta.from_xdr(info.metadata_xdr)
+            assert meta.v0.ledger_header.hash.hash.hex() == ledger.hash
+        following = (await rpc(devnet, "getLedgers", {"pagination": {"cursor": page.cursor}}))["result"]
+        assert [ledger["sequence"] for ledger in following["ledgers"]] == [10, 11]  # 50 by default: all that is left
+        assert following["cursor"] == "11"
+
+
+async def test_get_ledgers_errors_are_stellar_rpc_s() -> None:
+    with running_devnet(retention=5) as devnet:
+        fill(devnet, ledgers=10, creates_per_ledger=0)
+        for start in (3, 12, 0):
+            assert (await rpc(devnet, "getLedgers", {"startLedger": start}))["error"] == {
+                "code": -32600,
+                "message": f"start ledger ({start}) must be between the oldest ledger: 7 and the latest ledger: 11 "
+                           "for this rpc instance",
+            }
+        errors = [
+            ({"startLedger": 8, "pagination": {"cursor": "8"}}, -32600,
+             "startLedger (8) and cursor (8) cannot both be set"),
+            ({"startLedger": 8, "pagination": {"limit": 201}}, -32600, "limit must not exceed 200"),
+            ({"startLedger": 8, "xdrFormat": "hex"}, -32600,
+             "got 'hex': expected base64, json for optional 'xdrFormat'"),
+            ({"pagination": {"cursor": "11"}}, -32602,
+             "cursor ('11') must be between the oldest ledger: 7 and the latest ledger: 11 for this rpc instance"),
+            ({"pagination": {"cursor": "x"}}, -32602, 'strconv.ParseUint: parsing "x": invalid syntax'),
+        ]
+        for params, code, message in errors:
+            assert (await rpc(devnet, "getLedgers", params))["error"] == {"code": code, "message": message}, params
+
+
+async def test_a_node_behind_its_peers_answers_every_method_from_its_newest_ledger(devnet: Devnet) -> None:
+    fill(devnet, ledgers=6, creates_per_ledger=0)
+    devnet.faults.behind_ledgers = 3
+    devnet.faults.inject("behind", 4)
+    assert (await rpc(devnet, "getLatestLedger"))["result"]["sequence"] == 4
+    assert (await rpc(devnet, "getHealth"))["result"]["latestLedger"] == 4
+    assert (await rpc(devnet, "getLedgers", {"startLedger": 5}))["error"]["code"] == -32600
+    assert (await rpc(devnet, "getEvents", {"startLedger": 5}))["error"]["message"] == (
+        "startLedger must be within the ledger range: 1 - 4")
+    assert (await rpc(devnet, "getLatestLedger"))["result"]["sequence"] == 7, "the next request reaches another node"
 
 
 async def test_filters_select_by_contract_topic_and_type(devnet: Devnet) -> None:

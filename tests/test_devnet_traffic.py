@@ -1,33 +1,17 @@
 import dataclasses
 from collections import Counter
-from typing import Any
 
 import pytest
 from stellar_sdk import scval, xdr
 
 from devnet.calls import functions
 from devnet.chain import Chain
-from devnet.contract import FlowFiContract
 from devnet.terms import BUILDS, NEWEST_BUILD, OLD_BUILD
 from devnet.traffic import Traffic
 from indexer.events import EVENT_KINDS, DisputeRequested, DisputeResolved, StateMigrated
-from tests.devnet_model import ADMIN, RECIPIENT, SENDER, TOKEN, TREASURY
+from tests.devnet_model import ADMIN, RECIPIENT, SENDER, TOKEN, TREASURY, Recording
 
 DISPUTES = {"request_dispute", "resolve_dispute"}  # never succeed on chain: no stream has an arbiter
-
-
-class Recording:
-    """Traffic that remembers which functions it called, and with what."""
-
-    def __init__(self, traffic: Traffic) -> None:
-        self.traffic = traffic
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def next_call(self, contract: FlowFiContract, now: int) -> tuple[str, dict[str, Any]] | None:
-        call = self.traffic.next_call(contract, now)
-        if call is not None:
-            self.calls.append(call)
-        return call
 
 
 def run(chain: Chain, traffic: Recording, ledgers: int, per_ledger: int = 10) -> None:

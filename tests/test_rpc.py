@@ -62,3 +62,17 @@ async def test_the_client_reads_the_local_network_as_it_reads_stellar_rpc() -> N
             devnet.faults.inject("http500")
             with pytest.raises(RetryableRpcError, match="HTTP 500"):
                 await client.get_health()
+
+
+async def test_a_ledger_s_hash_and_close_time_come_from_get_ledgers() -> None:
+    with running_devnet(retention=5) as devnet:
+        for _ in range(8):
+            devnet.chain.close_ledger()
+        async with RpcClient(devnet.url) as rpc:
+            ledger = await rpc.get_ledger(7)
+            assert (ledger.sequence, ledger.hash, ledger.close_time) == (
+                7, devnet.chain.ledger(7).hash, devnet.chain.ledger(7).close_time)
+            with pytest.raises(OutOfRetention):
+                await rpc.get_ledger(3)
+            with pytest.raises(NotYetAvailable):
+                await rpc.get_ledger(10)
