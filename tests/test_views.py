@@ -67,8 +67,11 @@ async def indexed(server_url: str, template_database: str) -> AsyncIterator[Inde
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         first, second = recording.tokens
+        # the worker wrote both tokens' metadata; make one unknown, as a token without any would be
         await conn.execute("INSERT INTO tokens (address, name, symbol, decimals, source) VALUES "
-                           "($1, 'First Token', 'FIRST', $2, 'manual'), ($3, NULL, 'SECOND', NULL, 'manual')",
+                           "($1, 'First Token', 'FIRST', $2, 'manual'), ($3, NULL, 'SECOND', NULL, 'manual') "
+                           "ON CONFLICT (address) DO UPDATE SET name = excluded.name, symbol = excluded.symbol, "
+                           "decimals = excluded.decimals, source = excluded.source",
                            first, DECIMALS_OF_FIRST_TOKEN, second)
         now = await conn.fetchval("SELECT max(latest_ledger_closed_at) FROM indexer_cursor")
     finally:

@@ -132,6 +132,8 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 
 
 ERROR = {"400": _json("Error", "a malformed parameter (the body names it)")}
+# A path parameter with characters no path segment of these routes holds (a newline, say) matches no route.
+NO_SUCH_PATH = {"404": _json("Error", "no such path: a path parameter that is not one")}
 UNAUTHORIZED = {"401": _json("Error", "no valid token"), "403": _json("Error", "not this token's to see")}
 NOT_FOUND = {"404": _json("Error", "no such stream has been indexed"),
              "409": _json("Error", "several indexed contracts have this stream id: add contractId")}
@@ -177,7 +179,7 @@ SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"token": []}]
 def document() -> dict[str, Any]:
     summary = _get("An address's totals: streams created, streamed out and in (withdrawn), claimable now, running "
                    "streams each way", [_path("address", ADDRESS)],
-                   {"200": _json("Summary", "the totals"), **ERROR})
+                   {"200": _json("Summary", "the totals"), **ERROR, **NO_SUCH_PATH})
     return {
         "openapi": "3.0.3",
         "info": {"title": "FlowFi API (served by the FlowFi indexer)", "version": "1.0.0",
@@ -220,7 +222,7 @@ def document() -> dict[str, Any]:
                 {"200": _json("User", "the user"), **ERROR, "404": _json("Error", "no indexed stream names it")})},
             "/users/{publicKey}/events": {"get": _get("The events concerning an address, newest first", [
                 _path("publicKey", {"type": "string", "pattern": "^G[A-Z2-7]{55}$"}), *_paging(EVENT_PAGE)],
-                {"200": _json("UserEventPage", "a page of events"), **ERROR})},
+                {"200": _json("UserEventPage", "a page of events"), **ERROR, **NO_SUCH_PATH})},
             "/events": {"get": _get("The events concerning the token's address, newest first", [
                 _q("address", ADDRESS, "the token's own address (admins: any)", required=True),
                 _q("type", {"type": "string"}, "eventTypes, comma-separated"), *_paging(EVENT_PAGE)],
