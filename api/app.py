@@ -40,6 +40,8 @@ from api.sse import HEARTBEAT, SUBSCRIBE_PATH, ConnectionLimits, Subscribe, cors
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 STARTUP_WAIT = 10.0
+# Seconds between two looks for streams whose clients have gone (see _keepalive).
+DEPARTURE_CHECK = 0.5
 # The live page keeps an access token: it runs only its own files, talks only to this server, and
 # may not be framed by another site.
 PAGE_HEADERS = {
@@ -124,7 +126,7 @@ def create_app(settings: ApiSettings, database_url: str) -> LiveApp:
         app.state.registry = registry = CollectorRegistry()
         registry.register(LiveMetrics(app.state))
         tasks = [asyncio.create_task(listener.run(), name="listener"),
-                 asyncio.create_task(_heartbeats(hub, settings.heartbeat_interval), name="heartbeats")]
+                 asyncio.create_task(_keepalive(hub, settings.heartbeat_interval), name="keepalive")]
         with contextlib.suppress(TimeoutError):
             # Serve once the live feed can take subscribers; past the wait /events/subscribe says 503.
             await asyncio.wait_for(listener.became_ready.wait(), STARTUP_WAIT)
@@ -255,10 +257,18 @@ async def _auth_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.message}, exc.status)
 
 
-async def _heartbeats(hub: Hub, interval: float) -> None:
+async def _keepalive(hub: Hub, heartbeat_interval: float) -> None:
+    """A heartbeat comment to every stream each `heartbeat_interval` (proxies close silent connections),
+    and, every DEPARTURE_CHECK seconds, the streams whose clients have gone closed (a scan of flags,
+    ~1 ms for 10,000 streams, rather than a task per connection waiting for its disconnect)."""
+    loop = asyncio.get_running_loop()
+    next_heartbeat = loop.time() + heartbeat_interval
     while True:
-        await asyncio.sleep(interval)
-        hub.broadcast(HEARTBEAT)
+        await asyncio.sleep(min(DEPARTURE_CHECK, max(next_heartbeat - loop.time(), 0)))
+        hub.sweep_departed()
+        if loop.time() >= next_heartbeat:
+            hub.broadcast(HEARTBEAT)
+            next_heartbeat = loop.time() + heartbeat_interval
 
 
 class Server(GatedServer):

@@ -41,7 +41,7 @@ class Subscriber:
     subscriber is closed (`closed_reason` then says why). Kept small, as there may be tens of
     thousands: a list and one future at a time, no asyncio.Event and its waiter deque."""
 
-    __slots__ = ("selected", "frames", "limit", "waiter", "closed_reason", "abort", "render")
+    __slots__ = ("selected", "frames", "limit", "waiter", "closed_reason", "abort", "left", "render")
 
     def __init__(self, selected: EventFilter, limit: int,
                  render: Callable[[LiveEvent], bytes | None] | None = None) -> None:
@@ -52,8 +52,10 @@ class Subscriber:
         self.limit = limit
         self.waiter: asyncio.Future[None] | None = None
         self.closed_reason: str | None = None
-        # Closes the connection at once (set by the SSE endpoint where the server allows it).
+        # Closes the connection at once, and says whether the client has gone (both set by the SSE
+        # endpoint where the server allows it).
         self.abort: Callable[[], None] | None = None
+        self.left: Callable[[], bool] | None = None
 
     def offer(self, frame: bytes) -> bool:
         """Queue a frame; False when the queue is full."""
@@ -189,6 +191,15 @@ class Hub:
         subscriber.close(reason)
         if subscriber.abort is not None:
             subscriber.abort()
+
+    def sweep_departed(self) -> int:
+        """Close the subscribers whose clients have gone (their connections then end and free their
+        slots), without waiting for a write to them to fail; how many."""
+        departed = [s for s in self._subscribers if s.left is not None and s.left()]
+        for subscriber in departed:
+            self.unsubscribe(subscriber)
+            subscriber.close("the client disconnected")
+        return len(departed)
 
     def broadcast(self, frame: bytes) -> None:
         """A frame for every subscriber, whatever it selects (heartbeats)."""

@@ -24,6 +24,7 @@ from indexer.tables import EVENTS_CHANNEL
 log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 5.0
+CONNECT_TIMEOUT = 10.0  # asyncpg's default (60 s) would hold live delivery that long on a connect that hangs
 
 
 class Listener:
@@ -49,7 +50,8 @@ class Listener:
         attempt = 0
         while True:
             try:
-                conn = await asyncpg.connect(self.database_url, server_settings={"application_name": "flowfi-listener"})
+                conn = await asyncpg.connect(self.database_url, timeout=CONNECT_TIMEOUT,
+                                             server_settings={"application_name": "flowfi-listener"})
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 attempt += 1
                 delay = min(self.max_backoff, 0.1 * 2**attempt) * (0.5 + random.random() / 2)

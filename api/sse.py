@@ -244,8 +244,8 @@ class Connection:
         if admission.expires_at is not None:
             self.expires = asyncio.get_running_loop().time() + (admission.expires_at - time.time())
             self.deadline = min(self.deadline, self.expires)
-        # Without uvicorn's flag a task waits for the disconnect message; with it, a client that left
-        # is noticed at the next write (a heartbeat at the latest).
+        # Without uvicorn's flag a task waits for the disconnect message; with it, a live client that left
+        # is noticed by the hub's sweep (within a second), a replaying one at its next write.
         watcher = None if self.cycle is not None else asyncio.ensure_future(self._watch_disconnect(receive))
         try:
             resume = admission.resume
@@ -330,7 +330,9 @@ class Connection:
         if not self.gone:
             self.subscriber = self.hub.subscribe(selected, self.dialect.render)
             if self.cycle is not None:
-                self.subscriber.abort = self.cycle.transport.abort
+                cycle = self.cycle
+                self.subscriber.abort = cycle.transport.abort
+                self.subscriber.left = lambda: bool(cycle.disconnected)
             if self.hub.high_water:
                 # An id without data moves the client's Last-Event-ID to where live delivery starts, so
                 # a connection that drops before its first event still resumes without a gap.

@@ -327,3 +327,38 @@ async def test_zero_or_the_all_zero_id_replays_from_the_first_event(
             async with subscription(base_url, query, headers) as (response, _):
                 await read_sse(response, got, stop_after=len(expected))
             assert got.ids == expected, (headers, query)
+
+
+async def test_a_client_that_leaves_is_noticed_within_a_second_and_its_slot_freed(database_url: str) -> None:
+    """Not at the next heartbeat (a minute here) or the next event: the slot is free for the next client."""
+    with live_pipeline(database_url, heartbeat_interval=60, max_connections_per_ip=3) as (devnet, base_url):
+        add_traffic(devnet, 5)
+        await index_now(devnet, database_url)
+        host, port = base_url.removeprefix("http://").split(":")
+
+        async def connect() -> tuple[bytes, asyncio.StreamWriter]:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET /events/subscribe?all=true HTTP/1.1\r\nHost: x\r\n\r\n")
+            return await reader.readline(), writer
+
+        async with httpx.AsyncClient() as client:
+            async def active() -> int:
+                return int((await client.get(f"{base_url}/events/stats")).json()["activeConnections"])
+
+            opened = [await connect() for _ in range(3)]
+            assert [status for status, _ in opened] == [b"HTTP/1.1 200 OK\r\n"] * 3
+            assert await active() == 3
+            refused, extra = await connect()
+            assert refused.startswith(b"HTTP/1.1 429")
+            extra.close()
+            for _, writer in opened:
+                writer.close()
+            left = asyncio.get_running_loop().time()
+            while await active():
+                assert asyncio.get_running_loop().time() - left < 1.0, "the departures were not noticed"
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)  # the connections' own ends, after the hub let go of them
+            again = [await connect() for _ in range(3)]
+            assert [status for status, _ in again] == [b"HTTP/1.1 200 OK\r\n"] * 3
+            for _, writer in again:
+                writer.close()
