@@ -179,7 +179,9 @@ export function useStreamEvents(options: UseStreamEventsOptions): UseStreamEvent
         attempts = 0;
         setResult((previous) => ({ ...previous, connected: true, error: null }));
       };
-      current.onerror = () => {
+      // addEventListener, not onerror: some EventSource implementations give the `onerror` property
+      // only transport errors, while the server's `event: error` frame reaches the listeners.
+      current.addEventListener("error", (event: Event) => {
         if (source !== current) return;
         const data = (event as MessageEvent).data;
         if (typeof data === "string") {
@@ -195,7 +197,7 @@ export function useStreamEvents(options: UseStreamEventsOptions): UseStreamEvent
         }
         setResult((previous) => (previous.connected ? { ...previous, connected: false } : previous));
         if (current.readyState === EventSource.CLOSED) scheduleReconnect();
-      };
+      });
       for (const type of EVENT_TYPES) current.addEventListener(type, onEvent as EventListener);
     };
 

@@ -1,13 +1,14 @@
 // A small SSE server speaking the FlowFi API's protocol, misbehaving on purpose: it serves a fixed
 // sequence of events from just after Last-Event-ID (header, else the lastEventId query parameter),
-// and each connection follows a plan: send k events then cut the connection (mid-frame) or close it
-// cleanly, or answer with a status (and a JSON body naming the parameter at fault, as the API does).
+// and each connection follows a plan: send k events then cut the connection (mid-frame), close it
+// cleanly or end it with the API's `event: error` frame of an expired token, or answer with a status
+// (and a JSON body naming the parameter at fault, as the API does).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export type Step =
-  | { kind: "events"; count: number; end: "cut" | "close" | "hold" }
+  | { kind: "events"; count: number; end: "cut" | "close" | "hold" | "expire" }
   | { kind: "status"; status: number; error: string; parameter?: string };
 
 export interface Request {
@@ -20,6 +21,9 @@ export function eventId(n: number): string {
   const toid = BigInt(Math.floor(n / 3) + 2) << 32n;
   return `${toid.toString().padStart(19, "0")}-${String(n % 3).padStart(10, "0")}`;
 }
+
+export const TOKEN_EXPIRED =
+  "the access token has expired: get a new one and reconnect with it, resuming after the last event id received";
 
 function frame(n: number): string {
   const data = {
@@ -94,7 +98,9 @@ export class SseServer {
       if (res.destroyed) return;
     }
     if (step.end === "hold" || next >= this.total) return; // stay open, quiet
-    if (step.end === "cut") {
+    if (step.end === "expire") {
+      res.end(`event: error\ndata: ${JSON.stringify({ error: TOKEN_EXPIRED, status: 401 })}\n\n`);
+    } else if (step.end === "cut") {
       res.write(frame(next).slice(0, 30)); // half a frame: must not count as an event
       res.destroy();
     } else {

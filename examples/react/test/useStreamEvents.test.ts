@@ -9,7 +9,7 @@ import { JSDOM } from "jsdom";
 import { createElement } from "react";
 import { createRoot, type Root } from "react-dom/client";
 
-import { eventId, SseServer, type Step } from "./sseServer.ts";
+import { eventId, SseServer, type Step, TOKEN_EXPIRED } from "./sseServer.ts";
 import {
   subscribeUrl,
   useStreamEvents,
@@ -132,6 +132,18 @@ test("an unknown resume id (a 400 naming lastEventId) stops with the server's me
   const asked = sse.requests.length;
   await sleep(300);
   assert.equal(sse.requests.length, asked, "no retries after a 400");
+});
+
+test("the server's error frame (an expired token) stops with its message, after the events before it", async () => {
+  const sse = await serve(20, () => ({ kind: "events", count: 4, end: "expire" }));
+  const hook = mount({ all: true, baseUrl: sse.url, retryDelayMs: 20 });
+  await until(() => hook.latest().error !== null, "the error");
+  assert.equal(hook.latest().error, TOKEN_EXPIRED);
+  assert.equal(hook.latest().events.length, 4);
+  assert.equal(hook.latest().connected, false);
+  const asked = sse.requests.length;
+  await sleep(300);
+  assert.equal(sse.requests.length, asked, "no retries with the expired token");
 });
 
 test("unmounting closes the connection", async () => {
