@@ -1,7 +1,7 @@
 """Committing FlowFi events to a database the way the worker does, on demand.
 
-A `Feed` generates history on an in-process local network, decodes it, and commits the next `count`
-events as one page with `store.write_page`: one transaction, one NOTIFY, exactly as the worker does.
+A `Feed` generates history on an in-process local network, decodes the FlowFi contract's events, and
+commits the next `count` as one page with `store.write_page`: one transaction, one NOTIFY, exactly as the worker does.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ class Feed:
         devnet.chain.generate_history(events, traffic=Traffic(seed=seed), tx_per_ledger=50)
         self.contract_id = devnet.chain.contract_id
         self.latest_ledger = devnet.chain.latest.sequence
-        self.decoded: list[Decoded] = [decode(raw_event(json.loads(e.json))) for e in devnet.chain._events]
+        # the FlowFi contract's events only: the chain also holds its tokens' `transfer` events
+        self.decoded: list[Decoded] = [decode(raw_event(json.loads(e.json))) for e in devnet.chain._events
+                                       if e.contract_id == self.contract_id]
         self.position = 0
         self.conn: asyncpg.Connection | None = None
 
