@@ -200,19 +200,22 @@ def cors_headers(origin: str | None, allowed: tuple[str, ...]) -> list[tuple[byt
 
 def request_cycle(receive: Receive) -> Any:
     """uvicorn's request cycle behind `receive`, or None under another server (or a middleware that
-    wraps `receive`). It offers two things ASGI does not: its `transport`, to cut off a client that
-    stopped reading even while a write to it is blocked, and its `disconnected` flag, which saves
-    each connection a task waiting for the disconnect message."""
+    wraps `receive`). It offers what ASGI does not: its `transport`, to cut off a client that stopped
+    reading even while a write to it is blocked, and to write a live frame to an idle connection
+    without waking its task; its flow control, which says whether the client's buffer has room; and
+    its `disconnected` flag, which saves each connection a task waiting for the disconnect message."""
     cycle = getattr(receive, "__self__", None)
-    has_both = hasattr(cycle, "disconnected") and callable(getattr(getattr(cycle, "transport", None), "abort", None))
-    return cycle if has_both else None
+    transport = getattr(cycle, "transport", None)
+    has_all = (hasattr(cycle, "disconnected") and hasattr(getattr(cycle, "flow", None), "write_paused")
+               and callable(getattr(transport, "abort", None)) and callable(getattr(transport, "write", None)))
+    return cycle if has_all else None
 
 
 class Connection:
     """One subscriber's stream. Reads the app's state: hub, pool, listener, settings, limits."""
 
     __slots__ = ("hub", "pool", "listener", "limits", "settings", "deadline", "expires", "cycle", "subscriber",
-                 "gone", "dialect")
+                 "gone", "dialect", "chunked", "clock")
 
     def __init__(self, state: Any, cycle: Any, dialect: Dialect) -> None:
         self.dialect = dialect
@@ -230,6 +233,8 @@ class Connection:
         self.cycle = cycle
         self.subscriber: Subscriber | None = None
         self.gone = False  # the client left, or was cut off
+        self.chunked = False  # the response's body goes out in HTTP/1.1 chunks (see _write_now)
+        self.clock = asyncio.get_running_loop().time
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Admit, replay, then stream live until the client leaves, is dropped, or the stream ends. One
@@ -247,6 +252,7 @@ class Connection:
         # Without uvicorn's flag a task waits for the disconnect message; with it, a live client that left
         # is noticed by the hub's sweep (within a second), a replaying one at its next write.
         watcher = None if self.cycle is not None else asyncio.ensure_future(self._watch_disconnect(receive))
+        self.chunked = scope.get("http_version") == "1.1"
         try:
             resume = admission.resume
             if resume and not await queries.event_exists(self.pool, resume):
@@ -333,10 +339,22 @@ class Connection:
                 cycle = self.cycle
                 self.subscriber.abort = cycle.transport.abort
                 self.subscriber.left = lambda: bool(cycle.disconnected)
+                if self.chunked:
+                    self.subscriber.write_now = self._write_now
             if self.hub.high_water:
                 # An id without data moves the client's Last-Event-ID to where live delivery starts, so
                 # a connection that drops before its first event still resumes without a gap.
                 self.subscriber.offer(position_frame(self.hub.high_water))
+
+    def _write_now(self, frame: bytes) -> bool:
+        """Write a live frame to the socket directly, as the server would (an HTTP/1.1 chunk; h11 keeps no
+        count of a chunked body), when the client's buffer has room and the stream is not over; else
+        False, and the frame goes through the connection's queue and `send`, which wait for the client."""
+        cycle = self.cycle
+        if cycle.flow.write_paused or cycle.disconnected or self.clock() >= self.deadline:
+            return False
+        cycle.transport.write(b"%x\r\n%b\r\n" % (len(frame), frame))
+        return True
 
     async def _write(self, send: Send, frames: list[bytes]) -> None:
         chunk: list[bytes] = []

@@ -68,3 +68,20 @@ def test_unsubscribing_leaves_no_trace_in_the_indexes() -> None:
     assert hub.connections == 0
     assert not hub._by_stream and not hub._by_user and not hub._by_type and not hub._everything
     assert sum(hub.stats.connections_by_kind.values()) == 0
+
+
+async def test_an_idle_connection_gets_a_publishs_frames_in_one_write_and_a_busy_one_through_its_queue() -> None:
+    hub = Hub(client_buffer=10)
+    written: dict[str, list[bytes]] = {"idle": [], "busy": [], "full": []}
+    subscribers = {name: hub.subscribe(EventFilter(everything=True)) for name in written}
+    for name, subscriber in subscribers.items():
+        subscriber.write_now = lambda data, name=name: name != "full" and not written[name].append(data)
+    idle_wait = subscribers["idle"].wakeup()  # waiting with nothing queued
+    full_wait = subscribers["full"].wakeup()  # waiting, but its client's buffer has no room
+    hub.publish([event(1), event(2)])
+    assert written["idle"] == [b"frame 1frame 2"]
+    assert not idle_wait.done() and subscribers["idle"].take() == []  # its task slept through it
+    # not waiting (its task is writing): queued, in order, for the task
+    assert written["busy"] == [] and subscribers["busy"].take() == [b"frame 1", b"frame 2"]
+    assert full_wait.done() and subscribers["full"].take() == [b"frame 1", b"frame 2"]
+    assert hub.stats.events_delivered == 6
