@@ -17,7 +17,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from api.filters import EventFilter
 
@@ -36,12 +36,27 @@ class LiveEvent:
     rendered: bytes | None = None
 
 
+class Link(Protocol):
+    """A subscriber's connection, reached past the server's own interface: one reference per
+    subscriber, as there may be tens of thousands."""
+
+    def abort(self) -> None:
+        """Close the connection at once, even while a write to it is blocked."""
+
+    def departed(self) -> bool:
+        """Whether the client has gone."""
+
+    def write_now(self, data: bytes) -> bool:
+        """Write to the client at once; False when that cannot be done now (the client's buffer is
+        full, the stream is over)."""
+
+
 class Subscriber:
     """One connection's queue of frames; `wakeup()` says when there is something to send or the
     subscriber is closed (`closed_reason` then says why). Kept small, as there may be tens of
     thousands: a list and one future at a time, no asyncio.Event and its waiter deque."""
 
-    __slots__ = ("selected", "frames", "limit", "waiter", "closed_reason", "abort", "left", "write_now", "render")
+    __slots__ = ("selected", "frames", "limit", "waiter", "closed_reason", "link", "render")
 
     def __init__(self, selected: EventFilter, limit: int,
                  render: Callable[[LiveEvent], bytes | None] | None = None) -> None:
@@ -52,13 +67,8 @@ class Subscriber:
         self.limit = limit
         self.waiter: asyncio.Future[None] | None = None
         self.closed_reason: str | None = None
-        # Closes the connection at once, and says whether the client has gone (both set by the SSE
-        # endpoint where the server allows it).
-        self.abort: Callable[[], None] | None = None
-        self.left: Callable[[], bool] | None = None
-        # Writes a frame to the client at once; False when it cannot now (the client's buffer is full,
-        # the stream is over). Set by the SSE endpoint where the server allows it.
-        self.write_now: Callable[[bytes], bool] | None = None
+        # The connection itself, where the server lets the hub reach it (set by the SSE endpoint).
+        self.link: Link | None = None
 
     def offer(self, frame: bytes) -> bool:
         """Queue a frame and send it; False when the queue is full."""
@@ -80,8 +90,8 @@ class Subscriber:
         write them costs several times more, which at 10,000 clients is the difference between tens and
         hundreds of milliseconds. Otherwise, or when the client's buffer is full, the task is woken."""
         frames = self.frames
-        if (self.waiter is not None and self.write_now is not None and frames
-                and self.write_now(frames[0] if len(frames) == 1 else b"".join(frames))):
+        if (self.waiter is not None and self.link is not None and frames
+                and self.link.write_now(frames[0] if len(frames) == 1 else b"".join(frames))):
             self.frames = []
             return
         self._wake()
@@ -215,13 +225,13 @@ class Hub:
         """Stop feeding `subscriber` and cut its connection, even if a write to it is blocked."""
         self.unsubscribe(subscriber)
         subscriber.close(reason)
-        if subscriber.abort is not None:
-            subscriber.abort()
+        if subscriber.link is not None:
+            subscriber.link.abort()
 
     def sweep_departed(self) -> int:
         """Close the subscribers whose clients have gone (their connections then end and free their
         slots), without waiting for a write to them to fail; how many."""
-        departed = [s for s in self._subscribers if s.left is not None and s.left()]
+        departed = [s for s in self._subscribers if s.link is not None and s.link.departed()]
         for subscriber in departed:
             self.unsubscribe(subscriber)
             subscriber.close("the client disconnected")

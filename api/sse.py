@@ -215,7 +215,7 @@ class Connection:
     """One subscriber's stream. Reads the app's state: hub, pool, listener, settings, limits."""
 
     __slots__ = ("hub", "pool", "listener", "limits", "settings", "deadline", "expires", "cycle", "subscriber",
-                 "gone", "dialect", "chunked", "clock")
+                 "gone", "dialect", "chunked")
 
     def __init__(self, state: Any, cycle: Any, dialect: Dialect) -> None:
         self.dialect = dialect
@@ -233,8 +233,7 @@ class Connection:
         self.cycle = cycle
         self.subscriber: Subscriber | None = None
         self.gone = False  # the client left, or was cut off
-        self.chunked = False  # the response's body goes out in HTTP/1.1 chunks (see _write_now)
-        self.clock = asyncio.get_running_loop().time
+        self.chunked = False  # the response's body goes out in HTTP/1.1 chunks (see write_now)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Admit, replay, then stream live until the client leaves, is dropped, or the stream ends. One
@@ -336,24 +335,29 @@ class Connection:
         if not self.gone:
             self.subscriber = self.hub.subscribe(selected, self.dialect.render)
             if self.cycle is not None:
-                cycle = self.cycle
-                self.subscriber.abort = cycle.transport.abort
-                self.subscriber.left = lambda: bool(cycle.disconnected)
-                if self.chunked:
-                    self.subscriber.write_now = self._write_now
+                self.subscriber.link = self
             if self.hub.high_water:
                 # An id without data moves the client's Last-Event-ID to where live delivery starts, so
                 # a connection that drops before its first event still resumes without a gap.
                 self.subscriber.offer(position_frame(self.hub.high_water))
 
-    def _write_now(self, frame: bytes) -> bool:
-        """Write a live frame to the socket directly, as the server would (an HTTP/1.1 chunk; h11 keeps no
+    # The hub's link to a live connection (api.hub.Link), where uvicorn's request cycle is at hand.
+
+    def abort(self) -> None:
+        self.cycle.transport.abort()
+
+    def departed(self) -> bool:
+        return bool(self.cycle.disconnected)
+
+    def write_now(self, data: bytes) -> bool:
+        """Write live frames to the socket directly, as the server would (an HTTP/1.1 chunk; h11 keeps no
         count of a chunked body), when the client's buffer has room and the stream is not over; else
-        False, and the frame goes through the connection's queue and `send`, which wait for the client."""
+        False, and the frames go through the connection's queue and `send`, which wait for the client."""
         cycle = self.cycle
-        if cycle.flow.write_paused or cycle.disconnected or self.clock() >= self.deadline:
+        if (not self.chunked or cycle.flow.write_paused or cycle.disconnected
+                or asyncio.get_running_loop().time() >= self.deadline):
             return False
-        cycle.transport.write(b"%x\r\n%b\r\n" % (len(frame), frame))
+        cycle.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True
 
     async def _write(self, send: Send, frames: list[bytes]) -> None:

@@ -6,6 +6,26 @@ from api.hub import Hub, LiveEvent
 ALICE, BOB, CAROL = "GALICE", "GBOB", "GCAROL"
 
 
+class Connection:
+    """A subscriber's link (api.hub.Link) that records what the hub asks of it."""
+
+    def __init__(self, room: bool = True) -> None:
+        self.room = room
+        self.written: list[bytes] = []
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def departed(self) -> bool:
+        return False
+
+    def write_now(self, data: bytes) -> bool:
+        if self.room:
+            self.written.append(data)
+        return self.room
+
+
 def event(n: int, kind: str = "stream.withdrawn", stream_id: int | None = 1,
           parties: frozenset[str] = frozenset({ALICE, BOB})) -> LiveEvent:
     return LiveEvent(id=f"{n:019d}-0000000000", kind=kind, stream_id=stream_id, parties=parties,
@@ -45,15 +65,14 @@ def test_a_user_restricted_subscriber_sees_only_events_naming_them() -> None:
 
 def test_a_full_queue_drops_its_subscriber_and_no_other() -> None:
     hub = Hub(client_buffer=2)
-    aborted: list[bool] = []
     slow = hub.subscribe(EventFilter(everything=True))
-    slow.abort = lambda: aborted.append(True)
+    slow.link = link = Connection()
     fast = hub.subscribe(EventFilter(everything=True))
     hub.publish([event(1), event(2)])
     assert fast.take() == [b"frame 1", b"frame 2"]
     hub.publish([event(3)])
     assert slow.closed_reason is not None and "too slowly" in slow.closed_reason
-    assert aborted == [True]
+    assert link.aborted
     assert hub.stats.clients_dropped == 1
     hub.publish([event(4)])
     assert fast.take() == [b"frame 3", b"frame 4"]
@@ -72,10 +91,11 @@ def test_unsubscribing_leaves_no_trace_in_the_indexes() -> None:
 
 async def test_an_idle_connection_gets_a_publishs_frames_in_one_write_and_a_busy_one_through_its_queue() -> None:
     hub = Hub(client_buffer=10)
-    written: dict[str, list[bytes]] = {"idle": [], "busy": [], "full": []}
-    subscribers = {name: hub.subscribe(EventFilter(everything=True)) for name in written}
+    links = {"idle": Connection(), "busy": Connection(), "full": Connection(room=False)}
+    subscribers = {name: hub.subscribe(EventFilter(everything=True)) for name in links}
     for name, subscriber in subscribers.items():
-        subscriber.write_now = lambda data, name=name: name != "full" and not written[name].append(data)
+        subscriber.link = links[name]
+    written = {name: link.written for name, link in links.items()}
     idle_wait = subscribers["idle"].wakeup()  # waiting with nothing queued
     full_wait = subscribers["full"].wakeup()  # waiting, but its client's buffer has no room
     hub.publish([event(1), event(2)])
