@@ -294,3 +294,15 @@ SERVER_OPTIONS: dict[str, Any] = {
 async def serve(settings: ApiSettings, database_url: str) -> None:
     app = create_app(settings, database_url)
     await Server(uvicorn.Config(app, host=settings.host, port=settings.port, **SERVER_OPTIONS)).serve()
+
+
+def run(settings: ApiSettings, database_url: str) -> None:
+    """Serve until stopped, on uvloop where it is installed (uvicorn's own choice; `uvicorn[standard]`
+    brings it on Linux and macOS), else on asyncio's loop. uvloop keeps an idle stream about 0.5 KB
+    lighter and writes to sockets faster (python -m bench fanout latency)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(settings, database_url))
+    else:
+        uvloop.run(serve(settings, database_url))

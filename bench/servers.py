@@ -5,11 +5,12 @@
     python -m bench.servers served DATABASE_URL
     python -m bench.servers undefended DATABASE_URL
 
-`flowfi` is this project's API (`api.app.create_app`, served by its `Server`). `baseline` is the
+`flowfi` is this project's API (`api.app.create_app`, served by its `Server` on uvloop, as `flowfi serve`
+runs it), with the per-address limits lifted for the benchmark's clients. `baseline` is the
 minimal sse-starlette server one would write first: an asyncio.Queue per client, fed by a task that
 LISTENs on the same channel and reads the same rows, each event serialized once (the same payload
 JSON) and yielded to each client as a `ServerSentEvent`. `served` is the API exactly as `flowfi serve`
-runs it (default settings, asyncio's loop, its log on stderr); `undefended` the same app under plain
+runs it (default settings, uvloop, its log on stderr); `undefended` the same app under plain
 uvicorn (h11, asyncio's own accept loop), without the connection gate. Each prints one JSON line (url,
 pid) when it accepts connections, and stops when its stdin closes.
 """
@@ -136,7 +137,7 @@ if __name__ == "__main__":
     import uvloop
 
     arguments = (sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1000)
-    if sys.argv[1] in ("served", "undefended"):
-        asyncio.run(main(*arguments))  # as `flowfi serve` runs: asyncio's own loop
+    if sys.argv[1] == "undefended":
+        asyncio.run(main(*arguments))  # plain uvicorn on asyncio's own accept loop
     else:
-        uvloop.run(main(*arguments))
+        uvloop.run(main(*arguments))  # as `flowfi serve` runs (api.app.run); the baseline at its fastest

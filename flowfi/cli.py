@@ -508,8 +508,8 @@ def serve(
                              max_sockets_per_ip=max_sockets_per_ip, trusted_proxies=trusted_proxies)
     setup_logging(log_format=settings.log_format)
     ensure_port_free(settings.host, settings.port, "--port (FLOWFI_PORT)")
-    from api.app import serve as serve_api
-    asyncio.run(serve_api(settings, database_of(settings)))
+    from api.app import run as run_api
+    run_api(settings, database_of(settings))
 
 
 @app.command()
