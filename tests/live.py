@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ class Received:
     ids: list[str] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
     data: list[dict[str, Any]] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)  # time.monotonic() of each event's arrival
     retry: int | None = None
     comments: int = 0
 
@@ -37,6 +39,7 @@ async def read_sse(response: httpx.Response, into: Received, stop_after: int | N
                 into.ids.append(event.get("id", ""))
                 into.types.append(event.get("event", "message"))
                 into.data.append(json.loads(event["data"]))
+                into.received_at.append(time.monotonic())
                 if stop_after is not None and len(into.ids) >= stop_after:
                     return
             event = {}

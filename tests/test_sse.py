@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import asyncpg
 import httpx
@@ -9,6 +10,9 @@ import pytest
 from stellar_sdk import Keypair
 
 from api.sse import encode, position_frame, retry_frame
+from indexer.store import PageWritten
+from indexer.worker import Worker
+from tests.indexing import index_until_caught_up, worker_settings
 from tests.live import (
     Received,
     add_traffic,
@@ -362,3 +366,28 @@ async def test_a_client_that_leaves_is_noticed_within_a_second_and_its_slot_free
             assert [status for status, _ in again] == [b"HTTP/1.1 200 OK\r\n"] * 3
             for _, writer in again:
                 writer.close()
+
+
+async def test_while_the_worker_catches_up_each_page_reaches_a_live_client_within_a_second(database_url: str) -> None:
+    """Catch-up does not starve the live path: pages of 1,000 events committed back to back each reach
+    a subscribed client within a second of their commit."""
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 8_000)
+        committed: dict[str, float] = {}  # a page's last event id: when the page committed
+        worker = Worker(worker_settings(devnet, database_url, page_size=1_000), database_url)
+        def page_written(_: object, written: PageWritten) -> None:
+            if written.last_event_id is not None:  # not a page of nothing new
+                committed[written.last_event_id] = time.monotonic()
+
+        worker.page_written = page_written
+        async with subscription(base_url, "all=true") as (response, got):
+            assert response.status_code == 200
+            reading = asyncio.ensure_future(read_sse(response, got))
+            await index_until_caught_up(worker, devnet)
+            await wait_for(lambda: set(committed) <= set(got.ids))
+            reading.cancel()
+        assert len(committed) >= 6
+        received = dict(zip(got.ids, got.received_at, strict=True))
+        late = {event_id: round(received[event_id] - at, 3) for event_id, at in committed.items()
+                if received[event_id] - at >= 1.0}
+        assert not late, f"pages delivered a second or more after their commit: {late}"
