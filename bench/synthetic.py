@@ -70,11 +70,13 @@ SELECT sender, id FROM events UNION SELECT recipient, id FROM events
 
 _STREAMS = """
 INSERT INTO streams (contract_id, stream_id, sender, recipient, token, rate_per_second, deposited, withdrawn,
-                     refunded, fees_paid, status, start_time, last_update_time, paused_at, end_time, created_at,
-                     updated_at, first_event_id, last_event_id)
+                     refunded, fees_paid, status, start_time, last_update_time, paused_at, end_time, schedule,
+                     step_times, step_amounts, conditional, allowance, terms_source, created_at, updated_at,
+                     first_event_id, last_event_id)
 SELECT c.contract_id, c.stream_id, c.sender, c.recipient, c.token_address, 1000, 100000000,
        5000 * (count(*) FILTER (WHERE l.kind = 'stream.withdrawn')), 0, 250000, 'active', c.start_time,
-       max(l.timestamp), NULL, c.start_time + 100000, c.ledger_closed_at, max(l.ledger_closed_at), c.id, max(l.id)
+       max(l.timestamp), NULL, c.start_time + 100000, 'linear', '{}', '{}', false, false, 'events',
+       c.ledger_closed_at, max(l.ledger_closed_at), c.id, max(l.id)
 FROM events c JOIN events l ON l.stream_id = c.stream_id AND l.contract_id = c.contract_id
 WHERE c.kind = 'stream.created'
 GROUP BY c.contract_id, c.stream_id, c.sender, c.recipient, c.token_address, c.start_time, c.ledger_closed_at, c.id
