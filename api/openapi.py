@@ -69,6 +69,13 @@ def _envelope(sse_name: str) -> dict[str, Any]:
     return {key: schemas[key] for key in payloads.ENVELOPE}
 
 
+TOKEN_METADATA = {
+    "tokenSymbol": {"type": ["string", "null"], "description": "the token's symbol; null while unknown"},
+    "tokenDecimals": {"type": ["integer", "null"], "minimum": 0, "description": (
+        "the token's decimals: an amount of N is N / 10^tokenDecimals tokens; null while unknown")},
+}
+
+
 def _event_schema(sse_name: str) -> dict[str, Any]:
     kind = BY_SSE_NAME[sse_name]
     required = required_fields(kind)
@@ -77,6 +84,8 @@ def _event_schema(sse_name: str) -> dict[str, Any]:
         # optional fields are null when the event lacks them; the stream's parties that the event does not
         # name come from its stream, and are null while it is unknown
         properties[key] = _SC_SCHEMAS[sc_type] if column in required else _nullable(_SC_SCHEMAS[sc_type])
+    if payloads.carries_token(kind):
+        properties.update(TOKEN_METADATA)
     return {"type": "object", "title": sse_name, "properties": properties,
             "required": list(properties), "additionalProperties": False}
 
@@ -109,9 +118,7 @@ def _stream_schema() -> dict[str, Any]:
         else:
             schema = {"type": "string"}
         properties[payload_key(column.name)] = _nullable(schema) if column.nullable else schema
-    properties["tokenSymbol"] = {"type": ["string", "null"], "description": "the token's symbol; null while unknown"}
-    properties["tokenDecimals"] = {"type": ["integer", "null"], "minimum": 0, "description": (
-        "the token's decimals: an amount of N is N / 10^tokenDecimals tokens; null while unknown")}
+    properties.update(TOKEN_METADATA)
     return {"type": "object", "properties": properties, "required": list(properties),
             "additionalProperties": False}
 

@@ -25,10 +25,15 @@ def _select(name: str, sc_type: ScType) -> str:
 # The keys every payload starts with, whatever its kind; the kind's fields follow (`payload_layout`).
 ENVELOPE = ("id", "type", "contractId", "ledger", "ledgerClosedAt", "transactionHash")
 
-# The columns a payload is built from; every query that feeds payloads selects these.
+# The token's metadata (the tokens table) of an event that concerns a token: the event's own, else its
+# stream's. Null while unknown.
+_TOKEN = ("(SELECT t.{} FROM tokens AS t WHERE t.address = coalesce(e.token_address, (SELECT s.token FROM "
+          "streams AS s WHERE s.contract_id = e.contract_id AND s.stream_id = e.stream_id)))")
+
+# The columns a payload is built from; every query that feeds payloads selects these, FROM events AS e.
 EVENT_COLUMNS = "id, kind, ledger, ledger_closed_at, tx_hash, contract_id, " + ", ".join(
     _select(name, sc_type) for name, sc_type in sorted(_FIELDS.items())
-)
+) + f", {_TOKEN.format('symbol')} AS token_symbol, {_TOKEN.format('decimals')} AS token_decimals"
 
 
 def payload_layout(kind: type[FlowFiEvent]) -> tuple[tuple[str, str, ScType], ...]:
@@ -41,7 +46,16 @@ def payload_layout(kind: type[FlowFiEvent]) -> tuple[tuple[str, str, ScType], ..
     return tuple((name, payload_key(name), _FIELDS[name]) for name in names)
 
 
-_LAYOUTS = {name: tuple((column, key) for column, key, _ in payload_layout(kind)) for name, kind in BY_SSE_NAME.items()}
+def carries_token(kind: type[FlowFiEvent]) -> bool:
+    """Whether a kind's payload ends with its token's `tokenSymbol` and `tokenDecimals` (a stream's events
+    and those naming a token)."""
+    return kind.is_stream_event or "token_address" in field_types(kind)
+
+
+TOKEN_KEYS = (("token_symbol", "tokenSymbol"), ("token_decimals", "tokenDecimals"))
+
+_LAYOUTS = {name: tuple((column, key) for column, key, _ in payload_layout(kind))
+            + (TOKEN_KEYS if carries_token(kind) else ()) for name, kind in BY_SSE_NAME.items()}
 
 
 @lru_cache(maxsize=4096)

@@ -89,7 +89,7 @@ async def events_after(
             )
     # An event of several selected streams or addresses comes out of several scans: once is enough.
     sql = (
-        f"SELECT {EVENT_COLUMNS} FROM events JOIN (SELECT DISTINCT id FROM ({' UNION ALL '.join(branches)}) AS b) "
+        f"SELECT {EVENT_COLUMNS} FROM events AS e JOIN (SELECT DISTINCT id FROM ({' UNION ALL '.join(branches)}) AS b) "
         f"AS picked USING (id) ORDER BY id LIMIT {limit_arg}"
     )
     return list(await conn.fetch(sql, *args))

@@ -342,7 +342,7 @@ async def stream_events(request: Request) -> Response:
     where = [f"stream_id = {arg(row['stream_id'])}", f"contract_id = {arg(row['contract_id'])}", f"id > {arg(after)}"]
     if types:
         where.append(f"kind = ANY({arg(types)})")
-    sql = f"SELECT {EVENT_COLUMNS} FROM events {_where(where)} ORDER BY id LIMIT {arg(limit + 1)}"
+    sql = f"SELECT {EVENT_COLUMNS} FROM events AS e {_where(where)} ORDER BY id LIMIT {arg(limit + 1)}"
     return _event_page(await _pool(request).fetch(sql, *arg.values), limit)
 
 

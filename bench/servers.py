@@ -66,7 +66,7 @@ def baseline_app(database_url: str) -> tuple[Any, type[uvicorn.Server]]:
             await rung.wait()
             rung.clear()
             while rows := await conn.fetch(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT 1000", last
+                f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE id > $1 ORDER BY id LIMIT 1000", last
             ):
                 for row in rows:
                     item = (row["id"], row["kind"], json.dumps(event_payload(row), separators=(",", ":")))

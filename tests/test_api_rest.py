@@ -196,7 +196,7 @@ async def test_stream_events_are_its_events_in_order(client: httpx.AsyncClient, 
     stream_id = await conn.fetchval(
         "SELECT stream_id FROM events WHERE stream_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
     )
-    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY id", stream_id)
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE stream_id = $1 ORDER BY id", stream_id)
     assert len(rows) >= 3
     items = await every_page(client, f"/streams/{stream_id}/events", limit=2)
     assert items == [event_payload(row) for row in rows]
@@ -249,7 +249,7 @@ async def test_a_stream_id_in_two_contracts_is_409_unless_a_contract_is_named(
 async def test_paging_through_events_gives_every_payload_once(
     client: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:
-    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY id")
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events AS e ORDER BY id")
     assert len(rows) >= EVENTS
     items = await every_page(client, "/events", limit=500)
     assert items == [event_payload(row) for row in rows]
@@ -262,7 +262,7 @@ async def test_paging_through_events_gives_every_payload_once(
 async def test_event_filters_in_every_form(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
     ids = [int(v) for v in await conn.fetch(
         "SELECT stream_id FROM streams ORDER BY stream_id LIMIT 3") for v in v.values()]
-    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ANY($1::numeric[]) ORDER BY id",
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE stream_id = ANY($1::numeric[]) ORDER BY id",
                             ids[:2])
     expected = [event_payload(r) for r in rows]
     one_each = f"/events?streams={ids[0]}&streams={ids[1]}&limit=3"
@@ -280,24 +280,24 @@ async def test_event_filters_in_every_form(client: httpx.AsyncClient, conn: asyn
 
     user = await conn.fetchval("SELECT address FROM event_parties GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
     rows = await conn.fetch(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN (SELECT event_id FROM event_parties WHERE address = $1) "
+        f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE id IN (SELECT event_id FROM event_parties WHERE address = $1) "
         "ORDER BY id", user)
     assert await every_page(client, "/events", users=user, limit=40) == [event_payload(r) for r in rows]
 
     kinds = ["stream.paused", "stream.resumed"]
-    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE kind = ANY($1) ORDER BY id", kinds)
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE kind = ANY($1) ORDER BY id", kinds)
     assert rows
     assert await every_page(client, "/events", types=",".join(kinds), limit=25) == [event_payload(r) for r in rows]
     both = await every_page(client, "/events", types="stream.created", users=user)
     assert both == [event_payload(r) for r in await conn.fetch(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE kind = 'stream.created' AND id IN "
+        f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE kind = 'stream.created' AND id IN "
         "(SELECT event_id FROM event_parties WHERE address = $1) ORDER BY id", user)]
 
 
 async def test_ledger_ranges(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
     low, high = await conn.fetchrow("SELECT min(ledger), max(ledger) FROM events")
     start, end = low + (high - low) // 3, low + 2 * (high - low) // 3
-    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE ledger BETWEEN $1 AND $2 ORDER BY id",
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE ledger BETWEEN $1 AND $2 ORDER BY id",
                             start, end)
     assert rows
     items = await every_page(client, "/events", fromLedger=start, toLedger=end, limit=100)

@@ -386,10 +386,13 @@ async def test_the_bell_and_the_dashboard_get_their_users_events_live(pipeline: 
             closed = await conn.fetchval("SELECT ledger_closed_at FROM events WHERE id = $1", data["id"])
             assert data["timestamp"] == int(closed.timestamp()) == scenario.t0 + {
                 "stream.topped_up": 300, "stream.withdrawn": 310, "stream.resumed": 320, "stream.created": 340}[name]
+            # the bell names the token (it falls back to "USDC" without tokenSymbol)
+            symbol = await conn.fetchval("SELECT t.symbol FROM streams s JOIN tokens t ON t.address = s.token "
+                                         "WHERE s.stream_id = $1", data["streamId"])
+            assert data["tokenSymbol"] == symbol and symbol
     finally:
         await conn.close()
     assert payloads["stream.created"]["streamId"] == scenario.ids["for alice"]
-    assert "tokenSymbol" not in payloads["stream.topped_up"]  # the bell shows its fallback
 
 
 async def test_the_stream_page_follows_one_stream_without_a_token(pipeline: Any) -> None:

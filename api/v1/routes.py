@@ -115,7 +115,7 @@ async def _endings(pool: asyncpg.Pool, rows: Sequence[Mapping[str, Any]]) -> dic
     finished = sorted({int(row["stream_id"]) for row in rows if row["status"] not in shapes.RUNNING})
     if not finished:
         return {}
-    found = await pool.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ANY($1::numeric[]) "
+    found = await pool.fetch(f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE stream_id = ANY($1::numeric[]) "
                              "AND kind = ANY($2::text[]) ORDER BY id", finished, list(shapes.ENDINGS))
     endings: dict[tuple[str, int], list[Any]] = {}
     for row in found:
@@ -177,7 +177,7 @@ async def get_stream(request: Request) -> Response:
     row = await one_stream(request)
     pool = _pool(request)
     (body,) = await streams_json(pool, [row])
-    events = await pool.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND contract_id = $2 "
+    events = await pool.fetch(f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE stream_id = $1 AND contract_id = $2 "
                               "ORDER BY id DESC LIMIT $3", row["stream_id"], row["contract_id"], STREAM_EVENTS_SHOWN)
     pauses = await shapes.pauses_of(pool, [row["stream_id"]])
     body["events"] = [shapes.event_json(event, pauses) for event in events]
@@ -221,7 +221,7 @@ async def stream_events(request: Request) -> Response:
     if cursor is not None:
         where.append(f"id {'>' if order == 'asc' else '<'} {arg(filters.event_id(cursor, 'cursor'))}")
         offset = 0
-    rows = await pool.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY id {order} "
+    rows = await pool.fetch(f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE {' AND '.join(where)} ORDER BY id {order} "
                             f"LIMIT {arg(limit)} OFFSET {arg(offset)}", *values)
     pauses = await shapes.pauses_of(pool, [stream_id] if stream_id else [])
     events = [shapes.event_json(row, pauses) for row in rows]
@@ -329,7 +329,7 @@ async def _address_events(pool: asyncpg.Pool, address: str, kinds: Sequence[str]
     source = f"FROM event_parties AS p JOIN events AS e ON e.id = p.event_id WHERE {condition}"
     total = await pool.fetchval(f"SELECT count(*) {source}", *args)
     rows = await pool.fetch(
-        f"SELECT {EVENT_COLUMNS} FROM events JOIN (SELECT p.event_id AS id {source} ORDER BY p.event_id DESC "
+        f"SELECT {EVENT_COLUMNS} FROM events AS e JOIN (SELECT p.event_id AS id {source} ORDER BY p.event_id DESC "
         f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}) AS picked USING (id) ORDER BY id DESC", *args, limit, offset)
     return total, list(rows)
 
