@@ -244,6 +244,47 @@ def bootstrap(
 
 
 @app.command()
+def tokens(
+    refresh: Annotated[bool, typer.Option(
+        "--refresh", help="read each token's metadata from its contract again (rows set by hand are kept)")] = False,
+    rpc_url: RpcUrl = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The tokens the index knows: address, symbol, decimals, name and where they were read. With
+    --refresh, their metadata is read from the chain again first (a token whose metadata changed, or one
+    that had none when a stream first named it)."""
+    from indexer import storage, store
+    from indexer.database import connect
+    from indexer.rpc import RpcClient, RpcError
+
+    settings = load_settings(rpc_url=rpc_url, database_url=database_url)
+    setup_logging(log_format=settings.log_format)
+    url = database_of(settings)
+
+    async def main() -> list[Any]:
+        conn = await connect(url, "flowfi-tokens")
+        try:
+            if refresh:
+                known = await store.load_token_addresses(conn)
+                async with RpcClient(settings.rpc_url, timeout=settings.rpc_timeout) as rpc:
+                    metadata = await storage.token_metadata(rpc, known)
+                changed = await store.refresh_tokens(conn, metadata)
+                typer.echo(f"read {len(known)} tokens from {settings.rpc_url}; {len(changed)} changed"
+                           + (f": {', '.join(changed)}" if changed else ""), err=True)
+            return list(await conn.fetch("SELECT address, symbol, decimals, name, source FROM tokens ORDER BY address"))
+        finally:
+            await conn.close()
+
+    try:
+        rows = asyncio.run(main())
+    except RpcError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    for row in rows:
+        typer.echo("\t".join("" if value is None else str(value) for value in row.values()))
+
+
+@app.command()
 def verify(
     rpc_url: RpcUrl = None,
     contract_ids: ContractIds = None,

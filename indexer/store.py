@@ -182,6 +182,21 @@ async def save_tokens(conn: asyncpg.Connection, tokens: Mapping[str, TokenMetada
     )
 
 
+async def refresh_tokens(conn: asyncpg.Connection, tokens: Mapping[str, TokenMetadata | None]) -> list[str]:
+    """Write the metadata the chain states now over the rows read from it before (rows written by hand
+    are kept); the addresses whose row changed."""
+    wanted = sorted(tokens.items())
+    rows = await conn.fetch(
+        "UPDATE tokens AS t SET name = n.name, symbol = n.symbol, decimals = n.decimals, updated_at = now() "
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS n(address, name, symbol, decimals) "
+        "WHERE t.address = n.address AND t.source = 'chain' "
+        "AND (t.name, t.symbol, t.decimals) IS DISTINCT FROM (n.name, n.symbol, n.decimals) RETURNING t.address",
+        [address for address, _ in wanted], [m and m.name for _, m in wanted], [m and m.symbol for _, m in wanted],
+        [m and m.decimals for _, m in wanted],
+    )
+    return sorted(row["address"] for row in rows)
+
+
 async def load_token_addresses(conn: asyncpg.Connection) -> set[str]:
     return {row["address"] for row in await conn.fetch("SELECT address FROM tokens")}
 

@@ -4,6 +4,10 @@ stream."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
 import asyncpg
 import httpx
 
@@ -14,6 +18,7 @@ from indexer.database import connect
 from indexer.rpc import RpcClient
 from indexer.storage import decode_token_metadata, instance_key, token_metadata
 from indexer.worker import Worker
+from tests import commands
 from tests.indexing import index_until_caught_up, worker_settings
 from tests.serving import running_app
 
@@ -38,6 +43,10 @@ async def test_the_worker_reads_each_new_tokens_metadata_from_its_contract(
             async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
                 served = (await http.get("/streams", params={"limit": 500})).json()["items"]
                 served_v1 = (await http.get("/v1/streams", params={"limit": 100})).json()["data"]
+                events = (await http.get("/events", params={"limit": 500})).json()["items"]
+                async with http.stream("GET", "/events/subscribe", params={"all": "true", "lastEventId": "0"}) as sse:
+                    replayed = await read_sse_until(sse, len(events))
+        token_of = {int(row["stream_id"]): row["token"] for row in await db.fetch("SELECT * FROM streams")}
     assert set(rows) == indexed >= used
     for address, row in rows.items():
         token = chain.tokens.get(address)
@@ -51,6 +60,16 @@ async def test_the_worker_reads_each_new_tokens_metadata_from_its_contract(
         assert (item["tokenSymbol"], item["tokenDecimals"]) == rows[item["token"]][1:3]
     for item in served_v1:
         assert (item["tokenSymbol"], item["tokenDecimals"]) == rows[item["tokenAddress"]][1:3]
+    # so do the events of those streams, over REST and SSE alike; protocol events name no token
+    assert replayed == events
+    assert sum("streamId" in event for event in events) > 10
+    for event in events:
+        if "streamId" in event:
+            symbol, decimals = rows[token_of[int(event["streamId"])]][1:3]
+            assert (event["tokenSymbol"], event["tokenDecimals"]) == (symbol, decimals), event
+        elif "tokenAddress" not in event:
+            assert "tokenSymbol" not in event, event
+
 
 
 async def test_a_contract_without_metadata_or_without_an_instance_has_none() -> None:
@@ -83,3 +102,39 @@ async def test_bootstrap_writes_the_tokens_of_the_streams_it_reads(database_url:
         tokens = {address: devnet.chain.tokens.get(address) for address in streams}
     assert rows and set(rows) == streams
     assert rows == {address: (token.symbol, token.decimals) for address, token in tokens.items() if token}
+
+
+async def read_sse_until(response: httpx.Response, count: int) -> list[dict]:
+    """The data of the first `count` events of an SSE response."""
+    received: list[dict] = []
+    async for line in response.aiter_lines():
+        if line.startswith("data:"):
+            received.append(json.loads(line.removeprefix("data:")))
+            if len(received) == count:
+                break
+    return received
+
+
+async def test_tokens_refresh_reads_the_metadata_again_and_keeps_rows_set_by_hand(
+    database_url: str, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    with running_devnet(seed=24, traffic_per_ledger=6) as devnet:
+        for _ in range(8):
+            devnet.chain.close_ledger()
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+        stale, by_hand = [row["address"] for row in await db.fetch("SELECT address FROM tokens ORDER BY address")][:2]
+        await db.execute("UPDATE tokens SET symbol = 'OLD', decimals = NULL WHERE address = $1", stale)
+        await db.execute("UPDATE tokens SET symbol = 'HAND', source = 'manual' WHERE address = $1", by_hand)
+        done = await asyncio.to_thread(
+            commands.run, "tokens", "--refresh", "--rpc-url", devnet.url, "--database-url", database_url,
+            data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"1 changed: {stale}" in done.stderr
+    rows = {row["address"]: row for row in await db.fetch("SELECT * FROM tokens")}
+    token = devnet.chain.tokens.get(stale)
+    assert token is not None
+    assert (rows[stale]["symbol"], rows[stale]["decimals"]) == (token.symbol, token.decimals)
+    assert rows[by_hand]["symbol"] == "HAND"
+    listed = [line.split("\t") for line in done.stdout.splitlines()]
+    assert [(line[0], line[1], line[-1]) for line in listed] == [
+        (address, row["symbol"], row["source"]) for address, row in sorted(rows.items())]
