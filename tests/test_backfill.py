@@ -99,6 +99,7 @@ def test_batches_hold_whole_ledgers_within_their_limits() -> None:
     assert [e.id for b in made for e in b.events] == [e.id for led in ledgers for e in led.events]
 
 
+@pytest.mark.slow
 async def test_the_v28_file_is_stored_event_for_event_with_the_ids_lake_events_prints(
     database_url: str, db: asyncpg.Connection
 ) -> None:
@@ -125,6 +126,7 @@ async def test_the_v28_file_is_stored_event_for_event_with_the_ids_lake_events_p
     assert tuple(progress) == (str(DATALAKE / V28), 1, last, 72_300)
 
 
+@pytest.mark.slow
 async def test_a_backfill_killed_at_random_points_leaves_the_rows_of_an_uninterrupted_run(
     server_url: str, template_database: str, database_url: str, db: asyncpg.Connection
 ) -> None:

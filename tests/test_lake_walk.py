@@ -8,7 +8,7 @@ from stellar_sdk import StrKey, xdr
 
 from indexer.lake import reference, walk
 from indexer.lake.event import LakeEvent
-from tests.lake_files import FEES, FILES, META_V3, V23, decompressed, ledger_spans
+from tests.lake_files import FEES, FILES, META_V3, V23, V28, decompressed, ledger_spans
 
 
 def _both(buf: bytes, want: frozenset[bytes] | None = None) -> list[tuple[tuple[LakeEvent, ...], ...]]:
@@ -22,7 +22,8 @@ def _both(buf: bytes, want: frozenset[bytes] | None = None) -> list[tuple[tuple[
     return pairs
 
 
-@pytest.mark.parametrize("name", FILES)
+# stellar-sdk takes some 30 s to decode the 30 ledgers of the v28 load test: a long run
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == V28 else n for n in FILES])
 def test_the_walk_gives_every_ledger_the_events_stellar_sdk_decodes(name: str) -> None:
     """No ledger falls back to stellar-sdk here: walk_ledger raises for what it cannot read."""
     pairs = _both(decompressed(name))
