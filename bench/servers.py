@@ -41,7 +41,8 @@ def flowfi_app(database_url: str, client_buffer: int) -> tuple[Any, type[uvicorn
     from flowfi.settings import Settings
 
     # Every benchmark client comes from 127.0.0.1: lift the per-address limits (a no-op where absent).
-    settings = Settings(database_url=database_url, client_buffer=client_buffer,
+    # A fixed /v1 token secret: without one the app warns that its tokens die with the process.
+    settings = Settings(database_url=database_url, client_buffer=client_buffer, v1_jwt_secret="bench-" + "0" * 32,
                         **{"max_connections": 50_000, "max_connections_per_ip": 50_000, "max_sockets_per_ip": 100_000})
     return create_app(settings, database_url), Server
 
