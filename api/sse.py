@@ -6,6 +6,9 @@ A connection goes through three steps:
    events after it are replayed from the table in chain order, up to the hub's high-water mark;
 3. once the replay has reached the high-water mark it subscribes to the hub, with no await between
    the check and the subscription, so the next event it gets live is the first one it has not seen.
+   Live, the hub writes a published page's frames straight to the socket of a connection that waits
+   idle (`Connection.write_now`); a connection that is busy, or whose client reads slowly, gets them
+   through its queue, written by its own task.
 
 A stream ends after its lifetime (with a retry hint: the client resumes by id) or when its access
 token expires: nothing is sent after the expiry, and the stream closes with an `error` frame saying
