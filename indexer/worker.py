@@ -30,7 +30,8 @@ stream_created; written apart, the fee would go out live before its stream's par
 of other contracts or of failed transactions are skipped, whatever the server's filter did.
 
 Fetching and writing overlap: while one page is written, the next is fetched and decoded (at most
-`PREFETCH_PAGES` wait). Pages are written in order, each after the one before has committed; when
+`PREFETCH_PAGES` wait), and while the worker is behind the chain, the server reads the page after it
+meanwhile. Pages are written in order, each after the one before has committed; when
 the writer loses its connection, the pages fetched ahead are dropped and it resumes from the cursor
 it committed last. While behind the chain it fetches page after page; it polls every
 `poll_interval` seconds only once it has reached the newest ledger.
@@ -298,31 +299,50 @@ class Worker:
         """Fetch and decode the pages after `position` into `queue`, in whole transactions; poll once
         at the newest ledger."""
         held: list[RawEvent] = []  # the events of a transaction the last full page may not have held whole
-        while True:
-            try:
-                page = await self._fetch(position)
-            except OutOfRetention as exc:
-                if self.settings.lake_url is None:
-                    raise IndexerStopped(_retention_advice(position, exc, self.settings.rpc_url)) from exc
-                # a transaction held back is read again whole with its ledger; what was stored is skipped
-                start = ids.ledger_of(held[0].id) if held else _first_missing(position)
-                held = []
-                position = await self._fill_from_lake(start, exc, queue, builds)
-                continue
-            position = Position(cursor=page.cursor, start_ledger=None)
-            events = [*held, *self._ours(page.events)]
-            window_scanned = len(page.events) < self.settings.page_size  # else the page was cut at its limit
-            held = [] if window_scanned else _last_transaction(events)
-            if held:
-                events = events[: len(events) - len(held)]
-                if not events:
-                    continue  # one transaction so far: read on before writing anything
-                # the cursor stored with this page is its last whole transaction's last event
-                page = dataclasses.replace(page, cursor=events[-1].id)
-            fetched = await self._prepare(page, events, builds)
-            await queue.put(dataclasses.replace(fetched, anchor=await self._new_anchor(page)))
-            if window_scanned and ids.last_complete_ledger(page.cursor) >= page.latest_ledger:
-                await asyncio.sleep(self.settings.poll_interval)
+        ahead: asyncio.Future[EventPage] | None = None  # the next page, asked for while this one is prepared
+        try:
+            while True:
+                try:
+                    page = await (ahead or self._fetch(position))
+                except OutOfRetention as exc:
+                    if self.settings.lake_url is None:
+                        raise IndexerStopped(_retention_advice(position, exc, self.settings.rpc_url)) from exc
+                    # a transaction held back is read again whole with its ledger; what was stored is skipped
+                    start = ids.ledger_of(held[0].id) if held else _first_missing(position)
+                    held = []
+                    position = await self._fill_from_lake(start, exc, queue, builds)
+                    continue
+                finally:
+                    ahead = None
+                position = Position(cursor=page.cursor, start_ledger=None)
+                window_scanned = len(page.events) < self.settings.page_size  # else the page was cut at its limit
+                if not window_scanned:  # behind the chain: the server reads the next page meanwhile
+                    ahead = asyncio.ensure_future(self._fetch(position))
+                held = await self._queue_page(page, held, window_scanned, queue, builds)
+                if window_scanned and ids.last_complete_ledger(page.cursor) >= page.latest_ledger:
+                    await asyncio.sleep(self.settings.poll_interval)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _queue_page(
+        self, page: EventPage, held: list[RawEvent], window_scanned: bool, queue: asyncio.Queue[FetchedPage],
+        builds: dict[str, History],
+    ) -> list[RawEvent]:
+        """Prepare and queue a fetched page's whole transactions, after those `held` from the page before;
+        the events of the transaction it may end inside, held for the next page."""
+        events = [*held, *self._ours(page.events)]
+        held = [] if window_scanned else _last_transaction(events)
+        if held:
+            events = events[: len(events) - len(held)]
+            if not events:
+                return held  # one transaction so far: read on before writing anything
+            # the cursor stored with this page is its last whole transaction's last event
+            page = dataclasses.replace(page, cursor=events[-1].id)
+        fetched = await self._prepare(page, events, builds)
+        await queue.put(dataclasses.replace(fetched, anchor=await self._new_anchor(page)))
+        return held
 
     async def _prepare(
         self, page: EventPage, events: Sequence[RawEvent], builds: dict[str, History],
