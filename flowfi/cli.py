@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from devnet.terms import BUILDS, NEWEST_BUILD
 from flowfi.logs import setup_logging
@@ -566,7 +566,7 @@ def dev(
     """Everything at once on this machine: the embedded database, a local network with traffic, the
     worker and the API. The chain and the index are kept in the data folder and continued by the next
     run. Stop with Ctrl-C."""
-    from flowfi.datadir import dev_lock
+    from flowfi.datadir import dev_lock, token_secret
 
     settings = load_settings(
         rpc_url=f"http://127.0.0.1:{rpc_port}", port=api_port, poll_interval=min(ledger_interval, 2.0),
@@ -576,6 +576,8 @@ def dev(
     ensure_port_free(settings.host, api_port, "--api-port (make dev API_PORT=...)")
     ensure_port_free("127.0.0.1", rpc_port, "--rpc-port (make dev RPC_PORT=...)")
     with dev_lock(settings.data_dir):
+        if settings.v1_jwt_secret is None and settings.auth_jwt_secret is None:
+            settings = settings.model_copy(update={"v1_jwt_secret": SecretStr(token_secret(settings.data_dir))})
         from flowfi.dev import run_dev  # after the checks: it imports everything
         url = database_of(settings)
         run_dev(settings, url, ledger_interval=ledger_interval, traffic_rate=traffic_rate, build=build, fresh=fresh)

@@ -1,17 +1,20 @@
 """What `flowfi dev` keeps in the data folder (FLOWFI_DATA_DIR): the local network's chain (`devnet/`),
-the embedded database (`postgres/`), and a lock that a running `flowfi dev` holds on the folder, so that
-a second one, or `flowfi reset`, refuses to run on it."""
+the embedded database (`postgres/`), the secret of its /v1 login tokens, and a lock that a running
+`flowfi dev` holds on the folder, so that a second one, or `flowfi reset`, refuses to run on it."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from flowfi.problems import Problem
 
 LOCK = "dev.lock"
+TOKEN_SECRET = "v1-token-secret"
 
 
 def chain_folder(data_dir: Path) -> Path:
@@ -43,3 +46,15 @@ def dev_running(data_dir: Path) -> bool:
     except BlockingIOError:
         return True
     return False
+
+
+def token_secret(data_dir: Path) -> str:
+    """The secret `flowfi dev` signs /v1 login tokens with: made at its first run and kept in the data
+    folder (readable by its owner only), so that a web app stays logged in across restarts."""
+    path = data_dir / TOKEN_SECRET
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text().strip()
+    secret = secrets.token_hex(32)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(secret + "\n")
+    return secret

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from devnet import Devnet
+from flowfi.datadir import token_secret
 from indexer import store
 from indexer.database import asyncpg_dsn, redacted
 from tests.commands import FLOWFI, environment, free_port, run, start_dev
@@ -111,6 +112,9 @@ def test_the_next_run_continues_the_chain_with_yesterday_s_streams(tmp_path: Pat
     finally:
         lines = second.stop()
     assert not any("started a new database" in line for line in lines), "\n".join(lines)
+    # /v1 login tokens are signed with the data folder's own secret: they outlive a restart
+    assert not any("signed with a secret made by this process" in line for line in [*first.lines, *lines])
+    assert (tmp_path / "v1-token-secret").stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.slow
@@ -197,3 +201,10 @@ def test_reset_with_nothing_to_delete_says_so(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout.splitlines()) == (0, [
         f"nothing to delete: {tmp_path} holds no local chain and no database"])
     assert not os.listdir(tmp_path)
+
+
+def test_the_token_secret_is_made_once_and_kept_for_its_owner_only(tmp_path: Path) -> None:
+    first = token_secret(tmp_path)
+    assert len(bytes.fromhex(first)) == 32
+    assert token_secret(tmp_path) == first
+    assert (tmp_path / "v1-token-secret").stat().st_mode & 0o777 == 0o600
