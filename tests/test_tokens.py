@@ -5,7 +5,6 @@ stream."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import asyncpg
@@ -20,6 +19,7 @@ from indexer.storage import decode_token_metadata, instance_key, token_metadata
 from indexer.worker import Worker
 from tests import commands
 from tests.indexing import index_until_caught_up, worker_settings
+from tests.live import Received, read_sse
 from tests.serving import running_app
 
 
@@ -45,7 +45,8 @@ async def test_the_worker_reads_each_new_tokens_metadata_from_its_contract(
                 served_v1 = (await http.get("/v1/streams", params={"limit": 100})).json()["data"]
                 events = (await http.get("/events", params={"limit": 500})).json()["items"]
                 async with http.stream("GET", "/events/subscribe", params={"all": "true", "lastEventId": "0"}) as sse:
-                    replayed = await read_sse_until(sse, len(events))
+                    replayed = Received()
+                    await read_sse(sse, replayed, stop_after=len(events))
         token_of = {int(row["stream_id"]): row["token"] for row in await db.fetch("SELECT * FROM streams")}
     assert set(rows) == indexed >= used
     for address, row in rows.items():
@@ -61,7 +62,7 @@ async def test_the_worker_reads_each_new_tokens_metadata_from_its_contract(
     for item in served_v1:
         assert (item["tokenSymbol"], item["tokenDecimals"]) == rows[item["tokenAddress"]][1:3]
     # so do the events of those streams, over REST and SSE alike; protocol events name no token
-    assert replayed == events
+    assert replayed.data == events
     assert sum("streamId" in event for event in events) > 10
     for event in events:
         if "streamId" in event:
@@ -102,17 +103,6 @@ async def test_bootstrap_writes_the_tokens_of_the_streams_it_reads(database_url:
         tokens = {address: devnet.chain.tokens.get(address) for address in streams}
     assert rows and set(rows) == streams
     assert rows == {address: (token.symbol, token.decimals) for address, token in tokens.items() if token}
-
-
-async def read_sse_until(response: httpx.Response, count: int) -> list[dict]:
-    """The data of the first `count` events of an SSE response."""
-    received: list[dict] = []
-    async for line in response.aiter_lines():
-        if line.startswith("data:"):
-            received.append(json.loads(line.removeprefix("data:")))
-            if len(received) == count:
-                break
-    return received
 
 
 async def test_tokens_refresh_reads_the_metadata_again_and_keeps_rows_set_by_hand(

@@ -25,7 +25,7 @@ from indexer.accrual import FINISHED, LOCKED
 from indexer.database import asyncpg_dsn
 from indexer.ids import event_id
 from tests.analytics import CONTRACT, Flows, RecordingTraffic, insert, psql, set_ledger_time, stream_row
-from tests.conftest import with_database
+from tests.conftest import _admin, with_database
 from tests.live import index_now
 
 README = Path(__file__).parent.parent / "README.md"
@@ -40,14 +40,6 @@ class Indexed:
     recording: RecordingTraffic
     contract: FlowFiContract
     now: datetime  # the newest ledger close time the index has seen
-
-
-async def _admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(with_database(server_url, "postgres")))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")
