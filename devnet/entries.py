@@ -284,13 +284,13 @@ def key_json(key: xdr.LedgerKey) -> object:
     """A contract data LedgerKey in the JSON form of `xdrFormat: "json"` (rs-stellar-xdr's)."""
     data = key.contract_data
     assert data is not None
-    return {"contract_data": {"contract": Address.from_xdr_sc_address(data.contract).address,
+    return {"contract_data": {"contract": _strkey(data.contract),
                               "key": scval_to_json(data.key), "durability": _durability(data.durability)}}
 
 
 def data_json(data: xdr.LedgerEntryData) -> object:
     entry = data.contract_data
     assert entry is not None
-    return {"contract_data": {"ext": "v0", "contract": Address.from_xdr_sc_address(entry.contract).address,
+    return {"contract_data": {"ext": "v0", "contract": _strkey(entry.contract),
                               "key": scval_to_json(entry.key), "durability": _durability(entry.durability),
                               "val": scval_to_json(entry.val)}}
