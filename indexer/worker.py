@@ -302,8 +302,9 @@ class Worker:
         ahead: asyncio.Future[EventPage] | None = None  # the next page, asked for while this one is prepared
         try:
             while True:
+                fetching, ahead = ahead or asyncio.ensure_future(self._fetch(position)), None
                 try:
-                    page = await (ahead or self._fetch(position))
+                    page = await fetching
                 except OutOfRetention as exc:
                     if self.settings.lake_url is None:
                         raise IndexerStopped(_retention_advice(position, exc, self.settings.rpc_url)) from exc
@@ -312,8 +313,6 @@ class Worker:
                     held = []
                     position = await self._fill_from_lake(start, exc, queue, builds)
                     continue
-                finally:
-                    ahead = None
                 position = Position(cursor=page.cursor, start_ledger=None)
                 window_scanned = len(page.events) < self.settings.page_size  # else the page was cut at its limit
                 if not window_scanned:  # behind the chain: the server reads the next page meanwhile
