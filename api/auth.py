@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
-from stellar_sdk import StrKey
 
 from api.settings import ApiSettings
 
@@ -118,6 +117,8 @@ class Authenticator:
         return self.principal_of_token(token)
 
     def principal_of_token(self, token: str) -> Principal:
+        from stellar_sdk import StrKey  # not at the top: the command line reads QUERY_CREDENTIALS at startup
+
         claims = self._verified(token)
         expires_at = float(claims["exp"])
         address = claims.get(self.settings.auth_address_claim)

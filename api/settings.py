@@ -10,7 +10,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from stellar_sdk import StrKey
 
 from indexer.networks import LOCAL_PASSPHRASE
 
@@ -111,7 +110,11 @@ class ApiSettings(BaseSettings):
     @field_validator("admin_address")
     @classmethod
     def _an_account(cls, value: str | None) -> str | None:
-        if value is not None and not StrKey.is_valid_ed25519_public_key(value):
+        if value is None:
+            return None
+        from stellar_sdk import StrKey
+
+        if not StrKey.is_valid_ed25519_public_key(value):
             raise ValueError("not a Stellar account address (G... with its checksum)")
         return value
 

@@ -20,10 +20,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import SecretStr, ValidationError
 
-from devnet.terms import BUILDS, NEWEST_BUILD
 from flowfi.logs import setup_logging
 from flowfi.problems import Problem, ensure_port_free
 from flowfi.settings import Settings
+from indexer.builds import BUILDS, NEWEST
 
 T = TypeVar("T")
 
@@ -499,7 +499,7 @@ def devnet(
     retention: Annotated[int, typer.Option(help="ledgers kept (older ones are dropped)")] = 120_960,
     traffic_rate: Annotated[float, typer.Option(help="random contract calls per second (0: none)")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="seed of the random traffic")] = None,
-    build: Build = NEWEST_BUILD,
+    build: Build = NEWEST.name,
     lake: Annotated[
         Path | None, typer.Option(help="also write every closed ledger here, as a SEP-54 data lake")
     ] = None,
@@ -559,7 +559,7 @@ def dev(
     rpc_port: Annotated[int, typer.Option(help="port of the local network's RPC")] = 8000,
     ledger_interval: Annotated[float, typer.Option(help="seconds between ledgers")] = 2.0,
     traffic_rate: Annotated[float, typer.Option(help="random contract calls per second")] = 2.0,
-    build: Build = NEWEST_BUILD,
+    build: Build = NEWEST.name,
     fresh: Annotated[bool, typer.Option(
         "--fresh", help="start over: a new local chain and a new database (the embedded one)")] = False,
 ) -> None:
