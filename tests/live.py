@@ -17,7 +17,7 @@ from api.app import Server, create_app
 from devnet import Devnet, Traffic, running_devnet
 from indexer.worker import Worker
 from tests.indexing import worker_settings
-from tests.serving import running_app
+from tests.serving import http_client, running_app
 
 
 @dataclass
@@ -78,7 +78,7 @@ def add_traffic(devnet: Devnet, events: int, seed: int = 1) -> None:
 @contextlib.asynccontextmanager
 async def subscription(base_url: str, query: str, headers: dict[str, str] | None = None
                        ) -> AsyncIterator[tuple[httpx.Response, Received]]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=60.0)) as client, client.stream(
+    async with http_client(timeout=httpx.Timeout(30.0, read=60.0)) as client, client.stream(
         "GET", f"{base_url}/events/subscribe?{query}", headers=headers or {}
     ) as response:
         yield response, Received()

@@ -10,7 +10,10 @@ import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
+import httpx
 import uvicorn
+
+from indexer.rpc import tls_context
 
 
 @contextlib.contextmanager
@@ -61,3 +64,9 @@ def running_app(
         sock.close()
         if errors:
             raise errors[0]
+
+
+def http_client(**options: Any) -> httpx.AsyncClient:
+    """An HTTP client for the servers the tests run, with the TLS settings the process shares (making
+    them anew for each client would cost more CPU than most requests)."""
+    return httpx.AsyncClient(verify=tls_context(), **options)

@@ -25,7 +25,7 @@ from indexer.database import asyncpg_dsn
 from indexer.worker import Worker
 from tests.conftest import _admin, with_database
 from tests.indexing import index_until_caught_up, worker_settings
-from tests.serving import running_app
+from tests.serving import http_client, running_app
 
 EVENTS = 3000
 MAX_LAG = 10
@@ -71,7 +71,7 @@ def base_url(app: Any) -> Iterator[str]:
 
 @pytest.fixture
 async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+    async with http_client(base_url=base_url, timeout=10) as http:
         yield http
 
 
@@ -445,7 +445,7 @@ async def test_ready_turns_unavailable_when_the_worker_stops_while_the_chain_mov
         worker = Worker(settings, database_url)
         running = asyncio.create_task(worker.run())
         with running_app(create_app(settings, database_url)) as base_url:
-            async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+            async with http_client(base_url=base_url, timeout=10) as http:
                 deadline = time.monotonic() + 10
                 while (response := await http.get("/ready")).status_code != 200:
                     assert time.monotonic() < deadline, response.text

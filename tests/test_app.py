@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-
 from tests.live import live_pipeline, subscription
+from tests.serving import http_client
 
 
 async def test_responses_carry_security_headers_and_no_server_banner(database_url: str) -> None:
     with live_pipeline(database_url) as (_devnet, base_url):
-        async with httpx.AsyncClient(base_url=base_url) as client:
+        async with http_client(base_url=base_url) as client:
             responses = [await client.get(path) for path in ("/health", "/nowhere", "/streams?limit=0", "/")]
         async with subscription(base_url, "all=true") as (stream, _):
             responses.append(stream)
@@ -29,7 +28,7 @@ async def test_responses_carry_security_headers_and_no_server_banner(database_ur
 
 async def test_head_on_the_stream_endpoint_is_refused_and_admits_no_subscriber(database_url: str) -> None:
     with live_pipeline(database_url) as (_devnet, base_url):
-        async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+        async with http_client(base_url=base_url, timeout=5) as client:
             head = await client.head("/events/subscribe?all=true")
             await asyncio.sleep(0.2)
             stats = (await client.get("/events/stats")).json()

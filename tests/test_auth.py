@@ -5,7 +5,6 @@ import time
 from typing import Any
 
 import asyncpg
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -19,7 +18,7 @@ from flowfi.cli import app as cli
 from flowfi.settings import Settings
 from tests.indexing import worker_settings
 from tests.live import Received, add_traffic, index_now, live_pipeline, read_sse, subscription
-from tests.serving import running_app
+from tests.serving import http_client, running_app
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 AUDIENCE = "flowfi-api"
@@ -58,7 +57,7 @@ async def test_every_endpoint_refuses_bad_tokens(served: Any) -> None:
                                      algorithm="HS256"),
         "garbage": "not.a.jwt",
     }
-    async with httpx.AsyncClient(base_url=base_url) as client:
+    async with http_client(base_url=base_url) as client:
         for path in ENDPOINTS:
             for name, value in bad.items():
                 headers = {} if value is None else {"Authorization": f"Bearer {value}"}
@@ -78,7 +77,7 @@ async def test_a_user_sees_only_their_own_streams_and_events(served: Any, db: as
     theirs = await db.fetchval("SELECT min(stream_id) FROM streams WHERE sender <> $1 AND recipient <> $1", user)
     user_token = token({"sub": user})
     headers = {"Authorization": f"Bearer {user_token}"}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
+    async with http_client(base_url=base_url, headers=headers) as client:
         listed = (await client.get("/streams", params={"limit": 500})).json()["items"]
         assert {int(s["streamId"]) for s in listed} == mine
         assert (await client.get(f"/streams/{theirs}")).status_code == 403
@@ -122,12 +121,12 @@ async def test_an_admin_sees_everything_and_public_keys_verify(database_url: str
         settings = worker_settings(devnet, database_url, auth_jwt_public_key=public_pem(private))
         with running_app(create_app(settings, database_url), server_class=Server) as base_url:
             admin = jwt.encode({"admin": True, "exp": int(time.time()) + 60}, private, algorithm="ES256")
-            async with httpx.AsyncClient(base_url=base_url, cookies={"flowfi_token": admin}) as client:
+            async with http_client(base_url=base_url, cookies={"flowfi_token": admin}) as client:
                 listed = (await client.get("/streams", params={"limit": 500})).json()["items"]
                 assert len(listed) == await db.fetchval("SELECT count(*) FROM streams")
                 assert (await client.get("/events/stats")).status_code == 200
             forged = token({"admin": True})  # HS256 with a secret: refused when a public key is configured
-            async with httpx.AsyncClient(base_url=base_url) as client:
+            async with http_client(base_url=base_url) as client:
                 response = await client.get("/streams", headers={"Authorization": f"Bearer {forged}"})
                 assert response.status_code == 401
 
@@ -139,7 +138,7 @@ async def test_the_token_query_parameter_works_everywhere_and_the_asset_filter_h
     admin = token({"admin": True})
     asset = await db.fetchval("SELECT token FROM streams GROUP BY token ORDER BY count(*) DESC LIMIT 1")
     expected = await db.fetchval("SELECT count(*) FROM streams WHERE token = $1", asset)
-    async with httpx.AsyncClient(base_url=base_url) as client:
+    async with http_client(base_url=base_url) as client:
         for name in ("token", "access_token"):
             everything = await client.get("/streams", params={name: admin, "limit": 500})
             assert everything.status_code == 200, everything.text
@@ -170,7 +169,7 @@ async def test_a_bad_token_is_refused_in_the_servers_words_never_the_librarys(se
     }
     library_words = ("Expected", "generator", "<", "padding", "Signature verification", "not allowed",
                      "Invalid", "must be")
-    async with httpx.AsyncClient(base_url=base_url) as client:
+    async with http_client(base_url=base_url) as client:
         for name, value in bad.items():
             for response in (await client.get("/streams", headers={"Authorization": f"Bearer {value}"}),
                              await client.get(f"/events/subscribe?all=true&access_token={value}")):
@@ -187,7 +186,7 @@ async def test_a_token_signed_with_another_kind_of_key_is_refused_in_plain_words
     with running_app(create_app(settings, database_url), server_class=Server) as base_url:
         ec_signed = jwt.encode({"admin": True, "exp": int(time.time()) + 60}, ec.generate_private_key(ec.SECP256R1()),
                                algorithm="ES256")
-        async with httpx.AsyncClient(base_url=base_url) as client:
+        async with http_client(base_url=base_url) as client:
             response = await client.get("/streams", headers={"Authorization": f"Bearer {ec_signed}"})
             good = jwt.encode({"admin": True, "exp": int(time.time()) + 60}, rsa_key, algorithm="RS256")
             accepted = await client.get("/streams", headers={"Authorization": f"Bearer {good}"})
@@ -216,7 +215,7 @@ def test_a_public_key_that_is_not_one_is_refused_at_start() -> None:
 
 async def test_refusals_of_the_stream_carry_cors_headers_for_allowed_origins(served: Any) -> None:
     _devnet, base_url, _database_url = served
-    async with httpx.AsyncClient(base_url=base_url) as client:
+    async with http_client(base_url=base_url) as client:
         for headers in ({"Origin": ORIGIN}, {"Origin": ORIGIN, "Authorization": "Bearer not.a.jwt"}):
             refused = await client.get("/events/subscribe?all=true", headers=headers)
             assert refused.status_code == 401
@@ -258,7 +257,7 @@ async def test_a_stream_stops_when_its_token_expires_and_says_so(database_url: s
         await index_now(devnet, database_url)  # after it: these events wake the stream
         with pytest.raises(TokenExpired, match="expired") as ended:
             await asyncio.wait_for(following, 20)
-        async with httpx.AsyncClient(base_url=base_url) as client:
+        async with http_client(base_url=base_url) as client:
             rest = await client.get("/streams", headers={"Authorization": f"Bearer {short_lived}"})
     assert received[-1] == before_expiry
     assert received == [r["id"] for r in await db.fetch(

@@ -5,7 +5,6 @@ stellar-rpc's shapes and errors; lifetimes and archival."""
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from stellar_sdk import Address, SorobanServer, StrKey, scval, xdr
 
@@ -17,6 +16,7 @@ from devnet.terms import HybridCliffLinear, OracleAttestation, PriceTarget, Step
 from devnet.tokens import ISSUER
 from devnet.traffic import Traffic
 from tests.devnet_model import ADMIN, RECIPIENT, SENDER, TOKEN, TREASURY
+from tests.serving import http_client
 
 CREATE = {"sender": SENDER, "recipient": RECIPIENT, "token_address": TOKEN, "amount": 1000, "duration": 100}
 
@@ -204,7 +204,7 @@ async def test_errors_are_stellar_rpcs(devnet: Devnet) -> None:
         ({"keys": []}, -32603, "could not query captive core: no keys specified in request"),
         ({"keys": [key, key]}, -32603, "could not query captive core: http request failed"),
     ]
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client(timeout=5) as client:
         for params, code, message in cases:
             body = {"jsonrpc": "2.0", "id": 1, "method": "getLedgerEntries", "params": params}
             error = (await client.post(devnet.url, json=body)).json()["error"]
@@ -217,7 +217,7 @@ async def test_xdr_format_json_gives_the_key_and_the_entry_as_json(devnet: Devne
     body = {"jsonrpc": "2.0", "id": 1, "method": "getLedgerEntries",
             "params": {"keys": [instance_key(contract_id).to_xdr(), stream_ledger_key(contract_id, 1).to_xdr()],
                        "xdrFormat": "json"}}
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client(timeout=5) as client:
         result = (await client.post(devnet.url, json=body)).json()["result"]
     instance, stream = result["entries"]
     assert set(instance) == {"keyJson", "dataJson", "extJson", "lastModifiedLedgerSeq", "liveUntilLedgerSeq"}

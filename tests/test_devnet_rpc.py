@@ -17,6 +17,7 @@ from devnet import DEFAULT_CONTRACT_ID, DEFAULT_PASSPHRASE, Devnet, running_devn
 from devnet.xdr import encode_topic
 from indexer.events import StreamPaused
 from indexer.ids import end_of_ledger
+from tests.serving import http_client
 
 SENDER = "GAJKUTWHRMNW375TPXCKYDF4MLUBJIRD7YVKGCNN3J6S44GZE3N2LUBQ"
 RECIPIENT = "GDD24I62LHMI6FRWMZ3OD36DDAM4MDQSFWS7G37HZDHHXTMBOGFV7GCO"
@@ -35,7 +36,7 @@ async def rpc(devnet: Devnet, method: str, params: Any = None) -> dict[str, Any]
     body: dict[str, Any] = {"jsonrpc": "2.0", "id": 7, "method": method}
     if params is not None:
         body["params"] = params
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client(timeout=5) as client:
         response = await client.post(devnet.url, json=body)
     assert response.status_code == 200
     answer: dict[str, Any] = response.json()
@@ -299,7 +300,7 @@ async def test_other_methods_have_the_stellar_rpc_shapes(devnet: Devnet) -> None
 
 async def test_protocol_errors(devnet: Devnet) -> None:
     assert (await rpc(devnet, "sendTransaction", {}))["error"]["code"] == -32601
-    async with httpx.AsyncClient() as client:
+    async with http_client() as client:
         response = await client.post(devnet.url, content=b"{nope")
         assert response.json()["error"]["code"] == -32700
         response = await client.post(devnet.url, json={"id": 1, "method": "getHealth"})
@@ -311,7 +312,7 @@ async def test_faults_apply_to_the_next_requests_in_order(devnet: Devnet) -> Non
     for kind in ("http500", "rpc-32001", "garbage", "truncated", "timeout"):
         devnet.faults.inject(kind)
     body = {"jsonrpc": "2.0", "id": 1, "method": "getHealth"}
-    async with httpx.AsyncClient(timeout=0.2) as client:
+    async with http_client(timeout=0.2) as client:
         assert (await client.post(devnet.url, json=body)).status_code == 500
         assert (await client.post(devnet.url, json=body)).json()["error"]["code"] == -32001
         garbage = await client.post(devnet.url, json=body)
@@ -331,7 +332,7 @@ async def test_faults_apply_to_the_next_requests_in_order(devnet: Devnet) -> Non
 
 async def test_invoke_answers_once_the_ledger_closes() -> None:
     with running_devnet(ledger_interval=0.05) as devnet:
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with http_client(timeout=5) as client:
             created = await client.post(
                 f"{devnet.url}/invoke",
                 json={"function": "create_stream", "args": {**CREATE, "amount": "5000"}},
@@ -402,7 +403,7 @@ async def test_flowfi_events_keep_the_ids_the_token_transfers_before_them_leave(
 
 async def test_the_devnet_documents_upgrades_and_allowances_over_http() -> None:
     with running_devnet(ledger_interval=0.05, build="8723543") as devnet:
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with http_client(timeout=5) as client:
             listed = (await client.get(f"{devnet.url}/invoke")).json()
             assert listed["build"] == "8723543"
             assert listed["functions"]["8723543"]["create_stream"] == {

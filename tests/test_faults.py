@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -26,7 +25,7 @@ from indexer.worker import Worker
 from tests.conftest import _admin, with_database
 from tests.indexing import worker_settings
 from tests.live import add_traffic, index_now
-from tests.serving import running_app
+from tests.serving import http_client, running_app
 
 pytestmark = pytest.mark.slow  # long fault runs
 
@@ -92,7 +91,7 @@ async def test_a_database_restart_under_connected_clients_loses_nothing(tmp_path
 
 
 async def _listener_reconnects(base_url: str) -> int:
-    async with httpx.AsyncClient() as client:
+    async with http_client() as client:
         return int((await client.get(f"{base_url}/events/stats")).json()["listenerReconnects"])
 
 

@@ -4,9 +4,8 @@ import asyncio
 import contextlib
 import time
 
-import httpx
-
 from tests.live import Received, add_traffic, index_now, live_pipeline, read_sse, subscription
+from tests.serving import http_client
 
 
 async def test_connections_past_the_limits_are_refused_with_retry_after(database_url: str) -> None:
@@ -17,7 +16,7 @@ async def test_connections_past_the_limits_are_refused_with_retry_after(database
             for _ in range(2):
                 response, _got = await stack.enter_async_context(subscription(base_url, "all=true"))
                 assert response.status_code == 200
-            async with httpx.AsyncClient() as client:
+            async with http_client() as client:
                 refused = await client.get(f"{base_url}/events/subscribe?all=true")
             assert refused.status_code == 429
             assert int(refused.headers["retry-after"]) > 0
@@ -29,7 +28,7 @@ async def test_connections_past_the_limits_are_refused_with_retry_after(database
 
 async def test_the_process_limit_is_a_503(database_url: str) -> None:
     with live_pipeline(database_url, max_connections=1) as (_devnet, base_url):
-        async with subscription(base_url, "all=true") as (response, _got), httpx.AsyncClient() as client:
+        async with subscription(base_url, "all=true") as (response, _got), http_client() as client:
             assert response.status_code == 200
             refused = await client.get(f"{base_url}/events/subscribe?all=true")
         assert refused.status_code == 503
@@ -69,7 +68,7 @@ async def test_shutdown_closes_open_streams_with_a_retry_hint_at_once(database_u
 
 async def test_cors_allows_only_the_configured_origins(database_url: str) -> None:
     with live_pipeline(database_url, cors_origins="https://app.example") as (_devnet, base_url):
-        async with httpx.AsyncClient() as client:
+        async with http_client() as client:
             allowed = await client.get(f"{base_url}/health", headers={"Origin": "https://app.example"})
             other = await client.get(f"{base_url}/health", headers={"Origin": "https://evil.example"})
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
@@ -84,7 +83,7 @@ async def test_behind_a_trusted_proxy_the_per_ip_cap_counts_the_forwarded_client
                        heartbeat_interval=0.1) as (_devnet, base_url):
         async with subscription(base_url, "all=true", forwarded("203.0.113.1")) as (first, _), \
                 subscription(base_url, "all=true", forwarded("198.51.100.7, 203.0.113.2")) as (second, _), \
-                httpx.AsyncClient() as client:
+                http_client() as client:
             assert (first.status_code, second.status_code) == (200, 200)
             again = await client.get(f"{base_url}/events/subscribe?all=true",
                                      headers=forwarded("192.0.2.9, 203.0.113.1"))  # the proxy saw 203.0.113.1
@@ -94,7 +93,7 @@ async def test_behind_a_trusted_proxy_the_per_ip_cap_counts_the_forwarded_client
 async def test_forwarded_addresses_from_anyone_else_are_ignored(database_url: str) -> None:
     with live_pipeline(database_url, max_connections_per_ip=1, heartbeat_interval=0.1) as (_devnet, base_url):
         async with subscription(base_url, "all=true", {"X-Forwarded-For": "203.0.113.1"}) as (first, _), \
-                httpx.AsyncClient() as client:
+                http_client() as client:
             assert first.status_code == 200
             second = await client.get(f"{base_url}/events/subscribe?all=true",
                                       headers={"X-Forwarded-For": "203.0.113.2"})

@@ -4,7 +4,6 @@ import json
 import logging
 
 import asyncpg
-import httpx
 import prometheus_client
 
 from devnet import running_devnet
@@ -12,6 +11,7 @@ from flowfi.logs import JsonFormatter, RedactSecrets
 from indexer.worker import Worker
 from tests.indexing import index_until_caught_up, worker_settings
 from tests.live import add_traffic, index_now, live_pipeline, subscription
+from tests.serving import http_client
 
 
 def sample(text: str, name: str) -> float:
@@ -37,7 +37,7 @@ async def test_the_worker_counts_what_it_indexes(database_url: str, db: asyncpg.
 async def test_the_api_exposes_connections_deliveries_and_the_listener(database_url: str) -> None:
     with live_pipeline(database_url) as (devnet, base_url):
         add_traffic(devnet, 50)
-        async with subscription(base_url, "all=true&cursor=now") as (response, _), httpx.AsyncClient() as client:
+        async with subscription(base_url, "all=true&cursor=now") as (response, _), http_client() as client:
             assert response.status_code == 200
             await index_now(devnet, database_url)
             text = (await client.get(f"{base_url}/metrics")).text

@@ -5,7 +5,6 @@ import socket
 import time
 
 import asyncpg
-import httpx
 import pytest
 from stellar_sdk import Keypair
 
@@ -23,6 +22,7 @@ from tests.live import (
     subscription,
     wait_for,
 )
+from tests.serving import http_client
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ async def test_bad_subscriptions_are_400s_that_say_why(
     database_url: str, query: str, parameter: str | None
 ) -> None:
     with live_pipeline(database_url) as (_devnet, base_url):
-        async with httpx.AsyncClient() as client:
+        async with http_client() as client:
             response = await client.get(f"{base_url}/events/subscribe?{query}")
         assert response.status_code == 400
         body = response.json()
@@ -183,7 +183,7 @@ async def test_a_killed_listener_connection_loses_nothing(database_url: str, db:
             await asyncio.wait_for(reader, 60)
         assert killed >= 1
         assert got.ids == [i for i in await all_event_ids(db) if i > before[-1]]
-        async with httpx.AsyncClient() as client:
+        async with http_client() as client:
             stats = (await client.get(f"{base_url}/events/stats")).json()
         assert stats["listenerReconnects"] >= 1
 
@@ -202,7 +202,7 @@ async def test_a_client_that_never_reads_is_dropped_and_others_keep_receiving(
         writer.transport.pause_reading()  # type: ignore[attr-defined]  # the client stops reading
         got = Received()
         dropped = 0
-        async with subscription(base_url, "all=true") as (response, _), httpx.AsyncClient() as client:
+        async with subscription(base_url, "all=true") as (response, _), http_client() as client:
             reading = asyncio.create_task(read_sse(response, got))
             # kernel and transport buffers take a few MB before the server's writes block: send until
             # the silent client overflows its queue
@@ -313,7 +313,7 @@ async def test_an_event_of_several_selected_addresses_or_streams_comes_once(
             async with subscription(base_url, f"{query}&lastEventId=0") as (response, _):
                 await read_sse(response, got, stop_after=3)
             assert got.ids == expected, query
-            async with httpx.AsyncClient() as client:
+            async with http_client() as client:
                 page = (await client.get(f"{base_url}/events?{query}&cursor=0")).json()
             assert [item["id"] for item in page["items"]] == expected, query
 
@@ -345,7 +345,7 @@ async def test_a_client_that_leaves_is_noticed_within_a_second_and_its_slot_free
             writer.write(b"GET /events/subscribe?all=true HTTP/1.1\r\nHost: x\r\n\r\n")
             return await reader.readline(), writer
 
-        async with httpx.AsyncClient() as client:
+        async with http_client() as client:
             async def active() -> int:
                 return int((await client.get(f"{base_url}/events/stats")).json()["activeConnections"])
 

@@ -8,7 +8,6 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
-import httpx
 
 from api.app import create_app
 from devnet import running_devnet
@@ -20,7 +19,7 @@ from indexer.worker import Worker
 from tests import commands
 from tests.indexing import index_until_caught_up, worker_settings
 from tests.live import Received, read_sse
-from tests.serving import running_app
+from tests.serving import http_client, running_app
 
 
 async def test_the_worker_reads_each_new_tokens_metadata_from_its_contract(
@@ -40,7 +39,7 @@ async def test_the_worker_reads_each_new_tokens_metadata_from_its_contract(
         indexed = {row["token"] for row in await db.fetch("SELECT DISTINCT token FROM streams")}
         settings = worker_settings(devnet, database_url)
         with running_app(create_app(settings, database_url)) as base_url:
-            async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+            async with http_client(base_url=base_url, timeout=10) as http:
                 served = (await http.get("/streams", params={"limit": 500})).json()["items"]
                 served_v1 = (await http.get("/v1/streams", params={"limit": 100})).json()["data"]
                 events = (await http.get("/events", params={"limit": 500})).json()["items"]

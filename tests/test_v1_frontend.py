@@ -58,7 +58,7 @@ from indexer.database import asyncpg_dsn
 from tests.conftest import _admin, with_database
 from tests.indexing import worker_settings
 from tests.live import index_now
-from tests.serving import running_app
+from tests.serving import http_client, running_app
 
 ORIGIN = "http://localhost:3000"
 ALICE, BOB, CAROL, ADMIN = (Keypair.random() for _ in range(4))
@@ -128,7 +128,7 @@ async def pipeline(server_url: str, template_database: str) -> AsyncIterator[tup
 @pytest.fixture
 async def app(pipeline: Any) -> AsyncIterator[tuple[Scenario, httpx.AsyncClient]]:
     _devnet, scenario, base_url, _url = pipeline
-    async with httpx.AsyncClient(base_url=base_url, headers={"Origin": ORIGIN}, timeout=20) as client:
+    async with http_client(base_url=base_url, headers={"Origin": ORIGIN}, timeout=20) as client:
         yield scenario, client
 
 
@@ -354,7 +354,7 @@ class Frames:
 
 async def test_the_bell_and_the_dashboard_get_their_users_events_live(pipeline: Any) -> None:
     devnet, scenario, base_url, url = pipeline
-    async with httpx.AsyncClient(base_url=base_url, headers={"Origin": ORIGIN}, timeout=30) as client:
+    async with http_client(base_url=base_url, headers={"Origin": ORIGIN}, timeout=30) as client:
         refused = await client.get("/v1/events/subscribe?")
         assert refused.status_code == 400 and "token" in refused.json()["message"]
         token = await login(client, ALICE, devnet.chain.passphrase)
@@ -398,7 +398,7 @@ async def test_the_bell_and_the_dashboard_get_their_users_events_live(pipeline: 
 async def test_the_stream_page_follows_one_stream_without_a_token(pipeline: Any) -> None:
     devnet, scenario, base_url, url = pipeline
     stream_id = scenario.ids["paused twice"]
-    async with httpx.AsyncClient(base_url=base_url, headers={"Origin": ORIGIN}, timeout=30) as client, \
+    async with http_client(base_url=base_url, headers={"Origin": ORIGIN}, timeout=30) as client, \
             client.stream("GET", f"/v1/v1/events/subscribe?streams={stream_id}") as response:
         assert response.status_code == 200
         frames = Frames(response)

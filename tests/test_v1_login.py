@@ -18,7 +18,7 @@ from stellar_sdk import Account, Keypair, TransactionBuilder
 from api.app import Server, create_app
 from flowfi.settings import Settings
 from indexer.networks import LOCAL_PASSPHRASE, TESTNET_PASSPHRASE
-from tests.serving import running_app
+from tests.serving import http_client, running_app
 from tests.test_auth import public_pem
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
@@ -49,7 +49,7 @@ async def verify(client: httpx.AsyncClient, keypair: Keypair, envelope: str) -> 
 async def api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(database_url=database_url, auth_jwt_secret=SECRET, auth_challenge_lifetime=2)
     with running_app(create_app(settings, database_url), server_class=Server) as base_url:
-        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+        async with http_client(base_url=base_url, timeout=20) as client:
             yield client
 
 
@@ -113,7 +113,7 @@ async def test_tokens_work_across_processes_sharing_the_secret(database_url: str
     settings: dict[str, Any] = {"database_url": database_url, "v1_jwt_secret": SECRET}
     with running_app(create_app(Settings(**settings), database_url), server_class=Server) as first, \
             running_app(create_app(Settings(**settings), database_url), server_class=Server) as second:
-        async with httpx.AsyncClient(timeout=20) as client:
+        async with http_client(timeout=20) as client:
             nonce = bytes.fromhex((await client.post(f"{first}/v1/auth/challenge",
                                                      json={"publicKey": WALLET.public_key})).json()["nonce"])
             response = await client.post(f"{second}/v1/auth/verify", json={
@@ -130,7 +130,7 @@ async def test_issued_tokens_pass_beside_an_identity_providers_keys(database_url
     for settings in (Settings(database_url=database_url, auth_jwt_public_key=public_pem(rsa_key)),
                      Settings(database_url=database_url)):
         with running_app(create_app(settings, database_url), server_class=Server) as base_url:
-            async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            async with http_client(base_url=base_url, timeout=20) as client:
                 token = (await verify(client, WALLET, signed(WALLET, await nonce_for(client, WALLET)))).json()["token"]
                 headers = {"Authorization": f"Bearer {token}"}
                 assert (await client.get("/v1/users/me", headers=headers)).status_code == 200
