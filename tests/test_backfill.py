@@ -203,29 +203,30 @@ async def _assert_indexed(db: asyncpg.Connection, history: list[LakeLedger], con
 
 
 async def test_a_second_run_continues_after_the_last_ledger_written_and_refuses_a_gap(
-    server_url: str, template_database: str, database_url: str, db: asyncpg.Connection
+    tmp_path: Path, server_url: str, template_database: str, database_url: str, db: asyncpg.Connection
 ) -> None:
-    source = str(DATALAKE / V28)
-    first, last = V28_LEDGERS
-    with running_devnet() as devnet:
-        settings = worker_settings(devnet, database_url, contract_ids=(V28_CONTRACT,))
-        part = await Worker(settings, database_url).backfill(source, start=first, end=10060)
-        assert (part.first, part.last, part.finished) == (first, 10060, True)
-        with pytest.raises(IndexerStopped, match="would leave ledgers 10061-10069 out"):
-            await Worker(settings, database_url).backfill(source, start=10070, end=None)
-        rest = await Worker(settings, database_url).backfill(source, start=None, end=None)
-        assert (rest.first, rest.last) == (10061, last)
-        assert part.events + rest.events == 72_300
-        again = await Worker(settings, database_url).backfill(source, start=first, end=None)
+    with running_devnet(seed=5, traffic_per_ledger=8) as devnet:
+        lake = str(tmp_path / "lake")
+        last = write_lake(Path(lake), devnet.chain.passphrase, grow(devnet.chain, 60))
+        settings = worker_settings(devnet, database_url, start_ledger=None)
+        part = await Worker(settings, database_url).backfill(lake, start=1, end=30)
+        assert (part.first, part.last, part.finished) == (1, 30, True)
+        with pytest.raises(IndexerStopped, match="would leave ledgers 31-39 out"):
+            await Worker(settings, database_url).backfill(lake, start=40, end=None)
+        rest = await Worker(settings, database_url).backfill(lake, start=None, end=None)
+        assert (rest.first, rest.last) == (31, last)
+        assert part.events > 0 and rest.events > 0
+        again = await Worker(settings, database_url).backfill(lake, start=1, end=None)
         assert (again.first, again.last, again.events) == (last + 1, last, 0)
 
         async with another_database(server_url, template_database, "flowfi_backfill_whole") as whole_url:
-            await Worker(settings, whole_url).backfill(source, start=first, end=None)
-            whole = await asyncpg.connect(whole_url)
+            whole = await Worker(settings, whole_url).backfill(lake, start=1, end=None)
+            assert whole.events == part.events + rest.events
+            conn = await asyncpg.connect(whole_url)
             try:
-                assert await snapshot(db) == await snapshot(whole)
+                assert await snapshot(db) == await snapshot(conn)
             finally:
-                await whole.close()
+                await conn.close()
 
 
 def _closed_port() -> int:
