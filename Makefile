@@ -7,12 +7,15 @@ CHROMIUM ?= /usr/bin/chromium
 # Ports of `make dev`: make dev API_PORT=8090 RPC_PORT=8010
 API_PORT ?= 8080
 RPC_PORT ?= 8000
-# pytest runs in parallel (pytest-xdist), one embedded PostgreSQL server per worker process; the tests
-# mostly wait on servers, so three workers on two cores beat two (and four, which start more servers).
-# Its temporary files stay in this checkout.
-PYTEST := env -u DATABASE_URL $(BIN)/pytest -q -n $(or $(PYTEST_WORKERS),3) --basetemp=.pytest-tmp
+# pytest runs in parallel (pytest-xdist), one embedded PostgreSQL server per worker process, each test
+# file on one worker so that a file's shared fixtures (a chain indexed once) are built once; four workers
+# keep two cores busy while some tests wait on servers. Its temporary files stay in this checkout.
+PYTEST := env -u DATABASE_URL $(BIN)/pytest -q -n $(or $(PYTEST_WORKERS),4) --dist loadfile --basetemp=.pytest-tmp
+# The suite starts Python many times (workers, `flowfi` commands): each reuses the compiled bytecode of
+# the one before instead of compiling every module again.
+unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install dev test test-fast lint typecheck pytest examples examples-deps browser bench docs lock clean
+.PHONY: install dev test test-fast lint typecheck pytest pytest-fast examples examples-deps browser bench docs lock clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +35,10 @@ test: install browser examples-deps lint
 	$(MAKE) --no-print-directory -j3 typecheck pytest examples
 
 ## the quick loop: lint, types and the suite without the browser tests and the long runs (-m "not slow")
-test-fast: install lint typecheck
+test-fast: install lint
+	$(MAKE) --no-print-directory -j2 typecheck pytest-fast
+
+pytest-fast: install
 	$(PYTEST) -m "not slow and not browser"
 
 lint: install
@@ -44,7 +50,7 @@ typecheck: install
 pytest: install
 	$(PYTEST)
 	@if [ -n "$$DATABASE_URL" ]; then echo "again against DATABASE_URL's server"; \
-		$(BIN)/pytest -q -n $(or $(PYTEST_WORKERS),3) --basetemp=.pytest-tmp; fi
+		$(BIN)/pytest -q -n $(or $(PYTEST_WORKERS),4) --dist loadfile --basetemp=.pytest-tmp; fi
 
 examples-deps:
 	cd examples/react && npm ci --no-audit --no-fund --loglevel=error
