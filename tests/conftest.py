@@ -40,6 +40,13 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     embedded.release(pgdata)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files with long runs (marked slow) first, so that a parallel run does not end waiting on one
+    of them; each file's own order is kept."""
+    long_runs = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in long_runs)
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-xdist has shut its workers down
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Stop the embedded servers this process started, then fail the suite if any server started under
