@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.settings import ApiSettings
+from indexer.addresses import is_account, is_contract
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/"})
 COOKIE = "flowfi_token"
@@ -117,13 +118,10 @@ class Authenticator:
         return self.principal_of_token(token)
 
     def principal_of_token(self, token: str) -> Principal:
-        from stellar_sdk import StrKey  # not at the top: the command line reads QUERY_CREDENTIALS at startup
-
         claims = self._verified(token)
         expires_at = float(claims["exp"])
         address = claims.get(self.settings.auth_address_claim)
-        valid = isinstance(address, str) and (
-            StrKey.is_valid_ed25519_public_key(address) or StrKey.is_valid_contract(address))
+        valid = is_account(address) or is_contract(address)
         admin_address = self.settings.admin_address
         if claims.get(self.settings.auth_admin_claim) is True or (valid and admin_address == address):
             return Principal(address=address if valid else None, admin=True, expires_at=expires_at)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from starlette.datastructures import QueryParams
-from stellar_sdk import StrKey
 
 from api.auth import QUERY_CREDENTIALS
 from indexer import ids
+from indexer.addresses import is_account, is_contract
 from indexer.events import BY_SSE_NAME
 
 U64_MAX = 2**64 - 1
@@ -109,7 +109,7 @@ def stream_id(text: str, parameter: str = "streams") -> int:
 
 
 def address(text: str, parameter: str = "users") -> str:
-    if not (StrKey.is_valid_ed25519_public_key(text) or StrKey.is_valid_contract(text)):
+    if not (is_account(text) or is_contract(text)):
         raise BadRequest(
             parameter, f"{parameter}: {shown(text, parameter)}"
             " is not a valid Stellar address (G... or C... with its checksum)"
@@ -223,7 +223,7 @@ def choice(text: str, parameter: str, allowed: Iterable[str]) -> str:
 
 
 def contract_id(text: str, parameter: str) -> str:
-    if not StrKey.is_valid_contract(text):
+    if not is_contract(text):
         raise BadRequest(
             parameter, f"{parameter}: {shown(text, parameter)} is not a valid contract id (C... with its checksum)"
         )

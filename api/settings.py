@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from indexer.addresses import is_account
 from indexer.networks import LOCAL_PASSPHRASE
 
 MIN_SECRET_BYTES = 32  # HS256's own output size: a shorter secret is weaker than the signature (RFC 7518 3.2)
@@ -110,11 +111,7 @@ class ApiSettings(BaseSettings):
     @field_validator("admin_address")
     @classmethod
     def _an_account(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        from stellar_sdk import StrKey
-
-        if not StrKey.is_valid_ed25519_public_key(value):
+        if value is not None and not is_account(value):
             raise ValueError("not a Stellar account address (G... with its checksum)")
         return value
 

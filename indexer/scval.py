@@ -48,6 +48,8 @@ from typing import Any
 
 from stellar_sdk import Address, xdr
 
+from indexer.addresses import ACCOUNT, CLAIMABLE_BALANCE, CONTRACT, LIQUIDITY_POOL, MUXED_ACCOUNT, strkey
+
 Sc = tuple[str, Any]
 
 
@@ -292,29 +294,22 @@ def _address(key: bytes) -> Sc:
     if kind == 0:
         if key[4:8] != _ZERO_WORD:
             raise ScValError("not a base64 ScVal: public key type")
-        strkey = _strkey(0x30, key[8:])
+        text = strkey(ACCOUNT, key[8:])
     elif kind == 1:
-        strkey = _strkey(0x10, key[4:])
+        text = strkey(CONTRACT, key[4:])
     elif kind == 2:
-        strkey = _strkey(0x60, key[12:] + key[4:12])
+        text = strkey(MUXED_ACCOUNT, key[12:] + key[4:12])
     elif kind == 3:
         if key[4:8] != _ZERO_WORD:
             raise ScValError("not a base64 ScVal: claimable balance id type")
-        strkey = _strkey(0x08, key[7:])
+        text = strkey(CLAIMABLE_BALANCE, key[7:])
     else:
-        strkey = _strkey(0x58, key[4:])
-    sc = ("address", strkey)
+        text = strkey(LIQUIDITY_POOL, key[4:])
+    sc = ("address", text)
     if len(_address_cache) >= _ADDRESS_CACHE_MAX:
         _address_cache.clear()
     _address_cache[key] = sc
     return sc
-
-
-def _strkey(version: int, payload: bytes) -> str:
-    """SEP-23 strkey: base32 of version byte + payload + CRC16-XModem (little-endian), unpadded."""
-    data = bytes((version,)) + payload
-    check = binascii.crc_hqx(data, 0).to_bytes(2, "little")
-    return base64.b32encode(data + check).decode("ascii").rstrip("=")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from indexer.addresses import is_contract
 from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
 from indexer.rpc import MAX_PAGE_SIZE
 
@@ -49,11 +50,9 @@ class IndexerSettings(BaseSettings):
     @field_validator("contract_ids")
     @classmethod
     def _check_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from stellar_sdk import StrKey
-
         if not value:
             raise ValueError("name at least one FlowFi contract id (C...)")
         for contract_id in value:
-            if not StrKey.is_valid_contract(contract_id):
+            if not is_contract(contract_id):
                 raise ValueError(f"{contract_id!r} is not a valid contract id (a C... strkey)")
         return tuple(sorted(set(value)))

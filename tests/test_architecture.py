@@ -6,8 +6,8 @@
     indexer/  the worker: rpc, decode, store, worker; and the schema every room shares
 
 The indexer never imports the API, the devnet or the root. The API and the devnet take from the
-indexer only the shared schema: the events, the tables, the ids, the accrual formulas and the
-networks. The shared schema imports nothing else of the indexer.
+indexer only the shared schema: the events, the tables, the ids, the accrual formulas, the
+networks and the addresses. The shared schema imports nothing else of the indexer.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 ROOMS = ("flowfi", "devnet", "api", "indexer")
-SHARED_SCHEMA = frozenset({"indexer.events", "indexer.tables", "indexer.ids", "indexer.accrual", "indexer.networks"})
+SHARED_SCHEMA = frozenset({"indexer.events", "indexer.tables", "indexer.ids", "indexer.accrual", "indexer.networks",
+                           "indexer.addresses"})
 FORBIDDEN = {
     "indexer": {"api", "devnet", "flowfi"},
     "api": {"devnet", "flowfi"},
