@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 5.0
 CONNECT_TIMEOUT = 10.0  # asyncpg's default (60 s) would hold live delivery that long on a connect that hangs
+# A lost or broken connection. InternalClientError: the server went away mid-statement (a terminated
+# backend) and left the protocol in a state the connection cannot leave.
+CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
+FAILURE_PAUSE = 1.0  # seconds before reconnecting after an unexpected failure, which may come again
 
 
 class Listener:
@@ -52,21 +56,26 @@ class Listener:
             try:
                 conn = await asyncpg.connect(self.database_url, timeout=CONNECT_TIMEOUT,
                                              server_settings={"application_name": "flowfi-listener"})
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except CONNECTION_ERRORS as exc:
                 attempt += 1
                 delay = min(self.max_backoff, 0.1 * 2**attempt) * (0.5 + random.random() / 2)
                 log.warning("live listener cannot connect (%s); retry %d in %.1f s", exc, attempt, delay)
                 await asyncio.sleep(delay)
                 continue
+            pause = 0.0
             try:
                 await self._listen(conn)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except CONNECTION_ERRORS as exc:
                 log.warning("live listener lost its connection (%s); reconnecting", exc)
+            except Exception:  # whatever else, live delivery must not end with this task
+                log.exception("live listener failed; reconnecting in %.0f s", FAILURE_PAUSE)
+                pause = FAILURE_PAUSE
             finally:
                 self.connected = False
                 conn.terminate()
             attempt = 0
             self.reconnects += 1
+            await asyncio.sleep(pause)
 
     async def _listen(self, conn: asyncpg.Connection) -> None:
         self._lost.clear()

@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 from stellar_sdk import Keypair
 
+from api import queries
 from api.sse import encode, position_frame, retry_frame
 from indexer.store import PageWritten
 from indexer.worker import Worker
@@ -186,6 +187,39 @@ async def test_a_killed_listener_connection_loses_nothing(database_url: str, db:
         async with http_client() as client:
             stats = (await client.get(f"{base_url}/events/stats")).json()
         assert stats["listenerReconnects"] >= 1
+
+
+async def test_a_listener_failure_of_any_kind_is_followed_by_a_reconnect_and_loses_nothing(
+    database_url: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection killed mid-query can leave asyncpg's protocol broken (InternalClientError, which is
+    neither an OSError nor a PostgresError), and a bug can raise anything: the listener reconnects and
+    publishes what was committed meanwhile."""
+    failures: list[Exception] = [asyncpg.InternalClientError("unexpected state of the protocol"),
+                                 RuntimeError("a failure nobody foresaw")]
+    read_events = queries.events_after
+
+    async def failing_once_each(*args: object, **kwargs: object) -> object:
+        if failures:
+            raise failures.pop(0)
+        return await read_events(*args, **kwargs)  # type: ignore[arg-type]
+
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 10)
+        await index_now(devnet, database_url)
+        before = await all_event_ids(db)
+        got = Received()
+        async with subscription(base_url, "all=true&cursor=now") as (response, _):
+            monkeypatch.setattr(queries, "events_after", failing_once_each)  # the listener's next read fails
+            add_traffic(devnet, 50, seed=6)
+            reader = asyncio.create_task(read_sse(response, got, stop_after=devnet.chain.event_count - len(before)))
+            await index_now(devnet, database_url)
+            await asyncio.wait_for(reader, 20)
+        assert not failures
+        assert got.ids == [i for i in await all_event_ids(db) if i > before[-1]]
+        async with http_client() as client:
+            stats = (await client.get(f"{base_url}/events/stats")).json()
+        assert stats["listenerReconnects"] == 2
 
 
 async def test_a_client_that_never_reads_is_dropped_and_others_keep_receiving(
