@@ -13,7 +13,7 @@ import contextlib
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -140,6 +140,16 @@ def run_until_signalled(main: Coroutine[Any, Any, T], on_signal: Callable[[], No
     return asyncio.run(runner())
 
 
+@contextlib.contextmanager
+def said_in_one_line(problems: tuple[type[Exception], ...], exit_code: int = 1) -> Iterator[None]:
+    """One of a command's own `problems` ends it with its message in one line, and `exit_code`."""
+    try:
+        yield
+    except problems as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(exit_code) from exc
+
+
 @app.command()
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema."""
@@ -197,11 +207,8 @@ def index(
             await worker.forget_cursor()
         await worker.run()
 
-    try:
+    with said_in_one_line((IndexerStopped,)):
         run_until_signalled(main(), worker.stop)
-    except IndexerStopped as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -236,11 +243,8 @@ def bootstrap(
         if done.without_entry:
             typer.echo(f"no entry (closed, storage deleted): streams {', '.join(map(str, done.without_entry))}")
 
-    try:
+    with said_in_one_line((NotEmpty, ChainMovedOn, StorageError, RpcError)):
         asyncio.run(main())
-    except (NotEmpty, ChainMovedOn, StorageError, RpcError) as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -275,11 +279,8 @@ def tokens(
         finally:
             await conn.close()
 
-    try:
+    with said_in_one_line((RpcError,)):
         rows = asyncio.run(main())
-    except RpcError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
     for row in rows:
         typer.echo("\t".join("" if value is None else str(value) for value in row.values()))
 
@@ -324,11 +325,8 @@ def verify(
         Console().print(table)
         return 1
 
-    try:
+    with said_in_one_line((NotCaughtUp, ChainMovedOn, StorageError, RpcError), 2):
         code = asyncio.run(main())
-    except (NotCaughtUp, ChainMovedOn, StorageError, RpcError) as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(2) from exc
     raise typer.Exit(code)
 
 
@@ -359,11 +357,8 @@ def redecode(
                    + (f" and the configuration of {', '.join(done.contracts_reconfigured)}"
                       if done.contracts_reconfigured else ""))
 
-    try:
+    with said_in_one_line((Busy,)):
         asyncio.run(main())
-    except Busy as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -398,12 +393,9 @@ def backfill(
     source = settings.lake_url
     worker = Worker(settings, database_of(settings))
     started = time.perf_counter()
-    try:
-        with backfill_bar(worker) if settings.log_format == "text" else contextlib.nullcontext():
-            done = run_until_signalled(worker.backfill(source, start=from_ledger, end=to_ledger), worker.stop)
-    except IndexerStopped as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
+    bar = backfill_bar(worker) if settings.log_format == "text" else contextlib.nullcontext()
+    with said_in_one_line((IndexerStopped,)), bar:
+        done = run_until_signalled(worker.backfill(source, start=from_ledger, end=to_ledger), worker.stop)
     seconds = time.perf_counter() - started
     wrote = (f"ledgers {done.first}-{done.last} from {source}: {done.events:,} events ({done.dead_letters:,} dead "
              f"letters) in {seconds:.1f} s" if done.last >= done.first else "no ledgers")
@@ -454,11 +446,8 @@ def export(
         finally:
             await conn.close()
 
-    try:
+    with said_in_one_line((ExportError,), 2):
         rows = asyncio.run(main())
-    except ExportError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(2) from exc
     typer.echo(f"wrote {rows} rows of {name} to {out}")
 
 
