@@ -37,6 +37,7 @@ from devnet.terms import (
 )
 from devnet.tokens import Token, Tokens
 from devnet.xdr import scval_to_json
+from indexer.addresses import CONTRACT, strkey
 
 PERSISTENT = xdr.ContractDataDurability.PERSISTENT
 INSTANCE_KEY = xdr.SCVal(xdr.SCValType.SCV_LEDGER_KEY_CONTRACT_INSTANCE)
@@ -77,13 +78,8 @@ def _address(strkey: str) -> xdr.SCVal:
 
 
 def _strkey(address: xdr.SCAddress) -> str:
-    return _contract_strkey(address.contract_id.contract_id.hash) if address.contract_id is not None \
+    return strkey(CONTRACT, address.contract_id.contract_id.hash) if address.contract_id is not None \
         else Address.from_xdr_sc_address(address).address
-
-
-@lru_cache(maxsize=1024)
-def _contract_strkey(contract_id: bytes) -> str:
-    return StrKey.encode_contract(contract_id)
 
 
 def _option_address(value: str | None) -> xdr.SCVal:

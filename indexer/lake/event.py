@@ -11,8 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from stellar_sdk import StrKey
-
+from indexer.addresses import CONTRACT, strkey
 from indexer.rpc import RawEvent
 
 EVENT_TYPES = ("system", "contract")  # ContractEventType 0 and 1; diagnostic events (2) are never given out
@@ -88,5 +87,5 @@ def contract_strkey(raw: bytes) -> str:
     """C... for a 32-byte contract id, cached in `contract_text`."""
     if len(contract_text) >= _CONTRACT_TEXT_MAX:
         contract_text.clear()
-    text = contract_text[raw] = StrKey.encode_contract(raw)
+    text = contract_text[raw] = strkey(CONTRACT, raw)
     return text
