@@ -6,9 +6,15 @@ from (and, for a page a backfill read from a data lake, the backfill's progress 
 page's last event id) is delivered at commit. Events already stored are skipped by id, so writing a page
 twice changes nothing.
 
-Rows go in with COPY (in its text format, see copy_text.py) and the state is computed in Python from
-the rows the page touches (`indexer.state.fold`), so a page costs a handful of round trips whatever its
-size. A page holds whole transactions (the worker sees to it), so a creation fee and its stream arrive
+Writing is two steps. `prepare_page` reads what the index holds of the page (which events are stored,
+the state of the streams it names), folds the state forward in Python (`indexer.state.fold`) and
+renders every row as COPY text (see copy_text.py); `commit_page` sends them, a handful of round trips
+whatever the page's size. `write_page` does both in one transaction. The worker prepares a page while
+the one before commits, on a connection of its own: a `PreparedState` carries what the pages prepared
+and not yet committed leave (each stream's state, the last event id), so that a page is prepared from
+every page before it, committed or not.
+
+A page holds whole transactions (the worker sees to it), so a creation fee and its stream arrive
 together. The cursor's row also keeps the chain's anchor (a ledger the index went through, with its hash
 and close time: see indexer/identity.py), replaced when a page brings a newer one.
 """
@@ -16,6 +22,7 @@ and close time: see indexer/identity.py), replaced when a page brings a newer on
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,6 +143,112 @@ async def index_began(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> 
     return None if value is None else int(value)
 
 
+# Streams a PreparedState keeps beyond those of pages not yet committed (~1 KB each).
+KEPT_STREAMS = 50_000
+
+
+class PreparedState:
+    """What the pages a writer has prepared leave, for a writer that prepares a page while the one before
+    commits: each stream's state (read from the index the first time a page names it, then moved on in
+    memory) and the last event id. The states of pages not yet committed are always kept; of the others,
+    the `limit` most recently changed. Good while its pages are committed in order: after a failed write,
+    the writer drops it with the pages it prepared and prepares them again from the index."""
+
+    def __init__(self, limit: int = KEPT_STREAMS) -> None:
+        self.limit = limit
+        self.last_event_id: str | None = None
+        self._streams: OrderedDict[StreamKey, tuple[int, StreamState]] = OrderedDict()  # by the page that changed it
+        self._prepared = 0
+        self._committed = 0
+
+    async def streams(self, conn: asyncpg.Connection, keys: set[StreamKey]) -> dict[StreamKey, StreamState]:
+        """The state of the streams named that the index holds, as the pages prepared so far leave it."""
+        found = {key: kept[1] for key in keys if (kept := self._streams.get(key)) is not None}
+        found |= await load_streams(conn, keys - found.keys())
+        return found
+
+    def prepared(self, streams: Mapping[StreamKey, StreamState], last_event_id: str | None) -> None:
+        """Keep what a page leaves: `streams`, its streams as fold moved them on, and its last event id."""
+        self._prepared += 1
+        for key, stream in streams.items():
+            self._streams[key] = (self._prepared, stream)
+            self._streams.move_to_end(key)
+        while len(self._streams) > self.limit:
+            key, (page, _) = next(iter(self._streams.items()))
+            if page > self._committed:
+                break
+            del self._streams[key]
+        if last_event_id is not None and (self.last_event_id is None or last_event_id > self.last_event_id):
+            self.last_event_id = last_event_id
+
+    def committed(self) -> None:
+        """The oldest page prepared and not yet committed is committed."""
+        self._committed += 1
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPage:
+    """A page ready to commit: the events not stored yet, their rows, and the state they leave."""
+
+    fresh: list[Decoded]
+    rows: PageRows
+    streams: list[str]  # the changed streams' rows, as COPY text
+    protocol: ProtocolChanges
+    last_event_id: str | None  # the page's, stored before or not
+
+    @property
+    def dead(self) -> list[Decoded]:
+        return [d for d in self.fresh if d.event is None]
+
+
+async def prepare_page(
+    conn: asyncpg.Connection,
+    decoded: Sequence[Decoded],
+    stored: Mapping[StreamKey, StoredSchedule] | None = None,
+    state: PreparedState | None = None,
+) -> PreparedPage:
+    """Read what the index holds of a page's events and render their rows and the state they leave.
+    `stored` is what the contract's storage says of the schedules its creation events do not carry;
+    `state`, what the pages prepared before it leave (None: the index is all there is). Only reads: a
+    failed attempt may be tried again."""
+    state = state if state is not None else PreparedState()
+    seen = state.last_event_id
+    fresh = await _skip_stored(conn, [d for d in decoded if seen is None or d.raw.id > seen])
+    typed = [d.event for d in fresh if d.event is not None]
+    streams = await state.streams(conn, {key for e in typed if (key := stream_key(e)) is not None})
+    parties_at = stream_state.fold(streams, typed, stored)
+    state.prepared(streams, decoded[-1].raw.id if decoded else None)
+    return PreparedPage(fresh, page_rows(fresh, parties_at), stream_rows(streams.values()), protocol_changes(typed),
+                        decoded[-1].raw.id if decoded else None)
+
+
+async def commit_page(
+    conn: asyncpg.Connection,
+    contract_ids: Sequence[str],
+    page: EventPage,
+    prepared: PreparedPage,
+    progress: BackfillProgress | None = None,
+    tokens: Mapping[str, TokenMetadata | None] | None = None,
+    anchor: LedgerInfo | None = None,
+) -> PageWritten:
+    """Write a prepared page and move the cursor past it, in one transaction. `progress` is a backfill's
+    record of how far it has read; `tokens`, the metadata of tokens the page names first; `anchor`, a
+    newer anchor of the chain (without one the cursor keeps its own)."""
+    fresh = prepared.fresh
+    async with conn.transaction():
+        await copy_rows(conn, prepared.rows)
+        await write_streams(conn, prepared.streams)
+        await write_protocol(conn, prepared.protocol)
+        if tokens:
+            await save_tokens(conn, tokens)
+        await _save_cursor(conn, contract_ids, page, prepared.last_event_id, len(fresh), anchor)
+        if progress is not None:
+            await _save_progress(conn, contract_ids, progress, ledger_of_cursor(page), len(fresh))
+        if fresh:
+            await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, fresh[-1].raw.id)
+    return PageWritten(len(fresh), len(prepared.dead), fresh[-1].raw.id if fresh else None)
+
+
 async def write_page(
     conn: asyncpg.Connection,
     contract_ids: Sequence[str],
@@ -147,29 +260,10 @@ async def write_page(
     anchor: LedgerInfo | None = None,
 ) -> PageWritten:
     """Store one page (of getEvents, or of whole ledgers from a data lake) and move the cursor past it, in
-    one transaction. `stored` is what the contract's storage says of the schedules its creation events do
-    not carry; `progress`, a backfill's record of how far it has read; `tokens`, the metadata of tokens
-    the page names first; `anchor`, a newer anchor of the chain (without one the cursor keeps its own)."""
+    one transaction: `prepare_page` and `commit_page` together."""
     async with conn.transaction():
-        fresh = await _skip_stored(conn, decoded)
-        typed = [d.event for d in fresh if d.event is not None]
-        dead = [d for d in fresh if d.event is None]
-
-        streams = await load_streams(conn, {key for e in typed if (key := stream_key(e)) is not None})
-        parties_at = stream_state.fold(streams, typed, stored)
-        await copy_rows(conn, page_rows(fresh, parties_at))
-        await upsert_streams(conn, streams.values())
-        await apply_protocol_events(conn, typed)
-        if tokens:
-            await save_tokens(conn, tokens)
-
-        last_event_id = decoded[-1].raw.id if decoded else None
-        await _save_cursor(conn, contract_ids, page, last_event_id, len(fresh), anchor)
-        if progress is not None:
-            await _save_progress(conn, contract_ids, progress, ledger_of_cursor(page), len(fresh))
-        if fresh:
-            await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, fresh[-1].raw.id)
-    return PageWritten(len(fresh), len(dead), fresh[-1].raw.id if fresh else None)
+        prepared = await prepare_page(conn, decoded, stored)
+        return await commit_page(conn, contract_ids, page, prepared, progress, tokens, anchor)
 
 
 async def save_tokens(conn: asyncpg.Connection, tokens: Mapping[str, TokenMetadata | None]) -> None:
@@ -345,13 +439,21 @@ _UPSERT_STREAMS = (
 _stream_values = attrgetter(*STREAM_COLUMNS)
 
 
-async def upsert_streams(conn: asyncpg.Connection, states: Iterable[StreamState]) -> None:
-    lines = [copy_text.row(map(copy_text.field, _stream_values(s))) for s in states]
-    if lines:
+def stream_rows(states: Iterable[StreamState]) -> list[str]:
+    return [copy_text.row(map(copy_text.field, _stream_values(s))) for s in states]
+
+
+async def write_streams(conn: asyncpg.Connection, rows: Sequence[str]) -> None:
+    """Insert or replace streams rows (COPY text, see stream_rows)."""
+    if rows:
         await conn.execute(_STAGE_STREAMS)
-        await conn.copy_to_table("streams_page", source=memoryview("".join(lines).encode()), format="text",
+        await conn.copy_to_table("streams_page", source=memoryview("".join(rows).encode()), format="text",
                                  columns=list(STREAM_COLUMNS))
         await conn.execute(_UPSERT_STREAMS)
+
+
+async def upsert_streams(conn: asyncpg.Connection, states: Iterable[StreamState]) -> None:
+    await write_streams(conn, stream_rows(states))
 
 
 def _config_changes(event: FlowFiEvent) -> dict[str, object]:
@@ -376,31 +478,68 @@ def _config_changes(event: FlowFiEvent) -> dict[str, object]:
     raise TypeError(f"{type(event).__name__} does not change the protocol's configuration")
 
 
-async def apply_protocol_events(conn: asyncpg.Connection, typed: Iterable[ChainEvent]) -> None:
-    """Move each contract's protocol_config on by its protocol events, in order, and record code
-    upgrades and data migrations in contract_upgrades."""
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """What a page's protocol events set in one contract's protocol_config row: the columns (the later
+    event's value where two set one), and the last of those events."""
+
+    contract_id: str
+    updated_at: datetime
+    last_event_id: str
+    columns: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolChanges:
+    configs: list[ConfigChange]  # one per contract
+    upgrades: list[tuple[object, ...]]  # contract_upgrades rows
+
+
+def protocol_changes(typed: Iterable[ChainEvent]) -> ProtocolChanges:
+    """What protocol events, in order, change: each contract's protocol_config, and its code upgrades and
+    data migrations (contract_upgrades)."""
+    configs: dict[str, ConfigChange] = {}
+    upgrades: list[tuple[object, ...]] = []
     for chain_event in typed:
         event = chain_event.event
         if not isinstance(event, ProtocolEvent):
             continue
         changes = _config_changes(event)
-        columns = list(changes)
+        before = configs.get(chain_event.contract_id)
+        configs[chain_event.contract_id] = ConfigChange(
+            chain_event.contract_id, chain_event.ledger_closed_at, chain_event.id,
+            (before.columns if before else {}) | changes,
+        )
+        if isinstance(event, ContractUpgraded | StateMigrated):
+            upgrades.append((chain_event.id, chain_event.contract_id, chain_event.ledger,
+                             "code" if isinstance(event, ContractUpgraded) else "data",
+                             changes.get("wasm_hash"), changes.get("data_version")))
+    return ProtocolChanges(list(configs.values()), upgrades)
+
+
+async def write_protocol(conn: asyncpg.Connection, changes: ProtocolChanges) -> None:
+    for config in changes.configs:
+        columns = list(config.columns)
         placeholders = ", ".join(f"${i}" for i in range(4, 4 + len(columns)))
         await conn.execute(
             f"INSERT INTO protocol_config (contract_id, updated_at, last_event_id, {', '.join(columns)}) "
             f"VALUES ($1, $2, $3, {placeholders}) ON CONFLICT (contract_id) DO UPDATE SET "
             "updated_at = EXCLUDED.updated_at, last_event_id = EXCLUDED.last_event_id, "
             + ", ".join(f"{column} = EXCLUDED.{column}" for column in columns),
-            chain_event.contract_id, chain_event.ledger_closed_at, chain_event.id, *changes.values(),
+            config.contract_id, config.updated_at, config.last_event_id, *config.columns.values(),
         )
-        if isinstance(event, ContractUpgraded | StateMigrated):
-            await conn.execute(
-                "INSERT INTO contract_upgrades (event_id, contract_id, ledger, kind, wasm_hash, data_version) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
-                chain_event.id, chain_event.contract_id, chain_event.ledger,
-                "code" if isinstance(event, ContractUpgraded) else "data",
-                changes.get("wasm_hash"), changes.get("data_version"),
-            )
+    if changes.upgrades:
+        await conn.executemany(
+            "INSERT INTO contract_upgrades (event_id, contract_id, ledger, kind, wasm_hash, data_version) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+            changes.upgrades,
+        )
+
+
+async def apply_protocol_events(conn: asyncpg.Connection, typed: Iterable[ChainEvent]) -> None:
+    """Move each contract's protocol_config on by its protocol events, in order, and record code
+    upgrades and data migrations in contract_upgrades."""
+    await write_protocol(conn, protocol_changes(typed))
 
 
 async def _save_cursor(

@@ -29,12 +29,13 @@ transaction's events wait for the next page (the contract publishes a creation f
 stream_created; written apart, the fee would go out live before its stream's parties are known). Events
 of other contracts or of failed transactions are skipped, whatever the server's filter did.
 
-Fetching and writing overlap: while one page is written, the next is fetched and decoded (at most
+Fetching and writing overlap: while one page is written, the next is fetched, decoded and prepared
+(its rows and the state it leaves rendered, on a second connection: see store.prepare_page; at most
 `PREFETCH_PAGES` wait), and while the worker is behind the chain, the server reads the page after it
-meanwhile. Pages are written in order, each after the one before has committed; when
-the writer loses its connection, the pages fetched ahead are dropped and it resumes from the cursor
-it committed last. While behind the chain it fetches page after page; it polls every
-`poll_interval` seconds only once it has reached the newest ledger.
+meanwhile. Pages are written in order, each after the one before has committed; when the writer loses
+its connection, the pages fetched ahead are dropped and it resumes from the cursor it committed last.
+While behind the chain it fetches page after page; it polls every `poll_interval` seconds only once it
+has reached the newest ledger.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 from indexer import ids, metrics, storage, store
 from indexer.backfill import lake_batches
 from indexer.builds import BUILDS, History
-from indexer.database import connect
+from indexer.database import asyncpg_dsn, connect
 from indexer.decode import Decoded, decode
 from indexer.events import ContractUpgraded, StreamEvent
 from indexer.identity import MAX_LAG_LEDGERS, MAX_LAG_SECONDS, ChainWatch, OtherChain
@@ -134,9 +135,8 @@ class Backfilled:
 @dataclass(frozen=True, slots=True)
 class FetchedPage:
     page: EventPage
-    decoded: list[Decoded]
-    stored: dict[StreamKey, StoredSchedule]
-    decode_seconds: float
+    prepared: store.PreparedPage
+    prepare_seconds: float  # decoding and preparing it (not the RPC or database's time)
     progress: store.BackfillProgress | None = None
     tokens: dict[str, TokenMetadata | None] = dataclasses.field(default_factory=dict)  # tokens first seen
     anchor: LedgerInfo | None = None  # a newer anchor of the chain, to record with the page
@@ -159,6 +159,9 @@ class Worker:
         self.stopping = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
         self._known_tokens: set[str] = set()  # those with a tokens row
+        # While pages are written: what the pages prepared leave, and the connection they are prepared on.
+        self._ahead = store.PreparedState()
+        self._reader: asyncpg.Pool | None = None
         self.events_indexed = 0
         self.dead_letters = 0
         self.last_ledger: int | None = None  # the last ledger written by this worker
@@ -277,6 +280,8 @@ class Worker:
         builds = {contract_id: History(BUILDS[self.settings.contract_build], upgrades.get(contract_id, ()))
                   for contract_id in self.contract_ids}
         self._known_tokens = await self._retry(partial(store.load_token_addresses, conn), "read the tokens")
+        self._ahead = store.PreparedState()
+        self._reader = reader = await self._retry(self._open_reader, "connect to the database")
         fetcher = asyncio.create_task(source(position, queue, builds))
         try:
             while not self.stopping.is_set():
@@ -292,6 +297,14 @@ class Worker:
         finally:
             fetcher.cancel()  # the pages fetched ahead are dropped
             await asyncio.gather(fetcher, return_exceptions=True)
+            await reader.close()
+
+    async def _open_reader(self) -> asyncpg.Pool:
+        """The connection pages are prepared on (one, replaced when lost), beside the one writing them."""
+        return await asyncpg.create_pool(
+            asyncpg_dsn(self.database_url), min_size=1, max_size=1,
+            server_settings={"application_name": "flowfi-worker-reader"},
+        )
 
     async def _fetch_pages(
         self, position: Position, queue: asyncio.Queue[FetchedPage], builds: dict[str, History]
@@ -347,17 +360,28 @@ class Worker:
         self, page: EventPage, events: Sequence[RawEvent], builds: dict[str, History],
         progress: store.BackfillProgress | None = None,
     ) -> FetchedPage:
-        """A page's events decoded, with what storage says of the schedules its creations leave out and the
-        metadata of the tokens it names first."""
+        """A page's events decoded and prepared for writing (see store.prepare_page), with what storage says
+        of the schedules its creations leave out and the metadata of the tokens it names first."""
         decoded: list[Decoded] = []
-        decode_seconds = 0.0
+        seconds = 0.0
         for i in range(0, len(events), DECODE_CHUNK):
             started = time.perf_counter()
             decoded += [decode(raw) for raw in events[i : i + DECODE_CHUNK]]
-            decode_seconds += time.perf_counter() - started
+            seconds += time.perf_counter() - started
             await asyncio.sleep(0)
         stored = await self._stored_schedules(decoded, builds)
-        return FetchedPage(page, decoded, stored, decode_seconds, progress, await self._new_tokens(decoded))
+        tokens = await self._new_tokens(decoded)
+        started = time.perf_counter()
+        prepared = await self._retry(partial(self._prepare_page, decoded, stored), "read the index")
+        seconds += time.perf_counter() - started
+        return FetchedPage(page, prepared, seconds, progress, tokens)
+
+    async def _prepare_page(
+        self, decoded: Sequence[Decoded], stored: dict[StreamKey, StoredSchedule]
+    ) -> store.PreparedPage:
+        assert self._reader is not None
+        async with self._reader.acquire() as reader:
+            return await store.prepare_page(reader, decoded, stored, self._ahead)
 
     async def _fill_from_lake(
         self, start: int, exc: OutOfRetention, queue: asyncio.Queue[FetchedPage], builds: dict[str, History]
@@ -582,12 +606,13 @@ class Worker:
     async def _write(self, conn: asyncpg.Connection, fetched: FetchedPage) -> None:
         if self._conn is None or conn is not self._conn or self._conn.is_closed():
             raise _LockLost
-        page, decoded = fetched.page, fetched.decoded
+        page = fetched.page
         started = time.perf_counter()
-        written = await store.write_page(conn, self.contract_ids, page, decoded, fetched.stored, fetched.progress,
-                                         fetched.tokens, fetched.anchor)
+        written = await store.commit_page(conn, self.contract_ids, page, fetched.prepared, fetched.progress,
+                                          fetched.tokens, fetched.anchor)
+        self._ahead.committed()
         self.chain.indexed(store.ledger_of_cursor(page), fetched.anchor)
-        elapsed = fetched.decode_seconds + time.perf_counter() - started
+        elapsed = fetched.prepare_seconds + time.perf_counter() - started
         self.events_indexed += written.new_events
         self.dead_letters += written.dead_letters
         self.last_ledger = store.ledger_of_cursor(page)
@@ -598,7 +623,7 @@ class Worker:
         metrics.LAST_LEDGER.set(store.ledger_of_cursor(page))
         metrics.LEDGER_LAG.set(lag)
         self.progress.page(store.ledger_of_cursor(page), lag, written.new_events, written.dead_letters)
-        dead = [d for d in decoded if d.error is not None]
+        dead = fetched.prepared.dead
         for d in dead[:DEAD_LETTERS_LOGGED]:
             log.warning("event %s went to the dead letters: %s", d.raw.id, d.error)
         if len(dead) > DEAD_LETTERS_LOGGED:

@@ -15,13 +15,15 @@ from indexer import ids, store
 from indexer.rpc import EventPage
 from indexer.worker import FetchedPage, Worker
 
+PREPARED = store.PreparedPage([], store.PageRows(), [], store.ProtocolChanges([], []), None)
+
 
 def _worker() -> Worker:
     return Worker(Settings(database_url="postgresql://nowhere/none"), "postgresql://nowhere/none")
 
 
 def _page(last: int, progress: store.BackfillProgress) -> FetchedPage:
-    return FetchedPage(EventPage((), ids.end_of_ledger(last), 1_100, 1_000, 0), [], {}, 0.0, progress)
+    return FetchedPage(EventPage((), ids.end_of_ledger(last), 1_100, 1_000, 0), PREPARED, 0.0, progress)
 
 
 def test_the_bar_shows_ledgers_done_of_the_range_rate_and_time_left() -> None:
