@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from indexer import shapes
 from indexer.events import BY_SYMBOLS, ChainEvent, FlowFiEvent, ScType, field_types, required_fields
 from indexer.rpc import RawEvent
 from indexer.scval import Sc, ScValError, parse_scval, to_json
@@ -47,15 +48,25 @@ class Decoded:
 def decode(raw: RawEvent) -> Decoded:
     try:
         topic_parsed = [_topic(t) for t in raw.topic]
-        value = parse_scval(raw.value)
     except ScValError as exc:
         return Decoded(raw, None, None, None, f"XDR does not parse: {exc}")
     topic = [sc for sc, _ in topic_parsed]
-    topic_json, value_json = [json for _, json in topic_parsed], to_json(value)
-    try:
-        typed = typed_event(topic, value)
-    except UndecodableEvent as exc:
-        return Decoded(raw, topic_json, value_json, None, str(exc))
+    topic_json = [json for _, json in topic_parsed]
+    kind = _known_kind(topic)
+    seen = shapes.read(kind, raw.value, topic) if kind is not None else None
+    if seen is not None:
+        value_json, typed = seen
+    else:
+        try:
+            value = parse_scval(raw.value)
+        except ScValError as exc:
+            return Decoded(raw, None, None, None, f"XDR does not parse: {exc}")
+        value_json = to_json(value)
+        try:
+            typed = typed_event(topic, value)
+        except UndecodableEvent as exc:
+            return Decoded(raw, topic_json, value_json, None, str(exc))
+        shapes.learn(type(typed), raw.value, value)
     chain_event = ChainEvent(
         id=raw.id,
         ledger=raw.ledger,
@@ -81,8 +92,8 @@ def _topic(b64: str) -> tuple[Sc, Any]:
     return cached
 
 
-def typed_event(topic: list[Sc], value: Sc) -> FlowFiEvent:
-    """The FlowFi event a parsed topic and value stand for, or UndecodableEvent saying why not."""
+def _kind(topic: list[Sc]) -> tuple[type[FlowFiEvent], str]:
+    """The kind of event a topic names, and its name; UndecodableEvent when none."""
     if not topic:
         raise UndecodableEvent("the event has no topic")
     name_tag, name = topic[0]
@@ -94,6 +105,19 @@ def typed_event(topic: list[Sc], value: Sc) -> FlowFiEvent:
         name = f"{name} {topic[1][1]}"
     if kind is None:
         raise UndecodableEvent(f"unknown event {name!r}: not one of the FlowFi contract's events")
+    return kind, name
+
+
+def _known_kind(topic: list[Sc]) -> type[FlowFiEvent] | None:
+    try:
+        return _kind(topic)[0]
+    except UndecodableEvent:
+        return None
+
+
+def typed_event(topic: list[Sc], value: Sc) -> FlowFiEvent:
+    """The FlowFi event a parsed topic and value stand for, or UndecodableEvent saying why not."""
+    kind, name = _kind(topic)
     tag, entries = value
     if tag != "map":
         raise UndecodableEvent(f"{name}: the data is a {tag}, not a map of fields")

@@ -286,6 +286,12 @@ def _parse(buf: bytes, pos: int, depth: int) -> tuple[Sc, int]:
     raise ScValError(f"not a base64 ScVal: type {t}")
 
 
+def address_of(key: bytes) -> str:
+    """The strkey of an SCAddress's XDR bytes (type word first). Raises ScValError when they are not one."""
+    sc = _address_cache.get(key)
+    return (sc or _address(key))[1]
+
+
 def _address(key: bytes) -> Sc:
     """The parsed form of an SCAddress's XDR bytes (type word first), validated and cached."""
     kind = key[3]
