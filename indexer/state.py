@@ -176,6 +176,14 @@ def new_stream(chain_event: ChainEvent, fees_paid: int, stored: StoredSchedule |
 
 def apply(state: StreamState, chain_event: ChainEvent) -> None:
     """Advance `state` by one of its stream's events (not a creation: see new_stream)."""
+    if (at := _advance(state, chain_event)) is not None:
+        state._project_end_time(at)
+
+
+def _advance(state: StreamState, chain_event: ChainEvent) -> int | None:
+    """`apply` but for the end time's projection: the ledger time it is to be projected at, or None when
+    the event set the end time itself or leaves it as it was. Until the next event of the stream that
+    sets the end time or changes the stream otherwise than `_advance` does, the projection may wait."""
     event = chain_event.event
     now = int(chain_event.ledger_closed_at.timestamp())
     state.updated_at = chain_event.ledger_closed_at
@@ -184,7 +192,7 @@ def apply(state: StreamState, chain_event: ChainEvent) -> None:
         # Build 8723543 lets the sender resume a stream cancelled while paused (cancel_stream leaves
         # `paused` set and resume_stream checks nothing else): the event is published, but the stream
         # stays inactive, with nothing to claim. It changes nothing here either.
-        return
+        return None
     projection_time: int | None = now
     match event:
         case StreamToppedUp():
@@ -198,14 +206,14 @@ def apply(state: StreamState, chain_event: ChainEvent) -> None:
         case StreamCompleted():
             state.withdrawn = event.total_withdrawn
             _finish(state, "completed", now)
-            return
+            return None
         case StreamCancelled():
             state.withdrawn = event.amount_withdrawn
             state.refunded = (event.refunded_amount if event.refunded_amount is not None
                               else max(state.deposited - state.withdrawn, 0))
             state.last_update_time = now
             _finish(state, "cancelled", now)
-            return
+            return None
         case StreamPaused():
             state.status = "paused"
             state.paused_at = event.paused_at
@@ -238,11 +246,10 @@ def apply(state: StreamState, chain_event: ChainEvent) -> None:
         case StreamClosed():
             state.status = "closed"  # its end time stays when it finished
             state.paused_at = None
-            return
+            return None
         case _:
             raise TypeError(f"{type(event).__name__} does not change a stream")
-    if state.status not in FINISHED and projection_time is not None:
-        state._project_end_time(projection_time)
+    return projection_time if state.status not in FINISHED else None
 
 
 def _finish(state: StreamState, status: str, now: int) -> None:
@@ -279,6 +286,9 @@ def fold(
     recipient changes with a transfer, and whom an event concerns must not change with it."""
     pending_fees: dict[StreamKey, list[ChainEvent]] = {}
     parties_at: dict[str, tuple[str, str]] = {}
+    # Each stream's end time is projected once, after its last event here (see _advance): a closing, the
+    # one event that changes the stream without setting its end time, projects it first.
+    projections: dict[StreamKey, int] = {}
     for chain_event in chain_events:
         event = chain_event.event
         if not isinstance(event, StreamEvent):
@@ -292,11 +302,18 @@ def fold(
                 current = streams[key] = new_stream(chain_event, paid, (stored or {}).get(key))
                 parties_at.update((fee.id, (current.sender, current.recipient)) for fee in fees)
         elif current is not None:
-            apply(current, chain_event)
+            if isinstance(event, StreamClosed) and key in projections:
+                current._project_end_time(projections.pop(key))
+            if (at := _advance(current, chain_event)) is None:
+                projections.pop(key, None)
+            else:
+                projections[key] = at
         elif isinstance(event, FeeCollected):
             pending_fees.setdefault(key, []).append(chain_event)
         if current is not None:
             parties_at[chain_event.id] = (current.sender, current.recipient)
+    for key, at in projections.items():
+        streams[key]._project_end_time(at)
     return parties_at
 
 

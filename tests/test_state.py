@@ -9,18 +9,21 @@ from devnet.traffic import Traffic
 from indexer.accrual import FINISHED, Terms, claimable
 from indexer.decode import decode
 from indexer.events import (
+    CREATIONS,
     ChainEvent,
     FeeCollected,
     StreamCancelled,
+    StreamClosed,
     StreamCreated,
     StreamEvent,
     StreamPaused,
+    StreamRateModified,
     StreamResumed,
     StreamToppedUp,
     TokensWithdrawn,
 )
 from indexer.rpc import raw_event
-from indexer.state import StreamState, apply, new_stream
+from indexer.state import StreamKey, StreamState, apply, fold, new_stream
 from tests.indexing import MODEL_BUILD
 
 SENDER, RECIPIENT, TOKEN = "GSENDER", "GRECIPIENT", "CTOKEN"
@@ -121,3 +124,50 @@ def test_the_end_time_equals_every_new_end_time_the_contract_publishes() -> None
                 assert stream.end_time == event.new_end_time, (chain_event.id, event)
                 checked += 1
     assert checked > 300
+
+
+def test_folding_a_history_at_once_leaves_what_applying_each_event_leaves() -> None:
+    """fold projects each stream's end time once, after the stream's last event it is given: every field,
+    the end time included, is what `apply` (projecting after every event) leaves, in both builds' traffic."""
+    kinds: set[type] = set()
+    for build in (MODEL_BUILD, "c9f5d2e"):
+        chain = Chain(genesis_time=1_000_000, build=build)
+        chain.generate_history(3000, traffic=Traffic(seed=12, accounts=8), tx_per_ledger=8, seconds_per_ledger=7)
+        events = [decode(raw_event(orjson.loads(stored.json))).event
+                  for stored in chain.scan(after="", end_ledger=chain.latest.sequence + 1, limit=10**9,
+                                           match=lambda e, ours=chain.contract_id: e.contract_id == ours)]
+        typed = [e for e in events if e is not None]
+        kinds |= {type(e.event) for e in typed}
+        at_once: dict[StreamKey, StreamState] = {}
+        fold(at_once, typed)
+        each: dict[StreamKey, StreamState] = {}
+        fees: dict[StreamKey, int] = {}  # a creation fee comes just before its stream
+        for chain_event in typed:
+            event = chain_event.event
+            if not isinstance(event, StreamEvent):
+                continue
+            key = (chain_event.contract_id, event.stream_id)
+            if isinstance(event, CREATIONS):
+                each.setdefault(key, new_stream(chain_event, fees.pop(key, 0)))
+            elif key in each:
+                apply(each[key], chain_event)
+            elif isinstance(event, FeeCollected):
+                fees[key] = fees.get(key, 0) + event.fee_amount
+        assert at_once == each
+        assert len(at_once) > 100
+    assert {StreamClosed, StreamResumed, StreamPaused, StreamRateModified, TokensWithdrawn} <= kinds
+
+
+def test_a_closing_that_follows_no_finish_keeps_the_end_projected_before_it() -> None:
+    """The contract closes finished streams only; were one closed while running, fold would still leave
+    the end time of its last event before the closing, as apply does."""
+    events = [created(), at(1010, TokensWithdrawn(stream_id=1, recipient=RECIPIENT, amount=50, timestamp=1010), 1),
+              at(1020, StreamPaused(stream_id=1, sender=SENDER, paused_at=1020), 2),
+              at(1030, StreamClosed(stream_id=1), 3)]
+    folded: dict[StreamKey, StreamState] = {}
+    fold(folded, events)
+    applied = new_stream(events[0], 0)
+    for chain_event in events[1:]:
+        apply(applied, chain_event)
+    assert folded == {("C", 1): applied}
+    assert applied.end_time is not None and applied.status == "closed"
