@@ -22,9 +22,12 @@ in COPY text as in binary.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import ARRAY, BigInteger, Boolean, Column, DateTime, Numeric
 
 NULL = "\\N"
 
@@ -58,22 +61,31 @@ def timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def field(value: str | int | bool | datetime | tuple[int, ...] | None) -> str:
-    """Any field, by its Python type: for rows whose columns vary in type (the encoders above are
-    cheaper where a column's type is known). A tuple of integers is a NUMERIC[] or BIGINT[]."""
-    if value is None:
-        return NULL
-    if isinstance(value, str):
-        return text(value)
-    if isinstance(value, datetime):
-        return timestamp(value)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, tuple) and all(isinstance(item, int) and not isinstance(item, bool) for item in value):
-        return "{" + ",".join(map(str, value)) + "}"
-    raise TypeError(f"no COPY text encoding for {type(value).__name__}")
+def optional_integer(value: int | None) -> str:
+    return NULL if value is None else str(value)
+
+
+def boolean(value: bool) -> str:
+    return "t" if value else "f"
+
+
+def integer_array(values: tuple[int, ...]) -> str:
+    """A NUMERIC[] or BIGINT[] field."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def encoder(column: Column) -> Callable[[Any], str]:
+    """The encoder of a table column's values, by its SQL type (and whether it may be NULL)."""
+    nullable = bool(column.nullable)
+    if isinstance(column.type, ARRAY):
+        return integer_array
+    if isinstance(column.type, Numeric | BigInteger):
+        return optional_integer if nullable else str
+    if isinstance(column.type, Boolean):
+        return boolean
+    if isinstance(column.type, DateTime):
+        return timestamp
+    return optional_text if nullable else text
 
 
 def row(fields: Iterable[str]) -> str:

@@ -437,10 +437,12 @@ _UPSERT_STREAMS = (
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in STREAM_COLUMNS if c not in ("contract_id", "stream_id"))
 )
 _stream_values = attrgetter(*STREAM_COLUMNS)
+_STREAM_ENCODERS = tuple(copy_text.encoder(column) for column in tables.streams.columns)
 
 
 def stream_rows(states: Iterable[StreamState]) -> list[str]:
-    return [copy_text.row(map(copy_text.field, _stream_values(s))) for s in states]
+    return [copy_text.row([encode(value) for encode, value in zip(_STREAM_ENCODERS, _stream_values(s), strict=True)])
+            for s in states]
 
 
 async def write_streams(conn: asyncpg.Connection, rows: Sequence[str]) -> None:
