@@ -43,6 +43,8 @@ class RecordedAnswers:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":  # the client gave up (a worker stopped mid-request)
+                return
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break

@@ -48,8 +48,10 @@ def optional_text(value: str | None) -> str:
 
 def text_array(values: Iterable[str]) -> str:
     """A text[] field: every element quoted, so that no element can read as NULL or split at a comma."""
-    elements = ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return text("{" + elements + "}")
+    values = tuple(values)
+    if any('"' in v or "\\" in v for v in values):
+        values = tuple(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return text('{"' + '","'.join(values) + '"}' if values else "{}")
 
 
 @lru_cache(maxsize=1024)

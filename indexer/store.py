@@ -394,10 +394,15 @@ def _typed_fields(chain_event: ChainEvent, stream_parties: tuple[str, str] | Non
     return template.format(sender, recipient, *getter(event))
 
 
+_PARTY_FIELDS = {kind: party_fields(kind) for kind in EVENT_KINDS}
+
+
 def _parties(chain_event: ChainEvent, stream_parties: tuple[str, str] | None) -> set[str]:
     event = chain_event.event
-    found = {value for name in party_fields(type(event)) if (value := getattr(event, name, None)) is not None}
-    return found | set(stream_parties or ())
+    found = {value for name in _PARTY_FIELDS[type(event)] if (value := getattr(event, name, None)) is not None}
+    if stream_parties is not None:
+        found.update(stream_parties)
+    return found
 
 
 def stream_key(chain_event: ChainEvent) -> StreamKey | None:
