@@ -65,7 +65,7 @@ def rows_for(name: str, r: dict[str, Any]) -> list[Row]:
              f"{r['ratio_to_sdk_decode']}x", ">= 30,000", _met(r["met"])),
             ("  with the local network computing its answers on the same cores",
              _n(r["events_per_s_rpc_computing_alongside"]), "", "", "", ""),
-            ("  ceiling: COPY of the same rows only", _n(r["copy_only_events_per_s"]), "", "", "", ""),
+            ("  ceiling: the same rows committed, nothing else", _n(r["copy_only_events_per_s"]), "", "", "", ""),
             ("  parts alone: fetch / decode", f"{_n(r['fetch_only_events_per_s'])} / "
              f"{_n(r['decode_only_events_per_s'])}", "", "", "", ""),
         ]

@@ -9,8 +9,8 @@ figure. In the same run:
 
 - the stellar-sdk ceiling: decoding the same events' topics and values with `scval.to_native`
   (what an indexer built on the SDK could at best reach, before any database work);
-- the COPY ceiling: the same rows encoded and COPY'd into a fresh database as the store does it,
-  nothing else;
+- the COPY ceiling: the same rows, prepared beforehand, committed into a fresh database as the store
+  commits them, nothing else;
 - the parts of the pipeline alone: fetching every page, and decoding with the indexer's parser.
 """
 
@@ -82,17 +82,18 @@ async def _run_worker(settings: Settings, url: str, expected: int) -> float:
         await conn.close()
 
 
-async def _copy_ceiling(postgres: Postgres, pages: list[EventPage]) -> float:
-    """COPY of the rows `write_page` writes, with nothing else in the transaction."""
+async def _copy_ceiling(postgres: Postgres, contract_id: str, pages: list[EventPage]) -> float:
+    """Committing the rows the worker commits (events, parties, streams, protocol config, cursor: each page
+    prepared beforehand by store.prepare_page), with nothing else to do meanwhile."""
     url = await postgres.fresh_database()
-    decoded_pages = [[decode(raw) for raw in page.events] for page in pages]
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
+        state = store.PreparedState()
+        prepared = [await store.prepare_page(conn, [decode(raw) for raw in page.events], None, state) for page in pages]
         started = time.perf_counter()
-        for decoded in decoded_pages:
-            async with conn.transaction():
-                # parties come from the events themselves (no stream state): enough for the cost of COPY
-                await store.copy_rows(conn, store.page_rows(decoded, {}))
+        for page, rows in zip(pages, prepared, strict=True):
+            await store.commit_page(conn, (contract_id,), page, rows)
+            state.committed()
         elapsed = time.perf_counter() - started
     finally:
         await conn.close()
@@ -124,7 +125,7 @@ async def measure(postgres: Postgres, events: int = 150_000) -> dict[str, Any]:
         decode(raw)
     decode_rate = total / (time.perf_counter() - started)
     sdk_rate = _sdk_decode_rate(raw_events[:20_000])
-    copy_rate = await _copy_ceiling(postgres, pages)
+    copy_rate = await _copy_ceiling(postgres, net["contract_id"], pages)
     return {
         "events": net["events"],
         "page_size": PAGE_SIZE,
