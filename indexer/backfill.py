@@ -2,7 +2,7 @@
 
     read_ledgers (threads: fetch, decompress, walk; the contracts' ids searched in each transaction's meta
     before it is walked) ─▶ batches of whole ledgers ─▶ the worker: the same filter, decode, stored
-    schedules and store.write_page as for a getEvents page
+    schedules and store (prepare_page, commit_page) as for a getEvents page
 
 The worker reads a lake two ways: `flowfi backfill` (Worker.backfill) indexes a range of ledgers from one,
 and the worker fills from FLOWFI_LAKE_URL the ledgers older than its RPC server keeps (Worker.run).
