@@ -243,7 +243,8 @@ async def run_python(block: Block, pipeline: Pipeline) -> None:
     except TimeoutError:
         process.terminate()
     out, err = await asyncio.wait_for(process.communicate(), 10)
-    printed = out.decode().splitlines()
+    # stopped while printing, its output ends where its buffer was last flushed: maybe inside a line
+    printed = out[: out.rfind(b"\n") + 1].decode().splitlines()
     assert printed, f"{block}: printed nothing\n{err.decode()}"
     for line in printed:
         event_id, event_type, *_ = line.split(" ")
