@@ -17,6 +17,7 @@ The same client talks to testnet, mainnet and the local network (`flowfi devnet`
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from dataclasses import dataclass
@@ -234,8 +235,11 @@ class RpcClient:
                 ) from exc
             raise OutOfRetention(str(exc), exc.oldest_ledger, exc.latest_ledger) from exc
         try:
+            listed = result.get("events") or ()
+            # up to 10,000 of them: converted in a thread, so that the event loop moves on meanwhile
+            events = await asyncio.to_thread(lambda: tuple(raw_event(e) for e in listed))
             return EventPage(
-                events=tuple(raw_event(e) for e in result.get("events") or ()),
+                events=events,
                 cursor=str(result["cursor"]),
                 latest_ledger=int(result["latestLedger"]),
                 oldest_ledger=int(result["oldestLedger"]),

@@ -19,6 +19,7 @@ of a stream's schedule is fixed at creation (cliff, steps, milestone amounts), i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 from collections.abc import Iterable, Sequence
@@ -175,9 +176,10 @@ async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, i
         found.update({entry.key: (entry.xdr, entry.live_until_ledger) for entry in answer.entries})
     # a read that took several requests may straddle ledgers: it is at one ledger only if they all agree
     ledger = ledgers.pop() if len(ledgers) == 1 else -1
-    streams = {
-        stream_id: decode_stream(stream_id, *found[key]) for key, stream_id in keys.items() if key in found
-    }
+    def decoded() -> dict[int, StoredStream]:
+        return {stream_id: decode_stream(stream_id, *found[key]) for key, stream_id in keys.items() if key in found}
+
+    streams = await asyncio.to_thread(decoded)  # hundreds of entries: the event loop moves on meanwhile
     stored_instance = None
     if instance and (entry := found.get(instance_key(contract_id))) is not None:
         stored_instance = decode_instance(entry[0])

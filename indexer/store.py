@@ -21,6 +21,7 @@ and close time: see indexer/identity.py), replaced when a page brings a newer on
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -216,10 +217,19 @@ async def prepare_page(
     fresh = await _skip_stored(conn, [d for d in decoded if seen is None or d.raw.id > seen])
     typed = [d.event for d in fresh if d.event is not None]
     streams = await state.streams(conn, {key for e in typed if (key := stream_key(e)) is not None})
+    last_event_id = decoded[-1].raw.id if decoded else None
+    # in a thread: meanwhile the event loop sends the statements of the page being committed
+    return await asyncio.to_thread(_render, fresh, typed, streams, stored, state, last_event_id)
+
+
+def _render(
+    fresh: list[Decoded], typed: list[ChainEvent], streams: dict[StreamKey, StreamState],
+    stored: Mapping[StreamKey, StoredSchedule] | None, state: PreparedState, last_event_id: str | None,
+) -> PreparedPage:
     parties_at = stream_state.fold(streams, typed, stored)
-    state.prepared(streams, decoded[-1].raw.id if decoded else None)
+    state.prepared(streams, last_event_id)
     return PreparedPage(fresh, page_rows(fresh, parties_at), stream_rows(streams.values()), protocol_changes(typed),
-                        decoded[-1].raw.id if decoded else None)
+                        last_event_id)
 
 
 async def commit_page(

@@ -32,10 +32,12 @@ of other contracts or of failed transactions are skipped, whatever the server's 
 Fetching and writing overlap: while one page is written, the next is fetched, decoded and prepared
 (its rows and the state it leaves rendered, on a second connection: see store.prepare_page; at most
 `PREFETCH_PAGES` wait), and while the worker is behind the chain, the server reads the page after it
-meanwhile. Pages are written in order, each after the one before has committed; when the writer loses
-its connection, the pages fetched ahead are dropped and it resumes from the cursor it committed last.
-While behind the chain it fetches page after page; it polls every `poll_interval` seconds only once it
-has reached the newest ledger.
+meanwhile. The steps that take the CPU for a whole page (converting it, decoding it, reading the stored
+schedules, folding and rendering it) run in a thread, so that the event loop sends the statements of
+the page being committed as soon as the database answers. Pages are written in order, each after the
+one before has committed; when the writer loses its connection, the pages fetched ahead are dropped and
+it resumes from the cursor it committed last. While behind the chain it fetches page after page; it
+polls every `poll_interval` seconds only once it has reached the newest ledger.
 """
 
 from __future__ import annotations
@@ -90,9 +92,6 @@ PREFETCH_PAGES = 1
 # the cyclic collector runs every ~25 events and keeps traversing those pages: about a fifth of the
 # worker's CPU time for nothing to collect. Set for the process when the worker runs.
 GC_THRESHOLDS = (50_000, 20, 10)
-# Decoding yields to the event loop after this many events, so that the page being written meanwhile
-# moves on as soon as the database answers.
-DECODE_CHUNK = 500
 # Dead letters logged one by one per page; the rest are counted in one line (a backfill of another
 # contract's events makes thousands a page).
 DEAD_LETTERS_LOGGED = 5
@@ -136,7 +135,7 @@ class Backfilled:
 class FetchedPage:
     page: EventPage
     prepared: store.PreparedPage
-    prepare_seconds: float  # decoding and preparing it (not the RPC or database's time)
+    prepare_seconds: float  # decoding and preparing it (not the RPC or database's time), wall
     progress: store.BackfillProgress | None = None
     tokens: dict[str, TokenMetadata | None] = dataclasses.field(default_factory=dict)  # tokens first seen
     anchor: LedgerInfo | None = None  # a newer anchor of the chain, to record with the page
@@ -362,13 +361,10 @@ class Worker:
     ) -> FetchedPage:
         """A page's events decoded and prepared for writing (see store.prepare_page), with what storage says
         of the schedules its creations leave out and the metadata of the tokens it names first."""
-        decoded: list[Decoded] = []
-        seconds = 0.0
-        for i in range(0, len(events), DECODE_CHUNK):
-            started = time.perf_counter()
-            decoded += [decode(raw) for raw in events[i : i + DECODE_CHUNK]]
-            seconds += time.perf_counter() - started
-            await asyncio.sleep(0)
+        started = time.perf_counter()
+        # in a thread: meanwhile the event loop sends the statements of the page being committed
+        decoded = await asyncio.to_thread(lambda: [decode(raw) for raw in events])
+        seconds = time.perf_counter() - started
         stored = await self._stored_schedules(decoded, builds)
         tokens = await self._new_tokens(decoded)
         started = time.perf_counter()
