@@ -30,7 +30,10 @@ from indexer.scval import Sc, ScValError, address_of
 # An address's payload here is what follows its kind word, which is read with the bytes that recur.
 _PAYLOADS = {"u32": ("I", 4, 1), "bool": ("I", 4, 1), "u64": ("Q", 8, 1), "i128": ("qQ", 16, 2), "void": ("", 0, 0)}
 _ADDRESS_REST = (36, 32, 40, 36, 32)  # by address kind: scval's _ADDRESS_SIZE less the kind word
-_MAX_SHAPES = 4_096  # all layouts of all kinds, emptied when full (a few dozen in practice)
+# Layouts kept: per (kind, length), and (kind, length) pairs in all, emptied when full (a few dozen in
+# practice). Bounded by sizes alone, never by walking the dict, which another thread may be changing.
+_MAX_SHAPES_PER_LENGTH = 8
+_MAX_LENGTHS = 1_024
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,8 @@ def learn(kind: type[FlowFiEvent], value_b64: str, value: Sc) -> None:
         return
     shape = Shape(kind, struct.Struct("".join(formats)).unpack, itemgetter(*recurring_at), tuple(expected),
                   tuple(fields))
-    if sum(map(len, _shapes.values())) >= _MAX_SHAPES:
+    if len(_shapes) >= _MAX_LENGTHS:
         _shapes.clear()
-    _shapes.setdefault((kind, len(buf)), []).append(shape)
+    known = _shapes.setdefault((kind, len(buf)), [])
+    if len(known) < _MAX_SHAPES_PER_LENGTH:
+        known.append(shape)
