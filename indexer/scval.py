@@ -89,7 +89,7 @@ _FAST_DEPTH = 64
 #   2 muxed account:     8-byte id + 32-byte ed25519 key                          44  M (key then id)
 #   3 claimable balance: id type (4 bytes, 0 = v0) + 32-byte hash                 40  B (1-byte type + hash)
 #   4 liquidity pool:    32-byte pool id                                          36  L
-_ADDRESS_SIZE = (40, 36, 44, 40, 36)
+ADDRESS_SIZE = (40, 36, 44, 40, 36)
 _ZERO_WORD = b"\0\0\0\0"
 
 # Parsed Symbols and Addresses by their XDR bytes (type word included). Both recur: every event repeats
@@ -138,7 +138,7 @@ def parse_contract_data_value(b64: str) -> Sc:
         entry_type, extension, address_kind = _U32_TRIPLE(buf, 0)
         if entry_type != _CONTRACT_DATA or extension != 0 or address_kind > 4:
             raise ScValError("not contract data")
-        _, pos = _parse(buf, 8 + _ADDRESS_SIZE[address_kind], 0)  # the key
+        _, pos = _parse(buf, 8 + ADDRESS_SIZE[address_kind], 0)  # the key
         value, end = _parse(buf, pos + 4, 0)  # after the durability
     except ScValError:
         raise
@@ -184,7 +184,7 @@ def _parse(buf: bytes, pos: int, depth: int) -> tuple[Sc, int]:
         kind = _U32(buf, pos)[0]
         if kind > 4:
             raise ScValError(f"not a base64 ScVal: address type {kind}")
-        end = pos + _ADDRESS_SIZE[kind]
+        end = pos + ADDRESS_SIZE[kind]
         key = buf[pos:end]
         sc = _address_cache.get(key)
         if sc is None:
@@ -295,7 +295,7 @@ def address_of(key: bytes) -> str:
 def _address(key: bytes) -> Sc:
     """The parsed form of an SCAddress's XDR bytes (type word first), validated and cached."""
     kind = key[3]
-    if len(key) != _ADDRESS_SIZE[kind]:
+    if len(key) != ADDRESS_SIZE[kind]:
         raise ScValError("not a base64 ScVal: truncated")
     if kind == 0:
         if key[4:8] != _ZERO_WORD:

@@ -24,12 +24,12 @@ from operator import itemgetter
 from typing import Any
 
 from indexer.events import FlowFiEvent, field_types
-from indexer.scval import Sc, ScValError, address_of
+from indexer.scval import ADDRESS_SIZE, Sc, ScValError, address_of
 
 # Each scalar's payload: its struct format (big-endian), its size in bytes and the items it unpacks to.
 # An address's payload here is what follows its kind word, which is read with the bytes that recur.
 _PAYLOADS = {"u32": ("I", 4, 1), "bool": ("I", 4, 1), "u64": ("Q", 8, 1), "i128": ("qQ", 16, 2), "void": ("", 0, 0)}
-_ADDRESS_REST = (36, 32, 40, 36, 32)  # by address kind: scval's _ADDRESS_SIZE less the kind word
+_ADDRESS_REST = tuple(size - 4 for size in ADDRESS_SIZE)  # by address kind, less the kind word
 # Layouts kept: per (kind, length), and (kind, length) pairs in all, emptied when full (a few dozen in
 # practice). Bounded by sizes alone, never by walking the dict, which another thread may be changing.
 _MAX_SHAPES_PER_LENGTH = 8
