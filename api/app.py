@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -291,18 +292,19 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
-async def serve(settings: ApiSettings, database_url: str) -> None:
+async def serve(settings: ApiSettings, database_url: str, sockets: list[socket.socket] | None = None) -> None:
+    """Serve on settings.host and port, or on `sockets` already bound (several processes: flowfi.processes)."""
     app = create_app(settings, database_url)
-    await Server(uvicorn.Config(app, host=settings.host, port=settings.port, **SERVER_OPTIONS)).serve()
+    await Server(uvicorn.Config(app, host=settings.host, port=settings.port, **SERVER_OPTIONS)).serve(sockets)
 
 
-def run(settings: ApiSettings, database_url: str) -> None:
+def run(settings: ApiSettings, database_url: str, sockets: list[socket.socket] | None = None) -> None:
     """Serve until stopped, on uvloop where it is installed (uvicorn's own choice; `uvicorn[standard]`
     brings it on Linux and macOS), else on asyncio's loop. uvloop keeps an idle stream about 0.5 KB
     lighter and writes to sockets faster (python -m bench fanout latency)."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(settings, database_url))
+        asyncio.run(serve(settings, database_url, sockets))
     else:
-        uvloop.run(serve(settings, database_url))
+        uvloop.run(serve(settings, database_url, sockets))

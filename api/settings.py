@@ -26,6 +26,10 @@ class ApiSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="address the API listens on")
     port: int = Field(8080, ge=0, le=65535, description="port the API listens on")
+    api_processes: int = Field(
+        1, ge=1, le=64, description="processes serving the API on its one port (Linux), each with its own clients, "
+                                    "LISTEN connection and limits"
+    )
     heartbeat_interval: float = Field(15.0, gt=0, description="seconds between SSE heartbeat comments")
     retry_ms: int = Field(2000, ge=0, description="the reconnection delay SSE clients are told")
     client_buffer: int = Field(

@@ -524,6 +524,8 @@ def devnet(
 def serve(
     host: Annotated[str | None, typer.Option(help="listen address [FLOWFI_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="listen port [FLOWFI_PORT]")] = None,
+    processes: Annotated[int | None, typer.Option(
+        help="processes sharing the port, each with its own clients (Linux) [FLOWFI_API_PROCESSES]")] = None,
     database_url: DatabaseUrl = None,
     header_timeout: Annotated[float | None, typer.Option(
         help="seconds a client has to send a request's line and headers [FLOWFI_HEADER_TIMEOUT]")] = None,
@@ -534,10 +536,15 @@ def serve(
              "[FLOWFI_TRUSTED_PROXIES]")] = None,
 ) -> None:
     """Serve live events (SSE) and the indexed tables (REST) over HTTP."""
-    settings = load_settings(host=host, port=port, database_url=database_url, header_timeout=header_timeout,
-                             max_sockets_per_ip=max_sockets_per_ip, trusted_proxies=trusted_proxies)
+    settings = load_settings(host=host, port=port, api_processes=processes, database_url=database_url,
+                             header_timeout=header_timeout, max_sockets_per_ip=max_sockets_per_ip,
+                             trusted_proxies=trusted_proxies)
     setup_logging(log_format=settings.log_format)
     ensure_port_free(settings.host, settings.port, "--port (FLOWFI_PORT)")
+    if settings.api_processes > 1:
+        from flowfi.processes import serve as serve_processes
+
+        raise typer.Exit(serve_processes(settings, database_of(settings), settings.api_processes))
     from api.app import run as run_api
     run_api(settings, database_of(settings))
 
