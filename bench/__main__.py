@@ -81,7 +81,8 @@ def rows_for(name: str, r: dict[str, Any]) -> list[Row]:
              f"{r['big_delivered']:,}/{r['big_expected']:,}"),
         ]
     if name == "latency":
-        return [(f"latency: commit->all clients, {value['clients']:,} clients, {r['events_per_s']} events/s",
+        return [(f"latency: commit->all clients, {value['clients']:,} clients, {r['events_per_s']} events/s"
+                 + (f", {value['processes']} API processes" if value["processes"] > 1 else ""),
                  f"p50 {value['p50_ms']} / p99 {value['p99_ms']} ms", "", "",
                  f"p99 < {value['target_p99_ms']:.0f} ms", _met(value["met"]))
                 for value in r.values() if isinstance(value, dict)]

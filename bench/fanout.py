@@ -49,18 +49,20 @@ class Session:
 
 async def run_session(
     postgres: Postgres, feed: Feed, kind: str, connections: int, *, burst: int = 0, page: int = 0,
-    pages: int = 0, page_gap: float = 0.5, limit_seconds: float = 300.0,
+    pages: int = 0, page_gap: float = 0.5, limit_seconds: float = 300.0, processes: int = 1,
 ) -> Session:
-    """Connect `connections` clients to a fresh `kind` server, commit a burst, then pages one by one."""
+    """Connect `connections` clients to a fresh `kind` server (in `processes` processes: flowfi only),
+    commit a burst, then pages one by one."""
     raise_open_files()
     url = await postgres.fresh_database()
     session = Session(connections)
     await feed.connect(url)
     try:
-        with child("bench.servers", kind, url, str(max(1000, 2 * burst))) as (_, server):
+        with child("bench.servers", kind, url, str(max(1000, 2 * burst)), str(processes)) as (_, server):
             address = urlsplit(server["url"])
             await asyncio.sleep(0.5)
-            session.rss_before = rss_bytes(server["pid"])
+            api_pids = server.get("pids", [server["pid"]])
+            session.rss_before = sum(map(rss_bytes, api_pids))
             share = [connections // CLIENT_PROCESSES + (i < connections % CLIENT_PROCESSES)
                      for i in range(CLIENT_PROCESSES)]
             clients = [
@@ -78,7 +80,7 @@ async def run_session(
                     if not line:
                         raise RuntimeError("an SSE client process failed to connect")
                 await asyncio.sleep(1.0)
-                session.rss_connected = rss_bytes(server["pid"])
+                session.rss_connected = sum(map(rss_bytes, api_pids))
                 commits: list[float] = []
                 if burst:
                     committed, _ = await feed.commit(burst)

@@ -1,12 +1,13 @@
 """The SSE servers under test, each in its own process so that its memory can be read alone.
 
-    python -m bench.servers flowfi DATABASE_URL CLIENT_BUFFER
+    python -m bench.servers flowfi DATABASE_URL CLIENT_BUFFER [PROCESSES]
     python -m bench.servers baseline DATABASE_URL
     python -m bench.servers served DATABASE_URL
     python -m bench.servers undefended DATABASE_URL
 
 `flowfi` is this project's API (`api.app.create_app`, served by its `Server` on uvloop, as `flowfi serve`
-runs it), with the per-address limits lifted for the benchmark's clients. `baseline` is the
+runs it), with the per-address limits lifted for the benchmark's clients; with PROCESSES, in that many
+processes on one port, as `flowfi serve --processes` runs it. `baseline` is the
 minimal sse-starlette server one would write first: an asyncio.Queue per client, fed by a task that
 LISTENs on the same channel and reads the same rows, each event serialized once (the same payload
 JSON) and yielded to each client as a `ServerSentEvent`. `served` is the API exactly as `flowfi serve`
@@ -23,12 +24,15 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import uvicorn
 
 from bench import raise_open_files, wait_for_stdin_close
+from flowfi.settings import Settings
 from indexer.database import asyncpg_dsn
 from indexer.tables import EVENTS_CHANNEL
 
@@ -36,15 +40,17 @@ UVICORN_OPTIONS: dict[str, Any] = {"http": "httptools", "loop": "uvloop", "backl
                                    "log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 2}
 
 
-def flowfi_app(database_url: str, client_buffer: int) -> tuple[Any, type[uvicorn.Server]]:
-    from api.app import Server, create_app
-    from flowfi.settings import Settings
-
+def flowfi_settings(database_url: str, client_buffer: int) -> Settings:
     # Every benchmark client comes from 127.0.0.1: lift the per-address limits (a no-op where absent).
     # A fixed /v1 token secret: without one the app warns that its tokens die with the process.
-    settings = Settings(database_url=database_url, client_buffer=client_buffer, v1_jwt_secret="bench-" + "0" * 32,
-                        **{"max_connections": 50_000, "max_connections_per_ip": 50_000, "max_sockets_per_ip": 100_000})
-    return create_app(settings, database_url), Server
+    return Settings(database_url=database_url, client_buffer=client_buffer, v1_jwt_secret="bench-" + "0" * 32,
+                    **{"max_connections": 50_000, "max_connections_per_ip": 50_000, "max_sockets_per_ip": 100_000})
+
+
+def flowfi_app(database_url: str, client_buffer: int) -> tuple[Any, type[uvicorn.Server]]:
+    from api.app import Server, create_app
+
+    return create_app(flowfi_settings(database_url, client_buffer), database_url), Server
 
 
 def baseline_app(database_url: str) -> tuple[Any, type[uvicorn.Server]]:
@@ -98,8 +104,37 @@ def baseline_app(database_url: str) -> tuple[Any, type[uvicorn.Server]]:
     return Starlette(routes=[Route("/events/subscribe", subscribe)], lifespan=lifespan), uvicorn.Server
 
 
-async def main(kind: str, database_url: str, client_buffer: int) -> None:
+async def several(database_url: str, client_buffer: int, processes: int) -> None:
+    """The API as `flowfi serve --processes N` runs it; the line printed names the parent's pid, then each
+    API process's."""
+    from flowfi.processes import ApiProcesses, listening_sockets
+
+    sockets = listening_sockets("127.0.0.1", 0, processes)
+    api = ApiProcesses(flowfi_settings(database_url, client_buffer), database_url, sockets)
+    api.start()
+    try:
+        url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        await asyncio.to_thread(wait_until_ready, url)
+        print(json.dumps({"url": url, "pid": os.getpid(), "pids": api.pids}), flush=True)
+        await wait_for_stdin_close()
+    finally:
+        await asyncio.to_thread(api.stop)
+
+
+def wait_until_ready(url: str) -> None:
+    """Until the API answers (until every process has started, the others' connections wait queued)."""
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+
+
+async def main(kind: str, database_url: str, client_buffer: int, processes: int = 1) -> None:
     raise_open_files()
+    if kind == "flowfi" and processes > 1:
+        await several(database_url, client_buffer, processes)
+        return
     if kind == "flowfi":  # as `flowfi serve` runs it
         from api.app import SERVER_OPTIONS
 
@@ -137,7 +172,8 @@ async def main(kind: str, database_url: str, client_buffer: int) -> None:
 if __name__ == "__main__":
     import uvloop
 
-    arguments = (sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1000)
+    arguments = (sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1000,
+                 int(sys.argv[4]) if len(sys.argv) > 4 else 1)
     if sys.argv[1] == "undefended":
         asyncio.run(main(*arguments))  # plain uvicorn on asyncio's own accept loop
     else:
