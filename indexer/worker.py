@@ -362,13 +362,16 @@ class Worker:
         """A page's events decoded and prepared for writing (see store.prepare_page), with what storage says
         of the schedules its creations leave out and the metadata of the tokens it names first."""
         started = time.perf_counter()
-        # in a thread: meanwhile the event loop sends the statements of the page being committed
-        decoded = await asyncio.to_thread(lambda: [decode(raw) for raw in events])
+        with metrics.STAGE_SECONDS.labels("decode").time():
+            # in a thread: meanwhile the event loop sends the statements of the page being committed
+            decoded = await asyncio.to_thread(lambda: [decode(raw) for raw in events])
         seconds = time.perf_counter() - started
-        stored = await self._stored_schedules(decoded, builds)
-        tokens = await self._new_tokens(decoded)
+        with metrics.STAGE_SECONDS.labels("storage").time():
+            stored = await self._stored_schedules(decoded, builds)
+            tokens = await self._new_tokens(decoded)
         started = time.perf_counter()
-        prepared = await self._retry(partial(self._prepare_page, decoded, stored), "read the index")
+        with metrics.STAGE_SECONDS.labels("prepare").time():
+            prepared = await self._retry(partial(self._prepare_page, decoded, stored), "read the index")
         seconds += time.perf_counter() - started
         return FetchedPage(page, prepared, seconds, progress, tokens)
 
@@ -550,9 +553,10 @@ class Worker:
         waiting = False
         while True:
             try:
-                page = await self._retry(partial(
-                    self.rpc.get_events, self.contract_ids, cursor=position.cursor,
-                    start_ledger=position.start_ledger, limit=self.settings.page_size), "getEvents")
+                with metrics.STAGE_SECONDS.labels("fetch").time():
+                    page = await self._retry(partial(
+                        self.rpc.get_events, self.contract_ids, cursor=position.cursor,
+                        start_ledger=position.start_ledger, limit=self.settings.page_size), "getEvents")
             except NotYetAvailable as exc:
                 if not waiting:
                     log.warning("%s has ledgers up to %d, not yet %d: waiting for it (a node behind its peers, or a "
@@ -604,8 +608,9 @@ class Worker:
             raise _LockLost
         page = fetched.page
         started = time.perf_counter()
-        written = await store.commit_page(conn, self.contract_ids, page, fetched.prepared, fetched.progress,
-                                          fetched.tokens, fetched.anchor)
+        with metrics.STAGE_SECONDS.labels("commit").time():
+            written = await store.commit_page(conn, self.contract_ids, page, fetched.prepared, fetched.progress,
+                                              fetched.tokens, fetched.anchor)
         self._ahead.committed()
         self.chain.indexed(store.ledger_of_cursor(page), fetched.anchor)
         elapsed = fetched.prepare_seconds + time.perf_counter() - started

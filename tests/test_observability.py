@@ -8,6 +8,7 @@ import prometheus_client
 
 from devnet import running_devnet
 from flowfi.logs import JsonFormatter, RedactSecrets
+from indexer import metrics
 from indexer.worker import Worker
 from tests.indexing import index_until_caught_up, worker_settings
 from tests.live import add_traffic, index_now, live_pipeline, subscription
@@ -21,8 +22,14 @@ def sample(text: str, name: str) -> float:
     raise AssertionError(f"no {name} in the metrics")
 
 
+def stage_pages(text: str) -> dict[str, float]:
+    return {stage: sample(text, f'flowfi_stage_seconds_count{{stage="{stage}"}}') for stage in metrics.STAGES}
+
+
 async def test_the_worker_counts_what_it_indexes(database_url: str, db: asyncpg.Connection) -> None:
-    before = sample(prometheus_client.generate_latest().decode(), "flowfi_events_indexed_total")
+    before_text = prometheus_client.generate_latest().decode()
+    before = sample(before_text, "flowfi_events_indexed_total")
+    stages_before = stage_pages(before_text)
     with running_devnet(seed=11) as devnet:
         add_traffic(devnet, 200, seed=11)
         await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
@@ -32,6 +39,11 @@ async def test_the_worker_counts_what_it_indexes(database_url: str, db: asyncpg.
     assert sample(text, "flowfi_ledger_lag") == 0
     assert sample(text, "flowfi_page_write_seconds_count") > 0
     assert sample(text, "flowfi_worker_is_writer") == 1
+    # every page went through each stage once: fetched, decoded, its storage read, prepared, committed
+    pages = {stage: count - stages_before[stage] for stage, count in stage_pages(text).items()}
+    assert pages["commit"] > 0
+    assert pages["decode"] == pages["storage"] == pages["prepare"] == pages["commit"], pages
+    assert pages["fetch"] >= pages["commit"], pages
 
 
 async def test_the_api_exposes_connections_deliveries_and_the_listener(database_url: str) -> None:
