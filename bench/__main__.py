@@ -68,6 +68,8 @@ def rows_for(name: str, r: dict[str, Any]) -> list[Row]:
             ("  ceiling: the same rows committed, nothing else", _n(r["copy_only_events_per_s"]), "", "", "", ""),
             ("  parts alone: fetch / decode", f"{_n(r['fetch_only_events_per_s'])} / "
              f"{_n(r['decode_only_events_per_s'])}", "", "", "", ""),
+            ("  worker stages, us/event (overlapping): " + " / ".join(r["stage_us_per_event"]),
+             " / ".join(f"{us:.1f}" for us in r["stage_us_per_event"].values()), "", "", "", ""),
         ]
     if name == "fanout":
         return [

@@ -11,7 +11,8 @@ figure. In the same run:
   (what an indexer built on the SDK could at best reach, before any database work);
 - the COPY ceiling: the same rows, prepared beforehand, committed into a fresh database as the store
   commits them, nothing else;
-- the parts of the pipeline alone: fetching every page, and decoding with the indexer's parser.
+- the parts of the pipeline alone: fetching every page, and decoding with the indexer's parser;
+- where the worker's time went in the figure's run, stage by stage (its flowfi_stage_seconds metric).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import time
 from typing import Any
 
 import asyncpg
+from prometheus_client import REGISTRY
 
 from bench import Postgres, child
 from flowfi.settings import Settings
-from indexer import store
+from indexer import metrics, store
 from indexer.database import asyncpg_dsn
 from indexer.decode import decode
 from indexer.rpc import EventPage, RawEvent, RpcClient
@@ -82,6 +84,12 @@ async def _run_worker(settings: Settings, url: str, expected: int) -> float:
         await conn.close()
 
 
+def _stage_seconds() -> dict[str, float]:
+    """The worker's time in each stage so far (its metrics), in seconds."""
+    return {stage: REGISTRY.get_sample_value("flowfi_stage_seconds_sum", {"stage": stage}) or 0.0
+            for stage in metrics.STAGES}
+
+
 async def _copy_ceiling(postgres: Postgres, contract_id: str, pages: list[EventPage]) -> float:
     """Committing the rows the worker commits (events, parties, streams, protocol config, cursor: each page
     prepared beforehand by store.prepare_page), with nothing else to do meanwhile."""
@@ -112,10 +120,12 @@ async def measure(postgres: Postgres, events: int = 150_000) -> dict[str, Any]:
         rates = []
         for _ in ("answers computed by the local network", "answers recorded"):
             url = await postgres.fresh_database()
+            before = _stage_seconds()
             try:
                 rates.append(net["events"] / await _run_worker(settings, url, net["events"]))
             finally:
                 await postgres.drop(url)
+            stages = {stage: seconds - before[stage] for stage, seconds in _stage_seconds().items()}
         computed_rate, rate = rates
         pages, fetch_seconds = await _fetch_all(net["url"], net["contract_id"], net["oldest_ledger"])
     raw_events = [raw for page in pages for raw in page.events]
@@ -137,6 +147,7 @@ async def measure(postgres: Postgres, events: int = 150_000) -> dict[str, Any]:
         "copy_only_events_per_s": round(copy_rate),
         "fetch_only_events_per_s": round(total / fetch_seconds),
         "decode_only_events_per_s": round(decode_rate),
+        "stage_us_per_event": {stage: round(seconds / net["events"] * 1e6, 1) for stage, seconds in stages.items()},
         "ratio_to_sdk_decode": round(rate / sdk_rate, 1),
         "share_of_copy_ceiling": round(rate / copy_rate, 2),
         "target_events_per_s": TARGET_EVENTS_PER_S,
