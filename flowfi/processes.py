@@ -27,6 +27,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from api.app import SERVER_OPTIONS, run
 from flowfi.logs import setup_logging
+from flowfi.problems import Problem
 from flowfi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` listening sockets on (host, port), sharing it by SO_REUSEPORT (port 0: one free port for all)."""
     if not hasattr(socket, "SO_REUSEPORT"):
-        raise OSError("several API processes need SO_REUSEPORT (Linux); run one process per port instead")
+        raise Problem("several API processes on one port need SO_REUSEPORT, which this system lacks: run one "
+                      "`flowfi serve` per port behind a load balancer instead")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sockets: list[socket.socket] = []
     for _ in range(count):
