@@ -122,7 +122,7 @@ async def several(database_url: str, client_buffer: int, processes: int) -> None
 
 
 def wait_until_ready(url: str) -> None:
-    """Until the API answers (until every process has started, the others' connections wait queued)."""
+    """Return once the API answers (until every process has started, the others' connections wait queued)."""
     while True:
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
