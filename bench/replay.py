@@ -10,6 +10,7 @@ last replayed one, and nothing is missing or doubled.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 from typing import Any
@@ -23,6 +24,7 @@ from indexer.database import asyncpg_dsn
 
 TARGET_EVENTS_PER_S = 50_000
 LIVE_PAGE = 50
+_RUNS = itertools.count()
 # An event's id; a position frame (an id with no data, sent when the stream goes live) is not an event.
 _ID = re.compile(rb"(?:^|\n)id: ([0-9-]+)\nevent: ")
 
@@ -58,7 +60,9 @@ async def _read(host: str, port: int, resume: str, ids: list[str], replayed: asy
 async def measure(postgres: Postgres, behind: int = 100_000, history: int = 1_000_000) -> dict[str, Any]:
     url, fill_seconds = await synthetic.database(postgres, max(history, behind + 1))
     conn = await asyncpg.connect(asyncpg_dsn(url))
-    feed = Feed(2 * LIVE_PAGE, seed=17, first_ledger=10_000_000)
+    # the history is shared by the runs of this process (and the queries benchmark): each run's live pages
+    # come after those of the runs before it, or they would be stored already and never go live
+    feed = Feed(2 * LIVE_PAGE, seed=17, first_ledger=10_000_000 + 1_000 * next(_RUNS))
     try:
         total = await conn.fetchval("SELECT count(*) FROM events")
         resume = await conn.fetchval("SELECT id FROM events ORDER BY id OFFSET $1 LIMIT 1", total - behind - 1)

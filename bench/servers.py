@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -110,7 +111,7 @@ async def several(database_url: str, client_buffer: int, processes: int) -> None
     from flowfi.processes import ApiProcesses, listening_sockets
 
     sockets = listening_sockets("127.0.0.1", 0, processes)
-    api = ApiProcesses(flowfi_settings(database_url, client_buffer), database_url, sockets)
+    api = ApiProcesses(flowfi_settings(database_url, client_buffer), database_url, sockets, log_level=logging.WARNING)
     api.start()
     try:
         url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"

@@ -55,7 +55,7 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
-def _serve(settings: Settings, database_url: str, sock: socket.socket, parent: int) -> None:
+def _serve(settings: Settings, database_url: str, sock: socket.socket, parent: int, log_level: int) -> None:
     """One API process (the target of each child)."""
     # The parent decides when to stop: until the server takes over the signals, a Ctrl-C meant for
     # the parent must not stop this process half started, nor turn into a traceback after it stopped.
@@ -66,14 +66,18 @@ def _serve(settings: Settings, database_url: str, sock: socket.socket, parent: i
     if os.getppid() != parent:
         return
     setup_logging(log_format=settings.log_format)
+    logging.getLogger().setLevel(log_level)
     run(settings, database_url, sockets=[sock])
 
 
 class ApiProcesses:
     """The API processes, one per socket, started again when one dies."""
 
-    def __init__(self, settings: Settings, database_url: str, sockets: list[socket.socket]) -> None:
+    def __init__(self, settings: Settings, database_url: str, sockets: list[socket.socket],
+                 log_level: int | None = None) -> None:
         self.settings = settings
+        # the children log as this process does, unless told otherwise
+        self.log_level = logging.getLogger().getEffectiveLevel() if log_level is None else log_level
         self.database_url = database_url
         self.sockets = sockets
         self.processes: list[BaseProcess] = []
@@ -81,8 +85,8 @@ class ApiProcesses:
         self._context = multiprocessing.get_context("spawn")
 
     def _start(self, sock: socket.socket) -> BaseProcess:
-        process = self._context.Process(target=_serve, args=(self.settings, self.database_url, sock, os.getpid()),
-                                        name="flowfi-api", daemon=True)
+        process = self._context.Process(target=_serve, name="flowfi-api", daemon=True, args=(
+            self.settings, self.database_url, sock, os.getpid(), self.log_level))
         process.start()
         return process
 
