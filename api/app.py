@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.config import STARTUP_FAILURE
 
 from api import filters, rest, v1
 from api.auth import Authenticator, AuthError, AuthMiddleware, authenticate, require_admin
@@ -293,9 +294,13 @@ SERVER_OPTIONS: dict[str, Any] = {
 
 
 async def serve(settings: ApiSettings, database_url: str, sockets: list[socket.socket] | None = None) -> None:
-    """Serve on settings.host and port, or on `sockets` already bound (several processes: flowfi.processes)."""
+    """Serve on settings.host and port, or on `sockets` already bound (several processes: flowfi.processes).
+    A server that could not start (its log says why) exits with uvicorn's code for it, STARTUP_FAILURE."""
     app = create_app(settings, database_url)
-    await Server(uvicorn.Config(app, host=settings.host, port=settings.port, **SERVER_OPTIONS)).serve(sockets)
+    server = Server(uvicorn.Config(app, host=settings.host, port=settings.port, **SERVER_OPTIONS))
+    await server.serve(sockets)
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
 
 
 def run(settings: ApiSettings, database_url: str, sockets: list[socket.socket] | None = None) -> None:

@@ -91,7 +91,7 @@ class Authenticator:
         else:
             self.key = None
             self.algorithms = []
-        chosen = settings.v1_jwt_secret or settings.auth_jwt_secret
+        chosen = settings.token_signing_secret
         # Without a configured secret the issued tokens are signed with one of this process's: they end with it.
         self.issuing_secret_is_ephemeral = chosen is None
         self.issuing_secret = secrets.token_hex(32) if chosen is None else chosen.get_secret_value()

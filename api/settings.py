@@ -95,6 +95,11 @@ class ApiSettings(BaseSettings):
     def authenticating(self) -> bool:
         return self.auth_jwt_secret is not None or self.auth_jwt_public_key is not None
 
+    @property
+    def token_signing_secret(self) -> SecretStr | None:
+        """The secret /v1/auth/verify signs its tokens with; None: one made by each process."""
+        return self.v1_jwt_secret or self.auth_jwt_secret
+
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:

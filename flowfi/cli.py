@@ -572,7 +572,7 @@ def dev(
     ensure_port_free(settings.host, api_port, "--api-port (make dev API_PORT=...)")
     ensure_port_free("127.0.0.1", rpc_port, "--rpc-port (make dev RPC_PORT=...)")
     with dev_lock(settings.data_dir):
-        if settings.v1_jwt_secret is None and settings.auth_jwt_secret is None:
+        if settings.token_signing_secret is None:
             settings = settings.model_copy(update={"v1_jwt_secret": SecretStr(token_secret(settings.data_dir))})
         from flowfi.dev import run_dev  # after the checks: it imports everything
         url = database_of(settings)

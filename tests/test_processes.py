@@ -8,15 +8,19 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
 from devnet import running_devnet
+from flowfi.processes import ApiProcesses, listening_sockets
+from flowfi.settings import Settings
 from indexer.database import asyncpg_dsn
 from tests.commands import FLOWFI, environment, free_port
 from tests.live import add_traffic, all_event_ids, index_now, read_sse, subscription, wait_for
@@ -119,8 +123,9 @@ def test_a_process_that_dies_is_replaced_and_sigterm_stops_them_all(tmp_path: Pa
             time.sleep(0.1)
             replaced = api_processes(server.pid)
         assert len(replaced) == 2 and first not in replaced and second in replaced, (first, second, replaced)
-        for _ in range(20):  # every new connection is answered, whichever process it reaches
-            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5.0).status_code == 200
+        for _ in range(20):  # every new connection is answered, whichever process it reaches (the new one
+            # once it has started: meanwhile its connections wait in its socket's queue)
+            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30.0).status_code == 200
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         out = (tmp_path / "serve.log").read_text()
@@ -143,3 +148,18 @@ def test_the_processes_stop_when_their_parent_is_killed(tmp_path: Path, database
         assert not any(Path(f"/proc/{pid}").exists() for pid in children), "an API process outlived its parent"
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
+
+
+def test_processes_that_cannot_start_stop_the_server(database_url: str) -> None:
+    """A first process that fails to start (here: its database is gone) ends the server with an error,
+    rather than being started again forever."""
+    missing = urlsplit(database_url)._replace(path="/flowfi_no_such_database").geturl()
+    processes = ApiProcesses(Settings(database_url=missing), missing, listening_sockets("127.0.0.1", 0, 2))
+    give_up = threading.Timer(60, lambda: setattr(processes, "stopping", True))
+    give_up.start()
+    try:
+        processes.start()
+        assert processes.watch() == 1
+    finally:
+        give_up.cancel()
+        processes.stop()
