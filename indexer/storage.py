@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,21 +189,28 @@ async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, i
 
 
 async def consistent(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int] | None = None,
-                     attempts: int = 8) -> Snapshot:
+                     patience: float = 60.0) -> Snapshot:
     """The instance and streams (every id up to the stream counter, unless `stream_ids` are given) read at
-    one ledger, with that ledger's close time: reading again while the chain moves on between requests."""
-    for _ in range(attempts):
-        if stream_ids is None:
+    one ledger, with that ledger's close time: reading again while the chain moves on between requests,
+    for up to `patience` seconds (a read takes a fraction of a ledger's 5 s; a busy machine or a fast
+    local network may need many)."""
+    deadline = time.monotonic() + patience
+    given = None if stream_ids is None else list(stream_ids)
+    attempts = 0
+    while attempts == 0 or time.monotonic() < deadline:
+        attempts += 1
+        if given is None:
             first = await read(rpc, contract_id, ())
             wanted = list(range(1, (first.instance.stream_counter if first.instance is not None else 0) + 1))
         else:
-            wanted = list(stream_ids)
+            wanted = given
         snapshot = await read(rpc, contract_id, wanted)
         latest = await rpc.get_latest_ledger()
         counted = snapshot.instance.stream_counter if snapshot.instance is not None else 0
-        if latest.sequence == snapshot.ledger and (stream_ids is not None or counted == len(wanted)):
+        if latest.sequence == snapshot.ledger and (given is not None or counted == len(wanted)):
             return Snapshot(snapshot.ledger, snapshot.instance, snapshot.streams, snapshot.missing, latest.close_time)
-    raise ChainMovedOn(f"the chain moved on while its storage was read {attempts} times; try again")
+    raise ChainMovedOn(f"the chain moved on while its storage was read, {attempts} times in {patience:.0f} s; "
+                       "try again")
 
 
 async def schedules(rpc: RpcClient, contract_id: str, stream_ids: Sequence[int]) -> dict[int, StoredSchedule]:
