@@ -29,8 +29,10 @@ from datetime import UTC, datetime
 
 from stellar_sdk import StrKey, scval, xdr
 
+from indexer import ids
 from indexer.accrual import FINISHED, end_time
-from indexer.rpc import MAX_LEDGER_KEYS, RpcClient
+from indexer.decode import decode
+from indexer.rpc import MAX_LEDGER_KEYS, MAX_PAGE_SIZE, RpcClient
 from indexer.scval import Sc, ScValError, parse_contract_data_value, parse_scval
 from indexer.state import FROM_STORAGE, StoredSchedule, StreamState
 
@@ -104,6 +106,7 @@ class Snapshot:
     streams: dict[int, StoredStream]  # the ids asked for that have an entry
     missing: tuple[int, ...]  # ids asked for that have none (closed, or never created)
     closed_at: int = 0  # the ledger's close time, unix seconds (known for a consistent snapshot)
+    last_ledger: int = 0  # of a read that spanned several ledgers, the last one (else 0 or `ledger`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,20 +166,19 @@ def _stream_key_parts(contract_id: str) -> tuple[bytes, bytes]:
 
 async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, instance: bool = True) -> Snapshot:
     """The contract's instance (when asked) and the Stream entries of `stream_ids`, in requests of at most
-    200 keys. Every request answers at the server's newest ledger; the snapshot's ledger is the last one."""
+    200 keys. Every request answers at the server's newest ledger: the snapshot's ledger is the first
+    request's, `last_ledger` the last one's (the same unless the chain moved on in between)."""
     wanted = sorted(set(stream_ids))
     keys = {stream_key(contract_id, stream_id): stream_id for stream_id in wanted}
     requested = [instance_key(contract_id)] if instance else []
     requested += list(keys)
     found: dict[str, tuple[str, int | None]] = {}
-    ledger = 0
-    ledgers = set()
+    ledgers = []
     for start in range(0, len(requested), MAX_LEDGER_KEYS):
         answer = await rpc.get_ledger_entries(requested[start : start + MAX_LEDGER_KEYS])
-        ledgers.add(answer.latest_ledger)
+        ledgers.append(answer.latest_ledger)
         found.update({entry.key: (entry.xdr, entry.live_until_ledger) for entry in answer.entries})
-    # a read that took several requests may straddle ledgers: it is at one ledger only if they all agree
-    ledger = ledgers.pop() if len(ledgers) == 1 else -1
+
     def decoded() -> dict[int, StoredStream]:
         return {stream_id: decode_stream(stream_id, *found[key]) for key, stream_id in keys.items() if key in found}
 
@@ -185,32 +187,72 @@ async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, i
     if instance and (entry := found.get(instance_key(contract_id))) is not None:
         stored_instance = decode_instance(entry[0])
     missing = tuple(stream_id for stream_id in wanted if stream_id not in streams)
-    return Snapshot(ledger=ledger, instance=stored_instance, streams=streams, missing=missing)
+    return Snapshot(ledger=min(ledgers, default=0), instance=stored_instance, streams=streams, missing=missing,
+                    last_ledger=max(ledgers, default=0))
 
 
 async def consistent(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int] | None = None,
                      patience: float = 60.0) -> Snapshot:
-    """The instance and streams (every id up to the stream counter, unless `stream_ids` are given) read at
-    one ledger, with that ledger's close time: reading again while the chain moves on between requests,
-    for up to `patience` seconds (a read takes a fraction of a ledger's 5 s; a busy machine or a fast
-    local network may need many)."""
+    """The instance and streams (every id up to the stream counter, unless `stream_ids` are given) as
+    storage holds them at one ledger, with that ledger's close time.
+
+    A read of many streams takes many requests, and the chain moves on meanwhile (a ledger every 5 s).
+    So the streams are read once, however many ledgers that spans, and then brought to one ledger in
+    short rounds: each asks for the newest ledger, finds the streams the contract's events name since
+    the oldest ledger anything was read at (a stream changes only with an event naming it), and reads
+    those again with the instance. It ends when such a read answers at that newest ledger; a chain
+    that never leaves the time for it raises ChainMovedOn after `patience` seconds."""
+    given = None if stream_ids is None else sorted(set(stream_ids))
+    if given is None:
+        first = await read(rpc, contract_id, ())
+        wanted = set(range(1, _stream_counter(first) + 1))
+    else:
+        wanted = set(given)
+    snapshot = await read(rpc, contract_id, wanted)
+    instance, streams, since = snapshot.instance, dict(snapshot.streams), snapshot.ledger
     deadline = time.monotonic() + patience
-    given = None if stream_ids is None else list(stream_ids)
-    attempts = 0
-    while attempts == 0 or time.monotonic() < deadline:
-        attempts += 1
-        if given is None:
-            first = await read(rpc, contract_id, ())
-            wanted = list(range(1, (first.instance.stream_counter if first.instance is not None else 0) + 1))
-        else:
-            wanted = given
-        snapshot = await read(rpc, contract_id, wanted)
+    rounds = 0
+    while True:
         latest = await rpc.get_latest_ledger()
-        counted = snapshot.instance.stream_counter if snapshot.instance is not None else 0
-        if latest.sequence == snapshot.ledger and (given is not None or counted == len(wanted)):
-            return Snapshot(snapshot.ledger, snapshot.instance, snapshot.streams, snapshot.missing, latest.close_time)
-    raise ChainMovedOn(f"the chain moved on while its storage was read, {attempts} times in {patience:.0f} s; "
-                       "try again")
+        named = await _streams_named(rpc, contract_id, after=since, until=latest.sequence)
+        again = named & wanted if given is not None else named | (
+            set(range(1, _stream_counter(snapshot) + 1)) - wanted)
+        reread = await read(rpc, contract_id, again)
+        instance = reread.instance
+        streams.update(reread.streams)
+        for stream_id in reread.missing:
+            streams.pop(stream_id, None)
+        wanted |= again
+        snapshot = reread
+        if reread.ledger == reread.last_ledger == latest.sequence and (
+                given is not None or _stream_counter(reread) <= max(wanted, default=0)):
+            missing = tuple(sorted(wanted - streams.keys()))
+            return Snapshot(latest.sequence, instance, streams, missing, latest.close_time)
+        rounds += 1
+        if time.monotonic() > deadline:
+            raise ChainMovedOn(f"the chain moved on while storage was read again, {rounds} times in {patience:.0f} s; "
+                               "try again")
+        since = latest.sequence  # what was read again answered at this ledger or later
+
+
+def _stream_counter(snapshot: Snapshot) -> int:
+    return snapshot.instance.stream_counter if snapshot.instance is not None else 0
+
+
+async def _streams_named(rpc: RpcClient, contract_id: str, *, after: int, until: int) -> set[int]:
+    """The ids of the streams the contract's events name in ledgers after..until (or a little later)."""
+    named: set[int] = set()
+    if until <= after:
+        return named
+    page = await rpc.get_events((contract_id,), start_ledger=after + 1, limit=MAX_PAGE_SIZE)
+    while True:
+        for decoded in map(decode, page.events):
+            stream_id = getattr(decoded.event.event, "stream_id", None) if decoded.event is not None else None
+            if stream_id is not None:
+                named.add(int(stream_id))
+        if len(page.events) < MAX_PAGE_SIZE or ids.ledger_of(page.cursor) >= until:
+            return named
+        page = await rpc.get_events((contract_id,), cursor=page.cursor, limit=MAX_PAGE_SIZE)
 
 
 async def schedules(rpc: RpcClient, contract_id: str, stream_ids: Sequence[int]) -> dict[int, StoredSchedule]:

@@ -4,6 +4,7 @@ data lake the network writes (`flowfi devnet --lake`) then the live worker, or i
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import asyncpg
@@ -11,7 +12,7 @@ import asyncpg
 from devnet import running_devnet
 from indexer.bootstrap import bootstrap, verify
 from indexer.database import connect
-from indexer.rpc import RpcClient
+from indexer.rpc import LedgerEntries, RpcClient
 from indexer.worker import Worker
 from tests.indexing import index_until_caught_up, worker_settings
 from tests.lake_writer import grow
@@ -61,3 +62,51 @@ async def test_bootstrap_then_rpc_give_the_chains_state_with_the_events_since(
         since = [e["id"] for r in window for e in r.events if e["contractId"] == chain.contract_id]
         assert [r["id"] for r in await db.fetch("SELECT id FROM contract_events ORDER BY id")] == since
         assert await db.fetchval("SELECT count(*) FROM streams WHERE bootstrap_ledger = $1", done.ledger) > 20
+
+
+class LedgersSeen(RpcClient):
+    """The RPC client, noting the ledger each getLedgerEntries answer was read at."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.entries_ledgers: list[int] = []
+
+    async def get_ledger_entries(self, keys: list[str]) -> LedgerEntries:
+        answer = await super().get_ledger_entries(keys)
+        self.entries_ledgers.append(answer.latest_ledger)
+        return answer
+
+
+async def test_bootstrap_reads_storage_at_one_ledger_while_ledgers_close_between_its_requests(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=23, traffic_per_ledger=6) as devnet:
+        chain = devnet.chain
+        grow(chain, 250)
+        assert chain.contract.stream_counter > 400, "the streams must take several getLedgerEntries requests"
+        stop = threading.Event()
+
+        def close_ledgers() -> None:  # a ledger every 100 ms (a real network: 5 s), each with traffic
+            while not stop.wait(0.1):
+                chain.close_ledger()
+
+        closer = threading.Thread(target=close_ledgers)
+        closer.start()
+        try:
+            async with LedgersSeen(devnet.url) as rpc:
+                conn = await connect(database_url, "test-bootstrap")
+                try:
+                    done = await bootstrap(rpc, conn, (chain.contract_id,))
+                finally:
+                    await conn.close()
+        finally:
+            stop.set()
+            closer.join()
+        assert len(set(rpc.entries_ledgers)) > 1, "no ledger closed while storage was read"
+        # the index from the bootstrap's ledger on, then storage and the index compared at one ledger
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url, start_ledger=None), database_url),
+                                    devnet)
+        async with RpcClient(devnet.url) as rpc:
+            ledger, differences = await verify(rpc, db, (chain.contract_id,))
+        assert ledger == chain.latest.sequence and differences == []
+        assert await db.fetchval("SELECT count(*) FROM streams WHERE bootstrap_ledger = $1", done.ledger) > 200
