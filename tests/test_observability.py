@@ -39,13 +39,13 @@ async def test_the_worker_counts_what_it_indexes(database_url: str, db: asyncpg.
     assert sample(text, "flowfi_ledger_lag") == 0
     assert sample(text, "flowfi_page_write_seconds_count") > 0
     assert sample(text, "flowfi_worker_is_writer") == 1
-    # every page went through each stage once: fetched, decoded, its storage read, prepared, committed;
-    # the pages prepared ahead of the commit when the worker stopped (queued, or waiting for room) are dropped
+    # every page goes through the stages in order: fetched, decoded, its storage read, prepared, committed;
+    # when the worker stops, the pages it had begun ahead of the commit (at most the queue and one in hand)
+    # are dropped at whatever stage they had reached
     pages = {stage: count - stages_before[stage] for stage, count in stage_pages(text).items()}
     assert pages["commit"] > 0
-    assert pages["decode"] == pages["storage"] == pages["prepare"], pages
-    assert pages["commit"] <= pages["prepare"] <= pages["commit"] + PREFETCH_PAGES + 1, pages
-    assert pages["fetch"] >= pages["prepare"], pages
+    assert pages["fetch"] >= pages["decode"] >= pages["storage"] >= pages["prepare"] >= pages["commit"], pages
+    assert pages["decode"] <= pages["commit"] + PREFETCH_PAGES + 1, pages
 
 
 async def test_the_api_exposes_connections_deliveries_and_the_listener(database_url: str) -> None:
