@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from devnet import running_devnet
-from indexer.bootstrap import bootstrap, verify
+from indexer.bootstrap import Bootstrapped, bootstrap, verify
 from indexer.database import connect
 from indexer.rpc import LedgerEntries, RpcClient
 from indexer.worker import Worker
@@ -38,6 +38,14 @@ async def test_the_lake_then_rpc_index_the_whole_history_and_verify_finds_no_dif
         assert await db.fetchval("SELECT count(*) FROM streams") == chain.contract.stream_counter
 
 
+async def bootstrap_once(rpc: RpcClient, database_url: str, contract_id: str) -> Bootstrapped:
+    conn = await connect(database_url, "test-bootstrap")
+    try:
+        return await bootstrap(rpc, conn, (contract_id,))
+    finally:
+        await conn.close()
+
+
 async def test_bootstrap_then_rpc_give_the_chains_state_with_the_events_since(
     database_url: str, db: asyncpg.Connection
 ) -> None:
@@ -45,11 +53,7 @@ async def test_bootstrap_then_rpc_give_the_chains_state_with_the_events_since(
         chain = devnet.chain
         grow(chain, 120)
         async with RpcClient(devnet.url) as rpc:
-            conn = await connect(database_url, "test-bootstrap")
-            try:
-                done = await bootstrap(rpc, conn, (chain.contract_id,))
-            finally:
-                await conn.close()
+            done = await bootstrap_once(rpc, database_url, chain.contract_id)
             assert done.ledger == chain.latest.sequence
             assert done.streams == len(chain.contract.streams) and done.without_entry == [
                 stream_id for stream_id in range(1, chain.contract.stream_counter + 1)
@@ -94,11 +98,7 @@ async def test_bootstrap_reads_storage_at_one_ledger_while_ledgers_close_between
         closer.start()
         try:
             async with LedgersSeen(devnet.url) as rpc:
-                conn = await connect(database_url, "test-bootstrap")
-                try:
-                    done = await bootstrap(rpc, conn, (chain.contract_id,))
-                finally:
-                    await conn.close()
+                done = await bootstrap_once(rpc, database_url, chain.contract_id)
         finally:
             stop.set()
             closer.join()
