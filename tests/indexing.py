@@ -11,6 +11,9 @@ import asyncpg
 from api.rest import claimable_at
 from devnet import Devnet, FlowFiContract, Stream, StreamStatus, claimable
 from flowfi.settings import Settings
+from indexer.bootstrap import Bootstrapped, bootstrap
+from indexer.database import connect
+from indexer.rpc import RpcClient
 from indexer.worker import Worker
 
 # The build whose streams `assert_streams_match_model` compares with the index: every 8723543 stream is
@@ -43,6 +46,15 @@ def worker_settings(devnet: Devnet, database_url: str, **overrides: Any) -> Sett
     }
     values.update(overrides)
     return Settings(**values)
+
+
+async def bootstrap_once(rpc: RpcClient, database_url: str, contract_id: str) -> Bootstrapped:
+    """`flowfi bootstrap` of one contract, on a connection of its own."""
+    conn = await connect(database_url, "test-bootstrap")
+    try:
+        return await bootstrap(rpc, conn, (contract_id,))
+    finally:
+        await conn.close()
 
 
 async def index_until_caught_up(worker: Worker, devnet: Devnet, timeout: float = 60.0) -> None:

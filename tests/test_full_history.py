@@ -10,11 +10,10 @@ from pathlib import Path
 import asyncpg
 
 from devnet import running_devnet
-from indexer.bootstrap import Bootstrapped, bootstrap, verify
-from indexer.database import connect
+from indexer.bootstrap import verify
 from indexer.rpc import LedgerEntries, RpcClient
 from indexer.worker import Worker
-from tests.indexing import index_until_caught_up, worker_settings
+from tests.indexing import bootstrap_once, index_until_caught_up, worker_settings
 from tests.lake_writer import grow
 
 
@@ -36,14 +35,6 @@ async def test_the_lake_then_rpc_index_the_whole_history_and_verify_finds_no_dif
             ledger, differences = await verify(rpc, db, (chain.contract_id,))
         assert ledger == chain.latest.sequence and differences == []
         assert await db.fetchval("SELECT count(*) FROM streams") == chain.contract.stream_counter
-
-
-async def bootstrap_once(rpc: RpcClient, database_url: str, contract_id: str) -> Bootstrapped:
-    conn = await connect(database_url, "test-bootstrap")
-    try:
-        return await bootstrap(rpc, conn, (contract_id,))
-    finally:
-        await conn.close()
 
 
 async def test_bootstrap_then_rpc_give_the_chains_state_with_the_events_since(

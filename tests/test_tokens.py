@@ -11,13 +11,11 @@ import asyncpg
 
 from api.app import create_app
 from devnet import running_devnet
-from indexer.bootstrap import bootstrap
-from indexer.database import connect
 from indexer.rpc import RpcClient
 from indexer.storage import decode_token_metadata, instance_key, token_metadata
 from indexer.worker import Worker
 from tests import commands
-from tests.indexing import index_until_caught_up, worker_settings
+from tests.indexing import bootstrap_once, index_until_caught_up, worker_settings
 from tests.live import Received, read_sse
 from tests.serving import http_client, running_app
 
@@ -92,11 +90,7 @@ async def test_bootstrap_writes_the_tokens_of_the_streams_it_reads(database_url:
         for _ in range(8):
             devnet.chain.close_ledger()
         async with RpcClient(devnet.url) as rpc:
-            conn = await connect(database_url, "test")
-            try:
-                await bootstrap(rpc, conn, [devnet.chain.contract_id])
-            finally:
-                await conn.close()
+            await bootstrap_once(rpc, database_url, devnet.chain.contract_id)
         rows = {row["address"]: (row["symbol"], row["decimals"]) for row in await db.fetch("SELECT * FROM tokens")}
         streams = {row["token"] for row in await db.fetch("SELECT token FROM streams")}
         tokens = {address: devnet.chain.tokens.get(address) for address in streams}
