@@ -13,6 +13,7 @@ import asyncpg
 
 from api.filters import EventFilter
 from api.payloads import EVENT_COLUMNS
+from indexer import ids
 
 
 async def events_after(
@@ -47,10 +48,11 @@ async def events_after(
     types = sorted(selected.types) if selected is not None else []
     if up_to is not None:
         conditions.append(f"e.id <= {arg(up_to)}")
+    # ledgers as bounds of the id, whose order every scan here follows
     if from_ledger is not None:
-        conditions.append(f"e.ledger >= {arg(from_ledger)}")
+        conditions.append(f"e.id > {arg(ids.before_ledger(from_ledger))}")
     if to_ledger is not None:
-        conditions.append(f"e.ledger <= {arg(to_ledger)}")
+        conditions.append(f"e.id < {arg(ids.before_ledger(to_ledger + 1))}")
     limit_arg = arg(limit)
     by_kind = selected is None or selected.selects_all
     if types and not by_kind:

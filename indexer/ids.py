@@ -14,6 +14,8 @@ import re
 TX_MASK = (1 << 20) - 1
 OP_MASK = (1 << 12) - 1
 EVENT_INDEX_MAX = (1 << 32) - 1
+# The first ledger no id can name: a TOID is below 2^63.
+LEDGER_LIMIT = 1 << 31
 PATTERN = re.compile(r"[0-9]{19}-[0-9]{10}")
 
 
@@ -54,7 +56,7 @@ def ledger_of(value: str) -> int:
 
 def before_ledger(ledger: int) -> str:
     """A key that sorts after every id of earlier ledgers and before every id of `ledger`."""
-    return f"{ledger << 32:019d}"
+    return f"{min(ledger, LEDGER_LIMIT) << 32:019d}"
 
 
 def last_complete_ledger(cursor: str) -> int:

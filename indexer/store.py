@@ -138,7 +138,7 @@ async def index_began(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> 
     the first event stored; None for an empty index."""
     value = await conn.fetchval(
         "SELECT coalesce((SELECT first_ledger FROM backfill_progress WHERE contract_ids = $1), "
-        "(SELECT min(ledger) FROM contract_events WHERE contract_id = ANY($2)))",
+        "(SELECT ledger FROM contract_events WHERE contract_id = ANY($2) ORDER BY id LIMIT 1))",
         cursor_key(contract_ids), list(contract_ids),
     )
     return None if value is None else int(value)

@@ -306,6 +306,10 @@ async def test_ledger_ranges(client: httpx.AsyncClient, conn: asyncpg.Connection
         r["id"] for r in await conn.fetch("SELECT id FROM events WHERE ledger <= $1 ORDER BY id", start)]
     only = await every_page(client, "/events", fromLedger=end, toLedger=end)
     assert {e["ledger"] for e in only} <= {end}
+    last = 2**32 - 1  # the largest ledger a client may name: beyond any id
+    assert await every_page(client, "/events", fromLedger=start, toLedger=last, limit=500) == await every_page(
+        client, "/events", fromLedger=start, limit=500)
+    assert await every_page(client, "/events", fromLedger=last) == []
     body = await get_json(client, "/events", 400, fromLedger=end, toLedger=start)
     assert body["parameter"] == "toLedger"
 

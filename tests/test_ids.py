@@ -20,6 +20,12 @@ def test_a_ledgers_bounds_sort_around_all_its_ids() -> None:
     assert all(ids.ledger_of(i) == 9 for i in inside)
 
 
+def test_a_ledger_no_id_can_name_sorts_after_every_id() -> None:
+    last_id = ids.end_of_ledger(ids.LEDGER_LIMIT - 1)
+    assert ids.parse(last_id)[0] == ids.LEDGER_LIMIT - 1
+    assert all(last_id < ids.before_ledger(ledger) for ledger in (ids.LEDGER_LIMIT, 2**32 - 1, 2**32))
+
+
 @pytest.mark.parametrize(("ledger", "tx", "op", "count"), [(2, 1, 0, 3), (53312000, 1048575, 0, 1), (85, 4, 4095, 12)])
 def test_event_ids_in_bulk_are_event_id_for_each_index(ledger: int, tx: int, op: int, count: int) -> None:
     assert ids.event_ids(ledger, tx, op, count) == [ids.event_id(ledger, tx, op, i) for i in range(count)]
