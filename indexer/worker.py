@@ -47,6 +47,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,11 @@ PREFETCH_PAGES = 1
 # the cyclic collector runs every ~25 events and keeps traversing those pages: about a fifth of the
 # worker's CPU time for nothing to collect. Set for the process when the worker runs.
 GC_THRESHOLDS = (50_000, 20, 10)
+# The worker decodes and renders a page in a thread while the event loop sends the statements of the one
+# before: each time the database answers, the loop waits for the thread to give up the GIL, at Python's
+# default after up to 5 ms. At 1 ms the pipeline keeps the process busy 0.88 of the time instead of 0.84
+# (bench ingest: 11,300 vs 10,700 events/s, five runs each). Set for the process when the worker runs.
+SWITCH_INTERVAL = 0.001
 # Dead letters logged one by one per page; the rest are counted in one line (a backfill of another
 # contract's events makes thousands a page).
 DEAD_LETTERS_LOGGED = 5
@@ -174,7 +180,7 @@ class Worker:
     async def run(self) -> None:
         """Index until stopped. Only the holder of the contracts' advisory lock writes; another worker
         on the same database stands by and takes over within seconds when the holder dies."""
-        gc.set_threshold(*GC_THRESHOLDS)
+        _tune_process()
         try:
             if await self._until_stopped(self._check_network()) is None:
                 return
@@ -196,7 +202,7 @@ class Worker:
         `start`. Each batch also records the backfill's progress row. IndexerStopped, with a one-line
         reason, for a lake of another network, an unreachable RPC server (creation events may need the
         contract's storage), another process writing these contracts, or a range that would leave a gap."""
-        gc.set_threshold(*GC_THRESHOLDS)
+        _tune_process()
         try:
             try:
                 await asyncio.to_thread(check_network, lake, self.settings.network_passphrase)
@@ -673,6 +679,11 @@ class Worker:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return None
+
+
+def _tune_process() -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def _retryable(error: BaseException) -> bool:
