@@ -95,6 +95,13 @@ def resume_point(request: Request) -> str | None:
     return filters.position(value, name)
 
 
+def resume_parameter(request: Request) -> str:
+    """Where `resume_point` took the resume id from: the header, or the query parameter given."""
+    if request.headers.get("last-event-id", "").strip():
+        return "Last-Event-ID"
+    return "cursor" if "cursor" in request.query_params else "lastEventId"
+
+
 class Refusal(Exception):
     """A subscription answered with an error instead of a stream."""
 
@@ -258,9 +265,10 @@ class Connection:
         try:
             resume = admission.resume
             if resume and not await queries.event_exists(self.pool, resume):
-                await Refusal(400, f"unknown event id {resume}: this server has no such event. Reconnect without "
-                              "a resume id (cursor=now) or with an id from this server's events",
-                              "lastEventId").response(cors, self.dialect.with_message)(scope, receive, send)
+                await Refusal(400, f"unknown event id {resume}: this server has no such event. Resume from an id of "
+                              "this server's events, or take live events only: a new EventSource sends no "
+                              "Last-Event-ID, and lastEventId=now asks for none", resume_parameter(Request(scope))
+                              ).response(cors, self.dialect.with_message)(scope, receive, send)
                 return
             await send({"type": "http.response.start", "status": 200,
                         "headers": HEADERS + cors + list(admission.headers)})

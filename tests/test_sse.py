@@ -117,6 +117,21 @@ async def test_bad_subscriptions_are_400s_that_say_why(
         assert len(body["error"]) > 20
 
 
+async def test_an_unknown_resume_id_is_refused_naming_where_it_came_from(database_url: str) -> None:
+    unknown = "0000000012884905984-0000000000"
+    with live_pipeline(database_url) as (_devnet, base_url):
+        async with http_client() as client:
+            for query, headers, parameter in (
+                (f"all=true&cursor={unknown}", {}, "cursor"),
+                ("all=true", {"Last-Event-ID": unknown}, "Last-Event-ID"),
+                ("all=true&lastEventId=now", {"Last-Event-ID": unknown}, "Last-Event-ID"),
+            ):
+                response = await client.get(f"{base_url}/events/subscribe?{query}", headers=headers)
+                assert response.status_code == 400
+                assert response.json()["parameter"] == parameter
+                assert "new EventSource" in response.json()["error"]
+
+
 async def test_a_client_resuming_after_a_drop_gets_every_later_event_once_in_order(
     database_url: str, db: asyncpg.Connection
 ) -> None:
