@@ -79,14 +79,18 @@ def retry_frame(milliseconds: int) -> bytes:
     return f"retry: {milliseconds}\n\n".encode()
 
 
-def resume_point(request: Request) -> str | None:
-    """The id to resume after ("" for the very start: 0 or the all-zero id), or None for live only. The
-    Last-Event-ID header (sent by browsers on reconnect) wins over the query parameters of the first
-    connect."""
+def _resume_given(request: Request) -> list[tuple[str, str]]:
+    """The resume ids a request gives, each with the header or parameter giving it. The Last-Event-ID
+    header (sent by browsers on reconnect) wins over the query parameters of the first connect."""
     header = request.headers.get("last-event-id", "").strip()
     if header:
-        return filters.position(header, "Last-Event-ID")
-    given = [(name, v) for name in ("lastEventId", "cursor") for v in request.query_params.getlist(name)]
+        return [("Last-Event-ID", header)]
+    return [(name, v) for name in ("lastEventId", "cursor") for v in request.query_params.getlist(name)]
+
+
+def resume_point(request: Request) -> str | None:
+    """The id to resume after ("" for the very start: 0 or the all-zero id), or None for live only."""
+    given = _resume_given(request)
     if len(given) > 1:
         raise BadRequest(given[1][0], "give one resume point: lastEventId or cursor, once")
     if not given or given[0][1] == "now":
@@ -96,10 +100,8 @@ def resume_point(request: Request) -> str | None:
 
 
 def resume_parameter(request: Request) -> str:
-    """Where `resume_point` took the resume id from: the header, or the query parameter given."""
-    if request.headers.get("last-event-id", "").strip():
-        return "Last-Event-ID"
-    return "cursor" if "cursor" in request.query_params else "lastEventId"
+    """The header or parameter that gave `resume_point`'s id."""
+    return _resume_given(request)[0][0]
 
 
 class Refusal(Exception):

@@ -14,8 +14,8 @@ import re
 TX_MASK = (1 << 20) - 1
 OP_MASK = (1 << 12) - 1
 EVENT_INDEX_MAX = (1 << 32) - 1
-# The first ledger no id can name: a TOID is below 2^63.
-LEDGER_LIMIT = 1 << 31
+TOID_LIMIT = 1 << 63  # a TOID is a non-negative int64
+LEDGER_LIMIT = TOID_LIMIT >> 32  # the first ledger no id can name
 PATTERN = re.compile(r"[0-9]{19}-[0-9]{10}")
 
 
@@ -42,7 +42,7 @@ def parse(value: str) -> tuple[int, int, int, int]:
         if not sep:
             raise ValueError
         number, event_index = int(head), int(tail)
-        if not (0 <= number < 2**63 and 0 <= event_index <= EVENT_INDEX_MAX):
+        if not (0 <= number < TOID_LIMIT and 0 <= event_index <= EVENT_INDEX_MAX):
             raise ValueError
     except ValueError:
         raise ValueError(f"invalid event id {value}") from None
