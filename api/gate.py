@@ -19,7 +19,11 @@ for every accept that fails, thousands a second. The API accepts its own connect
   quickly instead of waiting in the backlog, what is open keeps being served, and the server
   recovers by itself when descriptors come back.
 
-Refusals are counted and logged as one line per interval, never one per connection.
+- **Malformed and oversized request heads** are answered 400, or 431 when the request line and
+  headers pass the Config's `h11_max_incomplete_event_size` (16 KB), whether they come in one read or many.
+
+Refusals are counted and logged as one line per interval, never one per connection; every answer
+the gate gives itself is JSON, with the security headers of every other response.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import json
 import logging
 import os
 import resource
@@ -36,8 +41,10 @@ import struct
 import sys
 import time
 from collections import Counter, OrderedDict
+from http import HTTPStatus
 from typing import Any
 
+import h11
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -53,6 +60,7 @@ ACCEPT_BATCH = 32
 PAUSE_AFTER_FAILURE = 0.1  # seconds an accept loop rests when the system itself is out of resources
 LOG_INTERVAL = 10.0  # seconds between the lines that count refused connections
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+HEAD_LIMIT = 16 * 1024  # bytes of request line and headers, unless the Config says otherwise (as h11's default)
 NO_LIMIT = 1 << 20  # what an unlimited hard limit is taken for (Linux's default fs.nr_open)
 RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset, leaving no TIME_WAIT behind
 # Response headers of every response (the live page adds its Content-Security-Policy).
@@ -180,10 +188,19 @@ class Gate:
             self.refused.clear()
 
 
-REQUEST_TIMEOUT = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    b"content-length: %d\r\n\r\n%s"
-)
+def refusal(status: int, message: str) -> bytes:
+    """The whole response that ends a connection whose request the application never saw."""
+    body = json.dumps({"error": message}).encode()
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "content-type: application/json", "connection: close",
+            f"content-length: {len(body)}", *(f"{name}: {value}" for name, value in SECURITY_HEADERS)]
+    return "\r\n".join(head).encode() + b"\r\n\r\n" + body
+
+
+# uvicorn's h11 protocol logs a warning for every malformed request it answers 400: a port scanner or a
+# TLS client on the HTTP port would write a line per connection. The gate counts them instead.
+PROTOCOL_LOG = logging.getLogger("uvicorn.error.requests")
+PROTOCOL_LOG.setLevel(logging.INFO)
+PROTOCOL_LOG.addFilter(lambda record: record.msg != "Invalid HTTP request received.")
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -193,8 +210,10 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any], gate: Gate,
                  host: str) -> None:
         super().__init__(config, server_state, app_state)
+        self.logger = PROTOCOL_LOG
         self.gate = gate
         self.host = host
+        self.head_limit = config.h11_max_incomplete_event_size or HEAD_LIMIT
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -203,6 +222,10 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self.timeout_keep_alive_task is not None:
             self.gate.start_clock(self)  # the first bytes of a new request after an idle keep-alive wait
+        if self.conn.their_state is h11.IDLE and self._head_too_large(data):
+            self.gate.refused["request head over the size limit"] += 1
+            self.refuse(431, f"the request line and headers are over {self.head_limit} bytes")
+            return
         super().data_received(data)
         if self.cycle is not None and not self.cycle.response_complete:
             self.gate.stop_clock(self)  # the head is complete: the application has the request
@@ -217,11 +240,26 @@ class GuardedH11Protocol(H11Protocol):
         plain HTTP (the connection stays this protocol's, and counted)."""
         return False
 
+    def _head_too_large(self, data: bytes) -> bool:
+        """Whether the request head being read passes the limit. h11 checks it only while a head is
+        incomplete, so a long head that arrives whole in one read would pass."""
+        buffered = self.conn.trailing_data[0]
+        if len(buffered) + len(data) <= self.head_limit:
+            return False
+        return (buffered + data).find(b"\r\n\r\n", 0, self.head_limit) == -1
+
+    def send_400_response(self, msg: str) -> None:
+        """A malformed request (uvicorn's own answer would be text without the security headers)."""
+        self.gate.refused["malformed request"] += 1
+        self.refuse(400, "the request is not well-formed HTTP/1.1")
+
     def head_timed_out(self, timeout: float) -> None:
+        self.refuse(408, f"the request line and headers took longer than {timeout:g} s to arrive")
+
+    def refuse(self, status: int, message: str) -> None:
         if self.transport.is_closing():
             return
-        body = b'{"error":"the request line and headers took longer than %g s to arrive"}' % timeout
-        self.transport.write(REQUEST_TIMEOUT % (len(body), body))
+        self.transport.write(refusal(status, message))
         if self.transport.get_write_buffer_size():
             self.transport.abort()  # a client that does not read either gets no grace
         else:
@@ -359,6 +397,7 @@ class GatedServer(uvicorn.Server):
         config.ws = "none"
         config.proxy_headers = False
         config.server_header = False
+        config.h11_max_incomplete_event_size = config.h11_max_incomplete_event_size or HEAD_LIMIT
         config.headers = [*config.headers, *SECURITY_HEADERS]
         super().__init__(config)
 

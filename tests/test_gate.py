@@ -211,6 +211,7 @@ def test_an_unfinished_request_head_is_answered_408_and_closed_after_the_deadlin
             answer = closed_within(sock, 3.0)
             assert answer.startswith(b"HTTP/1.1 408"), answer
             assert b"took longer than 1 s" in answer
+            assert b"x-content-type-options: nosniff" in answer.lower()
         assert 0.9 < time.monotonic() - started < 3.0
         trickled_body.sendall(b"x")
         time.sleep(0.2)
@@ -226,6 +227,57 @@ def test_an_unfinished_request_head_is_answered_408_and_closed_after_the_deadlin
     text = log.read_text()
     assert "too slow to send a request head" in text
     assert log.stat().st_size < LOG_BUDGET, text
+
+
+TLS_HELLO = bytes.fromhex("16030100c4010000c00303") + bytes(range(32)) + b"\x00\x00\x02\x13\x01\x01\x00"
+
+
+def test_malformed_requests_are_answered_400_with_the_usual_headers_and_counted_not_logged_one_by_one(
+        tmp_path: Path) -> None:
+    with gate_server(tmp_path, {"max_sockets_per_ip": 1000}) as (port, log):
+        answers = []
+        for n in range(300):
+            with connect(port, "127.0.0.1") as sock:
+                sock.sendall(TLS_HELLO if n % 2 else b"NOT HTTP AT ALL\r\n\r\n")
+                answers.append(closed_within(sock, 2.0))
+        answered_within(port, 1.0)
+        time.sleep(0.3)
+    for answer in answers:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), answer
+        assert b"x-content-type-options: nosniff" in head.lower() and b"x-frame-options: deny" in head.lower()
+        assert json.loads(body) == {"error": "the request is not well-formed HTTP/1.1"}
+    text = log.read_text()
+    assert "Invalid HTTP request" not in text
+    assert re.search(r"\d+ malformed request", text), text  # at once, then the rest with the next report
+    assert len(re.findall("refused or closed", text)) <= 2
+    assert log.stat().st_size < LOG_BUDGET, text
+
+
+@pytest.mark.parametrize("pieces", [1, 8], ids=["one read", "eight reads"])
+def test_a_request_head_over_16_kb_is_answered_431_however_it_arrives(tmp_path: Path, pieces: int) -> None:
+    def head(size: int) -> bytes:
+        start = b"GET /health HTTP/1.1\r\nHost: flowfi\r\nConnection: close\r\nX-Padding: "
+        return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
+
+    with gate_server(tmp_path, {}) as (port, log):
+        answers = {}
+        for size in (16 * 1024, 16 * 1024 + 1, 100_000):
+            data = head(size)
+            with connect(port, "127.0.0.1") as sock:
+                step = -(-len(data) // pieces)
+                for at in range(0, len(data), step):
+                    with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                        sock.sendall(data[at:at + step])
+                    time.sleep(0.02)
+                answers[size] = closed_within(sock, 2.0)
+        time.sleep(0.3)
+    assert answers[16 * 1024].startswith(b"HTTP/1.1 200"), answers[16 * 1024][:100]
+    for size in (16 * 1024 + 1, 100_000):
+        assert answers[size].startswith(b"HTTP/1.1 431"), answers[size][:100]
+        assert b"over 16384 bytes" in answers[size]
+        assert b"x-content-type-options: nosniff" in answers[size].lower()
+    assert re.search(r"\d+ request head over the size limit", log.read_text())
 
 
 def test_at_the_connection_budget_the_longest_waiting_unfinished_request_makes_room(tmp_path: Path) -> None:
