@@ -104,9 +104,8 @@ class LiveMetrics:
 
 
 async def metrics(request: Request) -> Response:
-    """GET /metrics: Prometheus text format."""
+    """GET /metrics: Prometheus text format (query parameters ignored, as by /health and /ready)."""
     require_admin(request)
-    filters.reject_unknown(request.query_params, ())
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -392,8 +392,11 @@ async def list_dead_letters(request: Request) -> Response:
 # --- operations ---------------------------------------------------------------------------------------
 
 
+# /health, /ready and /metrics take no parameters and ignore any they are given: monitors and load
+# balancers add their own (a cache-buster such as ?_=1733300000), and a probe must not fail on them.
+
+
 async def health(request: Request) -> Response:
-    filters.reject_unknown(request.query_params, ())
     return JSONResponse({"status": "ok"})
 
 
@@ -401,7 +404,6 @@ async def ready(request: Request) -> Response:
     """200 when the database answers, the live listener is connected, and the worker polled within
     `ready_max_cursor_age` seconds and is at most `ready_max_lag` ledgers behind the chain; else 503
     naming the failed checks. (The lag alone would stay at its last value when the worker stops.)"""
-    filters.reject_unknown(request.query_params, ())
     settings = request.app.state.settings
     max_lag: int = settings.ready_max_lag
     max_age: float = settings.ready_max_cursor_age
