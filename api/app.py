@@ -42,8 +42,8 @@ from api.sse import HEARTBEAT, SUBSCRIBE_PATH, ConnectionLimits, Subscribe, cors
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 STARTUP_WAIT = 10.0
-# Seconds between two looks for streams whose clients have gone (see _keepalive).
-DEPARTURE_CHECK = 0.5
+# Seconds between two looks for streams that are over: their clients have gone, or their time is up (see _keepalive).
+OVER_CHECK = 0.5
 # The live page keeps an access token: it runs only its own files, talks only to this server, and
 # may not be framed by another site.
 PAGE_HEADERS = {
@@ -260,13 +260,14 @@ async def _auth_error(request: Request, exc: Exception) -> Response:
 
 async def _keepalive(hub: Hub, heartbeat_interval: float) -> None:
     """A heartbeat comment to every stream each `heartbeat_interval` (proxies close silent connections),
-    and, every DEPARTURE_CHECK seconds, the streams whose clients have gone closed (a scan of flags,
-    ~1 ms for 10,000 streams, rather than a task per connection waiting for its disconnect)."""
+    and, every OVER_CHECK seconds, the streams that are over closed: their clients have gone, or their
+    lifetime or access token has run out (a scan of flags, ~1 ms for 10,000 streams, rather than a task
+    or a timer per connection)."""
     loop = asyncio.get_running_loop()
     next_heartbeat = loop.time() + heartbeat_interval
     while True:
-        await asyncio.sleep(min(DEPARTURE_CHECK, max(next_heartbeat - loop.time(), 0)))
-        hub.sweep_departed()
+        await asyncio.sleep(min(OVER_CHECK, max(next_heartbeat - loop.time(), 0)))
+        hub.sweep_over(loop.time())
         if loop.time() >= next_heartbeat:
             hub.broadcast(HEARTBEAT)
             next_heartbeat = loop.time() + heartbeat_interval

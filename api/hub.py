@@ -43,8 +43,9 @@ class Link(Protocol):
     def abort(self) -> None:
         """Close the connection at once, even while a write to it is blocked."""
 
-    def departed(self) -> bool:
-        """Whether the client has gone."""
+    def over(self, now: float) -> bool:
+        """Whether the stream is over at `now` (the loop's clock): the client has gone, or the stream's
+        lifetime or its access token has run out."""
 
     def write_now(self, data: bytes) -> bool:
         """Write to the client at once; False when that cannot be done now (the client's buffer is
@@ -228,14 +229,15 @@ class Hub:
         if subscriber.link is not None:
             subscriber.link.abort()
 
-    def sweep_departed(self) -> int:
-        """Close the subscribers whose clients have gone (their connections then end and free their
-        slots), without waiting for a write to them to fail; how many."""
-        departed = [s for s in self._subscribers if s.link is not None and s.link.departed()]
-        for subscriber in departed:
+    def sweep_over(self, now: float) -> int:
+        """Close the subscribers whose streams are over (the client has gone, or the stream's time is up),
+        without waiting for a write to fail or an event to wake them: their connections then end, with a
+        last frame where the client is still there, and free their slots. How many."""
+        over = [s for s in self._subscribers if s.link is not None and s.link.over(now)]
+        for subscriber in over:
             self.unsubscribe(subscriber)
-            subscriber.close("the client disconnected")
-        return len(departed)
+            subscriber.close("the client left, or the stream's time is up")
+        return len(over)
 
     def broadcast(self, frame: bytes) -> None:
         """A frame for every subscriber, whatever it selects (heartbeats)."""

@@ -11,8 +11,9 @@ A connection goes through three steps:
    through its queue, written by its own task.
 
 A stream ends after its lifetime (with a retry hint: the client resumes by id) or when its access
-token expires: nothing is sent after the expiry, and the stream closes with an `error` frame saying
-so (status 401), for the client to get a new token and resume from its last id.
+token expires: nothing is sent after the expiry, and within half a second of it, event or not, the
+stream closes with an `error` frame saying so (status 401), for the client to get a new token and
+resume from its last id.
 
 Frames are written by `encode`, a pure function.
 """
@@ -237,7 +238,7 @@ class Connection:
         self.limits: ConnectionLimits = state.limits
         self.settings: ApiSettings = state.settings
         # Streams end after their lifetime, spread by ±10% so that reconnects do not come in waves;
-        # checked whenever the stream wakes (a heartbeat at the latest).
+        # checked whenever the stream wakes, and by the hub's sweep of streams that are over (api.app).
         self.deadline = asyncio.get_running_loop().time() + (
             self.settings.max_connection_lifetime * random.uniform(0.9, 1.1)
         )
@@ -359,8 +360,8 @@ class Connection:
     def abort(self) -> None:
         self.cycle.transport.abort()
 
-    def departed(self) -> bool:
-        return bool(self.cycle.disconnected)
+    def over(self, now: float) -> bool:
+        return bool(self.cycle.disconnected) or now >= self.deadline
 
     def write_now(self, data: bytes) -> bool:
         """Write live frames to the socket directly, as the server would (an HTTP/1.1 chunk; h11 keeps no

@@ -228,6 +228,21 @@ async def test_refusals_of_the_stream_carry_cors_headers_for_allowed_origins(ser
         assert other.status_code == 401 and "access-control-allow-origin" not in other.headers
 
 
+async def test_a_quiet_stream_ends_within_a_second_of_its_tokens_expiry(database_url: str) -> None:
+    """No event and no heartbeat (15 s apart) to wake it: the stream still ends at the expiry."""
+    with live_pipeline(database_url, auth_jwt_secret=SECRET) as (_devnet, base_url):
+        expires = time.time() + 2
+        short_lived = jwt.encode({"admin": True, "exp": int(expires)}, SECRET, algorithm="HS256")
+
+        async def follow() -> None:
+            async for _event in subscribe(base_url, all=True, token=short_lived, retry_delay=0.1):
+                pass
+
+        with pytest.raises(TokenExpired, match="expired"):
+            await asyncio.wait_for(follow(), 10)
+    assert time.time() - int(expires) < 1.0
+
+
 async def test_a_stream_stops_when_its_token_expires_and_says_so(database_url: str, db: asyncpg.Connection) -> None:
     """Nothing is delivered after the token's expiry, even an event that wakes the stream; the stream
     ends with an error frame (status 401), which the Python client raises as TokenExpired with the id

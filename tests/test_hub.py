@@ -17,7 +17,7 @@ class Connection:
     def abort(self) -> None:
         self.aborted = True
 
-    def departed(self) -> bool:
+    def over(self, now: float) -> bool:
         return False
 
     def write_now(self, data: bytes) -> bool:
