@@ -85,7 +85,8 @@ __all__ = [
 ]
 
 
-# Seconds between saves of a running chain that has a state folder: what a crash can lose.
+# Seconds between saves of a running chain that has a state folder, besides the save after each ledger
+# closed on its interval (ledgers closed by hand, in manual mode, are saved with the next one of these).
 SAVE_INTERVAL = 5.0
 
 
@@ -100,7 +101,8 @@ class Devnet:
     With `state`, a folder: the chain saved there is continued (`continued` says so), with its traffic
     source, ledgers closing from now on; a chain of another network, contract or build is refused
     (StateMismatch). A new chain starts otherwise. While `run` runs the chain is saved there at once,
-    then every SAVE_INTERVAL seconds, and once more when it stops. A continued chain keeps what it was started
+    after each ledger it closes, every SAVE_INTERVAL seconds, and once more when it stops: a crash loses
+    at most the ledger being saved. A continued chain keeps what it was started
     with (first ledger, seed, lifetimes) and takes this run's retention, interval and traffic rate.
     """
 
@@ -170,7 +172,8 @@ class Devnet:
             await asyncio.sleep(SAVE_INTERVAL)
 
     async def close_ledgers(self) -> None:
-        """Close a ledger every `ledger_interval` seconds until cancelled (nothing in manual mode)."""
+        """Close a ledger every `ledger_interval` seconds until cancelled (nothing in manual mode), each
+        saved as soon as it is closed (a few milliseconds, in a thread) where there is a state folder."""
         if self.ledger_interval is None:
             return
         loop = asyncio.get_running_loop()
@@ -179,6 +182,8 @@ class Devnet:
             next_close += self.ledger_interval
             await asyncio.sleep(max(next_close - loop.time(), 0))
             self.chain.close_ledger()
+            if self.saved is not None:
+                await asyncio.to_thread(self.save)
 
     async def serve(self, server: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
         """Run `server` (serving `self.app`), closing ledgers and saving the chain, until it stops."""

@@ -4,10 +4,10 @@ exits.
 
 The local network's chain is kept in the data folder (flowfi/datadir.py) and continued by the next run,
 with the streams it holds. Before the worker starts, the database must index that chain: when it holds
-the index of another one (the saved chain was deleted, or the process died after the index got ahead of
-the last save), the embedded database starts anew, said in one line; a database of DATABASE_URL is
-never emptied (the command stops, saying what to do). `fresh` starts over: a new chain and, embedded, a
-new database.
+the index of another one (the saved chain was deleted, or the process died between a ledger's close and
+its save, after the worker had indexed it), the embedded database starts anew, said in one line; a
+database of DATABASE_URL is never emptied (the command stops, saying what to do). `fresh` starts over: a
+new chain and, embedded, a new database.
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def _other_chain(devnet: Devnet, folder: Path, cursor: store.Cursor | None) -> s
         return f"the local chain in {folder} is new (no saved one was there)"
     if cursor.last_ledger > chain.latest.sequence:
         return (f"the local chain saved in {folder} ends at ledger {chain.latest.sequence}, before the index "
-                f"(ledger {cursor.last_ledger}: the last run ended before saving it)")
+                f"(ledger {cursor.last_ledger}): the last run was killed before it saved the ledgers after "
+                f"{chain.latest.sequence}")
     if anchor is not None and chain.oldest.sequence <= anchor.sequence and (
             chain.ledger(anchor.sequence).hash != anchor.hash):
         return f"the local chain saved in {folder} is not the one indexed (its ledger {anchor.sequence} differs)"

@@ -17,6 +17,7 @@ import pytest
 
 from devnet import Devnet
 from flowfi.datadir import token_secret
+from flowfi.dev import _other_chain
 from indexer import store
 from indexer.database import asyncpg_dsn, redacted
 from tests.commands import FLOWFI, environment, free_port, run, start_dev
@@ -208,3 +209,15 @@ def test_the_token_secret_is_made_once_and_kept_for_its_owner_only(tmp_path: Pat
     assert len(bytes.fromhex(first)) == 32
     assert token_secret(tmp_path) == first
     assert (tmp_path / "v1-token-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_index_ahead_of_the_saved_chain_is_called_what_it_is(tmp_path: Path) -> None:
+    """A run killed between a ledger's close and its save leaves an index a ledger past the saved chain."""
+    Devnet(state=tmp_path, traffic_per_ledger=1).save()
+    saved = Devnet(state=tmp_path)
+    latest = saved.chain.latest.sequence
+    cursor = store.Cursor(rpc_cursor="", last_event_id=None, last_ledger=latest + 1)
+    assert _other_chain(saved, tmp_path, cursor) == (
+        f"the local chain saved in {tmp_path} ends at ledger {latest}, before the index (ledger {latest + 1}): "
+        f"the last run was killed before it saved the ledgers after {latest}")
+    assert _other_chain(saved, tmp_path, store.Cursor(rpc_cursor="", last_event_id=None, last_ledger=latest)) is None

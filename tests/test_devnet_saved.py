@@ -157,6 +157,19 @@ def test_a_devnet_saves_its_chain_while_it_runs_and_when_it_stops(tmp_path: Path
         assert storage(again.chain) == storage(devnet.chain)
 
 
+def test_a_running_devnet_saves_each_ledger_it_closes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a `kill -9` would leave: the folder read while the chain runs holds its latest ledger, or the
+    one before while that is being saved, not the chain of the last periodic save."""
+    monkeypatch.setattr("devnet.SAVE_INTERVAL", 3600)
+    with running_devnet(state=tmp_path, ledger_interval=0.05, traffic_per_ledger=2, seed=4) as devnet:
+        time.sleep(0.6)
+        before = devnet.chain.latest.sequence
+        saved = json.loads((tmp_path / STATE).read_bytes().partition(b"\n")[0])["latest"]
+        after = devnet.chain.latest.sequence
+    assert before >= 8
+    assert before - 1 <= saved <= after
+
+
 def test_a_state_of_another_format_network_contract_or_build_is_refused(tmp_path: Path) -> None:
     chain, traffic = busy_chain(2)
     SavedChain(tmp_path).save(chain, traffic)
