@@ -169,7 +169,11 @@ def _decoded(token: str, verifier: Verifier) -> dict[str, Any]:
                              "this service verifies", signature_failed=True) from None
     except jwt.InvalidSignatureError:
         raise AuthError(401, "the token's signature does not verify", signature_failed=True) from None
-    except jwt.DecodeError:
+    except jwt.DecodeError as exc:
+        # PyJWT says so too when a well-formed token's exp or nbf is not a number.
+        not_a_number = next((name for name in ("exp", "nbf") if f"({name}) must be" in str(exc)), None)
+        if not_a_number is not None:
+            raise AuthError(401, f"the token's {not_a_number} claim is not a number (seconds since 1970)") from None
         raise AuthError(401, "the token is not a well-formed JWT (header.claims.signature, base64url)") from None
     except (jwt.PyJWTError, ValueError, TypeError, KeyError):
         raise AuthError(401, "the token is not valid: one of its claims is malformed") from None
