@@ -4,8 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
-# Ports of `make dev`: make dev API_PORT=8090 RPC_PORT=8010
-API_PORT ?= 8080
+# Ports of `make dev`: make dev API_PORT=8090 RPC_PORT=8010 (the API's, unset: FLOWFI_PORT's, else 8080)
 RPC_PORT ?= 8000
 # pytest runs in parallel (pytest-xdist), one embedded PostgreSQL server per worker process, each test
 # file on one worker so that a file's shared fixtures (a chain indexed once) are built once; four workers
@@ -26,7 +25,7 @@ install: $(INSTALLED)
 
 ## the whole pipeline on this machine: embedded PostgreSQL, local network with traffic, worker, API
 dev: install
-	$(BIN)/flowfi dev --api-port $(API_PORT) --rpc-port $(RPC_PORT)
+	$(BIN)/flowfi dev $(if $(API_PORT),--api-port $(API_PORT)) --rpc-port $(RPC_PORT)
 
 ## lint, types, the Python suite (embedded PostgreSQL, then DATABASE_URL's server if set), the examples;
 ## the types, the suite and the examples' tests run side by side

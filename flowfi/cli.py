@@ -551,7 +551,7 @@ def serve(
 
 @app.command()
 def dev(
-    api_port: Annotated[int, typer.Option(help="port of the API and the live page")] = 8080,
+    api_port: Annotated[int | None, typer.Option(help="port of the API and the live page [FLOWFI_PORT]")] = None,
     rpc_port: Annotated[int, typer.Option(help="port of the local network's RPC")] = 8000,
     ledger_interval: Annotated[float, typer.Option(help="seconds between ledgers")] = 2.0,
     traffic_rate: Annotated[float, typer.Option(help="random contract calls per second")] = 2.0,
@@ -569,7 +569,7 @@ def dev(
         contract_build=build,
     )
     setup_logging(log_format=settings.log_format)
-    ensure_port_free(settings.host, api_port, "--api-port (make dev API_PORT=...)")
+    ensure_port_free(settings.host, settings.port, "--api-port (FLOWFI_PORT; make dev API_PORT=...)")
     ensure_port_free("127.0.0.1", rpc_port, "--rpc-port (make dev RPC_PORT=...)")
     with dev_lock(settings.data_dir):
         if settings.token_signing_secret is None:

@@ -58,10 +58,13 @@ def test_flowfi_dev_stops_with_its_database_on_sighup_sigterm_and_sigint(tmp_pat
 def test_a_busy_port_is_one_line_naming_the_port_and_the_flag(tmp_path: Path, busy_port: int) -> None:
     result = run("dev", "--api-port", str(busy_port), "--rpc-port", str(free_port()), data_dir=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        f"port {busy_port} on 127.0.0.1 is already in use (another flowfi?); choose another port with --api-port "
-        "(make dev API_PORT=...)"
-    ]
+    refusal = [f"port {busy_port} on 127.0.0.1 is already in use (another flowfi?); choose another port with "
+               "--api-port (FLOWFI_PORT; make dev API_PORT=...)"]
+    assert result.stderr.splitlines() == refusal
+    from_the_environment = subprocess.run([*FLOWFI, "dev", "--rpc-port", str(free_port())], capture_output=True,
+                                          text=True, timeout=60,
+                                          env={**environment(tmp_path), "FLOWFI_PORT": str(busy_port)})
+    assert from_the_environment.stderr.splitlines() == refusal
     assert leftover_servers(tmp_path) == [], "nothing was started"
     result = run("serve", "--port", str(busy_port), data_dir=tmp_path)
     assert result.stderr.splitlines() == [
