@@ -203,9 +203,39 @@ PROTOCOL_LOG.setLevel(logging.INFO)
 PROTOCOL_LOG.addFilter(lambda record: record.msg != "Invalid HTTP request received.")
 
 
+class HeadLimitedConnection(h11.Connection):
+    """h11's server side, with its limit on a request head applied to every head: h11 applies it only to
+    a head still incomplete, so a longer one arriving whole (or behind another request) would pass.
+    `refusal` is the status its last refusal calls for."""
+
+    def __init__(self, head_limit: int) -> None:
+        super().__init__(h11.SERVER, max_incomplete_event_size=head_limit)
+        self.head_limit = head_limit
+        self.refusal = 400
+
+    def next_event(self) -> Any:
+        try:
+            event = super().next_event()
+        except h11.RemoteProtocolError as exc:
+            self.refusal = exc.error_status_hint
+            raise
+        if type(event) is h11.Request and _head_size(event) > self.head_limit:
+            self.refusal = 431
+            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+        return event
+
+
+def _head_size(request: h11.Request) -> int:
+    """The bytes of a request line and headers as sent ("GET / HTTP/1.1", CRLFs, "name: value")."""
+    line = len(request.method) + len(request.target) + len(b"  HTTP/1.1\r\n")
+    return line + sum(len(name) + len(value) + len(b": \r\n") for name, value in request.headers) + 2
+
+
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, reporting to the gate when a request head is awaited and when it is
     complete, and giving its address's slot back when the connection ends."""
+
+    conn: HeadLimitedConnection
 
     def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any], gate: Gate,
                  host: str) -> None:
@@ -213,7 +243,7 @@ class GuardedH11Protocol(H11Protocol):
         self.logger = PROTOCOL_LOG
         self.gate = gate
         self.host = host
-        self.head_limit = config.h11_max_incomplete_event_size or HEAD_LIMIT
+        self.conn = HeadLimitedConnection(config.h11_max_incomplete_event_size or HEAD_LIMIT)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -222,10 +252,6 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self.timeout_keep_alive_task is not None:
             self.gate.start_clock(self)  # the first bytes of a new request after an idle keep-alive wait
-        if self.conn.their_state is h11.IDLE and self._head_too_large(data):
-            self.gate.refused["request head over the size limit"] += 1
-            self.refuse(431, f"the request line and headers are over {self.head_limit} bytes")
-            return
         super().data_received(data)
         if self.cycle is not None and not self.cycle.response_complete:
             self.gate.stop_clock(self)  # the head is complete: the application has the request
@@ -240,18 +266,17 @@ class GuardedH11Protocol(H11Protocol):
         plain HTTP (the connection stays this protocol's, and counted)."""
         return False
 
-    def _head_too_large(self, data: bytes) -> bool:
-        """Whether the request head being read passes the limit. h11 checks it only while a head is
-        incomplete, so a long head that arrives whole in one read would pass."""
-        buffered = self.conn.trailing_data[0]
-        if len(buffered) + len(data) <= self.head_limit:
-            return False
-        return (buffered + data).find(b"\r\n\r\n", 0, self.head_limit) == -1
-
     def send_400_response(self, msg: str) -> None:
-        """A malformed request (uvicorn's own answer would be text without the security headers)."""
-        self.gate.refused["malformed request"] += 1
-        self.refuse(400, "the request is not well-formed HTTP/1.1")
+        """A request h11 refused: malformed (400), or its head over the limit (431). uvicorn's own answer
+        would be text without the security headers. Once a response has begun, none can be sent."""
+        too_large = self.conn.refusal == 431
+        self.gate.refused["request head over the size limit" if too_large else "malformed request"] += 1
+        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            self.transport.abort()
+        elif too_large:
+            self.refuse(431, f"the request line and headers are over {self.conn.head_limit} bytes")
+        else:
+            self.refuse(400, "the request is not well-formed HTTP/1.1")
 
     def head_timed_out(self, timeout: float) -> None:
         self.refuse(408, f"the request line and headers took longer than {timeout:g} s to arrive")
@@ -397,7 +422,6 @@ class GatedServer(uvicorn.Server):
         config.ws = "none"
         config.proxy_headers = False
         config.server_header = False
-        config.h11_max_incomplete_event_size = config.h11_max_incomplete_event_size or HEAD_LIMIT
         config.headers = [*config.headers, *SECURITY_HEADERS]
         super().__init__(config)
 

@@ -254,6 +254,19 @@ def test_malformed_requests_are_answered_400_with_the_usual_headers_and_counted_
     assert log.stat().st_size < LOG_BUDGET, text
 
 
+def test_a_request_body_gone_bad_after_its_response_began_ends_the_connection_without_a_second_answer(
+        tmp_path: Path) -> None:
+    with gate_server(tmp_path, {}) as (port, log):
+        with connect(port, "127.0.0.1") as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: flowfi\r\nTransfer-Encoding: chunked\r\n\r\n")
+            time.sleep(0.2)  # the application has answered
+            sock.sendall(b"not a chunk size\r\n")
+            received = closed_within(sock, 2.0)
+        time.sleep(0.3)
+    assert received.startswith(b"HTTP/1.1 200") and received.count(b"HTTP/1.1") == 1, received
+    assert "Traceback" not in log.read_text()
+
+
 @pytest.mark.parametrize("pieces", [1, 8], ids=["one read", "eight reads"])
 def test_a_request_head_over_16_kb_is_answered_431_however_it_arrives(tmp_path: Path, pieces: int) -> None:
     def head(size: int) -> bytes:
@@ -278,6 +291,22 @@ def test_a_request_head_over_16_kb_is_answered_431_however_it_arrives(tmp_path: 
         assert b"over 16384 bytes" in answers[size]
         assert b"x-content-type-options: nosniff" in answers[size].lower()
     assert re.search(r"\d+ request head over the size limit", log.read_text())
+
+
+def test_the_head_limit_holds_for_a_request_behind_another_and_not_for_bodies(tmp_path: Path) -> None:
+    padding = b"X-Padding: " + b"a" * 100_000 + b"\r\n"
+    with gate_server(tmp_path, {}) as (port, _log):
+        with connect(port, "127.0.0.1") as sock:  # two requests in one read, the second's head over the limit
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: flowfi\r\n\r\n"
+                         b"GET /health HTTP/1.1\r\nHost: flowfi\r\n" + padding + b"\r\n")
+            behind = closed_within(sock, 2.0)
+        with connect(port, "127.0.0.1") as sock:  # lines ended by LF alone, as h11 allows, and a long body
+            sock.sendall(b"POST /health HTTP/1.1\nHost: flowfi\nConnection: close\nContent-Length: 20000\n\n"
+                         + b"x" * 20000)
+            long_body = closed_within(sock, 2.0)
+    first, _, second = behind.partition(b"\r\n0\r\n\r\n")  # the end of the first (chunked) response
+    assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 431"), behind[:300]
+    assert long_body.startswith(b"HTTP/1.1 200"), long_body[:100]
 
 
 def test_at_the_connection_budget_the_longest_waiting_unfinished_request_makes_room(tmp_path: Path) -> None:
