@@ -173,7 +173,8 @@ class Devnet:
 
     async def close_ledgers(self) -> None:
         """Close a ledger every `ledger_interval` seconds until cancelled (nothing in manual mode), each
-        saved as soon as it is closed (a few milliseconds, in a thread) where there is a state folder."""
+        saved as soon as it is closed (in a thread: tens of milliseconds, more as the chain grows) where there
+        is a state folder."""
         if self.ledger_interval is None:
             return
         loop = asyncio.get_running_loop()

@@ -595,6 +595,8 @@ def reset(yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] =
         raise Problem(f"`flowfi dev` is running on {data_dir}: stop it first (Ctrl-C where it runs), then run "
                       "`flowfi reset` again")
     pgdata = embedded_folder(data_dir)
+    if embedded.stop_if_abandoned(pgdata):
+        typer.echo(f"stopped the embedded database in {pgdata}: the process that ran it was killed")
     if embedded.server_pid(pgdata) is not None:
         raise Problem(f"the embedded database in {pgdata} is in use (`flowfi psql`, `serve` or `index`?): stop what "
                       "uses it, then run `flowfi reset` again")

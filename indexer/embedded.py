@@ -104,6 +104,20 @@ def stop(pgdata: Path) -> None:
         package.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=system_user(), timeout=STOP_TIMEOUT)
 
 
+def stop_if_abandoned(pgdata: Path) -> bool:
+    """Stop the server in `pgdata` when it runs with no living holder (every process that held it was
+    killed); whether it did."""
+    pgdata = pgdata.expanduser().resolve()
+    if server_pid(pgdata) is None:
+        return False
+    with _locked(pgdata):
+        if _living(_read_holders(pgdata)):
+            return False
+        _write_holders(pgdata, [])
+        stop(pgdata)
+    return True
+
+
 def url_of(pgdata: Path) -> str | None:
     """The URL of the server running in `pgdata`, or None when none runs there."""
     pgdata = pgdata.expanduser().resolve()

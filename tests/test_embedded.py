@@ -13,6 +13,7 @@ import pytest
 
 from indexer import embedded
 from indexer.database import asyncpg_dsn
+from tests.commands import run
 from tests.servers import leftover_servers
 
 
@@ -63,6 +64,24 @@ async def test_holders_that_died_without_letting_go_are_not_counted(tmp_path: Pa
     assert await answers(url)
     embedded.release(pgdata)
     assert embedded.server_pid(pgdata) is None
+    assert leftover_servers(tmp_path) == []
+
+
+def test_a_server_whose_holders_were_all_killed_is_stopped_by_reset_and_only_then(tmp_path: Path) -> None:
+    pgdata = tmp_path / "postgres"  # the data folder's embedded database, as `flowfi reset` finds it
+    holder = hold_from_another_process(pgdata)
+    try:
+        assert not embedded.stop_if_abandoned(pgdata), "its holder is alive"
+        refused = run("reset", "--yes", data_dir=tmp_path)
+        assert refused.returncode == 1 and "is in use" in refused.stderr
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert embedded.server_pid(pgdata) is not None, "a killed holder leaves the server running"
+    done = run("reset", "--yes", data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"stopped the embedded database in {pgdata}: the process that ran it was killed")
+    assert not pgdata.exists()
     assert leftover_servers(tmp_path) == []
 
 
