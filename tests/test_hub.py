@@ -41,6 +41,7 @@ def test_each_subscriber_gets_what_it_selects_once_in_order() -> None:
     # selected by stream and by address at once: still one copy of each event
     both = hub.subscribe(EventFilter(streams=frozenset({1}), users=frozenset({ALICE})))
     narrowed = hub.subscribe(EventFilter(users=frozenset({ALICE}), types=frozenset({"stream.created"})))
+    every_created = hub.subscribe(EventFilter(everything=True, types=frozenset({"stream.created"})))
     hub.publish([
         event(1),
         event(2, kind="stream.created", stream_id=2, parties=frozenset({CAROL, ALICE})),
@@ -52,8 +53,9 @@ def test_each_subscriber_gets_what_it_selects_once_in_order() -> None:
     assert created.take() == [b"frame 2"]
     assert both.take() == [b"frame 1", b"frame 2"]
     assert narrowed.take() == [b"frame 2"]
+    assert every_created.take() == [b"frame 2"]
     assert hub.high_water == event(3).id
-    assert hub.stats.events_delivered == 3 + 1 + 2 + 1 + 2 + 1
+    assert hub.stats.events_delivered == 3 + 1 + 2 + 1 + 2 + 1 + 1
 
 
 def test_a_user_restricted_subscriber_sees_only_events_naming_them() -> None:
@@ -81,11 +83,14 @@ def test_a_full_queue_drops_its_subscriber_and_no_other() -> None:
 
 def test_unsubscribing_leaves_no_trace_in_the_indexes() -> None:
     hub = Hub(client_buffer=10)
-    subscriber = hub.subscribe(EventFilter(streams=frozenset({1, 2}), users=frozenset({ALICE})))
-    hub.unsubscribe(subscriber)
-    hub.unsubscribe(subscriber)  # twice is harmless
+    subscribers = [hub.subscribe(EventFilter(streams=frozenset({1, 2}), users=frozenset({ALICE}))),
+                   hub.subscribe(EventFilter(everything=True)),
+                   hub.subscribe(EventFilter(everything=True, types=frozenset({"stream.created"})))]
+    for subscriber in subscribers:
+        hub.unsubscribe(subscriber)
+        hub.unsubscribe(subscriber)  # twice is harmless
     assert hub.connections == 0
-    assert not hub._by_stream and not hub._by_user and not hub._by_type and not hub._everything
+    assert not hub._by_stream and not hub._by_user and not hub._by_type and not hub._everything and not hub._whole
     assert sum(hub.stats.connections_by_kind.values()) == 0
 
 
