@@ -38,8 +38,11 @@ class Dev:
 
     def create_stream(self) -> dict[str, Any]:
         """A stream of the user's, once the API serves it."""
-        created = httpx.post(f"http://127.0.0.1:{self.rpc}/invoke", json=MINE, timeout=30)
-        assert created.status_code == 200, created.text  # a protocol pause of the traffic's is lifted by its next call
+        deadline = time.monotonic() + 30
+        # The traffic pauses the protocol now and then and lifts the pause with its next call, a ledger later.
+        while (created := httpx.post(f"http://127.0.0.1:{self.rpc}/invoke", json=MINE, timeout=30)).status_code != 200:
+            assert "ProtocolPaused" in created.text and time.monotonic() < deadline, created.text
+            time.sleep(0.2)
         stream_id = created.json()["result"]
         deadline = time.monotonic() + 30
         while (answer := httpx.get(f"http://127.0.0.1:{self.api}/streams/{stream_id}")).status_code != 200:
