@@ -2,9 +2,10 @@
 
 Subscribers are indexed by what they select (everything, a type, a stream, an address), so an
 event costs work only for the subscribers it goes to, never a scan of every connection. Each event
-arrives already serialized; its bytes are shared by every subscriber. Each subscriber has a bounded
-queue: one that stops reading is dropped when its queue is full (it resumes by id) and never slows
-the others.
+arrives already serialized; its bytes are shared by every subscriber, and the subscribers of everything
+share a whole page's, joined once (at 10,000 of them, 3 ms of the hub's time a page rather than 25).
+Each subscriber has a bounded queue: one that stops reading is dropped when its queue is full (it
+resumes by id) and never slows the others.
 
 `high_water` is the id of the last event published. A subscriber that replays history from the
 database switches to live delivery only when its replay has reached `high_water`, with no await in
