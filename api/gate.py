@@ -416,8 +416,9 @@ class GatedServer(uvicorn.Server):
         settings = getattr(config.app, "settings", None)
         self.settings = settings if isinstance(settings, ApiSettings) else ApiSettings.model_validate({})
         # h11 rather than httptools: it keeps an idle SSE connection about 0.6 KB lighter (9.8 KB
-        # against 10.4 KB at 10,000 connections) and still fans out at 16x the sse-starlette baseline;
-        # httptools' faster request parsing matters little for streams that last hours.
+        # against 10.4 KB at 10,000 connections), and live frames are written past the protocol (api.hub),
+        # so its speed does not bound the fan-out; httptools' faster request parsing matters little for
+        # streams that last hours.
         config.http = "h11"
         config.ws = "none"
         config.proxy_headers = False
