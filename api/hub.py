@@ -235,7 +235,8 @@ class Hub:
     def _publish_whole(self, events: list[LiveEvent], touched: list[Subscriber],
                        overflowing: list[Subscriber]) -> int:
         """The page to the subscribers of everything as published: written at once to those that wait
-        idle, queued for the others. How many frames went out or were queued."""
+        idle (however long the page: their clients' buffers had room; the listener publishes at most
+        half a queue at a time anyway), queued for the others. How many frames went out or were queued."""
         if not self._whole:
             return 0
         frames = [event.frame for event in events]
