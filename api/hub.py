@@ -15,12 +15,15 @@ between, so nothing falls between replay and live and nothing arrives twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from api.filters import EventFilter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -194,6 +197,7 @@ class Hub:
         page = list(events)
         touched: list[Subscriber] = []  # subscribers whose queues were empty and now are not
         overflowing: list[Subscriber] = []
+        unrendered: list[Subscriber] = []
         delivered = self._publish_whole(page, touched, overflowing) if page else 0
         for event in page:
             targets: Iterable[Subscriber] = self._everything
@@ -213,10 +217,19 @@ class Hub:
                         continue
                     if subscriber.render is None:
                         frame = event.frame
-                    elif (rendered := subscriber.render(event)) is not None:
-                        frame = rendered
                     else:
-                        continue
+                        try:
+                            rendered = subscriber.render(event)
+                        except Exception:
+                            # One event a dialect cannot render must not stop live delivery to the rest.
+                            if not unrendered:  # once per page, not per subscriber
+                                log.exception("event %s could not be rendered for a live subscriber; the "
+                                              "subscribers it fails for are dropped and resume by id", event.id)
+                            unrendered.append(subscriber)
+                            continue
+                        if rendered is None:
+                            continue
+                        frame = rendered
                     if subscriber.queue(frame):
                         delivered += 1
                         if len(subscriber.frames) == 1:
@@ -230,6 +243,9 @@ class Hub:
             if subscriber in self._subscribers:
                 self.stats.clients_dropped += 1
                 self.drop(subscriber, "the client read too slowly; it resumes from its last event id")
+        for subscriber in unrendered:
+            if subscriber in self._subscribers:
+                self.drop(subscriber, "an event could not be rendered; it resumes from its last event id")
         self.stats.events_delivered += delivered
 
     def _publish_whole(self, events: list[LiveEvent], touched: list[Subscriber],

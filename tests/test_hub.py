@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from api.filters import EventFilter
 from api.hub import Hub, LiveEvent
 
@@ -110,3 +112,24 @@ async def test_an_idle_connection_gets_a_publishs_frames_in_one_write_and_a_busy
     assert written["busy"] == [] and subscribers["busy"].take() == [b"frame 1", b"frame 2"]
     assert full_wait.done() and subscribers["full"].take() == [b"frame 1", b"frame 2"]
     assert hub.stats.events_delivered == 6
+
+
+def test_an_event_a_subscribers_render_fails_on_drops_that_subscriber_once_and_no_other(
+        caplog: pytest.LogCaptureFixture) -> None:
+    def render(live: LiveEvent) -> bytes:
+        if live.id == event(2).id:
+            raise ValueError("a row this dialect cannot shape")
+        return b"rendered " + live.frame
+
+    hub = Hub(client_buffer=100)
+    failing = [hub.subscribe(EventFilter(everything=True), render) for _ in range(3)]
+    for subscriber in failing:
+        subscriber.link = Connection()
+    plain = hub.subscribe(EventFilter(everything=True))
+    hub.publish([event(1), event(2), event(3)])
+    assert plain.take() == [b"frame 1", b"frame 2", b"frame 3"]
+    assert hub.high_water == event(3).id
+    assert hub.connections == 1
+    assert all(s.closed_reason is not None and "could not be rendered" in s.closed_reason for s in failing)
+    assert all(s.link.aborted for s in failing)  # type: ignore[union-attr]
+    assert len([r for r in caplog.records if "could not be rendered" in r.getMessage()]) == 1
