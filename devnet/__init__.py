@@ -85,8 +85,8 @@ __all__ = [
 ]
 
 
-# Seconds between saves of a running chain that has a state folder, besides the save after each ledger
-# closed on its interval (ledgers closed by hand, in manual mode, are saved with the next one of these).
+# Seconds between saves of a running chain in manual mode that has a state folder (on an interval, each
+# ledger is saved as it closes, and every change of state comes with a ledger).
 SAVE_INTERVAL = 5.0
 
 
@@ -101,8 +101,8 @@ class Devnet:
     With `state`, a folder: the chain saved there is continued (`continued` says so), with its traffic
     source, ledgers closing from now on; a chain of another network, contract or build is refused
     (StateMismatch). A new chain starts otherwise. While `run` runs the chain is saved there at once,
-    after each ledger it closes, every SAVE_INTERVAL seconds, and once more when it stops: a crash loses
-    at most the ledger being saved. A continued chain keeps what it was started
+    then after each ledger it closes (in manual mode every SAVE_INTERVAL seconds), and once more when it
+    stops: a crash loses at most the ledger being saved. A continued chain keeps what it was started
     with (first ledger, seed, lifetimes) and takes this run's retention, interval and traffic rate.
     """
 
@@ -159,16 +159,20 @@ class Devnet:
             self.saved.save(self.chain, self.traffic)
 
     async def run(self) -> None:
-        """Close ledgers (`close_ledgers`) and save the chain at once and every SAVE_INTERVAL seconds until
-        cancelled, then once more."""
+        """Close ledgers (`close_ledgers`) and save the chain at once and as it goes (`_save_periodically`)
+        until cancelled, then once more."""
         try:
             await asyncio.gather(self.close_ledgers(), self._save_periodically())
         finally:
             self.save()
 
     async def _save_periodically(self) -> None:
+        """Save at once; then, in manual mode, every SAVE_INTERVAL seconds (on an interval `close_ledgers`
+        saves each ledger, and a periodic save would only write the same state again)."""
         while self.saved is not None:
             await asyncio.to_thread(self.save)
+            if self.ledger_interval is not None:
+                return
             await asyncio.sleep(SAVE_INTERVAL)
 
     async def close_ledgers(self) -> None:

@@ -170,6 +170,24 @@ def test_a_running_devnet_saves_each_ledger_it_closes(tmp_path: Path, monkeypatc
     assert before - 1 <= saved <= after
 
 
+def test_a_devnet_in_manual_mode_saves_the_ledgers_closed_by_hand_periodically(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("devnet.SAVE_INTERVAL", 0.05)
+    with running_devnet(state=tmp_path) as devnet:
+        for _ in range(3):
+            devnet.chain.close_ledger()
+        latest = devnet.chain.latest.sequence
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if (tmp_path / STATE).exists():
+                saved = json.loads((tmp_path / STATE).read_bytes().partition(b"\n")[0])["latest"]
+                if saved == latest:
+                    break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the ledgers closed by hand were not saved while the devnet ran")
+
+
 def test_a_state_of_another_format_network_contract_or_build_is_refused(tmp_path: Path) -> None:
     chain, traffic = busy_chain(2)
     SavedChain(tmp_path).save(chain, traffic)
