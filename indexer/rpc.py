@@ -267,6 +267,14 @@ class RpcClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise RetryableRpcError(f"getLedgerEntries returned a malformed result ({exc!r})") from exc
 
+    async def _post(self, body: dict[str, Any]) -> tuple[int, bytes]:
+        """POST `body` as JSON: the answer's status and body. The body is read in chunks, not with
+        `Response.read`: an httpx response is in a reference cycle with its stream, and one that kept its
+        body (a page of events is megabytes) would keep it until the cyclic collector runs, which in the
+        worker's process is seldom (see indexer/worker.py)."""
+        async with self._http.stream("POST", self.url, json=body) as response:
+            return response.status_code, b"".join([chunk async for chunk in response.aiter_bytes()])
+
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """One JSON-RPC request; its result object, or an RpcError."""
         self._next_id += 1
@@ -274,22 +282,22 @@ class RpcClient:
         if params is not None:
             body["params"] = params
         try:
-            response = await self._http.post(self.url, json=body)
+            status, content = await self._post(body)
         except httpx.TimeoutException as exc:
             raise RetryableRpcError(f"{method}: no answer from {self.url} in time ({exc!r})") from exc
         except httpx.TransportError as exc:
             raise RetryableRpcError(f"{method}: cannot reach {self.url} ({exc!r})") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise RetryableRpcError(f"{method}: {self.url} answered HTTP {response.status_code}")
-        if response.status_code != 200:
+        if status == 429 or status >= 500:
+            raise RetryableRpcError(f"{method}: {self.url} answered HTTP {status}")
+        if status != 200:
             raise FatalRpcError(
-                f"{method}: {self.url} answered HTTP {response.status_code}: {response.text[:200]!r}; "
+                f"{method}: {self.url} answered HTTP {status}: {_excerpt(content, 200)!r}; "
                 "check that the RPC URL points at a Stellar RPC server"
             )
         try:
-            envelope = orjson.loads(response.content)  # a page of 10,000 events parses ~3x faster than json's
+            envelope = orjson.loads(content)  # a page of 10,000 events parses ~3x faster than json's
         except ValueError as exc:
-            raise RetryableRpcError(f"{method}: the answer is not JSON: {response.text[:120]!r}") from exc
+            raise RetryableRpcError(f"{method}: the answer is not JSON: {_excerpt(content, 120)!r}") from exc
         if not isinstance(envelope, dict):
             raise RetryableRpcError(f"{method}: the answer is not a JSON-RPC object: {envelope!r:.120}")
         if "error" in envelope:
@@ -332,6 +340,10 @@ def raw_event(event: dict[str, Any]) -> RawEvent:
         value=str(event.get("value") or ""),
         in_successful_contract_call=event.get("inSuccessfulContractCall"),
     )
+
+
+def _excerpt(content: bytes, length: int) -> str:
+    return content[:length].decode("utf-8", "replace")
 
 
 @lru_cache(maxsize=1024)

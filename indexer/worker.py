@@ -89,10 +89,14 @@ STANDBY_POLL_SECONDS = 1.0
 # Pages fetched and decoded ahead of the one being written (one more may wait to be queued).
 PREFETCH_PAGES = 1
 # The worker allocates some 30 objects per event (parsed values, dataclasses, rows), none of them in
-# reference cycles, and keeps a page or two of them alive. At Python's default first threshold (700)
-# the cyclic collector runs every ~25 events and keeps traversing those pages: about a fifth of the
-# worker's CPU time for nothing to collect. Set for the process when the worker runs.
-GC_THRESHOLDS = (50_000, 20, 10)
+# reference cycles, and keeps a few pages of them alive. Python's cyclic collector, run by allocation
+# counts, keeps traversing those pages for nothing to collect: at its default first threshold (700)
+# about a fifth of the worker's CPU, at 50,000 still 4-7 us per event (bench ingest, timed by
+# gc.callbacks). In the worker's process it runs on a clock instead, every GC_INTERVAL seconds (some
+# 50 ms for the pages alive then), and by count only past a million objects more than it freed. Set for
+# the process when the worker runs.
+GC_THRESHOLDS = (1_000_000, 20, 10)
+GC_INTERVAL = 10.0
 # The worker decodes and renders a page in a thread while the event loop sends the statements of the one
 # before: each time the database answers, the loop waits for the thread to give up the GIL, at Python's
 # default after up to 5 ms. At 1 ms the pipeline keeps the process busy 0.88 of the time instead of 0.84
@@ -180,7 +184,7 @@ class Worker:
     async def run(self) -> None:
         """Index until stopped. Only the holder of the contracts' advisory lock writes; another worker
         on the same database stands by and takes over within seconds when the holder dies."""
-        _tune_process()
+        _tuning.start()
         try:
             if await self._until_stopped(self._check_network()) is None:
                 return
@@ -202,7 +206,7 @@ class Worker:
         `start`. Each batch also records the backfill's progress row. IndexerStopped, with a one-line
         reason, for a lake of another network, an unreachable RPC server (creation events may need the
         contract's storage), another process writing these contracts, or a range that would leave a gap."""
-        _tune_process()
+        _tuning.start()
         try:
             try:
                 await asyncio.to_thread(check_network, lake, self.settings.network_passphrase)
@@ -272,6 +276,7 @@ class Worker:
         await self._lake_pages(lake, position.start_ledger, end, end or 0, queue, builds, progress)
 
     async def _close(self) -> None:
+        await _tuning.stop()
         await self.rpc.aclose()
         if self._conn is not None:
             await self._conn.close()
@@ -681,9 +686,40 @@ class Worker:
         return None
 
 
-def _tune_process() -> None:
-    gc.set_threshold(*GC_THRESHOLDS)
-    sys.setswitchinterval(SWITCH_INTERVAL)
+class _ProcessTuning:
+    """The process tuned for the workers running in it (see GC_THRESHOLDS and SWITCH_INTERVAL): from when
+    the first starts to when the last stops, when Python's settings are put back."""
+
+    def __init__(self) -> None:
+        self.workers = 0
+        self.saved: tuple[tuple[int, ...], float] = ((), 0.0)
+        self.collector: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.workers += 1
+        if self.workers == 1:
+            self.saved = gc.get_threshold(), sys.getswitchinterval()
+            gc.set_threshold(*GC_THRESHOLDS)
+            sys.setswitchinterval(SWITCH_INTERVAL)
+            self.collector = asyncio.create_task(self._collect())
+
+    async def stop(self) -> None:
+        self.workers -= 1
+        if self.workers == 0 and self.collector is not None:
+            self.collector.cancel()
+            await asyncio.gather(self.collector, return_exceptions=True)
+            thresholds, interval = self.saved
+            gc.set_threshold(*thresholds)
+            sys.setswitchinterval(interval)
+
+    @staticmethod
+    async def _collect() -> None:
+        while True:
+            await asyncio.sleep(GC_INTERVAL)
+            gc.collect(1)
+
+
+_tuning = _ProcessTuning()
 
 
 def _retryable(error: BaseException) -> bool:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import gc
+
 import pytest
 
-from devnet import running_devnet
+from devnet import Traffic, running_devnet
 from indexer.ids import end_of_ledger
 from indexer.rpc import (
     FatalRpcError,
@@ -76,3 +78,24 @@ async def test_a_ledger_s_hash_and_close_time_come_from_get_ledgers() -> None:
                 await rpc.get_ledger(3)
             with pytest.raises(NotYetAvailable):
                 await rpc.get_ledger(10)
+
+
+async def test_an_answer_s_body_is_not_left_in_a_reference_cycle() -> None:
+    """The worker's process runs the cyclic collector seldom (see indexer/worker.py): a page of events
+    (megabytes) that a cycle kept would stay in memory until then."""
+    with running_devnet() as devnet:
+        devnet.chain.generate_history(200, traffic=Traffic(seed=5), tx_per_ledger=10)
+        async with RpcClient(devnet.url) as client:
+            gc.collect()
+            gc.disable()
+            try:
+                page = await client.get_events((devnet.chain.contract_id,), start_ledger=1, limit=200)
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                gc.collect()
+                kept = [len(r) for o in gc.garbage for r in gc.get_referents(o) if isinstance(r, bytes)]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+    assert len(page.events) == 200
+    assert max(kept, default=0) < 10_000  # the request and answer heads, not the page's ~100 KB

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -8,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from stellar_sdk import scval
 from devnet import InvalidInvocation, Traffic, running_devnet
 from devnet.lake import write_lake
 from devnet.xdr import encode_event
+from indexer import worker as worker_module
 from indexer.events import StreamCreated
 from indexer.worker import IndexerStopped, Worker
 from tests.indexing import (
@@ -457,3 +460,31 @@ async def test_a_stream_resumed_after_a_cancel_while_paused_stays_cancelled(
         row = await db.fetchrow("SELECT status, last_event_id FROM streams")
         assert row["status"] == "cancelled"
         assert row["last_event_id"] == await db.fetchval("SELECT id FROM events WHERE kind = 'stream.resumed'")
+
+
+async def test_while_a_worker_runs_cyclic_garbage_is_collected_on_a_clock(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker raises the cyclic collector's thresholds out of its way (indexer/worker.py) and runs it
+    every GC_INTERVAL instead; when it stops, the process's settings are as they were."""
+    monkeypatch.setattr(worker_module, "GC_INTERVAL", 0.05)
+    before = gc.get_threshold(), sys.getswitchinterval()
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    with running_devnet() as devnet:
+        worker = Worker(worker_settings(devnet, database_url), database_url)
+        task = asyncio.create_task(worker.run())
+        try:
+            await asyncio.sleep(0.1)
+            assert gc.get_threshold() == worker_module.GC_THRESHOLDS
+            garbage = weakref.ref(Cycle())
+            async with asyncio.timeout(5):
+                while garbage() is not None:
+                    await asyncio.sleep(0.02)
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 10)
+    assert (gc.get_threshold(), sys.getswitchinterval()) == before
