@@ -7,7 +7,7 @@ rule), `redecode` decodes the raw events again from a ledger on, in one transact
 2. every stream with an event among them is rebuilt from all of its events, from its creation, with
    the schedule facts its row kept from the contract's storage (stored_schedule_of);
 3. a contract with a protocol event among them has its protocol_config and contract_upgrades rebuilt
-   from all of its protocol events.
+   from all of its protocol events (what bootstrap read from storage and no event set stays).
 Running it twice changes nothing the second time. It takes the writer lock of the contracts: it does not
 run beside a worker that is writing them.
 """
@@ -136,7 +136,9 @@ async def _refresh_earlier_parties(
 
 
 async def _rebuild_protocol(conn: asyncpg.Connection, contract_ids: list[str]) -> None:
-    await conn.execute("DELETE FROM protocol_config WHERE contract_id = ANY($1::text[])", contract_ids)
+    """Every column of protocol_config that a protocol event sets is set again, by the last such event; a
+    column that none sets keeps its value, read from the contract's storage by `flowfi bootstrap` (the
+    events since do not say it)."""
     await conn.execute("DELETE FROM contract_upgrades WHERE contract_id = ANY($1::text[])", contract_ids)
     decoded = [decode(_raw(row)) for row in await conn.fetch(RAW_QUERY, contract_ids, "")]
     await store.apply_protocol_events(conn, [d.event for d in decoded

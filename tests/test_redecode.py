@@ -8,10 +8,13 @@ import pytest
 
 from devnet import Traffic, running_devnet
 from indexer import decode as decoder
+from indexer.bootstrap import verify
 from indexer.events import StreamToppedUp, TokensWithdrawn
 from indexer.redecode import Busy, redecode
+from indexer.rpc import RpcClient
 from indexer.worker import Worker
-from tests.indexing import index_until_caught_up, snapshot, worker_settings
+from tests.indexing import bootstrap_once, index_until_caught_up, snapshot, worker_settings
+from tests.lake_writer import grow
 
 
 async def test_an_older_indexers_dead_letters_become_the_rows_of_todays(
@@ -72,6 +75,30 @@ async def test_redecode_from_a_ledger_rebuilds_the_streams_it_touches(
         for row in (await snapshot(db))["streams"]:
             stream_id = int(row[1])
             assert row == (good[stream_id] if stream_id in touched else corrupted[stream_id]), stream_id
+
+
+async def test_redecode_of_a_bootstrapped_index_keeps_the_configuration_read_from_storage(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """The admin and the guardian came from the contract's storage, and no event since names them: a
+    rebuild of the configuration from the events keeps them."""
+    with running_devnet(seed=23, traffic_per_ledger=4) as devnet:
+        chain = devnet.chain
+        grow(chain, 30)
+        async with RpcClient(devnet.url) as rpc:
+            await bootstrap_once(rpc, database_url, chain.contract_id)
+            config = chain.contract.config
+            assert config is not None
+            chain.execute("update_fee_config", {"admin": config.admin, "treasury": config.admin, "fee_rate_bps": 7})
+            await index_until_caught_up(Worker(worker_settings(devnet, database_url, start_ledger=None),
+                                               database_url), devnet)
+            before = await db.fetchrow("SELECT * FROM protocol_config")
+            assert before["admin"] == config.admin and before["fee_rate_bps"] == 7
+            done = await redecode(db, (chain.contract_id,))
+            assert done.contracts_reconfigured == [chain.contract_id]
+            assert await db.fetchrow("SELECT * FROM protocol_config") == before
+            _, differences = await verify(rpc, db, (chain.contract_id,))
+        assert differences == []
 
 
 async def test_redecode_does_not_run_beside_a_writing_worker(database_url: str, db: asyncpg.Connection) -> None:
