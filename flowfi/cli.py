@@ -493,8 +493,8 @@ def devnet(
         Path | None, typer.Option(help="also write every closed ledger here, as a SEP-54 data lake")
     ] = None,
     state: Annotated[Path | None, typer.Option(
-        help="a folder to keep the chain in: continued from it when it holds one, saved into it every few seconds "
-             "and on exit", show_default=False)] = None,
+        help="a folder to keep the chain in: continued from it when it holds one, saved into it as each ledger "
+             "closes and on exit", show_default=False)] = None,
     network_passphrase: Passphrase = None,
     contract_ids: ContractIds = None,
 ) -> None:
@@ -619,17 +619,22 @@ TAIL_FLAGS = {"streams": "--streams", "users": "--users", "types": "--types", "a
 
 @app.command()
 def tail(
-    url: Annotated[str, typer.Option(help="the API's base URL")] = "http://127.0.0.1:8080",
+    url: Annotated[str | None, typer.Option(
+        help="the API's base URL [default: http://127.0.0.1:<FLOWFI_PORT>]", show_default=False)] = None,
     streams: Annotated[str, typer.Option(help="comma-separated stream ids")] = "",
     users: Annotated[str, typer.Option(help="comma-separated G.../C... addresses")] = "",
     types: Annotated[str, typer.Option(help="comma-separated event types, e.g. stream.created")] = "",
-    all_events: Annotated[bool, typer.Option("--all", help="every event")] = False,
+    all_events: Annotated[bool, typer.Option("--all", help="every event (what no filter means)")] = False,
     since: Annotated[str | None, typer.Option(help="replay the events after this event id first")] = None,
     decimals: Annotated[int, typer.Option(help="the token's decimal places, for amounts")] = 7,
 ) -> None:
-    """Print live events in the terminal, one line each; resumes by itself after a drop."""
+    """Print live events in the terminal, one line each; resumes by itself after a drop. With no filter,
+    every event."""
     from api.client import ResumeRejected, SubscribeError, SubscriptionRejected
     from api.tail import tail as run_tail
+
+    if url is None:
+        url = f"http://127.0.0.1:{load_settings().port}"
 
     def split(text: str) -> list[str]:
         return [part.strip() for part in text.split(",") if part.strip()]

@@ -77,16 +77,18 @@ async def test_tail_prints_each_event_once_across_drops() -> None:
 @pytest.mark.slow
 async def test_flowfi_tail_says_it_is_waiting_and_its_refusals_name_its_own_flags(database_url: str) -> None:
     with live_pipeline(database_url) as (_, base_url):
+        # with no --url, the API is the one FLOWFI_PORT names, as for `flowfi serve`
+        port = base_url.rsplit(":", 1)[1]
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flowfi", "tail", "--all", "--url", base_url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+            sys.executable, "-m", "flowfi", "tail", "--all", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200", "FLOWFI_PORT": port})
         assert process.stdout is not None
         try:
             first = await asyncio.wait_for(process.stdout.readline(), 30)
         finally:
             process.terminate()
             await process.wait()
-        assert first.decode().strip() == f"connected to {base_url}, waiting for matching events"
+        assert first.decode().strip() == f"connected to http://127.0.0.1:{port}, waiting for matching events"
 
         async def refusal(*flags: str) -> str:
             process = await asyncio.create_subprocess_exec(
