@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 
 import pytest
 
@@ -99,3 +100,14 @@ async def test_an_answer_s_body_is_not_left_in_a_reference_cycle() -> None:
                 gc.enable()
     assert len(page.events) == 200
     assert max(kept, default=0) < 10_000  # the request and answer heads, not the page's ~100 KB
+
+
+async def test_an_unreachable_server_is_retryable_and_the_message_says_which_setting_names_it() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    async with RpcClient(f"http://127.0.0.1:{port}") as client:
+        with pytest.raises(RetryableRpcError) as unreachable:
+            await client.get_health()
+    assert f"cannot reach http://127.0.0.1:{port}" in str(unreachable.value)
+    assert "FLOWFI_RPC_URL" in str(unreachable.value)
