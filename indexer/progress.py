@@ -13,8 +13,13 @@ SUMMARY_INTERVAL = 30.0
 
 
 class Progress:
-    def __init__(self, interval: float = SUMMARY_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+    """`live`: the worker goes on at the chain's tip and says when it reaches it (a backfill, which stops
+    there, does not)."""
+
+    def __init__(self, interval: float = SUMMARY_INTERVAL, clock: Callable[[], float] = time.monotonic,
+                 live: bool = True) -> None:
         self.interval = interval
+        self.live = live
         self.clock = clock
         self.since = clock()
         self.first_ledger: int | None = None
@@ -33,7 +38,9 @@ class Progress:
         now = self.clock()
         if lag == 0 and not self.at_tip:
             self.at_tip = True
-            log.info("caught up with the chain at ledger %d; a summary follows every %.0f s", ledger, self.interval)
+            if self.live:
+                log.info("caught up with the chain at ledger %d; a summary follows every %.0f s", ledger,
+                         self.interval)
             self._reset(now)
         elif now - self.since >= self.interval:
             self._summary(now, lag)

@@ -207,6 +207,7 @@ class Worker:
         reason, for a lake of another network, an unreachable RPC server (creation events may need the
         contract's storage), another process writing these contracts, or a range that would leave a gap."""
         _tuning.start()
+        self.progress = Progress(live=False)
         try:
             try:
                 await asyncio.to_thread(check_network, lake, self.settings.network_passphrase)
@@ -555,7 +556,11 @@ class Worker:
             return Position(cursor=None, start_ledger=self.settings.start_ledger)
         health = await self._retry(self.rpc.get_health, "getHealth")
         start = max(health.oldest_ledger, health.latest_ledger - RECENT_LEDGERS)
-        log.info("no cursor and no start ledger: starting at ledger %d, about a day back", start)
+        if start == health.oldest_ledger:
+            log.info("no cursor and no start ledger: starting at ledger %d, the oldest %s keeps", start,
+                     self.settings.rpc_url)
+        else:
+            log.info("no cursor and no start ledger: starting at ledger %d, about a day back", start)
         return Position(cursor=None, start_ledger=start)
 
     async def _fetch(self, position: Position) -> EventPage:

@@ -46,3 +46,12 @@ def test_falling_behind_and_catching_up_again_is_said_again(caplog: pytest.LogCa
     assert [r.getMessage().split(";")[0] for r in caplog.records] == [
         "caught up with the chain at ledger 10", "caught up with the chain at ledger 31",
     ]
+
+
+def test_a_backfill_reaching_the_chains_tip_does_not_promise_summaries(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    progress = Progress(interval=30, clock=clock, live=False)
+    with caplog.at_level(logging.INFO, logger="indexer.worker"):
+        progress.page(ledger=10, lag=3, new_events=1, dead_letters=0)
+        progress.page(ledger=13, lag=0, new_events=1, dead_letters=0)
+    assert caplog.records == []
