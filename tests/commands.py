@@ -19,8 +19,10 @@ def free_port() -> int:
 
 
 def environment(data_dir: Path) -> dict[str, str]:
+    """The environment of a command run as a user runs it: no settings but the data folder, and no
+    XDG_RUNTIME_DIR, as in a container (where a library that warns of it would print its warning)."""
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith("FLOWFI_") and key not in ("DATABASE_URL", "COLUMNS")}
+           if not key.startswith("FLOWFI_") and key not in ("DATABASE_URL", "COLUMNS", "XDG_RUNTIME_DIR")}
     return {**env, "FLOWFI_DATA_DIR": str(data_dir), "COLUMNS": "200"}
 
 

@@ -135,8 +135,10 @@ def test_db_url_prints_the_embedded_servers_url_while_it_runs(tmp_path: Path) ->
     assert leftover_servers(tmp_path) == [], "psql started the server, and stopped it when it was done"
     process, _ = start_dev(tmp_path)
     try:
-        url = run("db-url", data_dir=tmp_path).stdout.strip()
+        result = run("db-url", data_dir=tmp_path)
+        url = result.stdout.strip()
         assert url.startswith("postgresql://postgres:@/postgres?host=")
+        assert result.stderr == ""
         result = subprocess.run([sys.executable, "-c", (
             "import asyncio, asyncpg, sys\n"
             "async def main():\n"

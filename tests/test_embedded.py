@@ -4,6 +4,7 @@ last of them, and never fooled by what a crash leaves behind."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,25 @@ async def test_the_last_holder_to_let_go_stops_the_server(tmp_path: Path) -> Non
         other.communicate(timeout=60)  # closes its stdin: it lets go and exits
     assert embedded.server_pid(pgdata) is None
     assert leftover_servers(tmp_path) == []
+
+
+async def test_a_process_joining_a_running_server_says_it_uses_it_not_that_it_starts_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pgdata = tmp_path / "pg"
+    other = hold_from_another_process(pgdata)
+    try:
+        with caplog.at_level(logging.INFO, logger="indexer.embedded"):
+            url = embedded.start(pgdata)
+            assert await answers(url)
+            embedded.release(pgdata)
+    finally:
+        other.communicate(timeout=60)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"using the embedded PostgreSQL server running in {pgdata.resolve()}",
+        "the embedded PostgreSQL server stays up for 1 other process(es)",
+    ]
+    assert embedded.server_pid(pgdata) is None
 
 
 async def test_holders_that_died_without_letting_go_are_not_counted(tmp_path: Path) -> None:
