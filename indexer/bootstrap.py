@@ -14,6 +14,7 @@ deleted) are reported too.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from indexer import ids, storage, store
 from indexer.accrual import FINISHED, claimable
 from indexer.rpc import RpcClient
 from indexer.state import StreamState
+
+log = logging.getLogger(__name__)
 
 # What verify compares of each stream, beside what is claimable at the ledger.
 COMPARED = ("sender", "recipient", "token", "rate_per_second", "deposited", "withdrawn", "status", "start_time",
@@ -176,11 +179,16 @@ async def _compare_config(conn: asyncpg.Connection, contract_id: str, snapshot: 
 async def _wait_for_index(conn: asyncpg.Connection, contract_ids: Sequence[str], ledger: int, seconds: float) -> None:
     """Until the worker has indexed `ledger` (its cursor is at or after it)."""
     deadline = asyncio.get_running_loop().time() + seconds
+    said = False
     while True:
         reached = await conn.fetchval("SELECT last_ledger FROM indexer_cursor WHERE contract_ids = $1",
                                       store.cursor_key(contract_ids))
         if (reached or 0) >= ledger:
             return
+        if not said:
+            log.info("the chain was read at ledger %d and the index is at %s: waiting up to %g s for the worker to "
+                     "get there", ledger, reached or "none", seconds)
+            said = True
         if asyncio.get_running_loop().time() > deadline:
             raise NotCaughtUp(f"the index is at ledger {reached or 'none'}, not yet at {ledger} where the chain was "
                               "read: run the worker (flowfi index) and verify again")

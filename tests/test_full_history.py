@@ -4,13 +4,15 @@ data lake the network writes (`flowfi devnet --lake`) then the live worker, or i
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from devnet import running_devnet
-from indexer.bootstrap import verify
+from indexer.bootstrap import NotCaughtUp, verify
 from indexer.rpc import LedgerEntries, RpcClient
 from indexer.worker import Worker
 from tests.indexing import bootstrap_once, index_until_caught_up, worker_settings
@@ -101,3 +103,20 @@ async def test_bootstrap_reads_storage_at_one_ledger_while_ledgers_close_between
             ledger, differences = await verify(rpc, db, (chain.contract_id,))
         assert ledger == chain.latest.sequence and differences == []
         assert await db.fetchval("SELECT count(*) FROM streams WHERE bootstrap_ledger = $1", done.ledger) > 200
+
+
+async def test_verify_says_it_waits_for_the_worker_and_then_that_it_must_run(
+    database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running_devnet(seed=24, traffic_per_ledger=2) as devnet:
+        grow(devnet.chain, 5)
+        async with RpcClient(devnet.url) as rpc:
+            with caplog.at_level(logging.INFO, logger="indexer.bootstrap"), pytest.raises(NotCaughtUp) as behind:
+                await verify(rpc, db, (devnet.chain.contract_id,), catch_up_seconds=0.5)
+        ledger = devnet.chain.latest.sequence
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the chain was read at ledger {ledger} and the index is at none: waiting up to 0.5 s for the worker to "
+        "get there"
+    ]
+    assert str(behind.value) == (f"the index is at ledger none, not yet at {ledger} where the chain was read: run the "
+                                 "worker (flowfi index) and verify again")
