@@ -484,7 +484,9 @@ def dictionary(
 def devnet(
     host: str = "127.0.0.1",
     port: int = 8000,
-    ledger_interval: Annotated[float, typer.Option(help="seconds between ledgers")] = 5.0,
+    ledger_interval: Annotated[float, typer.Option(
+        help="seconds between ledgers (under 1 the chain's clock runs ahead of yours: a ledger closes at least "
+             "a whole second after the one before)")] = 5.0,
     retention: Annotated[int, typer.Option(help="ledgers kept (older ones are dropped)")] = 120_960,
     traffic_rate: Annotated[float, typer.Option(help="random contract calls per second (0: none)")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="seed of the random traffic")] = None,
@@ -553,7 +555,9 @@ def serve(
 def dev(
     api_port: Annotated[int | None, typer.Option(help="port of the API and the live page [FLOWFI_PORT]")] = None,
     rpc_port: Annotated[int, typer.Option(help="port of the local network's RPC")] = 8000,
-    ledger_interval: Annotated[float, typer.Option(help="seconds between ledgers")] = 2.0,
+    ledger_interval: Annotated[float, typer.Option(
+        help="seconds between ledgers (under 1 the chain's clock runs ahead of yours: a ledger closes at least "
+             "a whole second after the one before)")] = 2.0,
     traffic_rate: Annotated[float, typer.Option(help="random contract calls per second")] = 2.0,
     build: Build = NEWEST.name,
     fresh: Annotated[bool, typer.Option(
