@@ -183,7 +183,7 @@ def index(
     lake: Annotated[str | None, typer.Option(
         "--lake", help="a data lake to read the ledgers older than the RPC keeps from [FLOWFI_LAKE_URL]",
         show_default=False)] = None,
-    verbose: bool = False,
+    verbose: Annotated[bool, typer.Option(help="more detail in the log (its DEBUG level)")] = False,
 ) -> None:
     """Index the FlowFi contract's events into PostgreSQL, then follow the chain."""
     from indexer.worker import IndexerStopped, Worker
@@ -375,7 +375,7 @@ def backfill(
     network_passphrase: Passphrase = None,
     contract_ids: ContractIds = None,
     database_url: DatabaseUrl = None,
-    verbose: bool = False,
+    verbose: Annotated[bool, typer.Option(help="more detail in the log (its DEBUG level)")] = False,
 ) -> None:
     """Index past ledgers from Stellar's data lake, through the same decode and state as `flowfi index`,
     which then continues where the backfill stops. Interrupted, it continues where it stopped."""
