@@ -46,6 +46,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import itertools
 import logging
 import sys
 import time
@@ -92,11 +93,11 @@ PREFETCH_PAGES = 1
 # reference cycles, and keeps a few pages of them alive. Python's cyclic collector, run by allocation
 # counts, keeps traversing those pages for nothing to collect: at its default first threshold (700)
 # about a fifth of the worker's CPU, at 50,000 still 4-7 us per event (bench ingest, timed by
-# gc.callbacks). In the worker's process it runs on a clock instead, every GC_INTERVAL seconds (some
-# 50 ms for the pages alive then), and by count only past a million objects more than it freed. Set for
-# the process when the worker runs.
+# gc.callbacks). In the worker's process it runs on a clock instead, every GC_INTERVAL seconds, and by
+# count only past a million objects more than it freed. Set for the process when the worker runs.
 GC_THRESHOLDS = (1_000_000, 20, 10)
 GC_INTERVAL = 10.0
+GC_FULL_EVERY = 30  # a full collection every 5 minutes
 # The worker decodes and renders a page in a thread while the event loop sends the statements of the one
 # before: each time the database answers, the loop waits for the thread to give up the GIL, at Python's
 # default after up to 5 ms. At 1 ms the pipeline keeps the process busy 0.88 of the time instead of 0.84
@@ -277,7 +278,7 @@ class Worker:
         await self._lake_pages(lake, position.start_ledger, end, end or 0, queue, builds, progress)
 
     async def _close(self) -> None:
-        await _tuning.stop()
+        _tuning.stop()
         await self.rpc.aclose()
         if self._conn is not None:
             await self._conn.close()
@@ -708,20 +709,23 @@ class _ProcessTuning:
             sys.setswitchinterval(SWITCH_INTERVAL)
             self.collector = asyncio.create_task(self._collect())
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         self.workers -= 1
         if self.workers == 0 and self.collector is not None:
-            self.collector.cancel()
-            await asyncio.gather(self.collector, return_exceptions=True)
             thresholds, interval = self.saved
             gc.set_threshold(*thresholds)
             sys.setswitchinterval(interval)
+            self.collector.cancel()
+            self.collector = None
 
     @staticmethod
     async def _collect() -> None:
-        while True:
+        """The young generations every GC_INTERVAL, and every GC_FULL_EVERY of those all of them: an object
+        that outlived a collection and later became garbage in a cycle waits in the oldest generation,
+        which a count of new objects would seldom reach."""
+        for tick in itertools.count(1):
             await asyncio.sleep(GC_INTERVAL)
-            gc.collect(1)
+            gc.collect(2 if tick % GC_FULL_EVERY == 0 else 1)
 
 
 _tuning = _ProcessTuning()

@@ -466,8 +466,10 @@ async def test_while_a_worker_runs_cyclic_garbage_is_collected_on_a_clock(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker raises the cyclic collector's thresholds out of its way (indexer/worker.py) and runs it
-    every GC_INTERVAL instead; when it stops, the process's settings are as they were."""
-    monkeypatch.setattr(worker_module, "GC_INTERVAL", 0.05)
+    on a clock instead, now and then over every generation; when it stops, the process's settings are as
+    they were, even when it is cancelled while stopping."""
+    monkeypatch.setattr(worker_module, "GC_INTERVAL", 0.02)
+    monkeypatch.setattr(worker_module, "GC_FULL_EVERY", 3)
     before = gc.get_threshold(), sys.getswitchinterval()
 
     class Cycle:
@@ -480,11 +482,16 @@ async def test_while_a_worker_runs_cyclic_garbage_is_collected_on_a_clock(
         try:
             await asyncio.sleep(0.1)
             assert gc.get_threshold() == worker_module.GC_THRESHOLDS
-            garbage = weakref.ref(Cycle())
+            young = weakref.ref(Cycle())
+            old = Cycle()
+            gc.collect(1)  # it outlives a collection: in the oldest generation now
+            aged = weakref.ref(old)
+            del old
             async with asyncio.timeout(5):
-                while garbage() is not None:
+                while young() is not None or aged() is not None:
                     await asyncio.sleep(0.02)
         finally:
             worker.stop()
-            await asyncio.wait_for(task, 10)
+            task.cancel()  # stopping, and cancelled meanwhile
+            await asyncio.gather(task, return_exceptions=True)
     assert (gc.get_threshold(), sys.getswitchinterval()) == before
