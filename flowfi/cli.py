@@ -624,7 +624,7 @@ TAIL_FLAGS = {"streams": "--streams", "users": "--users", "types": "--types", "a
 @app.command()
 def tail(
     url: Annotated[str | None, typer.Option(
-        help="the API's base URL [default: http://127.0.0.1:<FLOWFI_PORT>]", show_default=False)] = None,
+        help="the API's base URL [default: http://<FLOWFI_HOST>:<FLOWFI_PORT>]", show_default=False)] = None,
     streams: Annotated[str, typer.Option(help="comma-separated stream ids")] = "",
     users: Annotated[str, typer.Option(help="comma-separated G.../C... addresses")] = "",
     types: Annotated[str, typer.Option(help="comma-separated event types, e.g. stream.created")] = "",
@@ -638,7 +638,9 @@ def tail(
     from api.tail import tail as run_tail
 
     if url is None:
-        url = f"http://127.0.0.1:{load_settings().port}"
+        settings = load_settings()
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        url = f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
     def split(text: str) -> list[str]:
         return [part.strip() for part in text.split(",") if part.strip()]

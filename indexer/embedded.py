@@ -59,7 +59,7 @@ def start(pgdata: Path) -> str:
     with _locked(pgdata):
         holders = _living(_read_holders(pgdata))
         _remove_stale_pid_file(pgdata)
-        if holders and server_pid(pgdata) is not None:
+        if server_pid(pgdata) is not None:
             log.info("using the embedded PostgreSQL server running in %s", pgdata)
         else:
             log.info("starting the embedded PostgreSQL server in %s", pgdata)

@@ -285,9 +285,11 @@ class RpcClient:
             status, content = await self._post(body)
         except httpx.TimeoutException as exc:
             raise RetryableRpcError(f"{method}: no answer from {self.url} in time ({exc!r})") from exc
-        except httpx.TransportError as exc:
+        except httpx.ConnectError as exc:
             raise RetryableRpcError(f"{method}: cannot reach {self.url} ({exc!r}); is the RPC server running, and "
                                     "is that its URL (--rpc-url, FLOWFI_RPC_URL)?") from exc
+        except httpx.TransportError as exc:
+            raise RetryableRpcError(f"{method}: the connection to {self.url} failed ({exc!r})") from exc
         if status == 429 or status >= 500:
             raise RetryableRpcError(f"{method}: {self.url} answered HTTP {status}")
         if status != 200:
