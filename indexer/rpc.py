@@ -290,6 +290,8 @@ class RpcClient:
                                     "is that its URL (--rpc-url, FLOWFI_RPC_URL)?") from exc
         except httpx.TransportError as exc:
             raise RetryableRpcError(f"{method}: the connection to {self.url} failed ({exc!r})") from exc
+        except httpx.DecodingError as exc:  # a body its Content-Encoding does not decode: spoilt on the way?
+            raise RetryableRpcError(f"{method}: the answer from {self.url} does not decode ({exc!r})") from exc
         if status == 429 or status >= 500:
             raise RetryableRpcError(f"{method}: {self.url} answered HTTP {status}")
         if status != 200:

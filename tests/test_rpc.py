@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
 
@@ -111,3 +112,23 @@ async def test_an_unreachable_server_is_retryable_and_the_message_says_which_set
             await client.get_health()
     assert f"cannot reach http://127.0.0.1:{port}" in str(unreachable.value)
     assert "FLOWFI_RPC_URL" in str(unreachable.value)
+
+
+async def test_an_answer_that_does_not_decompress_is_retryable() -> None:
+    async def spoilt(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"this is not gzip"
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(spoilt, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with RpcClient(f"http://127.0.0.1:{port}") as client:
+            with pytest.raises(RetryableRpcError, match="does not decode"):
+                await client.get_health()
+    finally:
+        server.close()
+        await server.wait_closed()
