@@ -185,7 +185,7 @@ async def _wait_for_index(conn: asyncpg.Connection, contract_ids: Sequence[str],
                                       store.cursor_key(contract_ids))
         if (reached or 0) >= ledger:
             return
-        if not said:
+        if not said and seconds > 0:
             log.info("the chain was read at ledger %d and the index is at %s: waiting up to %g s for the worker to "
                      "get there", ledger, reached or "none", seconds)
             said = True
