@@ -186,6 +186,7 @@ class Worker:
         """Index until stopped. Only the holder of the contracts' advisory lock writes; another worker
         on the same database stands by and takes over within seconds when the holder dies."""
         _tuning.start()
+        self.progress = Progress()
         try:
             if await self._until_stopped(self._check_network()) is None:
                 return
