@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 
 import pytest
 
@@ -16,6 +15,7 @@ from indexer.rpc import (
     RpcClient,
     _translate_error,
 )
+from tests.commands import free_port
 
 
 def test_json_rpc_errors_become_retryable_or_fatal() -> None:
@@ -104,9 +104,7 @@ async def test_an_answer_s_body_is_not_left_in_a_reference_cycle() -> None:
 
 
 async def test_an_unreachable_server_is_retryable_and_the_message_says_which_setting_names_it() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     async with RpcClient(f"http://127.0.0.1:{port}") as client:
         with pytest.raises(RetryableRpcError) as unreachable:
             await client.get_health()
