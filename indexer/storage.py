@@ -32,8 +32,9 @@ from stellar_sdk import StrKey, scval, xdr
 from indexer import ids
 from indexer.accrual import FINISHED, end_time
 from indexer.decode import decode
+from indexer.layouts import contract_data_value
 from indexer.rpc import MAX_LEDGER_KEYS, MAX_PAGE_SIZE, RpcClient
-from indexer.scval import Sc, ScValError, parse_contract_data_value, parse_scval
+from indexer.scval import Sc, ScValError, parse_scval
 from indexer.state import FROM_STORAGE, StoredSchedule, StreamState
 
 
@@ -320,7 +321,7 @@ def _optional(fields: dict[str, Sc], name: str, tag: str) -> object:
 def decode_stream(stream_id: int, entry_xdr: str, live_until_ledger: int | None = None) -> StoredStream:
     """A Stream entry's value, in 8723543's 12-field shape or the later 17-field one."""
     try:
-        value = parse_contract_data_value(entry_xdr)
+        value = contract_data_value(entry_xdr)
     except ScValError as exc:
         raise StorageError(f"stream {stream_id}'s entry is not contract data: {exc}") from exc
     fields = _fields(value, f"stream {stream_id}")

@@ -386,7 +386,8 @@ OWNERS = st.sampled_from([CONTRACT_OWNER,
 @given(OWNERS, scvals, scvals)
 def test_contract_data_entries_give_the_value_stellar_sdk_reads(owner: xdr.SCAddress, key: xdr.SCVal,
                                                                 value: xdr.SCVal) -> None:
-    assert scval_module.parse_contract_data_value(_contract_data(owner, key, value)) == scval_module.from_xdr(value)
+    entry = _contract_data(owner, key, value)
+    assert scval_module.parse_contract_data(entry) == (scval_module.from_xdr(key), scval_module.from_xdr(value))
 
 
 def test_what_is_not_a_whole_contract_data_entry_is_rejected() -> None:
@@ -394,4 +395,4 @@ def test_what_is_not_a_whole_contract_data_entry_is_rejected() -> None:
     account = xdr.LedgerEntryData(xdr.LedgerEntryType.TTL, ttl=xdr.TTLEntry(xdr.Hash(bytes(32)), xdr.Uint32(5)))
     for bad in (entry[:-3], entry + bytes(4), account.to_xdr_bytes(), b"", entry[:4] + b"\x00\x00\x00\x01" + entry[8:]):
         with pytest.raises(scval_module.ScValError):
-            scval_module.parse_contract_data_value(base64.b64encode(bad).decode())
+            scval_module.parse_contract_data(base64.b64encode(bad).decode())
