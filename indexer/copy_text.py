@@ -22,12 +22,9 @@ in COPY text as in binary.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
-
-from sqlalchemy import ARRAY, BigInteger, Boolean, Column, DateTime, Numeric
 
 NULL = "\\N"
 
@@ -74,22 +71,3 @@ def boolean(value: bool) -> str:
 def integer_array(values: tuple[int, ...]) -> str:
     """A NUMERIC[] or BIGINT[] field."""
     return "{" + ",".join(map(str, values)) + "}"
-
-
-def encoder(column: Column) -> Callable[[Any], str]:
-    """The encoder of a table column's values, by its SQL type (and whether it may be NULL)."""
-    nullable = bool(column.nullable)
-    if isinstance(column.type, ARRAY):
-        return integer_array
-    if isinstance(column.type, Numeric | BigInteger):
-        return optional_integer if nullable else str
-    if isinstance(column.type, Boolean):
-        return boolean
-    if isinstance(column.type, DateTime):
-        return timestamp
-    return optional_text if nullable else text
-
-
-def row(fields: Iterable[str]) -> str:
-    """One row of already encoded fields."""
-    return "\t".join(fields) + "\n"

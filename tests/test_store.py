@@ -7,12 +7,16 @@ import itertools
 from datetime import UTC, datetime
 
 import asyncpg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devnet import Traffic, running_devnet
 from indexer import store
+from indexer.accrual import SCHEDULES
 from indexer.decode import Decoded, decode
 from indexer.rpc import EventPage, RpcClient
 from indexer.state import StreamState
+from indexer.tables import STREAM_STATUSES, TERMS_SOURCES
 from tests.conftest import with_database
 from tests.indexing import MODEL_BUILD, snapshot
 
@@ -91,3 +95,34 @@ async def test_the_states_of_pages_not_yet_committed_are_kept_beyond_the_limit(d
         state.committed()
     state.prepared({}, None)
     assert set(await state.streams(db, keys)) == {(CONTRACT, 5), (CONTRACT, 2)}  # the two most recently changed
+
+
+U64 = st.integers(0, 2**64 - 1)
+I128 = st.integers(-(2**127), 2**127 - 1)
+TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=12)
+MOMENTS = st.datetimes(timezones=st.just(UTC))
+STREAMS = st.builds(
+    StreamState, contract_id=TEXT, stream_id=U64, sender=TEXT, recipient=TEXT, token=TEXT, rate_per_second=I128,
+    deposited=I128, withdrawn=I128, refunded=I128, fees_paid=I128, status=st.sampled_from(STREAM_STATUSES),
+    start_time=U64, last_update_time=U64, paused_at=st.none() | U64, end_time=st.none() | U64,
+    schedule=st.sampled_from(SCHEDULES), cliff_time=st.none() | U64, cliff_amount=st.none() | I128,
+    step_times=st.lists(U64, max_size=3).map(tuple), step_amounts=st.lists(I128, max_size=3).map(tuple),
+    conditional=st.booleans(), allowance=st.booleans(), terms_source=st.sampled_from(TERMS_SOURCES),
+    dispute=st.none() | st.sampled_from(("requested", "approved", "rejected")),
+    bootstrap_ledger=st.none() | st.integers(0, 2**63 - 1), created_at=MOMENTS, updated_at=MOMENTS,
+    first_event_id=st.none() | TEXT, last_event_id=st.none() | TEXT,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(STREAMS, min_size=1, max_size=4, unique_by=lambda s: (s.contract_id, s.stream_id)))
+async def test_streams_rows_read_back_as_the_states_written(db: asyncpg.Connection, states: list[StreamState]) -> None:
+    written = db.transaction()
+    await written.start()
+    try:
+        await db.execute("DELETE FROM streams")
+        await store.upsert_streams(db, states)
+        found = await store.load_streams(db, {(s.contract_id, s.stream_id) for s in states})
+        assert found == {(s.contract_id, s.stream_id): s for s in states}
+    finally:
+        await written.rollback()  # nothing stays
