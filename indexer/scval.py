@@ -144,9 +144,13 @@ def parse_contract_data(b64: str) -> tuple[Sc, Sc]:
         raise
     except _Unsupported:
         try:
-            data = xdr.LedgerEntryData.from_xdr(b64).contract_data
+            entry = xdr.LedgerEntryData.from_xdr_bytes(buf)
+            canonical = entry.to_xdr_bytes() == buf
         except Exception as exc:  # the XDR runtime raises bare errors of several kinds on bad input
             raise ScValError(f"not contract data: {exc}") from exc
+        if not canonical:  # stellar-sdk alone reads any non-zero bool as true, and never looks at padding
+            raise ScValError("not contract data: not the canonical encoding (bool, flag or padding)") from None
+        data = entry.contract_data
         if data is None:
             raise ScValError("not contract data") from None
         return from_xdr(data.key), from_xdr(data.val)

@@ -396,3 +396,17 @@ def test_what_is_not_a_whole_contract_data_entry_is_rejected() -> None:
     for bad in (entry[:-3], entry + bytes(4), account.to_xdr_bytes(), b"", entry[:4] + b"\x00\x00\x00\x01" + entry[8:]):
         with pytest.raises(scval_module.ScValError):
             scval_module.parse_contract_data(base64.b64encode(bad).decode())
+
+
+def test_a_deep_contract_data_entry_read_by_stellar_sdk_must_be_canonical() -> None:
+    """Beyond the fast parser's depth stellar-sdk reads the entry; a bool of 2 (which it alone would read as
+    true) is refused there too."""
+    value = scval.to_bool(True)
+    for _ in range(scval_module._FAST_DEPTH + 5):
+        value = scval.to_vec([value])
+    entry = base64.b64decode(_contract_data(CONTRACT_OWNER, scval.to_symbol("k"), value))
+    assert scval_module.parse_contract_data(base64.b64encode(entry).decode())[1][0] == "vec"
+    assert entry.endswith(b"\0\0\0\0\0\0\0\1")  # the bool's tag and word
+    bad = base64.b64encode(entry[:-4] + b"\0\0\0\2").decode()
+    with pytest.raises(scval_module.ScValError, match="canonical"):
+        scval_module.parse_contract_data(bad)
