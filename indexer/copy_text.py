@@ -60,10 +60,6 @@ def timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def optional_integer(value: int | None) -> str:
-    return NULL if value is None else str(value)
-
-
 def boolean(value: bool) -> str:
     return "t" if value else "f"
 

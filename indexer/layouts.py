@@ -8,12 +8,14 @@ Once the general parser has read an entry, its layout is kept: one struct format
 entry, the bytes that must recur (every type tag, map and vector header, Symbol, enum variant and
 address kind), and how the parsed value is built from the rest. An entry of the same length whose
 recurring bytes are all there has that layout: one `unpack` reads it and the value is built without
-the general parser's call per value. Anything else (another layout, a bool that is neither 0 nor 1,
-an address that is not one) goes to the general parser, which decides, and may teach a new layout.
+the general parser's call per value. Anything else (another layout; in the key or the value, a bool
+that is neither 0 nor 1 or an address that is not one) goes to the general parser, which decides, and
+may teach a new layout.
 
-Only entries made of fixed-size values have a layout (integers up to 128 bits, bools, voids, Symbols,
-addresses, and vectors and maps of them): one holding bytes or a string is left to the general parser.
-The tests prove both paths give the same result for every entry, valid or not.
+Only entries made of the values FlowFi stores have a layout (integers up to 128 bits, bools, voids,
+Symbols, addresses, and vectors and maps of them): one holding bytes, a string or another type is left
+to the general parser. The tests check that both paths give the same result for a local network's
+stream entries, random contract data and each of them corrupted byte by byte.
 """
 
 from __future__ import annotations
@@ -33,14 +35,15 @@ Builder = Callable[[tuple[Any, ...]], Sc]
 # Each integer's payload: its struct format (big-endian) and size in bytes.
 _INTEGERS = {"u32": ("I", 4), "i32": ("i", 4), "u64": ("Q", 8), "i64": ("q", 8), "timepoint": ("Q", 8),
              "duration": ("Q", 8), "u128": ("QQ", 16), "i128": ("qQ", 16)}
-# Layouts kept: per length, and lengths in all, emptied when full (a few in practice: a stream's entry
-# by schedule, by whether it has an arbiter, a cliff or a pause).
+# Layouts kept: per length (the oldest replaced by a new one), and lengths in all (all forgotten when
+# full). A stream's entry has a few: by schedule, status, dispute, whether it has an arbiter, a cliff or
+# a pause, and whether its parties are accounts or contracts.
 _MAX_LAYOUTS_PER_LENGTH = 8
 _MAX_LENGTHS = 1_024
 
 
 class _NoLayout(Exception):
-    """The entry holds a value of variable size."""
+    """The entry holds a value that has no layout here (bytes, a string, a 256-bit integer...)."""
 
 
 class _Invalid(Exception):
@@ -63,15 +66,15 @@ def contract_data_value(b64: str) -> Sc:
     it (and ScValError where that raises it)."""
     try:
         buf = binascii.a2b_base64(b64, strict_mode=True)
-    except (binascii.Error, ValueError, TypeError):
+    except (ValueError, TypeError):  # binascii.Error is a ValueError
         return parse_contract_data(b64)[1]
     for layout in _layouts.get(len(buf), ()):
         items = layout.unpack(buf)
         if layout.recurring(items) == layout.expected:
             try:
                 return layout.build(items)
-            except _Invalid:
-                break
+            except _Invalid:  # its layout is known: the general parser says what is wrong
+                return parse_contract_data(b64)[1]
     key, value = parse_contract_data(b64)
     _learn(buf, key, value)
     return value
@@ -123,17 +126,17 @@ class _Learner:
             return (lambda items: (tag, items[at])), pos + size
         if tag == "bool":
             at = self.payload("I", pos, 1)
-            return (lambda items: _bool(items[at])), pos + 4
+            return (lambda items: _checked_bool(items[at])), pos + 4
         if tag == "address":
             kind = buf[pos : pos + 4]
             size = ADDRESS_SIZE[kind[3]]
             at = self.payload(f"{size - 4}s", pos + 4, 1)
-            return (lambda items: _address(kind + items[at])), pos + size
+            return (lambda items: _checked_address(kind + items[at])), pos + size
         if tag in ("void", "symbol"):
             end = pos if tag == "void" else pos + 4 + ((struct.unpack_from(">I", buf, pos)[0] + 3) & ~3)
             return (lambda items: sc), end
         if tag in ("vec", "map"):
-            pos += 8 if struct.unpack_from(">I", buf, pos)[0] else 4
+            pos += 8 if struct.unpack_from(">I", buf, pos)[0] else 4  # "present", then the count if present
             if tag == "vec":
                 builders = []
                 for item in value:
@@ -153,13 +156,13 @@ class _Learner:
         raise _NoLayout(tag)
 
 
-def _bool(word: int) -> Sc:
+def _checked_bool(word: int) -> Sc:
     if word > 1:
         raise _Invalid
     return ("bool", word == 1)
 
 
-def _address(key: bytes) -> Sc:
+def _checked_address(key: bytes) -> Sc:
     try:
         return ("address", address_of(key))
     except ScValError:
@@ -171,20 +174,25 @@ def _learn(buf: bytes, key: Sc, value: Sc) -> None:
     learner = _Learner(buf)
     learner.recur(0)  # the entry's type, its extension and the contract
     try:
-        _, pos = learner.value(8 + ADDRESS_SIZE[buf[11]], key)
+        build_key, pos = learner.value(8 + ADDRESS_SIZE[buf[11]], key)
         learner.recur(pos)  # the durability
-        build, end = learner.value(pos + 4, value)
+        build_value, end = learner.value(pos + 4, value)
     except _NoLayout:
         return
     if end != len(buf):
         return
     learner.close(end)
-    if len(learner.recurring_at) < 2:  # itemgetter of one index returns the item, not a tuple
-        return
-    layout = Layout(struct.Struct(">" + "".join(learner.formats)).unpack, itemgetter(*learner.recurring_at),
-                    tuple(learner.expected), build)
+    at = learner.recurring_at
+    recurring = itemgetter(*at) if len(at) > 1 else lambda items: (items[at[0]],)  # always a tuple
+
+    def build(items: tuple[Any, ...]) -> Sc:
+        build_key(items)  # the key's bools and addresses are checked too
+        return build_value(items)
+
+    layout = Layout(struct.Struct(">" + "".join(learner.formats)).unpack, recurring, tuple(learner.expected), build)
     if len(_layouts) >= _MAX_LENGTHS:
         _layouts.clear()
     known = _layouts.setdefault(len(buf), [])
-    if len(known) < _MAX_LAYOUTS_PER_LENGTH:
-        known.append(layout)
+    if len(known) >= _MAX_LAYOUTS_PER_LENGTH:
+        del known[0]
+    known.append(layout)

@@ -11,13 +11,23 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stellar_sdk import xdr
+from stellar_sdk import Address, scval, xdr
 
 from devnet import Traffic, running_devnet
 from devnet.entries import stream_ledger_key
 from indexer import layouts
 from indexer.scval import Sc, ScValError, parse_contract_data
-from tests.test_scval import OWNERS, _contract_data, scvals
+from tests.test_scval import CONTRACT_OWNER as OWNERS_CONTRACT
+from tests.test_scval import OWNERS, _contract_data, addresses, extend, ints, raw_symbol, scvals, symbol_text
+
+# Values of the types a layout reads, in any arrangement: every entry made of them has a layout.
+LAID_OUT = st.recursive(st.one_of(
+    st.booleans().map(scval.to_bool), st.just(scval.to_void()), ints(32, False).map(scval.to_uint32),
+    ints(32, True).map(scval.to_int32), ints(64, False).map(scval.to_uint64), ints(64, True).map(scval.to_int64),
+    ints(64, False).map(scval.to_timepoint), ints(64, False).map(scval.to_duration),
+    ints(128, False).map(scval.to_uint128), ints(128, True).map(scval.to_int128), symbol_text.map(scval.to_symbol),
+    st.binary(max_size=32).map(raw_symbol), addresses,
+), extend, max_leaves=12)
 
 
 def _general(entry: str) -> Sc | str:
@@ -103,6 +113,38 @@ def test_random_contract_data_parses_as_by_the_general_parser_the_second_time_to
     data[-8:] = other.to_bytes(8, "big")
     changed = base64.b64encode(bytes(data)).decode()
     assert _fast(changed) == _general(changed)
+
+
+ACCOUNT = Address.from_raw_account(bytes(32)).to_xdr_sc_val()
+
+
+@pytest.mark.parametrize("key", [scval.to_bool(False), ACCOUNT, scval.to_vec([scval.to_symbol("Balance"), ACCOUNT])],
+                         ids=["bool", "address", "enum variant with an address"])
+def test_a_bad_bool_or_address_in_the_key_is_refused_as_by_the_general_parser(key: xdr.SCVal) -> None:
+    good = base64.b64decode(_contract_data(OWNERS_CONTRACT, key, scval.to_uint32(5)))
+    layouts._layouts.clear()
+    assert _fast(base64.b64encode(good).decode()) == ("u32", 5)  # its layout is learned
+    # the bool's word, or the account's key type word (0: ed25519), made 2
+    key_at = 8 + 36  # after the entry type, its extension and the contract address
+    at = good.index(b"\0\0\0\x12", key_at) + 8 if key != scval.to_bool(False) else key_at + 4
+    bad = base64.b64encode(good[:at] + b"\0\0\0\x02" + good[at + 4 :]).decode()
+    assert _general(bad).startswith("refused")
+    assert _fast(bad) == _general(bad)
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OWNERS, LAID_OUT, LAID_OUT, st.randoms(use_true_random=False))
+def test_every_corruption_of_random_contract_data_parses_as_by_the_general_parser(
+    owner: xdr.SCAddress, key: xdr.SCVal, value: xdr.SCVal, rng: random.Random,
+) -> None:
+    """In the key as in the value: a bool of 2 or a bad address where the layout has one is refused."""
+    entry = _contract_data(owner, key, value)
+    layouts._layouts.clear()
+    assert _fast(entry) == _general(entry)
+    assert _by_layout(entry)
+    for corrupted in _corrupted(entry, rng):
+        assert _fast(corrupted) == _general(corrupted), corrupted
 
 
 def _by_layout(entry: str) -> bool:
