@@ -81,7 +81,7 @@ def _problems() -> tuple[type[Exception], ...]:
     the modules already imported (a module that raised one was), so that starting `flowfi` stays quick."""
     kinds: list[type[Exception]] = [Problem]
     for module, name in (("indexer.database", "DatabaseProblem"), ("indexer.embedded", "EmbeddedUnavailable"),
-                         ("indexer.worker", "IndexerStopped")):
+                         ("indexer.worker", "IndexerStopped"), ("indexer.storage", "StorageError")):
         if module in sys.modules:
             kinds.append(getattr(sys.modules[module], name))
     return tuple(kinds)

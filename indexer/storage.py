@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,10 +38,12 @@ from indexer.rpc import MAX_LEDGER_KEYS, MAX_PAGE_SIZE, RpcClient
 from indexer.scval import Sc, ScValError, parse_scval
 from indexer.state import FROM_STORAGE, StoredSchedule, StreamState
 
+log = logging.getLogger(__name__)
+
 
 class StorageError(ValueError):
-    """An entry that is not what the contract stores (another contract at that address, or a newer build
-    than this indexer knows)."""
+    """An entry that is not what the contract stores (another contract at that address, or a build this
+    indexer does not know: `flowfi bootstrap` and `verify` stop at it, the worker goes on without it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +168,13 @@ def _stream_key_parts(contract_id: str) -> tuple[bytes, bytes]:
 # --- reading ----------------------------------------------------------------------------------------------
 
 
-async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, instance: bool = True) -> Snapshot:
+async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, instance: bool = True,
+               unreadable: dict[int, str] | None = None) -> Snapshot:
     """The contract's instance (when asked) and the Stream entries of `stream_ids`, in requests of at most
     200 keys. Every request answers at the server's newest ledger: the snapshot's ledger is the first
-    request's, `last_ledger` the last one's (the same unless the chain moved on in between)."""
+    request's, `last_ledger` the last one's (the same unless the chain moved on in between). A Stream entry
+    this indexer cannot read raises StorageError, or, where `unreadable` is given, is put there with the
+    reason (and counted missing)."""
     wanted = sorted(set(stream_ids))
     keys = {stream_key(contract_id, stream_id): stream_id for stream_id in wanted}
     requested = [instance_key(contract_id)] if instance else []
@@ -181,7 +187,16 @@ async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, i
         found.update({entry.key: (entry.xdr, entry.live_until_ledger) for entry in answer.entries})
 
     def decoded() -> dict[int, StoredStream]:
-        return {stream_id: decode_stream(stream_id, *found[key]) for key, stream_id in keys.items() if key in found}
+        streams = {}
+        for key, stream_id in keys.items():
+            if key in found:
+                try:
+                    streams[stream_id] = decode_stream(stream_id, *found[key])
+                except StorageError as exc:
+                    if unreadable is None:
+                        raise
+                    unreadable[stream_id] = str(exc)
+        return streams
 
     streams = await asyncio.to_thread(decoded)  # hundreds of entries: the event loop moves on meanwhile
     stored_instance = None
@@ -257,8 +272,15 @@ async def _streams_named(rpc: RpcClient, contract_id: str, *, after: int, until:
 
 
 async def schedules(rpc: RpcClient, contract_id: str, stream_ids: Sequence[int]) -> dict[int, StoredSchedule]:
-    """What storage says of these streams' schedules (found=False for a stream whose entry is gone)."""
-    snapshot = await read(rpc, contract_id, stream_ids, instance=False)
+    """What storage says of these streams' schedules (found=False for a stream whose entry is gone, or is
+    not one this indexer can read: a build it does not know; that is logged, and the stream is indexed
+    from its events rather than the index stopping at it)."""
+    unreadable: dict[int, str] = {}
+    snapshot = await read(rpc, contract_id, stream_ids, instance=False, unreadable=unreadable)
+    for stream_id, reason in unreadable.items():
+        log.warning("%s: the stored entry of stream %d cannot be read (%s); its schedule is taken from its "
+                    "events alone (terms_source 'unavailable'): an indexer that knows this layout is needed "
+                    "for what storage alone says of it (a cliff, steps)", contract_id, stream_id, reason)
     return {
         stream_id: snapshot.streams[stream_id].schedule_facts() if stream_id in snapshot.streams
         else StoredSchedule(found=False)

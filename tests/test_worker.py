@@ -17,9 +17,10 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stellar_sdk import scval
+from stellar_sdk import scval, xdr
 
 from devnet import InvalidInvocation, Traffic, running_devnet
+from devnet import entries as entries_module
 from devnet.lake import write_lake
 from devnet.xdr import encode_event
 from indexer import worker as worker_module
@@ -495,3 +496,36 @@ async def test_while_a_worker_runs_cyclic_garbage_is_collected_on_a_clock(
             task.cancel()  # stopping, and cancelled meanwhile
             await asyncio.gather(task, return_exceptions=True)
     assert (gc.get_threshold(), sys.getswitchinterval()) == before
+
+
+async def test_a_stored_stream_it_cannot_read_is_indexed_from_its_events_and_the_worker_goes_on(
+    database_url: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A build this indexer does not know may store a Stream it cannot read (here an 18th field, on odd ids):
+    the creations whose schedule is in storage are still indexed, marked 'unavailable', and said."""
+    stored = entries_module.stream_value
+
+    def newer_layout(stream: Any) -> Any:
+        value = stored(stream)
+        if stream.stream_id % 2:
+            value.map.sc_map.append(xdr.SCMapEntry(scval.to_symbol("zz_newer_field"), scval.to_uint32(1)))
+        return value
+
+    monkeypatch.setattr(entries_module, "stream_value", newer_layout)
+    with running_devnet(seed=4, build="c9f5d2e") as devnet:
+        devnet.chain.generate_history(600, traffic=Traffic(seed=4), tx_per_ledger=10)
+        worker = Worker(worker_settings(devnet, database_url, page_size=100), database_url)
+        with caplog.at_level(logging.WARNING, logger="indexer.storage"):
+            await index_until_caught_up(worker, devnet)
+        assert await db.fetchval("SELECT count(*) FROM events") == devnet.chain.event_count
+        sources = {int(row["stream_id"]): row["terms_source"]
+                   for row in await db.fetch("SELECT stream_id, terms_source FROM streams")}
+        stored_now = set(devnet.chain.contract.streams)  # closed streams' entries are gone
+    said = {stream_id for stream_id in sources if f"stored entry of stream {stream_id} cannot" in caplog.text}
+    assert said and all(stream_id % 2 for stream_id in said)
+    assert {sources[stream_id] for stream_id in said} == {"unavailable"}
+    assert "storage" in {source for stream_id, source in sources.items() if stream_id % 2 == 0}
+    assert not {stream_id for stream_id, source in sources.items() if source == "storage" and stream_id % 2}
+    # an even stream is 'unavailable' only where its entry was gone when read
+    assert not {stream_id for stream_id, source in sources.items()
+                if source == "unavailable" and stream_id % 2 == 0 and stream_id in stored_now}
