@@ -349,6 +349,15 @@ def decode_stream(stream_id: int, entry_xdr: str, live_until_ledger: int | None 
     fields = _fields(value, f"stream {stream_id}")
     if len(fields) not in (12, 17):
         raise StorageError(f"stream {stream_id} has {len(fields)} fields; this indexer knows 12 and 17")
+    try:
+        return _stored_stream(stream_id, fields, live_until_ledger)
+    except StorageError as exc:
+        raise StorageError(f"stream {stream_id}: {exc}") from exc
+    except (KeyError, IndexError, TypeError, ValueError) as exc:  # a field missing, a variant of other arguments
+        raise StorageError(f"stream {stream_id} is not a Stream this indexer knows ({exc!r})") from exc
+
+
+def _stored_stream(stream_id: int, fields: dict[str, Sc], live_until_ledger: int | None) -> StoredStream:
     status, _ = _variant(fields["status"], "status")
     schedule, cliff_amount = "linear", 0
     steps: tuple[tuple[int, int], ...] = ()
@@ -366,9 +375,12 @@ def decode_stream(stream_id: int, entry_xdr: str, live_until_ledger: int | None 
                 for step in (_fields(item, "a vesting step") for item in args[0][1])
             )
         elif variant == "HybridCliffLinear":
-            schedule, cliff_time, cliff_amount = "hybrid", args[0][1], args[1][1]
+            (cliff_tag, cliff_time), (amount_tag, cliff_amount) = args
+            if (cliff_tag, amount_tag) != ("u64", "i128"):
+                raise StorageError(f"its HybridCliffLinear holds a {cliff_tag} and a {amount_tag}")
+            schedule = "hybrid"
         elif variant != "Linear":
-            raise StorageError(f"stream {stream_id} has the schedule {variant!r}, unknown to this indexer")
+            raise StorageError(f"the schedule {variant!r} is unknown to this indexer")
         dispute_variant, dispute_args = _variant(fields["dispute_status"], "dispute_status")
         dispute = {"None": None, "Requested": "requested"}.get(dispute_variant)
         if dispute_variant == "Resolved":

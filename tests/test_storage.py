@@ -56,6 +56,29 @@ def entry(value: xdr.SCVal, key: xdr.SCVal | None = None) -> str:
     return data.to_xdr()  # type: ignore[no-any-return]
 
 
+def _renamed(fields: dict[str, xdr.SCVal], old: str, new: str) -> dict[str, xdr.SCVal]:
+    return {new if name == old else name: value for name, value in fields.items()}
+
+
+@pytest.mark.parametrize("fields", [
+    _renamed(stream(), "status", "state"),
+    _renamed(stream(), "paused_at", "paused_since"),
+    _renamed(legacy_stream(), "sender", "funder"),
+    stream(schedule=variant("StepTranches")),
+    stream(schedule=variant("StepTranches", scval.to_uint64(5))),
+    stream(schedule=variant("HybridCliffLinear", scval.to_uint64(300))),
+    stream(schedule=variant("HybridCliffLinear", scval.to_address(TOKEN), scval.to_int128(250))),
+    stream(dispute_status=variant("Resolved")),
+    stream(status=scval.to_symbol("Active")),
+], ids=["status renamed", "paused_at renamed", "12 fields, sender renamed", "steps without their list",
+        "steps not a list", "hybrid of one argument", "hybrid of an address", "resolved without its verdict",
+        "status not a variant"])
+def test_a_stream_in_a_layout_this_indexer_does_not_know_is_a_storage_error(fields: dict[str, xdr.SCVal]) -> None:
+    """Whatever is wrong with it: the worker puts such a stream aside (StorageError), it does not crash."""
+    with pytest.raises(storage.StorageError, match="stream 7"):
+        storage.decode_stream(7, entry(struct(**fields)))
+
+
 def test_a_stream_of_8723543s_shape_decodes_as_a_linear_stream() -> None:
     decoded = storage.decode_stream(4, entry(struct(**legacy_stream(withdrawn_amount=scval.to_int128(300)))), 500)
     assert (decoded.fields, decoded.schedule, decoded.cliff_time, decoded.withdrawn_amount) == (12, "linear", None, 300)
