@@ -335,29 +335,40 @@ def redecode(
     contract_ids: ContractIds = None,
     database_url: DatabaseUrl = None,
     from_ledger: Annotated[int, typer.Option(help="decode again the events of this ledger and later")] = 0,
+    storage: Annotated[bool, typer.Option(
+        "--storage", help="also read again from the contracts' storage the schedules it could not give before "
+                          "(streams whose terms_source is 'unavailable'); needs the RPC server")] = False,
+    rpc_url: RpcUrl = None,
 ) -> None:
     """Decode the stored raw events again (after an upgrade of the indexer) and rebuild what they touch,
-    without fetching anything. Stop the worker first."""
+    without fetching anything but, with --storage, the schedules storage could not give. Stop the worker
+    first."""
     from indexer.database import connect
     from indexer.redecode import Busy
     from indexer.redecode import redecode as run_redecode
+    from indexer.rpc import RpcClient, RpcError
 
-    settings = load_settings(contract_ids=contract_ids, database_url=database_url)
+    settings = load_settings(contract_ids=contract_ids, database_url=database_url, rpc_url=rpc_url)
     setup_logging(log_format=settings.log_format)
     url = database_of(settings)
 
     async def main() -> None:
         conn = await connect(url, "flowfi-redecode")
         try:
-            done = await run_redecode(conn, settings.contract_ids, from_ledger)
+            if storage:
+                async with RpcClient(settings.rpc_url, timeout=settings.rpc_timeout) as rpc:
+                    done = await run_redecode(conn, settings.contract_ids, from_ledger, rpc)
+            else:
+                done = await run_redecode(conn, settings.contract_ids, from_ledger)
         finally:
             await conn.close()
         typer.echo(f"decoded {done.events} stored events again: {done.typed_before} were typed, {done.typed_now} "
                    f"are now; rebuilt {done.streams_rebuilt} streams"
                    + (f" and the configuration of {', '.join(done.contracts_reconfigured)}"
-                      if done.contracts_reconfigured else ""))
+                      if done.contracts_reconfigured else "")
+                   + (f"; read {done.schedules_read} schedules from storage" if storage else ""))
 
-    with said_in_one_line((Busy,)):
+    with said_in_one_line((Busy, RpcError)):
         asyncio.run(main())
 
 

@@ -5,7 +5,10 @@ or not. When a newer indexer knows more (an event kind it dead-lettered before, 
 rule), `redecode` decodes the raw events again from a ledger on, in one transaction:
 1. each event is decoded again: its typed row and dead letter are replaced by what decoding says now;
 2. every stream with an event among them is rebuilt from all of its events, from its creation, with
-   the schedule facts its row kept from the contract's storage (stored_schedule_of);
+   the schedule facts its row kept from the contract's storage (stored_schedule_of); given an RPC
+   server, the streams whose schedule storage could not give (terms_source 'unavailable': an entry in a
+   layout the indexer did not know, or gone when read) are read from storage again first: what storage
+   says of a schedule is fixed at creation, so it is still right while the stream exists;
 3. a contract with a protocol event among them has its protocol_config and contract_upgrades rebuilt
    from all of its protocol events (what bootstrap read from storage and no event set stays).
 Running it twice changes nothing the second time. It takes the writer lock of the contracts: it does not
@@ -20,11 +23,11 @@ from datetime import datetime
 
 import asyncpg
 
-from indexer import ids, state, store
+from indexer import ids, state, storage, store
 from indexer.decode import Decoded, decode
 from indexer.events import ChainEvent, ProtocolEvent
-from indexer.rpc import RawEvent
-from indexer.state import StreamKey, stored_schedule_of
+from indexer.rpc import RawEvent, RpcClient
+from indexer.state import UNAVAILABLE, StoredSchedule, StreamKey, stored_schedule_of
 
 RAW_COLUMNS = "c.id, c.ledger, c.ledger_closed_at, c.tx_hash, c.contract_id, c.topic_xdr, c.value_xdr"
 RAW_QUERY = (f"SELECT {RAW_COLUMNS} FROM contract_events AS c "
@@ -48,6 +51,7 @@ class Redecoded:
     typed_now: int = 0
     streams_rebuilt: int = 0
     contracts_reconfigured: list[str] = field(default_factory=list)
+    schedules_read: int = 0  # of streams whose schedule storage could not give before
 
 
 def _raw(row: asyncpg.Record) -> RawEvent:
@@ -56,8 +60,10 @@ def _raw(row: asyncpg.Record) -> RawEvent:
                     tx_hash=row["tx_hash"], topic=tuple(row["topic_xdr"]), value=row["value_xdr"])
 
 
-async def redecode(conn: asyncpg.Connection, contract_ids: Sequence[str], from_ledger: int = 0) -> Redecoded:
-    """Decode again the stored events of `contract_ids` from `from_ledger` on and rebuild what they touch."""
+async def redecode(conn: asyncpg.Connection, contract_ids: Sequence[str], from_ledger: int = 0,
+                   rpc: RpcClient | None = None) -> Redecoded:
+    """Decode again the stored events of `contract_ids` from `from_ledger` on and rebuild what they touch;
+    with `rpc`, read again from storage the schedules it could not give before."""
     result = Redecoded()
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", store.writer_lock_key(contract_ids)):
@@ -80,7 +86,7 @@ async def redecode(conn: asyncpg.Connection, contract_ids: Sequence[str], from_l
                                                 start)
                    if (d := decode(_raw(row))).event is not None]
         earlier = [d.event for d in history if d.event is not None]
-        rebuilt, parties_at = await _rebuild_streams(conn, streams, earlier + typed)
+        rebuilt, parties_at, result.schedules_read = await _rebuild_streams(conn, streams, earlier + typed, rpc)
         result.streams_rebuilt = len(rebuilt)
 
         await conn.execute("DELETE FROM event_parties WHERE event_id = ANY($1::text[])", chosen)
@@ -106,18 +112,32 @@ async def _streams_of(conn: asyncpg.Connection, event_ids: list[str]) -> set[Str
 
 
 async def _rebuild_streams(
-    conn: asyncpg.Connection, keys: set[StreamKey], chain_events: list[ChainEvent]
-) -> tuple[dict[StreamKey, state.StreamState], dict[str, tuple[str, str]]]:
-    """The affected streams folded again from all their events, replacing their rows."""
+    conn: asyncpg.Connection, keys: set[StreamKey], chain_events: list[ChainEvent], rpc: RpcClient | None
+) -> tuple[dict[StreamKey, state.StreamState], dict[str, tuple[str, str]], int]:
+    """The affected streams folded again from all their events, replacing their rows; and how many of the
+    schedules storage could not give before it gives now (read again through `rpc`)."""
     existing = await store.load_streams(conn, keys)
     stored = {key: schedule for key, current in existing.items()
               if (schedule := stored_schedule_of(current)) is not None}
+    unavailable = sorted(key for key, current in existing.items() if current.terms_source == UNAVAILABLE)
+    read_again = await _schedules(rpc, unavailable) if rpc is not None and unavailable else {}
+    stored |= read_again
     streams: dict[StreamKey, state.StreamState] = {}
     chain_events.sort(key=lambda e: e.id)
     parties_at = state.fold(streams, [e for e in chain_events if store.stream_key(e) in keys], stored)
     # A stream whose creation the index has not seen has no row to rebuild (its events change no state).
     await store.upsert_streams(conn, streams.values())
-    return streams, parties_at
+    return streams, parties_at, len(read_again)
+
+
+async def _schedules(rpc: RpcClient, keys: list[StreamKey]) -> dict[StreamKey, StoredSchedule]:
+    """What storage says now of these streams' schedules, for those it can say it of."""
+    found: dict[StreamKey, StoredSchedule] = {}
+    for contract_id in sorted({contract_id for contract_id, _ in keys}):
+        stream_ids = [stream_id for key_contract, stream_id in keys if key_contract == contract_id]
+        schedules = await storage.schedules(rpc, contract_id, stream_ids)
+        found |= {(contract_id, stream_id): schedule for stream_id, schedule in schedules.items() if schedule.found}
+    return found
 
 
 async def _refresh_earlier_parties(

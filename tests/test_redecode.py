@@ -3,11 +3,14 @@ they touch are rebuilt, and a second run changes nothing."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import pytest
 
 from devnet import Traffic, running_devnet
 from indexer import decode as decoder
+from indexer import storage
 from indexer.bootstrap import verify
 from indexer.events import StreamToppedUp, TokensWithdrawn
 from indexer.redecode import Busy, redecode
@@ -112,3 +115,50 @@ async def test_redecode_does_not_run_beside_a_writing_worker(database_url: str, 
             await redecode(db, contract_ids)
     finally:
         await holder.close()
+
+
+async def test_redecode_with_storage_reads_again_the_schedules_storage_could_not_give(
+    database_url: str, db: asyncpg.Connection, server_url: str, template_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An indexer that could not read odd streams' entries (a layout it did not know) indexed them from their
+    events; once it can, `redecode --storage` makes the index what one that always could would have made."""
+    from tests.conftest import _admin, with_database
+
+    with running_devnet(seed=6) as devnet:
+        devnet.chain.generate_history(800, traffic=Traffic(seed=6), tx_per_ledger=10)
+        contract_ids = (devnet.chain.contract_id,)
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+        expected = await snapshot(db)
+
+        name = "flowfi_unreadable_entries"
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        older_url = with_database(server_url, name)
+        with monkeypatch.context() as older:
+            older.setattr(storage, "_stored_stream", _unreadable_odd_streams(storage._stored_stream))
+            await index_until_caught_up(Worker(worker_settings(devnet, older_url), older_url), devnet)
+        older_db = await asyncpg.connect(older_url)
+        try:
+            unavailable = await older_db.fetchval(
+                "SELECT count(*) FROM streams WHERE terms_source = 'unavailable' AND stream_id % 2 = 1")
+            assert unavailable > 3 and await snapshot(older_db) != expected
+
+            await redecode(older_db, contract_ids)  # without storage: the schedules stay as they were
+            assert await older_db.fetchval(
+                "SELECT count(*) FROM streams WHERE terms_source = 'unavailable' AND stream_id % 2 = 1") == unavailable
+
+            async with RpcClient(devnet.url) as rpc:
+                done = await redecode(older_db, contract_ids, rpc=rpc)
+            assert done.schedules_read > 0
+            assert await snapshot(older_db) == expected
+        finally:
+            await older_db.close()
+            await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _unreadable_odd_streams(read: Any) -> Any:
+    def stored_stream(stream_id: int, fields: Any, live_until_ledger: int | None) -> Any:
+        if stream_id % 2:
+            raise storage.StorageError("a layout this indexer does not know")
+        return read(stream_id, fields, live_until_ledger)
+    return stored_stream
