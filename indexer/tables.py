@@ -190,7 +190,8 @@ streams = Table(
     Column("allowance", Boolean, nullable=False, comment="created with no deposit; funded by top-ups only"),
     Column("terms_source", Text, nullable=False,
            comment="events; storage when part of the schedule came from the contract's storage; unavailable "
-                   "when it should have and the entry was gone"),
+                   "when it should have and the entry was gone or in a layout the indexer did not know (flowfi "
+                   "redecode --storage reads it again)"),
     Column("dispute", Text, comment="requested, approved or rejected; NULL when none was requested"),
     Column("bootstrap_ledger", BigInteger,
            comment="set when the index took this stream from the contract's storage at that ledger (flowfi "
