@@ -186,6 +186,7 @@ def index(
     verbose: Annotated[bool, typer.Option(help="more detail in the log (its DEBUG level)")] = False,
 ) -> None:
     """Index the FlowFi contract's events into PostgreSQL, then follow the chain."""
+    from indexer.rpc import FatalRpcError
     from indexer.worker import IndexerStopped, Worker
 
     settings = load_settings(
@@ -207,7 +208,7 @@ def index(
             await worker.forget_cursor()
         await worker.run()
 
-    with said_in_one_line((IndexerStopped,)):
+    with said_in_one_line((IndexerStopped, FatalRpcError)):
         run_until_signalled(main(), worker.stop)
 
 
@@ -393,6 +394,7 @@ def backfill(
     import time
 
     from flowfi.backfill_bar import backfill_bar
+    from indexer.rpc import FatalRpcError
     from indexer.worker import IndexerStopped, Worker
 
     settings = load_settings(rpc_url=rpc_url, network_passphrase=network_passphrase, contract_ids=contract_ids,
@@ -405,7 +407,7 @@ def backfill(
     worker = Worker(settings, database_of(settings))
     started = time.perf_counter()
     bar = backfill_bar(worker) if settings.log_format == "text" else contextlib.nullcontext()
-    with said_in_one_line((IndexerStopped,)), bar:
+    with said_in_one_line((IndexerStopped, FatalRpcError)), bar:
         done = run_until_signalled(worker.backfill(source, start=from_ledger, end=to_ledger), worker.stop)
     seconds = time.perf_counter() - started
     wrote = (f"ledgers {done.first}-{done.last} from {source}: {done.events:,} events ({done.dead_letters:,} dead "

@@ -18,6 +18,7 @@ The same client talks to testnet, mainnet and the local network (`flowfi devnet`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import ssl
 from dataclasses import dataclass
@@ -33,8 +34,14 @@ from indexer import ids
 MAX_PAGE_SIZE = 10_000  # Stellar RPC refuses a larger pagination.limit
 MAX_LEDGER_KEYS = 200  # keys per getLedgerEntries request
 MAX_CONTRACT_IDS_PER_FILTER = 5
+# An answer is read whole within this many times the client's timeout, and up to this size: a page of
+# 10,000 events is some 10 MB, getLedgers' metadata of a busy mainnet ledger tens.
+ANSWER_DEADLINES = 4
+MAX_ANSWER_BYTES = 512 * 2**20
 # -32001: the request took too long; -32603: the server's own backend failed. Both may pass.
 RETRYABLE_ERROR_CODES = frozenset({-32001, -32603})
+_LEDGER_HASH = re.compile(r"[0-9a-f]{64}")
+_LAST_SECOND = 253_402_300_799  # 9999-12-31T23:59:59Z, the last a datetime holds
 
 
 class RpcError(Exception):
@@ -150,8 +157,11 @@ def tls_context() -> ssl.SSLContext:
 
 class RpcClient:
     def __init__(self, url: str, *, timeout: float = 15.0, client: httpx.AsyncClient | None = None) -> None:
+        """`timeout`: seconds for each step of a request (connecting, each read); a whole answer must come
+        within `ANSWER_DEADLINES` times that (a server trickling bytes would otherwise hold it for ever)."""
         self.url = url
         self._http = client or httpx.AsyncClient(timeout=timeout, verify=tls_context())
+        self._deadline = timeout * ANSWER_DEADLINES
         self._next_id = 0
 
     async def __aenter__(self) -> RpcClient:
@@ -191,7 +201,9 @@ class RpcClient:
         try:
             found = result["ledgers"][0]
             ledger = LedgerInfo(sequence=int(found["sequence"]), hash=str(found["hash"]),
-                                close_time=int(found["ledgerCloseTime"]))
+                                close_time=_unix_time(found["ledgerCloseTime"]))
+            if _LEDGER_HASH.fullmatch(ledger.hash) is None:
+                raise ValueError(f"the hash {ledger.hash!r:.80} is not 32 bytes in hex")
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise RetryableRpcError(f"getLedgers returned a malformed result ({exc!r})") from exc
         if ledger.sequence != sequence:
@@ -238,15 +250,16 @@ class RpcClient:
             listed = result.get("events") or ()
             # up to 10,000 of them: converted in a thread, so that the event loop moves on meanwhile
             events = await asyncio.to_thread(lambda: tuple(raw_event(e) for e in listed))
-            return EventPage(
+            page = EventPage(
                 events=events,
                 cursor=str(result["cursor"]),
-                latest_ledger=int(result["latestLedger"]),
-                oldest_ledger=int(result["oldestLedger"]),
-                latest_ledger_close_time=int(result.get("latestLedgerCloseTime") or 0),
+                latest_ledger=_ledger_number(result["latestLedger"]),
+                oldest_ledger=_ledger_number(result["oldestLedger"]),
+                latest_ledger_close_time=_unix_time(result.get("latestLedgerCloseTime") or 0),
             )
+            return _checked_page(page, cursor, min(limit, MAX_PAGE_SIZE))
         except (KeyError, TypeError, ValueError) as exc:
-            raise RetryableRpcError(f"getEvents returned a malformed result ({exc!r})") from exc
+            raise RetryableRpcError(f"getEvents returned a malformed result ({exc!r:.300})") from exc
 
     async def get_ledger_entries(self, keys: list[str]) -> LedgerEntries:
         """The entries of these LedgerKeys (base64) that exist, at the server's newest ledger."""
@@ -272,8 +285,15 @@ class RpcClient:
         `Response.read`: an httpx response is in a reference cycle with its stream, and one that kept its
         body (a page of events is megabytes) would keep it until the cyclic collector runs, which in the
         worker's process is seldom (see indexer/worker.py)."""
-        async with self._http.stream("POST", self.url, json=body) as response:
-            return response.status_code, b"".join([chunk async for chunk in response.aiter_bytes()])
+        async with asyncio.timeout(self._deadline), self._http.stream("POST", self.url, json=body) as response:
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise RetryableRpcError(f"{body['method']}: the answer from {self.url} passes "
+                                            f"{MAX_ANSWER_BYTES // 2**20} MB; is it a Stellar RPC server?")
+                chunks.append(chunk)
+            return response.status_code, b"".join(chunks)
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """One JSON-RPC request; its result object, or an RpcError."""
@@ -285,6 +305,9 @@ class RpcClient:
             status, content = await self._post(body)
         except httpx.TimeoutException as exc:
             raise RetryableRpcError(f"{method}: no answer from {self.url} in time ({exc!r})") from exc
+        except TimeoutError as exc:
+            raise RetryableRpcError(f"{method}: the answer from {self.url} did not arrive whole within "
+                                    f"{self._deadline:g} s") from exc
         except httpx.ConnectError as exc:
             raise RetryableRpcError(f"{method}: cannot reach {self.url} ({exc!r}); is the RPC server running, and "
                                     "is that its URL (--rpc-url, FLOWFI_RPC_URL)?") from exc
@@ -334,7 +357,10 @@ def _field(result: dict[str, Any], name: str, kind: type) -> Any:
 
 
 def raw_event(event: dict[str, Any]) -> RawEvent:
-    return RawEvent(
+    """One event of a getEvents answer; ValueError or TypeError where it is not one Stellar RPC sends: an id
+    that is not an event id or names another ledger than `ledger`, a topic of other than strings, a NUL
+    character (which no base64, strkey or id holds, and PostgreSQL's text cannot), an aware close time."""
+    raw = RawEvent(
         id=str(event["id"]),
         ledger=int(event["ledger"]),
         ledger_closed_at=_close_time(event["ledgerClosedAt"]),
@@ -345,6 +371,54 @@ def raw_event(event: dict[str, Any]) -> RawEvent:
         value=str(event.get("value") or ""),
         in_successful_contract_call=event.get("inSuccessfulContractCall"),
     )
+    if ids.PATTERN.fullmatch(raw.id) is None or int(raw.id[:19]) >> 32 != raw.ledger:
+        raise ValueError(f"event id {raw.id!r:.60} is not an event of ledger {raw.ledger}")
+    if not all(type(t) is str and "\0" not in t for t in raw.topic):
+        raise TypeError(f"event {raw.id}'s topic holds other than base64 strings")
+    if "\0" in raw.value or "\0" in raw.tx_hash or "\0" in raw.contract_id:
+        raise ValueError(f"event {raw.id} holds a NUL character")
+    if raw.in_successful_contract_call not in (True, False, None):
+        raise TypeError(f"event {raw.id}'s inSuccessfulContractCall is not a boolean")
+    return raw
+
+
+def _checked_page(page: EventPage, after: str | None, limit: int) -> EventPage:
+    """`page`, where it is a page Stellar RPC would send after the cursor `after` (ValueError otherwise): its
+    events in id order, all after `after` and none past its newest ledger, and a cursor that is an event id,
+    not behind `after`, its last event or its newest ledger. A page filled to `limit` continues right after
+    its last event, whatever cursor it names: a later one would skip the events between."""
+    events = page.events
+    previous = after or ""
+    for raw in events:
+        if raw.id <= previous:
+            raise ValueError(f"event {raw.id} comes after {previous or 'the start'}: the events are out of order")
+        previous = raw.id
+    if events and events[-1].ledger > page.latest_ledger:
+        raise ValueError(f"event {events[-1].id} lies past the newest ledger, {page.latest_ledger}")
+    ids.parse(page.cursor)
+    if page.cursor < previous:
+        raise ValueError(f"the cursor {page.cursor} goes back, behind {previous}")
+    if ids.ledger_of(page.cursor) > page.latest_ledger:
+        raise ValueError(f"the cursor {page.cursor} lies past the newest ledger, {page.latest_ledger}")
+    if len(events) >= limit and page.cursor != events[-1].id:
+        return dataclasses.replace(page, cursor=events[-1].id)
+    return page
+
+
+def _ledger_number(value: Any) -> int:
+    """A ledger sequence (a u32); ValueError where it is not one."""
+    number = int(value)
+    if not 0 <= number < 2**32 or number != value and str(number) != value:
+        raise ValueError(f"{value!r:.40} is not a ledger number")
+    return number
+
+
+def _unix_time(value: Any) -> int:
+    """Seconds since 1970 that a datetime can hold; ValueError otherwise."""
+    seconds = int(value)
+    if not 0 <= seconds <= _LAST_SECOND:
+        raise ValueError(f"{value!r:.40} is not a time")
+    return seconds
 
 
 def _excerpt(content: bytes, length: int) -> str:
@@ -353,5 +427,8 @@ def _excerpt(content: bytes, length: int) -> str:
 
 @lru_cache(maxsize=1024)
 def _close_time(text: str) -> datetime:
-    """ledgerClosedAt ("2026-07-21T18:01:10Z") as an aware datetime."""
-    return datetime.fromisoformat(text)
+    """ledgerClosedAt ("2026-07-21T18:01:10Z") as an aware datetime; ValueError where it has no offset."""
+    closed_at = datetime.fromisoformat(text)
+    if closed_at.tzinfo is None:
+        raise ValueError(f"ledgerClosedAt {text!r} has no time zone")
+    return closed_at

@@ -298,7 +298,13 @@ async def token_metadata(rpc: RpcClient, tokens: Iterable[str]) -> dict[str, Tok
     for start in range(0, len(requested), MAX_LEDGER_KEYS):
         answer = await rpc.get_ledger_entries(requested[start : start + MAX_LEDGER_KEYS])
         for entry in answer.entries:
-            found[keys[entry.key]] = decode_token_metadata(entry.xdr)
+            if (token := keys.get(entry.key)) is None:
+                continue  # not asked for
+            try:
+                found[token] = decode_token_metadata(entry.xdr)
+            except (StorageError, ValueError, EOFError) as exc:  # XDR errors come as several kinds
+                log.warning("the instance entry of the token %s does not read (%s): its metadata stays unknown",
+                            token, exc)
     return found
 
 
@@ -459,11 +465,17 @@ def decode_token_metadata(entry_xdr: str) -> TokenMetadata | None:
             continue
         try:
             fields = _fields(parse_scval(entry.val.to_xdr()), "a token's metadata")
-            return TokenMetadata(name=str(_get(fields, "name", "string")), symbol=str(_get(fields, "symbol", "string")),
+            # anyone may name a token: a NUL, which PostgreSQL's text cannot hold, reads as U+FFFD
+            return TokenMetadata(name=_text(_get(fields, "name", "string")),
+                                 symbol=_text(_get(fields, "symbol", "string")),
                                  decimals=int(_get(fields, "decimal", "u32")))  # type: ignore[call-overload]
         except StorageError:
             return None
     return None
+
+
+def _text(value: object) -> str:
+    return str(value).replace("\0", "\ufffd")
 
 
 def stream_state(contract_id: str, stored: StoredStream, conditional: bool, ledger: int, closed_at: int) -> StreamState:

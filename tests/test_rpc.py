@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
+from typing import Any
 
+import orjson
 import pytest
 
 from devnet import Traffic, running_devnet
+from indexer import rpc as rpc_module
 from indexer.ids import end_of_ledger
 from indexer.rpc import (
     FatalRpcError,
@@ -126,6 +130,124 @@ async def test_an_answer_that_does_not_decompress_is_retryable() -> None:
     try:
         async with RpcClient(f"http://127.0.0.1:{port}") as client:
             with pytest.raises(RetryableRpcError, match="does not decode"):
+                await client.get_health()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _serving(answer: Callable[[dict[str, Any]], bytes]) -> tuple[asyncio.Server, str]:
+    """A server on loopback that answers each JSON-RPC request with answer(request)'s bytes."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length"))
+        body = answer(orjson.loads(await reader.readexactly(length)))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+def _event(ledger: int, index: int, **fields: Any) -> dict[str, Any]:
+    return {"type": "contract", "ledger": ledger, "ledgerClosedAt": "2026-07-21T18:01:10Z", "contractId": "C",
+            "id": f"{(ledger << 32) | (1 << 12) | 1:019d}-{index:010d}", "txHash": "ab", "topic": ["AAAADwAAAAF4AAAA"],
+            "value": "AAAAAQ==", "inSuccessfulContractCall": True, **fields}
+
+
+def _page(events: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return {"events": events, "cursor": end_of_ledger(12), "latestLedger": 12, "oldestLedger": 1,
+            "latestLedgerCloseTime": "1784656870", **fields}
+
+
+GOOD = [_event(10, 0), _event(10, 1), _event(11, 0)]
+MALFORMED_PAGES = {
+    "out of order": _page([GOOD[1], GOOD[0], GOOD[2]]),
+    "an id twice": _page([GOOD[0], GOOD[0], GOOD[2]]),
+    "not an id": _page([*GOOD[:2], {**GOOD[2], "id": "zzz"}]),
+    "an id of another ledger": _page([*GOOD[:2], {**GOOD[2], "ledger": 9}]),
+    "an event past the newest ledger": _page(GOOD, latestLedger=10, cursor=end_of_ledger(10)),
+    "an event at or before the cursor asked": _page([_event(5, 0), *GOOD]),
+    "a topic of numbers": _page([*GOOD[:2], {**GOOD[2], "topic": [1, 2]}]),
+    "a NUL in a value": _page([*GOOD[:2], {**GOOD[2], "value": "AAAA\u0000"}]),
+    "a close time without its zone": _page([*GOOD[:2], {**GOOD[2], "ledgerClosedAt": "2026-07-21T18:01:10"}]),
+    "a success flag that is a string": _page([*GOOD[:2], {**GOOD[2], "inSuccessfulContractCall": "false"}]),
+    "a cursor that is not one": _page(GOOD, cursor="zzz"),
+    "a cursor behind its last event": _page(GOOD, cursor=GOOD[1]["id"]),
+    "a cursor past the newest ledger": _page(GOOD, cursor=end_of_ledger(13)),
+    "a newest ledger past a u32": _page(GOOD, latestLedger=2**40),
+    "a close time past year 9999": _page(GOOD, latestLedgerCloseTime=10**15),
+}
+
+
+@pytest.mark.parametrize("page", MALFORMED_PAGES.values(), ids=MALFORMED_PAGES.keys())
+async def test_a_page_stellar_rpc_would_not_send_is_a_malformed_answer_retried(page: dict[str, Any]) -> None:
+    """Followed, such a page would lose events (a cursor that skips, an id that sorts after the rest), store
+    them twice, or stop the worker at a row PostgreSQL refuses."""
+    server, url = await _serving(lambda request: orjson.dumps({"jsonrpc": "2.0", "id": request["id"], "result": page}))
+    try:
+        async with RpcClient(url) as client:
+            good = _page(GOOD)
+            assert page != good
+            with pytest.raises(RetryableRpcError, match="getEvents returned a malformed result"):
+                await client.get_events(("C",), cursor=f"{(9 << 32):019d}-0000000000", limit=100)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_full_page_continues_right_after_its_last_event_whatever_cursor_it_names() -> None:
+    page = _page(GOOD, cursor=end_of_ledger(12))  # past events of ledgers 11-12 the page did not hold
+    server, url = await _serving(lambda request: orjson.dumps({"jsonrpc": "2.0", "id": request["id"], "result": page}))
+    try:
+        async with RpcClient(url) as client:
+            full = await client.get_events(("C",), start_ledger=10, limit=3)
+            not_full = await client.get_events(("C",), start_ledger=10, limit=4)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert full.cursor == GOOD[-1]["id"] and not_full.cursor == end_of_ledger(12)
+
+
+async def test_a_ledger_hash_that_is_not_one_is_a_malformed_answer() -> None:
+    ledger = {"sequence": 7, "hash": None, "ledgerCloseTime": "1784656870"}
+    server, url = await _serving(lambda request: orjson.dumps(
+        {"jsonrpc": "2.0", "id": request["id"], "result": {"ledgers": [ledger], "latestLedger": 9}}))
+    try:
+        async with RpcClient(url) as client:
+            with pytest.raises(RetryableRpcError, match="not 32 bytes in hex"):
+                await client.get_ledger(7)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_answer_that_trickles_is_cut_at_its_deadline_and_an_endless_one_at_its_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            while True:  # a chunk of 1 KB every 50 ms: each read in time, the whole never
+                writer.write(b"400\r\n" + b" " * 1024 + b"\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (ConnectionError, asyncio.CancelledError):
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with RpcClient(url, timeout=0.25) as client:
+            with pytest.raises(RetryableRpcError, match="did not arrive whole within 1 s"):
+                await client.get_health()
+        monkeypatch.setattr(rpc_module, "MAX_ANSWER_BYTES", 8 * 1024)
+        async with RpcClient(url, timeout=5) as client:
+            with pytest.raises(RetryableRpcError, match="passes 0 MB"):
                 await client.get_health()
     finally:
         server.close()

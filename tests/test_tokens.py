@@ -8,9 +8,11 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
+from stellar_sdk import Address, xdr
 
 from api.app import create_app
-from devnet import running_devnet
+from devnet import entries, running_devnet
+from devnet.tokens import Token
 from indexer.rpc import RpcClient
 from indexer.storage import decode_token_metadata, instance_key, token_metadata
 from indexer.worker import Worker
@@ -121,3 +123,16 @@ async def test_tokens_refresh_reads_the_metadata_again_and_keeps_rows_set_by_han
     listed = [line.split("\t") for line in done.stdout.splitlines()]
     assert [(line[0], line[1], line[-1]) for line in listed] == [
         (address, row["symbol"], row["source"]) for address, row in sorted(rows.items())]
+
+
+def test_a_token_named_with_a_nul_reads_with_a_replacement_character() -> None:
+    """Anyone can deploy a token and stream it: a NUL in its name (which PostgreSQL's text cannot hold) must
+    not stop the worker at the tokens row."""
+    token = "CA3D5KRYM6CB7OWQ6TWYRR3Z4T7GNZLKERYNZGGA5SOAOPIFY6YQGAXE"
+    named = entries.token_instance(Token(token, "AB\0C"))
+    data = xdr.LedgerEntryData(xdr.LedgerEntryType.CONTRACT_DATA, contract_data=xdr.ContractDataEntry(
+        ext=xdr.ExtensionPoint(0), contract=Address(token).to_xdr_sc_address(),
+        key=xdr.SCVal(xdr.SCValType.SCV_LEDGER_KEY_CONTRACT_INSTANCE),
+        durability=xdr.ContractDataDurability.PERSISTENT, val=named))
+    metadata = decode_token_metadata(data.to_xdr())
+    assert metadata is not None and metadata.name.startswith("AB\ufffdC:") and metadata.symbol == "AB\ufffdC"
