@@ -29,7 +29,8 @@ class IndexerSettings(BaseSettings):
     )
     page_size: int = Field(1000, ge=1, le=MAX_PAGE_SIZE, description="events per getEvents page")
     poll_interval: float = Field(2.0, gt=0, description="seconds between polls once caught up")
-    rpc_timeout: float = Field(15.0, gt=0, description="seconds before an RPC request is abandoned")
+    rpc_timeout: float = Field(15.0, gt=0, description="seconds an RPC request may wait at each step (connecting, "
+                                                       "each read); a whole answer has four times that")
     contract_build: Literal["8723543", "c9f5d2e"] = Field(
         "c9f5d2e", description="the contract build deployed before any upgrade the index sees (see indexer/builds.py)"
     )
