@@ -23,7 +23,7 @@ from tests.lake_writer import grow
 async def test_an_older_indexers_dead_letters_become_the_rows_of_todays(
     database_url: str, db: asyncpg.Connection, server_url: str, template_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.conftest import _admin, with_database
+    from tests.conftest import _admin
 
     with running_devnet(seed=12) as devnet:
         devnet.chain.generate_history(2000, traffic=Traffic(seed=12, accounts=10), tx_per_ledger=15)
@@ -34,9 +34,7 @@ async def test_an_older_indexers_dead_letters_become_the_rows_of_todays(
 
         # an indexer that did not know top-ups and withdrawals yet
         name = "flowfi_older_indexer"
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        older_url = with_database(server_url, name)
+        older_url = await _fresh_database(server_url, template_database, name)
         with monkeypatch.context() as older:
             for kind in (StreamToppedUp, TokensWithdrawn):
                 older.delitem(decoder.BY_SYMBOLS, kind.symbols)
@@ -122,7 +120,7 @@ async def test_redecode_with_storage_reads_again_the_schedules_storage_could_not
 ) -> None:
     """An indexer that could not read odd streams' entries (a layout it did not know) indexed them from their
     events; once it can, `redecode --storage` makes the index what one that always could would have made."""
-    from tests.conftest import _admin, with_database
+    from tests.conftest import _admin
 
     with running_devnet(seed=6) as devnet:
         devnet.chain.generate_history(800, traffic=Traffic(seed=6), tx_per_ledger=10)
@@ -131,9 +129,7 @@ async def test_redecode_with_storage_reads_again_the_schedules_storage_could_not
         expected = await snapshot(db)
 
         name = "flowfi_unreadable_entries"
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        older_url = with_database(server_url, name)
+        older_url = await _fresh_database(server_url, template_database, name)
         with monkeypatch.context() as older:
             older.setattr(storage, "_stored_stream", _unreadable_odd_streams(storage._stored_stream))
             await index_until_caught_up(Worker(worker_settings(devnet, older_url), older_url), devnet)
@@ -154,6 +150,15 @@ async def test_redecode_with_storage_reads_again_the_schedules_storage_could_not
         finally:
             await older_db.close()
             await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _fresh_database(server_url: str, template_database: str, name: str) -> str:
+    """A second migrated, empty database on the test server, for an index made another way; its URL."""
+    from tests.conftest import _admin, with_database
+
+    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    return with_database(server_url, name)
 
 
 def _unreadable_odd_streams(read: Any) -> Any:
