@@ -351,6 +351,8 @@ def _translate_error(method: str, error: Any) -> RpcError:
 def _field(result: dict[str, Any], name: str, kind: type) -> Any:
     value = result.get(name)
     try:
+        if value is None or isinstance(value, dict | list):  # str() would take them
+            raise TypeError(name)
         return kind(value)
     except (TypeError, ValueError) as exc:
         raise RetryableRpcError(f"the RPC answer has no valid {name!r}: {result!r:.200}") from exc

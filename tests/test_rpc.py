@@ -252,3 +252,15 @@ async def test_an_answer_that_trickles_is_cut_at_its_deadline_and_an_endless_one
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_network_without_its_passphrase_is_a_malformed_answer_not_the_network_none() -> None:
+    server, url = await _serving(lambda request: orjson.dumps(
+        {"jsonrpc": "2.0", "id": request["id"], "result": {"protocolVersion": 23}}))
+    try:
+        async with RpcClient(url) as client:
+            with pytest.raises(RetryableRpcError, match="no valid 'passphrase'"):
+                await client.get_network()
+    finally:
+        server.close()
+        await server.wait_closed()
