@@ -140,7 +140,8 @@ async def test_bad_parameters_are_400s_that_name_them(client: httpx.AsyncClient)
     body = await get(client, "/v1/streams", 400, params={"status": "Active"})
     assert body["error"] == "Invalid status parameter" and "active" in body["message"]
     for params, parameter in (({"sender": "GABC"}, "sender"), ({"sort": "amount"}, "sort"),
-                              ({"limit": "ten"}, "limit"), ({"order": "up"}, "order"), ({"page": "0"}, "page")):
+                              ({"limit": "ten"}, "limit"), ({"order": "up"}, "order"), ({"page": "0"}, "page"),
+                              ({"page": "-131", "offset": "5"}, "page")):  # checked where offset wins too
         assert (await get(client, "/v1/streams", 400, params=params))["parameter"] == parameter
     assert (await get(client, "/v1/streams/abc", 400))["error"] == "Invalid streamId parameter"
     assert (await get(client, "/v1/streams/1/events", 400, params={"eventType": "created"}))["error"] == (

@@ -71,10 +71,10 @@ def _page(params: QueryParams, sizes: tuple[int, int]) -> tuple[int, int]:
     default, largest = sizes
     limit = min(_whole(params, "limit") or default, largest)
     offset = _whole(params, "offset")
+    page = _whole(params, "page")  # checked even where offset wins: a bad parameter is a 400
+    if page == 0:
+        raise BadRequest("page", "page: pages are numbered from 1")
     if offset is None:
-        page = _whole(params, "page")
-        if page == 0:
-            raise BadRequest("page", "page: pages are numbered from 1")
         offset = ((page or 1) - 1) * limit
     return limit, min(offset, OFFSET_MAX)
 
