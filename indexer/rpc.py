@@ -373,7 +373,7 @@ def raw_event(event: dict[str, Any]) -> RawEvent:
         value=str(event.get("value") or ""),
         in_successful_contract_call=event.get("inSuccessfulContractCall"),
     )
-    if ids.PATTERN.fullmatch(raw.id) is None or int(raw.id[:19]) >> 32 != raw.ledger:
+    if ids.PATTERN.fullmatch(raw.id) is None or ids.ledger_of(raw.id) != raw.ledger:
         raise ValueError(f"event id {raw.id!r:.60} is not an event of ledger {raw.ledger}")
     if not all(type(t) is str and "\0" not in t for t in raw.topic):
         raise TypeError(f"event {raw.id}'s topic holds other than base64 strings")

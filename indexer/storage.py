@@ -302,7 +302,7 @@ async def token_metadata(rpc: RpcClient, tokens: Iterable[str]) -> dict[str, Tok
                 continue  # not asked for
             try:
                 found[token] = decode_token_metadata(entry.xdr)
-            except (StorageError, ValueError, EOFError) as exc:  # XDR errors come as several kinds
+            except (ValueError, EOFError) as exc:  # a StorageError, or the XDR runtime's errors of bad input
                 log.warning("the instance entry of the token %s does not read (%s): its metadata stays unknown",
                             token, exc)
     return found
