@@ -13,7 +13,7 @@ fell out of the RPC server's retention window when no data lake is configured. A
 With the pages it writes the worker records the chain's anchor, a ledger the index went through as RPC
 names it (getLedgers: hash and close time), once a run and then every `ANCHOR_INTERVAL` seconds: getLedgers
 returns a ledger's whole metadata, megabytes on mainnet, which once a page would cost more than the
-events themselves.
+events themselves. The anchor is optional: a getLedgers that keeps failing leaves a page without one.
 
 Ledgers older than the RPC server keeps come from a data lake (indexer/backfill.py), when
 FLOWFI_LAKE_URL names one: the worker reads them from the lake up to the lake's newest ledger, in
@@ -56,7 +56,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
-from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_never, wait_exponential_jitter
 
 from indexer import ids, metrics, storage, store
 from indexer.backfill import lake_batches
@@ -108,6 +108,9 @@ SWITCH_INTERVAL = 0.001
 DEAD_LETTERS_LOGGED = 5
 # Seconds between two anchors of the chain recorded with pages (see the module's docstring).
 ANCHOR_INTERVAL = 60.0
+# Tries at reading an anchor's ledger before the page goes without one: the anchor is optional, and a
+# server whose getLedgers keeps failing must not hold up the events it serves.
+ANCHOR_ATTEMPTS = 3
 
 T = TypeVar("T")
 
@@ -610,13 +613,18 @@ class Worker:
         if time.monotonic() < self._next_anchor or ledger < 1:
             return None
         try:
-            anchor = await self._retry(partial(self.rpc.get_ledger, ledger), "getLedgers")
+            anchor = await self._retry(partial(self.rpc.get_ledger, ledger), "getLedgers", attempts=ANCHOR_ATTEMPTS)
         except (OutOfRetention, NotYetAvailable):
             return None  # a node that no longer, or not yet, has it: the next page tries again
         except FatalRpcError as exc:
             log.warning("%s does not give ledger hashes (%s): the index keeps no anchor of its chain, so a reset "
                         "of the network will not be told from a lagging node", self.settings.rpc_url, exc)
             self._next_anchor = float("inf")
+            return None
+        except RetryableRpcError as exc:
+            log.warning("getLedgers failed %d times (%s): the page is written without a new anchor of the chain; "
+                        "trying again in %.0f s", ANCHOR_ATTEMPTS, exc, ANCHOR_INTERVAL)
+            self._next_anchor = time.monotonic() + ANCHOR_INTERVAL
             return None
         self._next_anchor = time.monotonic() + ANCHOR_INTERVAL
         return anchor
@@ -651,9 +659,12 @@ class Worker:
         if self.page_written is not None:
             self.page_written(fetched, written)
 
-    async def _retry(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    async def _retry(self, attempt: Callable[[], Awaitable[T]], what: str, attempts: int | None = None) -> T:
+        """`attempt`'s result, tried again with backoff while it fails in a way that may pass (each retry
+        logged): for ever, or `attempts` times in all, after which the last error is raised."""
         async for try_ in AsyncRetrying(
             retry=retry_if_exception(_retryable),
+            stop=stop_never if attempts is None else stop_after_attempt(attempts),
             wait=wait_exponential_jitter(multiplier=0.2, max=self.max_backoff),
             before_sleep=lambda state: self._log_retry(what, state),
             reraise=True,

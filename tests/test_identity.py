@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from devnet import Devnet, Traffic, running_devnet
+from devnet.rpc import RpcMethods
 from indexer.worker import IndexerStopped, Worker
 from tests.indexing import index_until_caught_up, worker_settings
 from tests.test_worker import indexed_all, run_until
@@ -167,3 +168,34 @@ async def test_an_anchor_older_than_the_rpc_keeps_is_not_compared(database_url: 
         with pytest.raises(IndexerStopped) as stopped:
             await Worker(worker_settings(devnet, database_url), database_url).run()
         assert f"only keeps ledgers {devnet.chain.oldest.sequence}-" in str(stopped.value), "as before anchors"
+
+
+async def test_a_get_ledgers_that_keeps_failing_holds_up_no_event_and_the_anchor_follows_once_it_answers(
+    database_url: str, db: asyncpg.Connection, anchor_every_page: None, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answers_well = False
+    real_get_ledgers = RpcMethods.get_ledgers
+
+    def get_ledgers(self: RpcMethods, params: Any, fault: str | None = None) -> bytes:
+        if answers_well:
+            return real_get_ledgers(self, params, fault)
+        return b'{"ledgers": [{"sequence": %d, "hash": null, "ledgerCloseTime": "1"}]}' % params["startLedger"]
+
+    monkeypatch.setattr(RpcMethods, "get_ledgers", get_ledgers)
+    with running_devnet(seed=29) as devnet:
+        chain = devnet.chain
+        chain.generate_history(100, traffic=Traffic(seed=29), tx_per_ledger=10)
+        with caplog.at_level(logging.WARNING, logger="indexer.worker"):
+            await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url, max_backoff=0.05),
+                                        devnet, timeout=30)
+        assert await db.fetchval("SELECT count(*) FROM contract_events") == chain.event_count
+        assert await anchor_of(db) == (None, None)
+        gave_up = [r.getMessage() for r in caplog.records if "without a new anchor" in r.getMessage()]
+        assert gave_up and gave_up[0].startswith("getLedgers failed 3 times (getLedgers returned a malformed result")
+
+        answers_well = True
+        chain.generate_history(20, traffic=Traffic(seed=30), tx_per_ledger=10)
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+        ledger, hash_ = await anchor_of(db)
+        assert ledger == chain.latest.sequence and hash_ == chain.ledger(ledger).hash
