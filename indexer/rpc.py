@@ -325,7 +325,8 @@ class RpcClient:
         try:
             envelope = orjson.loads(content)  # a page of 10,000 events parses ~3x faster than json's
         except ValueError as exc:
-            raise RetryableRpcError(f"{method}: the answer is not JSON: {_excerpt(content, 120)!r}") from exc
+            # the parser's reason says where it broke off: in an answer cut short, past a start that reads well
+            raise RetryableRpcError(f"{method}: the answer is not JSON ({exc}): {_excerpt(content, 120)!r}") from exc
         if not isinstance(envelope, dict):
             raise RetryableRpcError(f"{method}: the answer is not a JSON-RPC object: {envelope!r:.120}")
         if "error" in envelope:
