@@ -199,19 +199,21 @@ async def test_a_page_stellar_rpc_would_not_send_is_a_malformed_answer_retried(p
         await server.wait_closed()
 
 
-async def test_an_answer_cut_short_says_where_the_json_broke_off() -> None:
+async def test_an_answer_cut_short_says_so_and_where_the_json_broke_off() -> None:
     whole = orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": _page([_event(10, i) for i in range(40)])})
     server, url = await _serving(lambda request: whole[: len(whole) - 100])
     try:
         async with RpcClient(url) as client:
-            with pytest.raises(RetryableRpcError) as error:
+            with pytest.raises(RetryableRpcError) as events:
                 await client.get_events(("C",), start_ledger=10, limit=100)
+            with pytest.raises(RetryableRpcError) as health:
+                await client.get_health()
     finally:
         server.close()
         await server.wait_closed()
-    message = str(error.value)
-    assert message.startswith("getEvents: the answer is not JSON (unexpected end of data")
-    assert f"(char {len(whole) - 100})" in message, "where it broke off, past the start the message shows"
+    assert str(events.value).startswith("getEvents: the answer is not JSON (Input data was truncated)")
+    assert str(health.value).startswith("getHealth: the answer is not JSON (unexpected end of data")
+    assert f"(char {len(whole) - 100})" in str(health.value), "where it broke off, past the start the message shows"
 
 
 async def test_a_full_page_continues_right_after_its_last_event_whatever_cursor_it_names() -> None:
