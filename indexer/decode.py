@@ -8,8 +8,9 @@ there, an optional one may be missing, an undeclared one is ignored, and none ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from indexer import shapes
 from indexer.events import BY_SYMBOLS, ChainEvent, FlowFiEvent, ScType, field_types, required_fields
@@ -36,8 +37,9 @@ class UndecodableEvent(ValueError):
     """Why an event cannot become a typed FlowFi event."""
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(msgspec.Struct, frozen=True, gc=False):
+    """What decode makes of one raw event (see the module's docstring); a msgspec record, as ChainEvent."""
+
     raw: RawEvent
     topic_json: list[Any] | None
     value_json: Any

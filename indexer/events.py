@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, ClassVar, Union, get_args, get_origin, get_type_hints
 
+import msgspec
+
 
 class ScType(enum.Enum):
     """The Soroban value types FlowFi's events use, with how each travels in JSON."""
@@ -511,9 +513,9 @@ def event_fields_json(event: FlowFiEvent) -> dict[str, JsonValue]:
     }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChainEvent:
-    """A decoded event with where it happened on chain. `id` is the ordering key everywhere."""
+class ChainEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A decoded event with where it happened on chain. `id` is the ordering key everywhere. Built for every
+    event indexed: a msgspec record, which costs a tenth of a frozen dataclass to build."""
 
     id: str
     ledger: int
