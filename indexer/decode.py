@@ -1,4 +1,4 @@
-"""RPC events to typed FlowFi events: the one place where wire data becomes our dataclasses.
+"""RPC events to typed FlowFi events: the one place where wire data becomes our typed records.
 
 Each raw event decodes to a `Decoded`: its topic and value as JSON (for the raw table) and either the
 typed `ChainEvent` or the reason it could not be typed (it then goes to the dead letters and the
@@ -38,7 +38,8 @@ class UndecodableEvent(ValueError):
 
 
 class Decoded(msgspec.Struct, frozen=True, gc=False):
-    """What decode makes of one raw event (see the module's docstring); a msgspec record, as ChainEvent."""
+    """What decode makes of one raw event (see the module's docstring); a msgspec record, as the events are
+    (see indexer.events)."""
 
     raw: RawEvent
     topic_json: list[Any] | None

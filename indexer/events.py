@@ -1,6 +1,7 @@
 """The FlowFi contract's events: the one definition of their names, fields and types.
 
-Every event the contract publishes is listed here once, as a frozen dataclass whose field annotations
+Every event the contract publishes is listed here once, as a frozen record (a msgspec.Struct: one is
+built for every event indexed, at a tenth of a frozen dataclass's cost) whose field annotations
 name the Soroban type of each field. The decoder reads these annotations to check and convert the XDR,
 the table module derives its typed columns from them, the local network encodes its events from them,
 and the API derives its payload keys from them (`payload_key`). Nothing else spells an event's fields.
@@ -25,12 +26,10 @@ A field that is present with the wrong type is never accepted: the event is then
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import types
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, ClassVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 import msgspec
 
@@ -56,38 +55,38 @@ Bool = Annotated[bool, ScType.BOOL]
 Bytes = Annotated[str, ScType.BYTES]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FlowFiEvent:
+class FlowFiEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Base of every event kind. `topic` names it (the contract's Symbol), `symbols` are the Symbols its
-    topic starts with (`(topic,)` unless a kind says otherwise), `sse_name` is what browsers see."""
+    topic starts with (`(topic,)` unless a kind says otherwise), `sse_name` is what browsers see. Each
+    kind repeats frozen=True and kw_only=True (msgspec does not inherit kw_only, nor mypy frozen): its
+    fields then follow its base's, in declaration order, required or not. Of numbers, strings and
+    booleans only: never in a reference cycle, so not tracked by the cyclic collector."""
 
     topic: ClassVar[str]
     symbols: ClassVar[tuple[str, ...]] = ()
     sse_name: ClassVar[str]
     is_stream_event: ClassVar[bool]
 
-    def __init_subclass__(cls) -> None:
+    def __init_subclass__(cls, **options: Any) -> None:
+        super().__init_subclass__(**options)
         if "topic" in cls.__dict__ and "symbols" not in cls.__dict__:
             cls.symbols = (cls.topic,)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamEvent(FlowFiEvent):
+class StreamEvent(FlowFiEvent, frozen=True, kw_only=True):
     """An event about one stream: the contract puts its id in the topic, after the name, and in the data."""
 
     is_stream_event: ClassVar[bool] = True
     stream_id: U64
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProtocolEvent(FlowFiEvent):
+class ProtocolEvent(FlowFiEvent, frozen=True, kw_only=True):
     """An event about the contract itself (configuration, pause, code): no stream id."""
 
     is_stream_event: ClassVar[bool] = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamCreated(StreamEvent):
+class StreamCreated(StreamEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "stream_created"
     sse_name: ClassVar[str] = "stream.created"
     sender: Address
@@ -98,8 +97,7 @@ class StreamCreated(StreamEvent):
     start_time: U64
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamToppedUp(StreamEvent):
+class StreamToppedUp(StreamEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "stream_topped_up"
     sse_name: ClassVar[str] = "stream.topped_up"
     sender: Address | None = None
@@ -108,8 +106,7 @@ class StreamToppedUp(StreamEvent):
     new_end_time: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TokensWithdrawn(StreamEvent):
+class TokensWithdrawn(StreamEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "tokens_withdrawn"
     sse_name: ClassVar[str] = "stream.withdrawn"
     recipient: Address | None = None
@@ -117,16 +114,14 @@ class TokensWithdrawn(StreamEvent):
     timestamp: U64
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamCompleted(StreamEvent):
+class StreamCompleted(StreamEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "stream_completed"
     sse_name: ClassVar[str] = "stream.completed"
     recipient: Address | None = None
     total_withdrawn: I128
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamCancelled(StreamEvent):
+class StreamCancelled(StreamEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "stream_cancelled"
     sse_name: ClassVar[str] = "stream.cancelled"
     sender: Address | None = None
@@ -135,24 +130,21 @@ class StreamCancelled(StreamEvent):
     refunded_amount: I128 | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamPaused(StreamEvent):
+class StreamPaused(StreamEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "stream_paused"
     sse_name: ClassVar[str] = "stream.paused"
     sender: Address | None = None
     paused_at: U64
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamResumed(StreamEvent):
+class StreamResumed(StreamEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "stream_resumed"
     sse_name: ClassVar[str] = "stream.resumed"
     sender: Address | None = None
     new_end_time: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FeeCollected(StreamEvent):
+class FeeCollected(StreamEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "fee_collected"
     sse_name: ClassVar[str] = "stream.fee_collected"
     treasury: Address | None = None
@@ -160,8 +152,7 @@ class FeeCollected(StreamEvent):
     token: Address | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Initialized(ProtocolEvent):
+class Initialized(ProtocolEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "initialized"
     sse_name: ClassVar[str] = "protocol.initialized"
     admin: Address
@@ -169,8 +160,7 @@ class Initialized(ProtocolEvent):
     fee_rate_bps: U32
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FeeConfigUpdated(ProtocolEvent):
+class FeeConfigUpdated(ProtocolEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "fee_config_updated"
     sse_name: ClassVar[str] = "protocol.fee_config_updated"
     admin: Address | None = None
@@ -180,8 +170,7 @@ class FeeConfigUpdated(ProtocolEvent):
     new_fee_rate_bps: U32
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AdminTransferred(ProtocolEvent):
+class AdminTransferred(ProtocolEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "admin_transferred"
     sse_name: ClassVar[str] = "protocol.admin_transferred"
     previous_admin: Address | None = None
@@ -191,8 +180,7 @@ class AdminTransferred(ProtocolEvent):
 # --- added after 8723543 (c9f5d2e) ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecipientTransferred(StreamEvent):
+class RecipientTransferred(StreamEvent, frozen=True, kw_only=True):
     """The recipient handed the stream to another address; what had accrued (`settled_amount`) was paid to
     the old one, with no tokens_withdrawn."""
 
@@ -204,8 +192,7 @@ class RecipientTransferred(StreamEvent):
     timestamp: U64
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StepVestingStreamCreated(StreamEvent):
+class StepVestingStreamCreated(StreamEvent, frozen=True, kw_only=True):
     """A stream that unlocks in steps; the steps themselves are in the contract's storage only."""
 
     topic: ClassVar[str] = "step_vesting_stream_created"
@@ -218,8 +205,7 @@ class StepVestingStreamCreated(StreamEvent):
     last_unlock_time: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HybridCliffStreamCreated(StreamEvent):
+class HybridCliffStreamCreated(StreamEvent, frozen=True, kw_only=True):
     """A stream that unlocks `cliff_unlock_amount` at `cliff_time`, then streams the rest from there."""
 
     topic: ClassVar[str] = "hybrid_cliff_stream_created"
@@ -233,8 +219,7 @@ class HybridCliffStreamCreated(StreamEvent):
     rate_per_second: I128
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MilestoneConditionUnlocked(StreamEvent):
+class MilestoneConditionUnlocked(StreamEvent, frozen=True, kw_only=True):
     """A milestone of a conditional stream was met: its amount unlocks (in the contract's step order)."""
 
     topic: ClassVar[str] = "milestone_condition_unlocked"
@@ -245,8 +230,7 @@ class MilestoneConditionUnlocked(StreamEvent):
     timestamp: U64
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AllowanceStreamCreated(StreamEvent):
+class AllowanceStreamCreated(StreamEvent, frozen=True, kw_only=True):
     """A stream with no deposit (1 unit a second); only top-ups fund it."""
 
     topic: ClassVar[str] = "allowance_stream_created"
@@ -258,8 +242,7 @@ class AllowanceStreamCreated(StreamEvent):
     start_time: U64
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamRateModified(StreamEvent):
+class StreamRateModified(StreamEvent, frozen=True, kw_only=True):
     """A new rate from `timestamp`, with no settlement: what had accrued streams later at the new rate."""
 
     topic: ClassVar[str] = "stream_rate_modified"
@@ -271,8 +254,7 @@ class StreamRateModified(StreamEvent):
     timestamp: U64
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DisputeRequested(StreamEvent):
+class DisputeRequested(StreamEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "dispute_requested"
     sse_name: ClassVar[str] = "stream.dispute_requested"
     sender: Address | None = None
@@ -280,8 +262,7 @@ class DisputeRequested(StreamEvent):
     timestamp: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DisputeResolved(StreamEvent):
+class DisputeResolved(StreamEvent, frozen=True, kw_only=True):
     """An approved dispute is followed by the stream's stream_cancelled."""
 
     topic: ClassVar[str] = "dispute_resolved"
@@ -291,8 +272,7 @@ class DisputeResolved(StreamEvent):
     timestamp: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamClosed(StreamEvent):
+class StreamClosed(StreamEvent, frozen=True, kw_only=True):
     """A finished stream's storage was deleted; its history stays here."""
 
     topic: ClassVar[str] = "stream_closed"
@@ -301,8 +281,7 @@ class StreamClosed(StreamEvent):
     timestamp: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProtocolPauseStatus(ProtocolEvent):
+class ProtocolPauseStatus(ProtocolEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "protocol_pause_status"
     sse_name: ClassVar[str] = "protocol.pause_status"
     caller: Address | None = None
@@ -310,8 +289,7 @@ class ProtocolPauseStatus(ProtocolEvent):
     timestamp: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProtocolPaused(ProtocolEvent):
+class ProtocolPaused(ProtocolEvent, frozen=True, kw_only=True):
     """Published just before protocol_pause_status by the same call, under a two-Symbol topic."""
 
     topic: ClassVar[str] = "ProtocolPaused"
@@ -321,16 +299,14 @@ class ProtocolPaused(ProtocolEvent):
     is_paused: Bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EmergencyGuardianUpdated(ProtocolEvent):
+class EmergencyGuardianUpdated(ProtocolEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "emergency_guardian_updated"
     sse_name: ClassVar[str] = "protocol.emergency_guardian_updated"
     admin: Address | None = None
     guardian: OptionAddress
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ContractUpgraded(ProtocolEvent):
+class ContractUpgraded(ProtocolEvent, frozen=True, kw_only=True):
     """New code at the same address, from this event's ledger on (published before the swap)."""
 
     topic: ClassVar[str] = "contract_upgraded"
@@ -341,8 +317,7 @@ class ContractUpgraded(ProtocolEvent):
     timestamp: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StateMigrated(ProtocolEvent):
+class StateMigrated(ProtocolEvent, frozen=True, kw_only=True):
     topic: ClassVar[str] = "state_migrated"
     sse_name: ClassVar[str] = "protocol.state_migrated"
     admin: Address | None = None
@@ -395,12 +370,12 @@ def _sc_type(hint: object) -> ScType:
 
 def _declared_fields(kind: type[FlowFiEvent]) -> dict[str, ScType]:
     hints = get_type_hints(kind, include_extras=True)
-    return {f.name: _sc_type(hints[f.name]) for f in dataclasses.fields(kind)}
+    return {f.name: _sc_type(hints[f.name]) for f in msgspec.structs.fields(kind)}
 
 
 _FIELD_TYPES = {kind: _declared_fields(kind) for kind in EVENT_KINDS}
 _REQUIRED = {
-    kind: frozenset(f.name for f in dataclasses.fields(kind) if f.default is dataclasses.MISSING)
+    kind: frozenset(f.name for f in msgspec.structs.fields(kind) if f.required)
     for kind in EVENT_KINDS
 }
 
@@ -514,8 +489,7 @@ def event_fields_json(event: FlowFiEvent) -> dict[str, JsonValue]:
 
 
 class ChainEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A decoded event with where it happened on chain. `id` is the ordering key everywhere. Built for every
-    event indexed: a msgspec record, which costs a tenth of a frozen dataclass to build."""
+    """A decoded event with where it happened on chain. `id` is the ordering key everywhere."""
 
     id: str
     ledger: int
