@@ -6,7 +6,6 @@ commits the next `count` as one page with `store.write_page`: one transaction, o
 
 from __future__ import annotations
 
-import json
 import time
 
 import asyncpg
@@ -25,7 +24,7 @@ class Feed:
         self.contract_id = devnet.chain.contract_id
         self.latest_ledger = devnet.chain.latest.sequence
         # the FlowFi contract's events only: the chain also holds its tokens' `transfer` events
-        self.decoded: list[Decoded] = [decode(raw_event(json.loads(e.json))) for e in devnet.chain._events
+        self.decoded: list[Decoded] = [decode(raw_event(e.json)) for e in devnet.chain._events
                                        if e.contract_id == self.contract_id]
         self.position = 0
         self.conn: asyncpg.Connection | None = None

@@ -122,6 +122,7 @@ class _EventsAnswer(msgspec.Struct):
 
 
 _EVENTS_ANSWER = msgspec.json.Decoder(_EventsAnswer)
+_RAW_EVENT = msgspec.json.Decoder(RawEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +261,7 @@ class RpcClient:
             params["startLedger"] = start_ledger
         try:
             # up to 10,000 events: read in a thread, so that the event loop moves on between the checks
-            result = await asyncio.to_thread(events_result, await self._answer("getEvents", params))
+            result = await asyncio.to_thread(_events_result, await self._answer("getEvents", params))
         except _LedgerRange as exc:
             wanted = start_ledger if cursor is None else ids.ledger_of(cursor)
             assert wanted is not None
@@ -367,9 +368,8 @@ def _not_json(method: str, content: bytes, exc: Exception) -> RetryableRpcError:
     return RetryableRpcError(f"{method}: the answer is not JSON ({exc}): {_excerpt(content, 120)!r}")
 
 
-def events_result(content: bytes) -> _EventsResult:
-    """A getEvents answer's result, as the client reads it: its events checked (see checked_event); an
-    RpcError otherwise."""
+def _events_result(content: bytes) -> _EventsResult:
+    """A getEvents answer's result, its events checked (see checked_event); an RpcError otherwise."""
     try:
         answer = _EVENTS_ANSWER.decode(content)
     except msgspec.ValidationError as exc:
@@ -408,6 +408,15 @@ def _field(result: dict[str, Any], name: str, kind: type) -> Any:
         return kind(value)
     except (TypeError, ValueError) as exc:
         raise RetryableRpcError(f"the RPC answer has no valid {name!r}: {result!r:.200}") from exc
+
+
+def raw_event(event_json: bytes | str) -> RawEvent:
+    """One event of a getEvents answer (its JSON object) as the client reads it; ValueError where it is not
+    one Stellar RPC sends."""
+    try:
+        return checked_event(_RAW_EVENT.decode(event_json))
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def checked_event(raw: RawEvent) -> RawEvent:

@@ -7,14 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import orjson
 
 from api.rest import claimable_at
 from devnet import Devnet, FlowFiContract, Stream, StreamStatus, claimable
 from flowfi.settings import Settings
 from indexer.bootstrap import Bootstrapped, bootstrap
 from indexer.database import connect
-from indexer.rpc import RawEvent, RpcClient, events_result
+from indexer.rpc import RpcClient
 from indexer.worker import Worker
 
 # The build whose streams `assert_streams_match_model` compares with the index: every 8723543 stream is
@@ -31,12 +30,6 @@ SNAPSHOT_QUERIES = {
     "protocol_config": "SELECT * FROM protocol_config ORDER BY contract_id",
     "dead_letters": "SELECT event_id, reason FROM dead_letters ORDER BY event_id",
 }
-
-
-def as_the_client_reads(events: list[dict[str, Any]]) -> tuple[RawEvent, ...]:
-    """getEvents events (JSON objects) as the RPC client reads them from an answer."""
-    answer = orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": {"events": events}})
-    return events_result(answer).events or ()
 
 
 def worker_settings(devnet: Devnet, database_url: str, **overrides: Any) -> Settings:

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import orjson
-
 from devnet.chain import Chain
 from devnet.traffic import Traffic
 from indexer.accrual import FINISHED, Terms, claimable
@@ -22,8 +20,9 @@ from indexer.events import (
     StreamToppedUp,
     TokensWithdrawn,
 )
+from indexer.rpc import raw_event
 from indexer.state import StreamKey, StreamState, apply, fold, new_stream
-from tests.indexing import MODEL_BUILD, as_the_client_reads
+from tests.indexing import MODEL_BUILD
 
 SENDER, RECIPIENT, TOKEN = "GSENDER", "GRECIPIENT", "CTOKEN"
 
@@ -106,10 +105,9 @@ def test_the_end_time_equals_every_new_end_time_the_contract_publishes() -> None
     streams: dict[int, StreamState] = {}
     fees: dict[int, int] = {}
     checked = 0
-    stored = chain.scan(after="", end_ledger=chain.latest.sequence + 1, limit=10**9,
-                        match=lambda e: e.contract_id == chain.contract_id)
-    for raw in as_the_client_reads([orjson.loads(s.json) for s in stored]):
-        chain_event = decode(raw).event
+    for stored in chain.scan(after="", end_ledger=chain.latest.sequence + 1, limit=10**9,
+                             match=lambda e: e.contract_id == chain.contract_id):
+        chain_event = decode(raw_event(stored.json)).event
         assert chain_event is not None
         event = chain_event.event
         if isinstance(event, StreamCreated):
@@ -133,9 +131,9 @@ def test_folding_a_history_at_once_leaves_what_applying_each_event_leaves() -> N
     for build in (MODEL_BUILD, "c9f5d2e"):
         chain = Chain(genesis_time=1_000_000, build=build)
         chain.generate_history(3000, traffic=Traffic(seed=12, accounts=8), tx_per_ledger=8, seconds_per_ledger=7)
-        stored = chain.scan(after="", end_ledger=chain.latest.sequence + 1, limit=10**9,
-                            match=lambda e, ours=chain.contract_id: e.contract_id == ours)
-        events = [decode(raw).event for raw in as_the_client_reads([orjson.loads(s.json) for s in stored])]
+        events = [decode(raw_event(stored.json)).event
+                  for stored in chain.scan(after="", end_ledger=chain.latest.sequence + 1, limit=10**9,
+                                           match=lambda e, ours=chain.contract_id: e.contract_id == ours)]
         typed = [e for e in events if e is not None]
         kinds |= {type(e.event) for e in typed}
         at_once: dict[StreamKey, StreamState] = {}
