@@ -49,7 +49,8 @@ def _best(run: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 def _spans(buf: bytes, ledgers: int) -> list[tuple[int, int]]:
     """The first `ledgers` records of a record-marked stream."""
-    spans, pos = [], 0
+    spans: list[tuple[int, int]] = []
+    pos = 0
     while pos < len(buf) and len(spans) < ledgers:
         length = struct.unpack_from(">I", buf, pos)[0] & 0x7FFFFFFF
         spans.append((pos + 4, pos + 4 + length))

@@ -42,10 +42,10 @@ UVICORN_OPTIONS: dict[str, Any] = {"http": "httptools", "loop": "uvloop", "backl
 
 
 def flowfi_settings(database_url: str, client_buffer: int) -> Settings:
-    # Every benchmark client comes from 127.0.0.1: lift the per-address limits (a no-op where absent).
+    # Every benchmark client comes from 127.0.0.1: lift the per-address limits.
     # A fixed /v1 token secret: without one the app warns that its tokens die with the process.
     return Settings(database_url=database_url, client_buffer=client_buffer, v1_jwt_secret="bench-" + "0" * 32,
-                    **{"max_connections": 50_000, "max_connections_per_ip": 50_000, "max_sockets_per_ip": 100_000})
+                    max_connections=50_000, max_connections_per_ip=50_000, max_sockets_per_ip=100_000)
 
 
 def flowfi_app(database_url: str, client_buffer: int) -> tuple[Any, type[uvicorn.Server]]:
