@@ -15,7 +15,7 @@ for analysts (migrations) state the same formulas in SQL; the live page's format
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 # A stream in one of these states has nothing left to claim.
 FINISHED = frozenset({"cancelled", "completed", "closed"})
@@ -25,9 +25,9 @@ LOCKED = 2**64 - 1
 I128_MAX = 2**127 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Terms:
-    """What accrual depends on: a stream's schedule and balances at its last update."""
+class Terms(msgspec.Struct, frozen=True, gc=False):
+    """What accrual depends on: a stream's schedule and balances at its last update. Built for each end time
+    the state fold projects (about one an event): a msgspec record, as the events are."""
 
     rate: int
     deposited: int
