@@ -374,7 +374,7 @@ def _events_result(content: bytes) -> _EventsResult:
         answer = _EVENTS_ANSWER.decode(content)
     except msgspec.ValidationError as exc:
         raise RetryableRpcError(f"getEvents returned a malformed result ({exc})") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # the latter: nested deeper than msgspec goes
         raise _not_json("getEvents", content, exc) from exc
     if answer.error is not None:
         raise _translate_error("getEvents", answer.error)
@@ -415,7 +415,7 @@ def raw_event(event_json: bytes | str) -> RawEvent:
     one Stellar RPC sends."""
     try:
         return checked_event(_RAW_EVENT.decode(event_json))
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, RecursionError) as exc:
         raise ValueError(str(exc)) from exc
 
 

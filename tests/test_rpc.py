@@ -18,6 +18,7 @@ from indexer.rpc import (
     RetryableRpcError,
     RpcClient,
     _translate_error,
+    raw_event,
 )
 from tests.commands import free_port
 
@@ -214,6 +215,23 @@ async def test_an_answer_cut_short_says_so_and_where_the_json_broke_off() -> Non
     assert str(events.value).startswith("getEvents: the answer is not JSON (Input data was truncated)")
     assert str(health.value).startswith("getHealth: the answer is not JSON (unexpected end of data")
     assert f"(char {len(whole) - 100})" in str(health.value), "where it broke off, past the start the message shows"
+
+
+async def test_an_answer_nested_past_the_parser_s_depth_is_retried_not_a_crash() -> None:
+    """msgspec raises RecursionError past its depth, which the worker would not retry: it stopped."""
+    deep = b"[" * 1200 + b"]" * 1200
+    answer = b'{"jsonrpc": "2.0", "id": 1, "result": {"events": [], "cursor": "%s", "x": %s}}' % (
+        end_of_ledger(12).encode(), deep)
+    server, url = await _serving(lambda request: answer)
+    try:
+        async with RpcClient(url) as client:
+            with pytest.raises(RetryableRpcError, match="getEvents: the answer is not JSON"):
+                await client.get_events(("C",), start_ledger=10, limit=100)
+    finally:
+        server.close()
+        await server.wait_closed()
+    with pytest.raises(ValueError):
+        raw_event(b'{"id": %s}' % deep)
 
 
 async def test_a_full_page_continues_right_after_its_last_event_whatever_cursor_it_names() -> None:
