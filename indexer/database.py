@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from pathlib import Path
 
 import asyncpg
@@ -114,6 +115,29 @@ def sqlalchemy_url(url: str) -> str:
 async def connect(url: str, application_name: str) -> asyncpg.Connection:
     """A connection that names itself in pg_stat_activity (flowfi-worker, flowfi-listener, ...)."""
     return await asyncpg.connect(asyncpg_dsn(url), server_settings={"application_name": application_name})
+
+
+# The send buffer asked for on the writer's Unix-domain socket (the kernel caps it at net.core.wmem_max). A
+# page's COPY data, some 10 MB, otherwise leaves in a few hundred KB at a time, and each time the event
+# loop must wake and take the GIL from the thread rendering the next page while PostgreSQL waits (bench
+# ingest: the COPY statements 20% shorter, 8% more events a second).
+WRITER_SEND_BUFFER = 4 * 2**20
+
+
+def widen_send_buffer(conn: asyncpg.Connection, size: int = WRITER_SEND_BUFFER) -> None:
+    """Ask for a send buffer of `size` bytes on `conn`'s socket, where it is a Unix-domain one (see
+    widen_socket_send_buffer)."""
+    transport = getattr(conn, "_transport", None)  # asyncpg keeps its transport private
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        widen_socket_send_buffer(sock, size)
+
+
+def widen_socket_send_buffer(sock: socket.socket, size: int) -> None:
+    """A Unix-domain socket's send buffer raised to `size` bytes (as far as the kernel allows); a TCP one is
+    left alone, since setting its size turns off the kernel's autotuning, which grows it as far."""
+    if sock.family == socket.AF_UNIX and sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < size:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -61,7 +61,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop
 from indexer import ids, metrics, storage, store
 from indexer.backfill import lake_batches
 from indexer.builds import BUILDS, History
-from indexer.database import asyncpg_dsn, connect
+from indexer.database import asyncpg_dsn, connect, widen_send_buffer
 from indexer.decode import Decoded, decode
 from indexer.events import ContractUpgraded, StreamEvent
 from indexer.identity import MAX_LAG_LEDGERS, MAX_LAG_SECONDS, ChainWatch, OtherChain
@@ -495,6 +495,7 @@ class Worker:
             self._conn.terminate()
             self._conn = None
         conn = await connect(self.database_url, "flowfi-worker")
+        widen_send_buffer(conn)
         key = store.writer_lock_key(self.contract_ids)
         standing_by = False
         try:
