@@ -27,7 +27,8 @@ I128_MAX = 2**127 - 1
 
 class Terms(msgspec.Struct, frozen=True, gc=False):
     """What accrual depends on: a stream's schedule and balances at its last update. Built for each end time
-    the state fold projects (about one an event): a msgspec record, as the events are."""
+    the state fold projects (about one in two events) and each claimable the API computes: a msgspec
+    record, as the events are."""
 
     rate: int
     deposited: int
