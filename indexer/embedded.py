@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 HOLDERS = "holders.json"
 STOP_TIMEOUT = 60
 
+# PostgreSQL's defaults size its buffers for a small machine it shares: 128 MB of shared buffers, and WAL
+# buffers of 1/32 of that (4 MB). A page of 10,000 events writes ~30 MB of WAL and as much of table and
+# index pages in one transaction: with those defaults the writing session fills the WAL buffers and
+# writes them out itself hundreds of times a page, and evicts dirty pages from the shared buffers itself,
+# where the background processes would. Set on the server's first start with them (ALTER SYSTEM, then a
+# restart); a value set in postgresql.auto.conf by hand is kept. docker-compose.yml gives its server the same.
+SETTINGS = {"shared_buffers": "512MB", "wal_buffers": "32MB"}
+
 _held: dict[Path, str] = {}  # data folder -> URL, for the servers this process holds
 
 
@@ -59,18 +67,42 @@ def start(pgdata: Path) -> str:
     with _locked(pgdata):
         holders = _living(_read_holders(pgdata))
         _remove_stale_pid_file(pgdata)
-        if server_pid(pgdata) is not None:
-            log.info("using the embedded PostgreSQL server running in %s", pgdata)
-        else:
+        starting = server_pid(pgdata) is None
+        if starting:
             log.info("starting the embedded PostgreSQL server in %s", pgdata)
+        else:
+            log.info("using the embedded PostgreSQL server running in %s", pgdata)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # A new handle each time (the package caches them): it starts the server unless it runs.
             server = package.PostgresServer(pgdata, cleanup_mode=None)  # stopping is ours: see `release`
             url = str(server.get_uri())
+        if starting:
+            _configure(pgdata, url)
         _write_holders(pgdata, [*holders, _me()])
     _held[pgdata] = url
     return url
+
+
+def _configure(pgdata: Path, url: str) -> None:
+    """Give the server just started the SETTINGS not set by hand (restarting it, as they need)."""
+    names = ",".join(f"'{name}'" for name in SETTINGS)
+    unset = _psql(url, f"SELECT name FROM pg_settings WHERE name IN ({names}) "
+                       "AND coalesce(sourcefile, '') NOT LIKE '%postgresql.auto.conf'").split()
+    if not unset:
+        return
+    log.info("setting %s on the embedded PostgreSQL server, and restarting it",
+             ", ".join(f"{name} = {SETTINGS[name]}" for name in unset))
+    _psql(url, *(f"ALTER SYSTEM SET {name} = '{SETTINGS[name]}'" for name in unset))
+    _package().pg_ctl(["-w", "restart"], pgdata=pgdata, user=system_user(), timeout=STOP_TIMEOUT)
+
+
+def _psql(url: str, *commands: str) -> str:
+    """Run each command on its own (ALTER SYSTEM cannot run in a transaction block); what they print."""
+    arguments = [str(psql_path()), "--no-psqlrc", "--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1", url]
+    for command in commands:
+        arguments += ["--command", command]
+    return subprocess.run(arguments, check=True, capture_output=True, text=True).stdout
 
 
 def release(pgdata: Path) -> None:

