@@ -83,9 +83,10 @@ def retry_frame(milliseconds: int) -> bytes:
 def _resume_given(request: Request) -> list[tuple[str, str]]:
     """The resume ids a request gives, each with the header or parameter giving it. The Last-Event-ID
     header (sent by browsers on reconnect) wins over the query parameters of the first connect."""
-    header = request.headers.get("last-event-id", "").strip()
-    if header:
-        return [("Last-Event-ID", header)]
+    headers = [("Last-Event-ID", value) for header in request.headers.getlist("last-event-id")
+               if (value := header.strip())]
+    if headers:
+        return headers
     return [(name, v) for name in ("lastEventId", "cursor") for v in request.query_params.getlist(name)]
 
 
@@ -93,7 +94,7 @@ def resume_point(request: Request) -> str | None:
     """The id to resume after ("" for the very start: 0 or the all-zero id), or None for live only."""
     given = _resume_given(request)
     if len(given) > 1:
-        raise BadRequest(given[1][0], "give one resume point: lastEventId or cursor, once")
+        raise BadRequest(given[1][0], "give one resume point: the Last-Event-ID header, lastEventId or cursor, once")
     if not given or given[0][1] == "now":
         return None
     name, value = given[0]

@@ -132,6 +132,22 @@ async def test_an_unknown_resume_id_is_refused_naming_where_it_came_from(databas
                 assert "new EventSource" in response.json()["error"]
 
 
+async def test_two_last_event_id_headers_are_refused_not_one_picked(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 3)
+        await index_now(devnet, database_url)
+        stored = await all_event_ids(db)
+        async with http_client() as client:
+            for second in ("abc", stored[-1]):
+                response = await client.get(f"{base_url}/events/subscribe?all=true",
+                                            headers=[("Last-Event-ID", stored[0]), ("Last-Event-ID", second)])
+                assert response.status_code == 400
+                assert response.json()["parameter"] == "Last-Event-ID"
+                assert "one resume point" in response.json()["error"]
+
+
 async def test_a_client_resuming_after_a_drop_gets_every_later_event_once_in_order(
     database_url: str, db: asyncpg.Connection
 ) -> None:
