@@ -141,13 +141,15 @@ async def test_bad_parameters_are_400s_that_name_them(client: httpx.AsyncClient)
     assert body["error"] == "Invalid status parameter" and "active" in body["message"]
     for params, parameter in (({"sender": "GABC"}, "sender"), ({"sort": "amount"}, "sort"),
                               ({"limit": "ten"}, "limit"), ({"order": "up"}, "order"), ({"page": "0"}, "page"),
-                              ({"page": "-131", "offset": "5"}, "page")):  # checked where offset wins too
+                              ({"page": "-131", "offset": "5"}, "page"),  # checked where offset wins too
+                              ({"offset": str(2**62 + 1)}, "offset"), ({"page": str(2**63)}, "page")):
         assert (await get(client, "/v1/streams", 400, params=params))["parameter"] == parameter
     assert (await get(client, "/v1/streams/abc", 400))["error"] == "Invalid streamId parameter"
     assert (await get(client, "/v1/streams/1/events", 400, params={"eventType": "created"}))["error"] == (
         "Invalid eventType parameter")
-    assert (await get(client, "/v1/streams/1/claimable", 400, params={"at": "-5"}))["message"] == (
-        "'at' must be a non-negative Unix timestamp in seconds")
+    for at in ("-5", str(2**53)):
+        assert (await get(client, "/v1/streams/1/claimable", 400, params={"at": at}))["message"] == (
+            "'at' must be a Unix timestamp in seconds, 0 to 2**53 - 1")
     assert (await get(client, "/v1/streams/424242", 404))["error"] == "Stream not found"
     assert (await get(client, "/v1/nothing/here", 404))["error"] == "Not Found"
     assert (await get(client, "/v2/streams", 400))["supportedVersions"] == ["v1"]

@@ -37,6 +37,7 @@ EVENT_PAGE = (50, 200)  # of the event lists
 STREAM_EVENTS_SHOWN = 100  # GET /v1/streams/:id carries its newest events, up to this many
 USER_STREAMS_SHOWN = 10
 OFFSET_MAX = 2**62
+JSON_SAFE_INTEGER = 2**53 - 1
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -74,9 +75,12 @@ def _page(params: QueryParams, sizes: tuple[int, int]) -> tuple[int, int]:
     page = _whole(params, "page")  # checked even where offset wins: a bad parameter is a 400
     if page == 0:
         raise BadRequest("page", "page: pages are numbered from 1")
+    given = "offset" if offset is not None else "page"
     if offset is None:
         offset = ((page or 1) - 1) * limit
-    return limit, min(offset, OFFSET_MAX)
+    if offset > OFFSET_MAX:  # PostgreSQL's OFFSET is a bigint; answering another offset than asked misleads
+        raise BadRequest(given, f"{given}: at most an offset of {OFFSET_MAX}")
+    return limit, offset
 
 
 def _choice(params: QueryParams, name: str, allowed: Sequence[str], default: str) -> str:
@@ -239,8 +243,9 @@ async def claimable(request: Request) -> Response:
     """GET /v1/streams/:streamId/claimable?at=: what the recipient could withdraw at `at` (Unix seconds;
     default: the newest ledger's close time), by the contract's formula for the stream's schedule."""
     text = filters.single(request.query_params, "at")
-    if text is not None and (not DIGITS.fullmatch(text.strip()) or int(text) > filters.U64_MAX):
-        raise V1Error(400, "Invalid query parameter", "'at' must be a non-negative Unix timestamp in seconds",
+    # calculatedAt is a JSON number: past 2**53 JavaScript reads another one
+    if text is not None and (not DIGITS.fullmatch(text.strip()) or int(text) > JSON_SAFE_INTEGER):
+        raise V1Error(400, "Invalid query parameter", "'at' must be a Unix timestamp in seconds, 0 to 2**53 - 1",
                       parameter="at")
     row = await one_stream(request)
     at = int(text) if text is not None else await ledger_now(_pool(request), row)
