@@ -20,7 +20,8 @@ for every accept that fails, thousands a second. The API accepts its own connect
   recovers by itself when descriptors come back.
 
 - **Malformed and oversized request heads** are answered 400, or 431 when the request line and
-  headers pass the Config's `h11_max_incomplete_event_size` (16 KB), whether they come in one read or many.
+  headers pass the Config's `h11_max_incomplete_event_size` (16 KB), whether they come in one read or many,
+  and a request of another HTTP version than 1.x (an HTTP/2 client's preface) 505.
 
 Refusals are counted and logged as one line per interval, never one per connection; every answer
 the gate gives itself is JSON, with the security headers of every other response.
@@ -222,6 +223,9 @@ class HeadLimitedConnection(h11.Connection):
         if type(event) is h11.Request and _head_size(event) > self.head_limit:
             self.refusal = 431
             raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+        if type(event) is h11.Request and event.http_version not in (b"1.0", b"1.1"):  # h11 reads any x.y
+            self.refusal = 505
+            raise h11.RemoteProtocolError("HTTP version not supported", error_status_hint=505)
         return event
 
 
@@ -275,6 +279,8 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.abort()
         elif too_large:
             self.refuse(431, f"the request line and headers are over {self.conn.head_limit} bytes")
+        elif self.conn.refusal == 505:
+            self.refuse(505, "the server speaks HTTP/1.1 (and 1.0), not the version the request names")
         else:
             self.refuse(400, "the request is not well-formed HTTP/1.1")
 

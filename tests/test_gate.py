@@ -254,6 +254,20 @@ def test_malformed_requests_are_answered_400_with_the_usual_headers_and_counted_
     assert log.stat().st_size < LOG_BUDGET, text
 
 
+def test_a_request_of_another_http_version_is_answered_505_not_served_as_http_1(tmp_path: Path) -> None:
+    with gate_server(tmp_path, {}) as (port, _log):
+        for request in (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n",
+                        b"GET /health HTTP/3.1\r\nHost: x\r\n\r\n"):
+            with connect(port, "127.0.0.1") as sock:
+                sock.sendall(request)
+                head, _, body = closed_within(sock, 2.0).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 505"), (request, head)
+            assert "HTTP/1.1" in json.loads(body)["error"]
+        with connect(port, "127.0.0.1") as sock:
+            sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+            assert closed_within(sock, 2.0).startswith(b"HTTP/1.1 200")
+
+
 def test_a_request_body_gone_bad_after_its_response_began_ends_the_connection_without_a_second_answer(
         tmp_path: Path) -> None:
     with gate_server(tmp_path, {}) as (port, log):
