@@ -21,7 +21,8 @@ for every accept that fails, thousands a second. The API accepts its own connect
 
 - **Malformed and oversized request heads** are answered 400, or 431 when the request line and
   headers pass the Config's `h11_max_incomplete_event_size` (16 KB), whether they come in one read or many,
-  and a request of another HTTP version than 1.x (an HTTP/2 client's preface) 505.
+  and a request of another HTTP version than 1.x (an HTTP/2 client's preface) 505. A request giving both
+  Content-Length and Transfer-Encoding (how requests are smuggled past a proxy) is a malformed one.
 
 Refusals are counted and logged as one line per interval, never one per connection; every answer
 the gate gives itself is JSON, with the security headers of every other response.
@@ -226,6 +227,11 @@ class HeadLimitedConnection(h11.Connection):
         if type(event) is h11.Request and event.http_version not in (b"1.0", b"1.1"):  # h11 reads any x.y
             self.refusal = 505
             raise h11.RemoteProtocolError("HTTP version not supported", error_status_hint=505)
+        if type(event) is h11.Request and {b"content-length", b"transfer-encoding"} <= {n for n, _ in event.headers}:
+            # h11 frames such a body by Transfer-Encoding and keeps the connection; behind a proxy that framed
+            # it by Content-Length the rest would be read as another request (RFC 9112 6.3: close it)
+            self.refusal = 400
+            raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding", error_status_hint=400)
         return event
 
 

@@ -268,6 +268,16 @@ def test_a_request_of_another_http_version_is_answered_505_not_served_as_http_1(
             assert closed_within(sock, 2.0).startswith(b"HTTP/1.1 200")
 
 
+def test_a_request_framed_both_by_length_and_by_chunks_is_refused_and_its_connection_closed(
+        tmp_path: Path) -> None:
+    with gate_server(tmp_path, {}) as (port, _log), connect(port, "127.0.0.1") as sock:
+        sock.sendall(b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = closed_within(sock, 2.0)
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert answer.count(b"HTTP/1.1 ") == 1, "nothing after the refusal is read as a request"
+
+
 def test_a_request_body_gone_bad_after_its_response_began_ends_the_connection_without_a_second_answer(
         tmp_path: Path) -> None:
     with gate_server(tmp_path, {}) as (port, log):
