@@ -110,7 +110,9 @@ def _link_of(pgdata: Path) -> Path | None:
         return None
     import platformdirs
 
-    folder = platformdirs.user_runtime_path("flowfi")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # without XDG_RUNTIME_DIR it warns of the folder it falls back to
+        folder = platformdirs.user_runtime_path("flowfi")
     if any(character.isspace() for character in str(folder)):
         folder = Path(tempfile.gettempdir())
     return folder / f"postgres-{hashlib.sha256(str(pgdata).encode()).hexdigest()[:16]}"
