@@ -83,8 +83,9 @@ def retry_frame(milliseconds: int) -> bytes:
 def _resume_given(request: Request) -> list[tuple[str, str]]:
     """The resume ids a request gives, each with the header or parameter giving it. The Last-Event-ID
     header (sent by browsers on reconnect) wins over the query parameters of the first connect."""
+    # Starlette reads header bytes as Latin-1: read again as UTF-8, an error repeats what the client sent
     headers = [("Last-Event-ID", value) for header in request.headers.getlist("last-event-id")
-               if (value := header.strip())]
+               if (value := header.encode("latin-1").decode("utf-8", "replace").strip())]
     if headers:
         return headers
     return [(name, v) for name in ("lastEventId", "cursor") for v in request.query_params.getlist(name)]

@@ -132,6 +132,15 @@ async def test_an_unknown_resume_id_is_refused_naming_where_it_came_from(databas
                 assert "new EventSource" in response.json()["error"]
 
 
+async def test_a_refused_last_event_id_is_repeated_as_the_client_sent_it(database_url: str) -> None:
+    with live_pipeline(database_url) as (_devnet, base_url):
+        async with http_client() as client:
+            response = await client.get(f"{base_url}/events/subscribe?all=true",
+                                        headers={"Last-Event-ID": "é".encode()})
+    assert response.status_code == 400
+    assert "'é'" in response.json()["error"], response.json()
+
+
 async def test_two_last_event_id_headers_are_refused_not_one_picked(
     database_url: str, db: asyncpg.Connection
 ) -> None:
