@@ -231,8 +231,8 @@ def _is_server_of(pid: int, pgdata: Path) -> bool:
 
     try:
         process = psutil.Process(pid)
-        names = {str(pgdata.resolve()), str(_link_of(pgdata.resolve()))}
-        return process.name() == "postgres" and not names.isdisjoint(process.cmdline())
+        started_as = {pgdata.resolve(), _link_of(pgdata.resolve())} - {None}
+        return process.name() == "postgres" and not {str(path) for path in started_as}.isdisjoint(process.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
