@@ -211,7 +211,7 @@ def document() -> dict[str, Any]:
                                         "409": NOT_FOUND["409"]})},
             "/streams/{streamId}/claimable": {"get": _get(
                 "What the recipient could withdraw at a time, by the contract's formula",
-                [STREAM_ID, CONTRACT_ID, _q("at", {"type": "integer", "minimum": 0, "maximum": 2**53 - 1},
+                [STREAM_ID, CONTRACT_ID, _q("at", {"type": "integer", "minimum": 0, "maximum": shapes.SAFE_INTEGER - 1},
                                             "Unix seconds (default: the newest ledger's close time)")],
                 {"200": _json("Claimable", "the amount"), **ERROR, **NOT_FOUND})},
             "/users/me": {"get": _get("The token's address and its newest streams", [],

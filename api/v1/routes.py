@@ -37,7 +37,6 @@ EVENT_PAGE = (50, 200)  # of the event lists
 STREAM_EVENTS_SHOWN = 100  # GET /v1/streams/:id carries its newest events, up to this many
 USER_STREAMS_SHOWN = 10
 OFFSET_MAX = 2**62
-JSON_SAFE_INTEGER = 2**53 - 1
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -244,7 +243,7 @@ async def claimable(request: Request) -> Response:
     default: the newest ledger's close time), by the contract's formula for the stream's schedule."""
     text = filters.single(request.query_params, "at")
     # calculatedAt is a JSON number: past 2**53 JavaScript reads another one
-    if text is not None and (not DIGITS.fullmatch(text.strip()) or int(text) > JSON_SAFE_INTEGER):
+    if text is not None and (not DIGITS.fullmatch(text.strip()) or int(text) >= shapes.SAFE_INTEGER):
         raise V1Error(400, "Invalid query parameter", "'at' must be a Unix timestamp in seconds, 0 to 2**53 - 1",
                       parameter="at")
     row = await one_stream(request)
