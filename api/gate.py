@@ -221,18 +221,23 @@ class HeadLimitedConnection(h11.Connection):
         except h11.RemoteProtocolError as exc:
             self.refusal = exc.error_status_hint
             raise
-        if type(event) is h11.Request and _head_size(event) > self.head_limit:
-            self.refusal = 431
-            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
-        if type(event) is h11.Request and event.http_version not in (b"1.0", b"1.1"):  # h11 reads any x.y
-            self.refusal = 505
-            raise h11.RemoteProtocolError("HTTP version not supported", error_status_hint=505)
-        if type(event) is h11.Request and {b"content-length", b"transfer-encoding"} <= {n for n, _ in event.headers}:
-            # h11 frames such a body by Transfer-Encoding and keeps the connection; behind a proxy that framed
-            # it by Content-Length the rest would be read as another request (RFC 9112 6.3: close it)
-            self.refusal = 400
-            raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding", error_status_hint=400)
+        if type(event) is h11.Request and (refused := _refusal_of(event, self.head_limit)) is not None:
+            self.refusal, reason = refused
+            raise h11.RemoteProtocolError(reason, error_status_hint=self.refusal)
         return event
+
+
+def _refusal_of(request: h11.Request, head_limit: int) -> tuple[int, str] | None:
+    """The status and reason a request h11 has read is refused with, or None."""
+    if _head_size(request) > head_limit:
+        return 431, "request head too large"
+    if request.http_version not in (b"1.0", b"1.1"):  # h11 reads any HTTP/x.y
+        return 505, "HTTP version not supported"
+    if {b"content-length", b"transfer-encoding"} <= {name for name, _ in request.headers}:
+        # h11 frames such a body by Transfer-Encoding and keeps the connection; behind a proxy that framed
+        # it by Content-Length the rest would be read as another request (RFC 9112 6.3: close it)
+        return 400, "both Content-Length and Transfer-Encoding"
+    return None
 
 
 def _head_size(request: h11.Request) -> int:
