@@ -16,9 +16,8 @@ from starlette.datastructures import QueryParams
 from api.auth import QUERY_CREDENTIALS
 from indexer import ids
 from indexer.addresses import is_account, is_contract
-from indexer.events import BY_SSE_NAME
+from indexer.events import BY_SSE_NAME, U64_MAX
 
-U64_MAX = 2**64 - 1
 # ASCII digits only, and few enough for int(): str.isdigit() accepts "²", which int() refuses.
 NUMBER = re.compile(r"[0-9]{1,20}")
 MAX_LIST_VALUES = 100

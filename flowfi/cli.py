@@ -24,6 +24,7 @@ from flowfi.logs import setup_logging
 from flowfi.problems import Problem, ensure_port_free
 from flowfi.settings import Settings
 from indexer.builds import BUILDS, NEWEST
+from indexer.events import U64_MAX
 
 T = TypeVar("T")
 
@@ -291,14 +292,16 @@ def verify(
     rpc_url: RpcUrl = None,
     contract_ids: ContractIds = None,
     database_url: DatabaseUrl = None,
-    stream: Annotated[list[int] | None, typer.Option(help="only this stream id (repeatable)")] = None,
+    stream: Annotated[
+        list[int] | None, typer.Option(help="only this stream id (repeatable)", min=0, max=U64_MAX)
+    ] = None,
 ) -> None:
     """Compare the indexed streams and configuration with the contracts' storage at one ledger; list the
     differences and exit 1 when there is any."""
     from rich.console import Console
     from rich.table import Table
 
-    from indexer.bootstrap import NotCaughtUp
+    from indexer.bootstrap import NoSuchStreams, NotCaughtUp
     from indexer.bootstrap import verify as run_verify
     from indexer.database import connect
     from indexer.rpc import RpcClient, RpcError
@@ -326,7 +329,7 @@ def verify(
         Console().print(table)
         return 1
 
-    with said_in_one_line((NotCaughtUp, ChainMovedOn, StorageError, RpcError), 2):
+    with said_in_one_line((NotCaughtUp, NoSuchStreams, ChainMovedOn, StorageError, RpcError), 2):
         code = asyncio.run(main())
     raise typer.Exit(code)
 
@@ -422,7 +425,9 @@ def backfill(
 def export(
     name: Annotated[str, typer.Argument(help="the table or view", show_default=False)],
     out: Annotated[Path, typer.Option(help="the file to write", show_default=False)],
-    file_format: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+    file_format: Annotated[str | None, typer.Option(
+        "--format", help="parquet or csv; default: as --out's suffix names it (.csv, .parquet), else parquet",
+        show_default=False)] = None,
     from_ledger: Annotated[int | None, typer.Option(
         help="only rows of this ledger and later (tables and views with a ledger column)", show_default=False)] = None,
     to_ledger: Annotated[int | None, typer.Option(
@@ -435,13 +440,10 @@ def export(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from indexer.database import connect
-    from indexer.export import ExportError, Format, count, plan, write
+    from indexer.export import ExportError, count, format_of, plan, write
 
-    try:
-        fmt = Format(file_format)
-    except ValueError:
-        typer.secho(f"--format must be parquet or csv, not {file_format!r}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    with said_in_one_line((ExportError,), 2):
+        fmt = format_of(out, file_format)
     settings = load_settings(database_url=database_url)
     setup_logging(log_format=settings.log_format)
     url = database_of(settings)
@@ -473,7 +475,11 @@ def dictionary(
     comments) as Markdown: the page docs/SCHEMA.md."""
     from indexer.database import connect
     from indexer.dictionary import dictionary_page
+    from indexer.export import ExportError, check_destination
 
+    if out is not None:
+        with said_in_one_line((ExportError,), 2):
+            check_destination(out)
     settings = load_settings(database_url=database_url)
     setup_logging(log_format=settings.log_format)
     url = database_of(settings)

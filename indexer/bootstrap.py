@@ -43,6 +43,10 @@ class NotCaughtUp(Exception):
     """The index has not reached the ledger the chain's storage was read at."""
 
 
+class NoSuchStreams(Exception):
+    """Streams asked for by id are neither in the index nor in the contracts' storage: nothing to compare."""
+
+
 @dataclass
 class Bootstrapped:
     ledger: int
@@ -110,6 +114,7 @@ async def verify(
     wanted = None if stream_ids is None else sorted(set(stream_ids))
     differences: list[Difference] = []
     ledger = 0
+    found: set[int] = set()
     for contract_id in contract_ids:
         snapshot = await storage.consistent(rpc, contract_id, wanted)
         ledger = max(ledger, snapshot.ledger)
@@ -130,6 +135,12 @@ async def verify(
         conditional = snapshot.instance.conditional_streams if snapshot.instance else frozenset()
         differences += _compare_streams(contract_id, indexed, snapshot, conditional)
         differences += await _compare_config(conn, contract_id, snapshot)
+        found.update(stream_id for _, stream_id in indexed)
+        found.update(snapshot.streams)
+    if unknown := sorted(set(wanted or ()) - found):
+        raise NoSuchStreams(f"no stream{'s' * (len(unknown) > 1)} {', '.join(map(str, unknown))} in the index or "
+                            f"in the storage of {', '.join(contract_ids)} at ledger {ledger}: nothing to compare; "
+                            "check the id")
     return ledger, differences
 
 

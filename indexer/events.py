@@ -46,6 +46,8 @@ class ScType(enum.Enum):
     BYTES = "BytesN<32>"  # lowercase hex (a wasm hash)
 
 
+U64_MAX = 2**64 - 1  # the largest u64: a stream id, a time
+
 U32 = Annotated[int, ScType.U32]
 U64 = Annotated[int, ScType.U64]
 I128 = Annotated[int, ScType.I128]

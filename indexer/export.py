@@ -42,6 +42,26 @@ class ExportError(Exception):
     what to ask instead."""
 
 
+SUFFIXES = {".parquet": Format.PARQUET, ".pq": Format.PARQUET, ".csv": Format.CSV}
+
+
+def format_of(out: Path, asked: str | None) -> Format:
+    """The format to write `out` in: the one asked (in any case), else the one its suffix names, else
+    Parquet. A suffix naming the other format is refused: a .csv file holding Parquet misleads whoever
+    opens it."""
+    named = SUFFIXES.get(out.suffix.lower())
+    if asked is None:
+        return named or Format.PARQUET
+    try:
+        fmt = Format(asked.lower())
+    except ValueError:
+        raise ExportError(f"--format must be parquet or csv, not {asked!r}") from None
+    if named is not None and named is not fmt:
+        raise ExportError(f"--out ends in {out.suffix} but --format is {fmt}: give a file name ending in "
+                          f".{fmt}, or leave --format out to write {named}")
+    return fmt
+
+
 @dataclass(frozen=True, slots=True)
 class ExportColumn:
     name: str
@@ -168,6 +188,14 @@ async def _has_ledger(conn: asyncpg.Connection, oid: int) -> bool:
         "SELECT true FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped", oid, LEDGER_COLUMN))
 
 
+def check_destination(out: Path) -> None:
+    """Refuse an --out that cannot become a file: a directory, or a path in a directory that does not exist."""
+    if out.is_dir():
+        raise ExportError(f"{out} is a directory: give --out a file's path")
+    if not out.parent.is_dir():
+        raise ExportError(f"{out.parent} is not a directory: give --out a path in an existing directory")
+
+
 async def count(conn: asyncpg.Connection, chosen: Plan) -> int:
     """How many rows the export will write (for a progress bar)."""
     sql, args = chosen.query(Format.CSV)
@@ -178,8 +206,7 @@ async def write(conn: asyncpg.Connection, chosen: Plan, fmt: Format, out: Path, 
                 on_batch: Callable[[int], None] | None = None) -> int:
     """Write the rows of `chosen` to `out` as `fmt`, `batch_size` rows at a time; returns how many rows.
     `on_batch` is told each batch's row count once it is written."""
-    if not out.parent.is_dir():
-        raise ExportError(f"{out.parent} is not a directory: give --out a path in an existing directory")
+    check_destination(out)
     schema = chosen.schema(fmt)
     sql, args = chosen.query(fmt)
     partial = out.with_name(out.name + ".partial")

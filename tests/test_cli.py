@@ -227,3 +227,16 @@ def test_the_local_network_commands_take_a_build_of_the_contract_and_refuse_othe
         assert "'v1' is not a build of the contract; one of 8723543, c9f5d2e" in words(refused.output)
         helped = runner.invoke(app, [command, "--help"])
         assert "the FlowFi contract's build: 8723543 or c9f5d2e" in words(helped.output)
+
+
+def test_out_of_range_stream_ids_and_unwritable_files_are_refused_before_any_work(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for stream in ("-1", str(2**64)):
+        refused = runner.invoke(app, ["verify", "--stream", stream])
+        assert refused.exit_code == 2
+        assert "Invalid value for '--stream'" in words(refused.output)
+    for out, problem in [(tmp_path, f"{tmp_path} is a directory: give --out a file's path"),
+                         (tmp_path / "missing" / "SCHEMA.md", f"{tmp_path / 'missing'} is not a directory")]:
+        refused = runner.invoke(app, ["dictionary", "--out", str(out)])
+        assert refused.exit_code == 2
+        assert refused.output.strip().startswith(problem) and len(refused.output.strip().splitlines()) == 1

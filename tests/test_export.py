@@ -213,11 +213,22 @@ async def test_flowfi_export_writes_the_file_and_refuses_bad_requests_in_one_lin
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"wrote 20 rows of events to {out}\n"
     assert len(out.read_text().splitlines()) == 21
+    inferred = tmp_path / "events from its name.CSV"
+    done = await asyncio.to_thread(_flowfi, "export", "events", "--out", str(inferred), "--database-url", database_url)
+    assert done.returncode == 0, done.stderr
+    lines = inferred.read_text().splitlines()  # CSV, as the name says, though --format's default is parquet
+    assert lines[0] == out.read_text().splitlines()[0] and len(lines) == 31
     for args, words in [(["stream"], "no table or view 'stream'; export one of:"),
                         (["streams", "--to-ledger", "3"], "streams has no ledger column"),
-                        (["events", "--format", "xlsx"], "--format must be parquet or csv, not 'xlsx'")]:
-        refused = await asyncio.to_thread(_flowfi, "export", *args, "--out", str(tmp_path / "x"),
-                                          "--database-url", database_url)
+                        (["events", "--format", "xlsx"], "--format must be parquet or csv, not 'xlsx'"),
+                        (["events", "--format", "CSV", "--out", str(tmp_path / "x.parquet")],
+                         "--out ends in .parquet but --format is csv: give a file name ending in .csv, or leave "
+                         "--format out to write parquet"),
+                        (["events", "--out", str(tmp_path)], f"{tmp_path} is a directory: give --out a file's path"),
+                        (["events", "--out", "."], ". is a directory: give --out a file's path")]:
+        if "--out" not in args:
+            args += ["--out", str(tmp_path / "x")]
+        refused = await asyncio.to_thread(_flowfi, "export", *args, "--database-url", database_url)
         assert refused.returncode == 2
         assert len(refused.stderr.strip().splitlines()) == 1 and words in refused.stderr, refused.stderr
         assert not (tmp_path / "x").exists()

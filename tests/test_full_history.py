@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from devnet import running_devnet
-from indexer.bootstrap import NotCaughtUp, verify
+from indexer.bootstrap import NoSuchStreams, NotCaughtUp, verify
 from indexer.rpc import LedgerEntries, RpcClient
 from indexer.worker import Worker
 from tests.indexing import bootstrap_once, index_until_caught_up, worker_settings
@@ -55,6 +55,10 @@ async def test_bootstrap_then_rpc_give_the_chains_state_with_the_events_since(
             await index_until_caught_up(Worker(worker_settings(devnet, database_url, start_ledger=None),
                                                database_url), devnet)
             ledger, differences = await verify(rpc, db, (chain.contract_id,))
+            indexed = int(await db.fetchval("SELECT min(stream_id) FROM streams"))
+            assert (await verify(rpc, db, (chain.contract_id,), [indexed]))[1] == []
+            with pytest.raises(NoSuchStreams, match=f"^no stream {10**9} in the index or in the storage of "):
+                await verify(rpc, db, (chain.contract_id,), [indexed, 10**9])
         assert ledger == chain.latest.sequence and differences == []
         since = [e["id"] for r in window for e in r.events if e["contractId"] == chain.contract_id]
         assert [r["id"] for r in await db.fetch("SELECT id FROM contract_events ORDER BY id")] == since

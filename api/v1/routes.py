@@ -27,6 +27,7 @@ from api.filters import BadRequest
 from api.payloads import EVENT_COLUMNS, iso_time
 from api.v1 import shapes
 from api.v1.errors import V1Error, refused
+from indexer.events import U64_MAX
 from indexer.tables import STREAM_STATUSES
 
 DIGITS = re.compile(r"[0-9]{1,20}")
@@ -90,7 +91,7 @@ def _choice(params: QueryParams, name: str, allowed: Sequence[str], default: str
 def stream_id_of(text: str) -> int:
     """A path's stream id, as the backend took it: digits, surrounding spaces allowed (0 is its system
     stream, the protocol's events)."""
-    if not DIGITS.fullmatch(text.strip()) or int(text) > filters.U64_MAX:
+    if not DIGITS.fullmatch(text.strip()) or int(text) > U64_MAX:
         raise V1Error(400, "Invalid streamId parameter", f"{filters.shown(text)} is not a stream id (a whole number)",
                       parameter="streamId")
     return int(text)
