@@ -306,7 +306,9 @@ backfill_progress = Table(
     Column("contract_ids", Text, primary_key=True, comment="the indexed contract ids, sorted, comma-joined"),
     Column("source", Text, nullable=False, comment="the data lake (or file) the last backfill read"),
     Column("first_ledger", BigInteger, nullable=False, comment="the first ledger a backfill wrote"),
-    Column("end_ledger", BigInteger, comment="where the last backfill stops; NULL: where its lake ends"),
+    Column("end_ledger", BigInteger,
+           comment="where the last backfill stops: its --to, else the lake's newest ledger when it started; NULL "
+                   "when the lake held no ledger then"),
     Column("last_ledger", BigInteger, nullable=False, comment="the last ledger written"),
     Column("events_indexed", BigInteger, nullable=False, server_default="0",
            comment="events written by the backfills of this row"),
