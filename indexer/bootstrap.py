@@ -188,7 +188,8 @@ async def _compare_config(conn: asyncpg.Connection, contract_id: str, snapshot: 
 
 
 async def _wait_for_index(conn: asyncpg.Connection, contract_ids: Sequence[str], ledger: int, seconds: float) -> None:
-    """Until the worker has indexed `ledger` (its cursor is at or after it)."""
+    """Until the worker has indexed `ledger` (its cursor is at or after it); NotCaughtUp at once when no
+    worker holds these contracts' writer lock, or after `seconds`."""
     deadline = asyncio.get_running_loop().time() + seconds
     said = False
     while True:
@@ -196,6 +197,10 @@ async def _wait_for_index(conn: asyncpg.Connection, contract_ids: Sequence[str],
                                       store.cursor_key(contract_ids))
         if (reached or 0) >= ledger:
             return
+        if await store.writer_lock_holder(conn, contract_ids) is None:
+            raise NotCaughtUp(f"the index is at ledger {reached or 'none'}, not yet at {ledger} where the chain was "
+                              "read, and no worker is indexing these contracts: run the worker (flowfi index) and "
+                              "verify again")
         if not said and seconds > 0:
             log.info("the chain was read at ledger %d and the index is at %s: waiting up to %g s for the worker to "
                      "get there", ledger, reached or "none", seconds)

@@ -109,6 +109,21 @@ def writer_lock_key(contract_ids: Sequence[str]) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+async def writer_lock_holder(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> str | None:
+    """Which session holds these contracts' writer lock ("process N (application, role R)"), or None when
+    none does. Any role may take an advisory lock: this tells a worker from, say, a reader's session."""
+    row = await conn.fetchrow(
+        "SELECT l.pid, a.application_name, a.usename FROM pg_locks AS l LEFT JOIN pg_stat_activity AS a USING (pid) "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND (l.classid::bigint << 32 | l.objid::bigint) = $1",
+        writer_lock_key(contract_ids),
+    )
+    if row is None:
+        return None
+    return f"process {row['pid']} ({row['application_name'] or 'no application name'}, role {row['usename']})"
+
+
 async def load_upgrades(conn: asyncpg.Connection) -> dict[str, list[str]]:
     """The event ids of each contract's code upgrades."""
     rows = await conn.fetch("SELECT contract_id, event_id FROM contract_upgrades WHERE kind = 'code' ORDER BY event_id")

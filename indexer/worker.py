@@ -507,7 +507,9 @@ class Worker:
                         "ledgers RPC no longer keeps from the lake by itself."
                     )
                 if not standing_by:
-                    log.info("another worker is indexing these contracts; standing by to take over")
+                    holder = await store.writer_lock_holder(conn, self.contract_ids)
+                    log.info("another worker is indexing these contracts (%s holds their writer lock); standing by "
+                             "to take over", holder or "a session that just let it go")
                     standing_by = True
                 await asyncio.sleep(STANDBY_POLL_SECONDS)
         except BaseException:

@@ -47,7 +47,7 @@ async def test_two_workers_one_writes_and_the_other_takes_over(
         second = start_worker(devnet.url, contract, database_url, tmp_path / "second.log")
 
         async def second_standing_by() -> bool:
-            return "standing by" in (tmp_path / "second.log").read_text()
+            return "(flowfi-worker, role" in (tmp_path / "second.log").read_text()
 
         await wait_until(second_standing_by, 30)
         assert await db.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == 1
