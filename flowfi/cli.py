@@ -28,7 +28,7 @@ from indexer.events import U64_MAX
 
 T = TypeVar("T")
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode="markdown")
 _options = {"debug": False}
 lake_app = typer.Typer(no_args_is_help=True, help="Read Stellar's data lake (SEP-54, as Galexie writes it).")
 app.add_typer(lake_app, name="lake")
@@ -54,9 +54,19 @@ DatabaseUrl = Annotated[
 ]
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"flowfi {version('flowfi-indexer')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks instead of one-line problems")] = False,
+    _version: Annotated[bool, typer.Option(
+        "--version", help="print the version and exit", is_eager=True, callback=_print_version)] = False,
 ) -> None:
     """The FlowFi indexer: index the contract's events, serve them live and over REST, or run it all
     locally with `flowfi dev`."""
@@ -321,7 +331,7 @@ def verify(
         if not differences:
             typer.echo(f"the index equals the contracts' storage at ledger {ledger}")
             return 0
-        table = Table(title=f"{len(differences)} differences at ledger {ledger}")
+        table = Table(title=f"{len(differences)} difference{'s' * (len(differences) > 1)} at ledger {ledger}")
         for column in ("contract", "what", "field", "indexed", "chain"):
             table.add_column(column)
         for d in differences:

@@ -240,3 +240,19 @@ def test_out_of_range_stream_ids_and_unwritable_files_are_refused_before_any_wor
         refused = runner.invoke(app, ["dictionary", "--out", str(out)])
         assert refused.exit_code == 2
         assert refused.output.strip().startswith(problem) and len(refused.output.strip().splitlines()) == 1
+
+
+def test_version_prints_the_installed_packages_version() -> None:
+    from importlib.metadata import version
+
+    done = CliRunner().invoke(app, ["--version"])
+    assert done.exit_code == 0 and done.output == f"flowfi {version('flowfi-indexer')}\n"
+
+
+def test_help_paragraphs_are_rewrapped_to_the_terminal() -> None:
+    """The commands' docstrings are wrapped at 120 columns in the source; on an 80-column terminal each
+    paragraph is wrapped again as a whole, not cut at the source's line ends."""
+    done = CliRunner().invoke(app, ["--help"], terminal_width=80, env={"COLUMNS": "80"})
+    lines = [line.strip() for line in done.output.splitlines()]
+    assert "connection or lacks the schema, a" not in lines  # a source line's end, left short before
+    assert "embedded database included." in words(done.output)
