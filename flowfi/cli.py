@@ -259,6 +259,9 @@ def bootstrap(
         asyncio.run(main())
 
 
+TOKEN_COLUMNS = ("address", "symbol", "decimals", "name", "source")
+
+
 @app.command()
 def tokens(
     refresh: Annotated[bool, typer.Option(
@@ -266,7 +269,8 @@ def tokens(
     rpc_url: RpcUrl = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """The tokens the index knows: address, symbol, decimals, name and where they were read. With
+    """The tokens the index knows, tab-separated under a header line: address, symbol, decimals, name and
+    where they were read (chain, or manual: set by hand). With
     --refresh, their metadata is read from the chain again first (a token whose metadata changed, or one
     that had none when a stream first named it)."""
     from indexer import storage, store
@@ -280,19 +284,24 @@ def tokens(
     async def main() -> list[Any]:
         conn = await connect(url, "flowfi-tokens")
         try:
+            rows = await conn.fetch(f"SELECT {', '.join(TOKEN_COLUMNS)} FROM tokens ORDER BY address")
             if refresh:
-                known = await store.load_token_addresses(conn)
+                from_chain = {row["address"] for row in rows if row["source"] == "chain"}
                 async with RpcClient(settings.rpc_url, timeout=settings.rpc_timeout) as rpc:
-                    metadata = await storage.token_metadata(rpc, known)
+                    metadata = await storage.token_metadata(rpc, from_chain)
                 changed = await store.refresh_tokens(conn, metadata)
-                typer.echo(f"read {len(known)} tokens from {settings.rpc_url}; {len(changed)} changed"
-                           + (f": {', '.join(changed)}" if changed else ""), err=True)
-            return list(await conn.fetch("SELECT address, symbol, decimals, name, source FROM tokens ORDER BY address"))
+                kept = len(rows) - len(from_chain)
+                typer.echo(f"read {len(from_chain)} tokens from {settings.rpc_url}; {len(changed)} changed"
+                           + (f": {', '.join(changed)}" if changed else "")
+                           + (f"; {kept} set by hand, kept" if kept else ""), err=True)
+                rows = await conn.fetch(f"SELECT {', '.join(TOKEN_COLUMNS)} FROM tokens ORDER BY address")
+            return list(rows)
         finally:
             await conn.close()
 
     with said_in_one_line((RpcError,)):
         rows = asyncio.run(main())
+    typer.echo("\t".join(TOKEN_COLUMNS))
     for row in rows:
         typer.echo("\t".join("" if value is None else str(value) for value in row.values()))
 

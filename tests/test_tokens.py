@@ -114,13 +114,15 @@ async def test_tokens_refresh_reads_the_metadata_again_and_keeps_rows_set_by_han
             commands.run, "tokens", "--refresh", "--rpc-url", devnet.url, "--database-url", database_url,
             data_dir=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"1 changed: {stale}" in done.stderr
+    assert f"1 changed: {stale}; 1 set by hand, kept" in done.stderr
+    assert f"read {len(await db.fetch('SELECT 1 FROM tokens')) - 1} tokens from" in done.stderr
     rows = {row["address"]: row for row in await db.fetch("SELECT * FROM tokens")}
     token = devnet.chain.tokens.get(stale)
     assert token is not None
     assert (rows[stale]["symbol"], rows[stale]["decimals"]) == (token.symbol, token.decimals)
     assert rows[by_hand]["symbol"] == "HAND"
-    listed = [line.split("\t") for line in done.stdout.splitlines()]
+    header, *listed = [line.split("\t") for line in done.stdout.splitlines()]
+    assert header == ["address", "symbol", "decimals", "name", "source"]
     assert [(line[0], line[1], line[-1]) for line in listed] == [
         (address, row["symbol"], row["source"]) for address, row in sorted(rows.items())]
 
