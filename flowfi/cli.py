@@ -127,14 +127,17 @@ def database_of(settings: Settings, *, schema: bool = True) -> str:
 
 def load_settings(**flags: Any) -> Settings:
     """Settings from the environment, overridden by the flags that were given. A refused setting
-    stops the command with what is wrong with it (never its value: it may be a secret)."""
+    stops the command with what is wrong with it (never its value: it may be a secret), named as the
+    user gave it: the flag, or the variable."""
+    given = {name: value for name, value in flags.items() if value is not None}
     try:
-        return Settings(**{k: v for k, v in flags.items() if v is not None})
+        return Settings(**given)
     except ValidationError as exc:
         for error in exc.errors():
             name = "_".join(str(part) for part in error["loc"]) or "settings"
+            what = f"--{name.replace('_', '-')}" if name in given else f"setting FLOWFI_{name.upper()}"
             message = error["msg"].removeprefix("Value error, ")
-            typer.secho(f"invalid setting FLOWFI_{name.upper()}: {message}", fg="red", err=True)
+            typer.secho(f"invalid {what}: {message}", fg="red", err=True)
         raise typer.Exit(2) from None
 
 

@@ -256,3 +256,11 @@ def test_help_paragraphs_are_rewrapped_to_the_terminal() -> None:
     lines = [line.strip() for line in done.output.splitlines()]
     assert "connection or lacks the schema, a" not in lines  # a source line's end, left short before
     assert "embedded database included." in words(done.output)
+
+
+def test_a_refused_setting_is_named_as_it_was_given_a_flag_or_a_variable() -> None:
+    runner = CliRunner()
+    flag = runner.invoke(app, ["index", "--start-ledger", "-3"], env={"FLOWFI_START_LEDGER": None})
+    assert flag.exit_code == 2 and flag.output.startswith("invalid --start-ledger: "), flag.output
+    variable = runner.invoke(app, ["index"], env={"FLOWFI_START_LEDGER": "-3"})
+    assert variable.exit_code == 2 and variable.output.startswith("invalid setting FLOWFI_START_LEDGER: ")
