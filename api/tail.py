@@ -1,12 +1,13 @@
 """Live events in the terminal, one line each: what `flowfi tail` prints.
 
-    2025-03-01 12:00:05  stream.withdrawn      #17    GBXQ…7KDA → GC3F…Q2LM  amount 12.5
+    2025-03-01 12:00:05  stream.withdrawn      #17    GBXQ…7KDA → GC3F…Q2LM  amount 12.5 USDC
     2025-03-01 12:00:05  stream.completed      #17    GBXQ…7KDA → GC3F…Q2LM  total withdrawn 100
     2025-03-01 12:00:10  protocol.fee_config…  -      admin GAAA…WHF2  new fee 30 bps
 
-Times are the ledger's close time (UTC). Amounts are converted from the token's smallest unit with
-`decimals` digits (7 for Stellar assets) by integer arithmetic, never through a float. Resuming after
-a dropped connection is `api.client.subscribe`'s job; `tail` shows each drop as a dim line.
+Times are the ledger's close time (UTC). Amounts are converted from the token's smallest unit with its
+decimals as the event gives them (tokenDecimals, from the index's tokens), else `decimals` digits (7
+for Stellar assets), by integer arithmetic, never through a float, and followed by its symbol where known.
+Resuming after a dropped connection is `api.client.subscribe`'s job; `tail` shows each drop as a dim line.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def _ledger_time(data: dict[str, Any]) -> str:
 
 
 def format_event(event: Event, decimals: int = 7) -> Text:
-    """One line for one event: time, type, stream, parties, amounts."""
+    """One line for one event: time, type, stream, parties, amounts (in the event's token's decimals,
+    else `decimals`)."""
     data = event.data
     line = Text()
     line.append(_ledger_time(data), style="dim")
@@ -96,11 +98,14 @@ def format_event(event: Event, decimals: int = 7) -> Text:
         if key in _ADDRESS_KEYS and not (stream is not None and key in _STREAM_SHOWN):
             label = "".join(" " + c.lower() if c.isupper() else c for c in key)
             details.append(f"{label} {shorten(str(value))}")
+    known = data.get("tokenDecimals")
+    places = known if isinstance(known, int) and not isinstance(known, bool) else decimals
+    unit = f" {data['tokenSymbol']}" if data.get("tokenSymbol") else ""
     for key, label in _AMOUNT_KEYS.items():
         value = data.get(key)
         if value is not None:
             suffix = "/s" if key == "ratePerSecond" else ""
-            details.append(f"{label} {format_amount(value, decimals)}{suffix}")
+            details.append(f"{label} {format_amount(value, places)}{unit}{suffix}")
     for key in sorted(_SHOWN_AS_IS):
         value = data.get(key)
         if value is None:
@@ -137,7 +142,8 @@ async def tail(
     types          only these SSE event names (e.g. "stream.created"); all: every event. Streams and
                    users add up (either matches); types narrows. Give at least one of the four.
     last_event_id  first print the history after this event id, then go live (None: live only).
-    decimals       the token's decimal places, for showing amounts (Stellar assets use 7).
+    decimals       the decimal places of amounts whose token's decimals the index does not know (Stellar
+                   assets use 7).
     out            where to print (a rich Console); default: standard output.
     limit          stop after this many events (None: never).
     token          an access token, for servers that require one (sent as a Bearer header).

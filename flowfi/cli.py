@@ -671,7 +671,8 @@ def tail(
     types: Annotated[str, typer.Option(help="comma-separated event types, e.g. stream.created")] = "",
     all_events: Annotated[bool, typer.Option("--all", help="every event (what no filter means)")] = False,
     since: Annotated[str | None, typer.Option(help="replay the events after this event id first")] = None,
-    decimals: Annotated[int, typer.Option(help="the token's decimal places, for amounts")] = 7,
+    decimals: Annotated[int, typer.Option(
+        help="decimal places of amounts whose token's decimals the index does not know")] = 7,
 ) -> None:
     """Print live events in the terminal, one line each; resumes by itself after a drop. With no filter,
     every event."""

@@ -50,6 +50,15 @@ def test_a_withdrawal_line_shows_time_type_stream_parties_and_amount() -> None:
     assert "#17" in line and "GBXQ…7KDA → GC3F…Q2LM" in line and "amount 12.5" in line
 
 
+def test_amounts_are_shown_in_their_tokens_decimals_and_symbol_where_the_index_knows_them() -> None:
+    data = {"ledgerClosedAt": "2025-03-01T12:00:05Z", "streamId": "17", "amount": "1250"}
+    known = format_event(Event("x", "stream.withdrawn", {**data, "tokenSymbol": "EURC", "tokenDecimals": 2})).plain
+    assert "amount 12.5 EURC" in known
+    unknown = {**data, "tokenSymbol": None, "tokenDecimals": None}
+    assert "amount 0.000125" in format_event(Event("x", "stream.withdrawn", unknown)).plain
+    assert "amount 1.25" in format_event(Event("x", "stream.withdrawn", unknown), decimals=3).plain
+
+
 def test_a_protocol_line_names_its_addresses_and_fee_rates() -> None:
     event = Event("x", "protocol.fee_config_updated", {
         "ledgerClosedAt": "2025-03-01T12:00:10Z", "admin": "GAAAAAAAAAAAAAAAWHF2",
