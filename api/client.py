@@ -175,7 +175,7 @@ def subscribe(
     """The events the filter selects, live, forever, resuming by itself after any drop: iterate with
     `async for`; `aclose()` (or leaving `async with subscribe(...) as events:`) ends it.
 
-    base_url       the API's root, e.g. "http://localhost:8000" (the path /events/subscribe is added).
+    base_url       the API's root, e.g. "http://localhost:8080" (the path /events/subscribe is added).
     streams        stream ids; users: G.../C... addresses; types: SSE names such as "stream.created";
                    all: every event. With none of them the server refuses the request (400).
     last_event_id  replay from just after this event id, then go live; None: live events only.

@@ -59,17 +59,6 @@ class EventFilter:
     def selects_all(self) -> bool:
         return self.everything or not (self.streams or self.users)
 
-    def matches(self, kind: str, stream_id: int | None, parties: frozenset[str]) -> bool:
-        if self.types and kind not in self.types:
-            return False
-        if self.visible_to is not None and self.visible_to not in parties:
-            return False
-        return (
-            self.selects_all
-            or (stream_id is not None and stream_id in self.streams)
-            or not self.users.isdisjoint(parties)
-        )
-
     def kind(self) -> str:
         """How the filter selects, for statistics: all, streams, users, types or mixed."""
         if self.everything:

@@ -137,7 +137,7 @@ async def tail(
 ) -> None:
     """Print the selected events as they happen, one line each, until cancelled (Ctrl-C).
 
-    base_url       the API's root, e.g. "http://localhost:8000".
+    base_url       the API's root, e.g. "http://localhost:8080".
     streams        only these stream ids; users: only events concerning these G.../C... addresses;
     types          only these SSE event names (e.g. "stream.created"); all: every event. Streams and
                    users add up (either matches); types narrows. Give at least one of the four.

@@ -156,10 +156,13 @@ def run_until_signalled(main: Coroutine[Any, Any, T], on_signal: Callable[[], No
 
 @contextlib.contextmanager
 def said_in_one_line(problems: tuple[type[Exception], ...], exit_code: int = 1) -> Iterator[None]:
-    """One of a command's own `problems` ends it with its message in one line, and `exit_code`."""
+    """One of a command's own `problems` ends it with its message in one line, and `exit_code` (with
+    --debug, its traceback)."""
     try:
         yield
     except problems as exc:
+        if _options["debug"]:
+            raise
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(exit_code) from exc
 

@@ -264,3 +264,12 @@ def test_a_refused_setting_is_named_as_it_was_given_a_flag_or_a_variable() -> No
     assert flag.exit_code == 2 and flag.output.startswith("invalid --start-ledger: "), flag.output
     variable = runner.invoke(app, ["index"], env={"FLOWFI_START_LEDGER": "-3"})
     assert variable.exit_code == 2 and variable.output.startswith("invalid setting FLOWFI_START_LEDGER: ")
+
+
+def test_debug_shows_the_traceback_of_a_problem_said_in_one_line(tmp_path: Path) -> None:
+    from indexer.export import ExportError
+
+    shown = CliRunner().invoke(app, ["--debug", "dictionary", "--out", str(tmp_path)])
+    assert isinstance(shown.exception, ExportError) and f"{tmp_path} is a directory" in str(shown.exception)
+    said = CliRunner().invoke(app, ["dictionary", "--out", str(tmp_path)])
+    assert said.exit_code == 2 and not isinstance(said.exception, ExportError)
