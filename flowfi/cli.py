@@ -266,6 +266,7 @@ def bootstrap(
 
 
 TOKEN_COLUMNS = ("address", "symbol", "decimals", "name", "source")
+_LIST_TOKENS = f"SELECT {', '.join(TOKEN_COLUMNS)} FROM tokens ORDER BY address"
 
 
 @app.command()
@@ -290,7 +291,7 @@ def tokens(
     async def main() -> list[Any]:
         conn = await connect(url, "flowfi-tokens")
         try:
-            rows = await conn.fetch(f"SELECT {', '.join(TOKEN_COLUMNS)} FROM tokens ORDER BY address")
+            rows = await conn.fetch(_LIST_TOKENS)
             if refresh:
                 from_chain = {row["address"] for row in rows if row["source"] == "chain"}
                 async with RpcClient(settings.rpc_url, timeout=settings.rpc_timeout) as rpc:
@@ -300,7 +301,7 @@ def tokens(
                 typer.echo(f"read {len(from_chain)} tokens from {settings.rpc_url}; {len(changed)} changed"
                            + (f": {', '.join(changed)}" if changed else "")
                            + (f"; {kept} set by hand, kept" if kept else ""), err=True)
-                rows = await conn.fetch(f"SELECT {', '.join(TOKEN_COLUMNS)} FROM tokens ORDER BY address")
+                rows = await conn.fetch(_LIST_TOKENS)
             return list(rows)
         finally:
             await conn.close()

@@ -67,7 +67,7 @@ async def redecode(conn: asyncpg.Connection, contract_ids: Sequence[str], from_l
     result = Redecoded()
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", store.writer_lock_key(contract_ids)):
-            holder = await store.writer_lock_holder(conn, contract_ids) or "a session that just let it go"
+            holder = await store.writer_lock_holder(conn, contract_ids) or store.LOCK_JUST_RELEASED
             raise Busy(f"a worker is indexing these contracts ({holder} holds their writer lock): stop it first, "
                        "then redecode, then start it again")
         start = ids.before_ledger(from_ledger)

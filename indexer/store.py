@@ -109,6 +109,10 @@ def writer_lock_key(contract_ids: Sequence[str]) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+# What names the holder when taking the lock failed but it was free again by the time it was asked for.
+LOCK_JUST_RELEASED = "a session that just let it go"
+
+
 async def writer_lock_holder(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> str | None:
     """Which session holds these contracts' writer lock ("process N (application, role R)"), or None when
     none does. Any role may take an advisory lock: this tells a worker from, say, a reader's session."""

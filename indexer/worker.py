@@ -509,7 +509,7 @@ class Worker:
                 if not standing_by:
                     holder = await store.writer_lock_holder(conn, self.contract_ids)
                     log.info("another worker is indexing these contracts (%s holds their writer lock); standing by "
-                             "to take over", holder or "a session that just let it go")
+                             "to take over", holder or store.LOCK_JUST_RELEASED)
                     standing_by = True
                 await asyncio.sleep(STANDBY_POLL_SECONDS)
         except BaseException:
