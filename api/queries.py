@@ -13,7 +13,6 @@ import asyncpg
 
 from api.filters import EventFilter
 from api.payloads import EVENT_COLUMNS
-from indexer import ids
 
 
 async def events_after(
@@ -23,8 +22,6 @@ async def events_after(
     selected: EventFilter | None = None,
     *,
     up_to: str | None = None,
-    from_ledger: int | None = None,
-    to_ledger: int | None = None,
 ) -> list[asyncpg.Record]:
     """Up to `limit` events with `after` < id <= `up_to`, in chain order, that `selected` wants.
 
@@ -38,7 +35,13 @@ async def events_after(
         args.append(value)
         return f"${len(args)}"
 
-    conditions = []  # on the events row `e`, besides the lower bound
+    upper = "" if up_to is None else arg(up_to)
+
+    def bounded(column: str) -> str:
+        """The id bounds on the id column a scan follows."""
+        return f"{column} > $1" + (f" AND {column} <= {upper}" if upper else "")
+
+    conditions = []  # on the events row `e`, besides the id bounds
     if selected is not None and selected.visible_to is not None:
         if selected.selects_all:  # everything a user may see: that user's events
             selected = dataclasses.replace(selected, users=frozenset({selected.visible_to}), everything=False)
@@ -46,13 +49,6 @@ async def events_after(
             conditions.append(f"EXISTS (SELECT 1 FROM event_parties AS vp WHERE vp.event_id = e.id "
                               f"AND vp.address = {arg(selected.visible_to)})")
     types = sorted(selected.types) if selected is not None else []
-    if up_to is not None:
-        conditions.append(f"e.id <= {arg(up_to)}")
-    # ledgers as bounds of the id, whose order every scan here follows
-    if from_ledger is not None:
-        conditions.append(f"e.id > {arg(ids.before_ledger(from_ledger))}")
-    if to_ledger is not None:
-        conditions.append(f"e.id < {arg(ids.before_ledger(to_ledger + 1))}")
     limit_arg = arg(limit)
     by_kind = selected is None or selected.selects_all
     if types and not by_kind:
@@ -60,13 +56,13 @@ async def events_after(
     rest = "".join(f" AND {c}" for c in conditions)
 
     if by_kind and not types:
-        sql = f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE e.id > $1{rest} ORDER BY e.id LIMIT {limit_arg}"
+        sql = f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE {bounded('e.id')}{rest} ORDER BY e.id LIMIT {limit_arg}"
         return list(await conn.fetch(sql, *args))
     branches = []
     if by_kind:
         branches.append(
             f"SELECT p.id FROM unnest({arg(types)}::text[]) AS v(kind) CROSS JOIN LATERAL ("
-            f"SELECT e.id FROM events AS e WHERE e.kind = v.kind AND e.id > $1{rest} "
+            f"SELECT e.id FROM events AS e WHERE e.kind = v.kind AND {bounded('e.id')}{rest} "
             f"ORDER BY e.id LIMIT {limit_arg}) AS p"
         )
     else:
@@ -74,16 +70,17 @@ async def events_after(
         if selected.streams:
             branches.append(
                 f"SELECT p.id FROM unnest({arg(sorted(selected.streams))}::numeric[]) AS v(stream_id) "
-                f"CROSS JOIN LATERAL (SELECT e.id FROM events AS e WHERE e.stream_id = v.stream_id AND e.id > $1"
-                f"{rest} ORDER BY e.id LIMIT {limit_arg}) AS p"
+                f"CROSS JOIN LATERAL (SELECT e.id FROM events AS e WHERE e.stream_id = v.stream_id "
+                f"AND {bounded('e.id')}{rest} ORDER BY e.id LIMIT {limit_arg}) AS p"
             )
         if selected.users:
             parties = (
                 f"SELECT ep.event_id AS id FROM event_parties AS ep WHERE ep.address = v.address "
-                f"AND ep.event_id > $1 ORDER BY ep.event_id LIMIT {limit_arg}"
+                f"AND {bounded('ep.event_id')} ORDER BY ep.event_id LIMIT {limit_arg}"
                 if not conditions else
                 f"SELECT ep.event_id AS id FROM event_parties AS ep JOIN events AS e ON e.id = ep.event_id "
-                f"WHERE ep.address = v.address AND ep.event_id > $1{rest} ORDER BY ep.event_id LIMIT {limit_arg}"
+                f"WHERE ep.address = v.address AND {bounded('ep.event_id')}{rest} "
+                f"ORDER BY ep.event_id LIMIT {limit_arg}"
             )
             branches.append(
                 f"SELECT p.id FROM unnest({arg(sorted(selected.users))}::text[]) AS v(address) "

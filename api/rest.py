@@ -95,9 +95,7 @@ def stream_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def claimable_at(row: Mapping[str, Any], now: int) -> int:
     """What a streams row's recipient could withdraw at `now` (a ledger time)."""
-    if row["status"] in accrual.FINISHED:
-        return 0
-    return accrual.claimable(terms_of(row), now)
+    return accrual.claimable_in(row["status"], terms_of(row), now)
 
 
 def terms_of(row: Mapping[str, Any]) -> accrual.Terms:
@@ -366,8 +364,7 @@ async def list_events(request: Request) -> Response:
         after = max(after, ids.before_ledger(from_ledger))
     # ids of later ledgers sort after this key, those of `to_ledger` before it: the scan stops there
     up_to = None if to_ledger is None else ids.before_ledger(to_ledger + 1)
-    rows = await events_after(_pool(request), after, limit + 1, selected, from_ledger=from_ledger,
-                              to_ledger=to_ledger, up_to=up_to)
+    rows = await events_after(_pool(request), after, limit + 1, selected, up_to=up_to)
     return _event_page(rows, limit)
 
 
