@@ -65,6 +65,11 @@ def claimable(terms: Terms, now: int) -> int:
     return remaining if streamed > I128_MAX else min(streamed, remaining)
 
 
+def claimable_in(status: str, terms: Terms, now: int) -> int:
+    """What a stream in `status` has to claim at `now`: nothing once it is finished."""
+    return 0 if status in FINISHED else claimable(terms, now)
+
+
 def end_time(terms: Terms, at: int) -> int | None:
     """When the deposit runs out, as the contract projects it at ledger time `at`.
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from indexer import ids, storage, store
-from indexer.accrual import FINISHED, claimable
+from indexer.accrual import FINISHED
 from indexer.rpc import RpcClient
 from indexer.state import StreamState
 
@@ -165,8 +165,7 @@ def _compare_streams(contract_id: str, indexed: dict[tuple[str, int], StreamStat
             if getattr(mine, name) != getattr(chain, name):
                 differences.append(Difference(contract_id, what, name, getattr(mine, name), getattr(chain, name)))
         at = snapshot.closed_at
-        ours = 0 if mine.status in FINISHED else claimable(mine.terms(), at)
-        theirs = 0 if chain.status in FINISHED else claimable(chain.terms(), at)
+        ours, theirs = mine.claimable(at), chain.claimable(at)
         if ours != theirs:
             differences.append(Difference(contract_id, what, f"claimable at {at}", ours, theirs))
     return differences

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from indexer.accrual import FINISHED, LOCKED, Terms, claimable, end_time
+from indexer.accrual import FINISHED, LOCKED, Terms, claimable_in, end_time
 from indexer.events import (
     CREATIONS,
     AllowanceStreamCreated,
@@ -106,7 +106,7 @@ class StreamState:
         )
 
     def claimable(self, now: int) -> int:
-        return 0 if self.status in FINISHED else claimable(self.terms(), now)
+        return claimable_in(self.status, self.terms(), now)
 
     def _project_end_time(self, at: int) -> None:
         self.end_time = end_time(self.terms(), at)
