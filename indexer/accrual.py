@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import msgspec
 
+from indexer.events import I128_MAX, U64_MAX
+
 # A stream in one of these states has nothing left to claim.
 FINISHED = frozenset({"cancelled", "completed", "closed"})
 SCHEDULES = ("linear", "steps", "hybrid")
-# The unlock time of a conditional stream's step whose milestone has not been met (u64::MAX on chain).
-LOCKED = 2**64 - 1
-I128_MAX = 2**127 - 1
+# The unlock time of a conditional stream's step whose milestone has not been met.
+LOCKED = U64_MAX
 
 
 class Terms(msgspec.Struct, frozen=True, gc=False):

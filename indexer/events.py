@@ -47,6 +47,7 @@ class ScType(enum.Enum):
 
 
 U64_MAX = 2**64 - 1  # the largest u64: a stream id, a time
+I128_MAX = 2**127 - 1  # the largest i128: an amount
 
 U32 = Annotated[int, ScType.U32]
 U64 = Annotated[int, ScType.U64]

@@ -41,9 +41,10 @@ from indexer.events import (
     StreamToppedUp,
     TokensWithdrawn,
 )
+from indexer.tables import TERMS_SOURCES
 
 # Where a stream's schedule came from.
-FROM_EVENTS, FROM_STORAGE, UNAVAILABLE = "events", "storage", "unavailable"
+FROM_EVENTS, FROM_STORAGE, UNAVAILABLE = TERMS_SOURCES
 
 
 @dataclass(frozen=True, slots=True)

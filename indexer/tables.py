@@ -68,6 +68,7 @@ STREAM_STATUSES = ("active", "paused", "cancelled", "completed", "closed")
 # The units every amount and time column shares, for the comments.
 AMOUNT = "i128, in the token's smallest unit"
 TIME = "u64, unix seconds, ledger time"
+# Where a stream's schedule came from: its events, the contract's storage, or neither yet.
 TERMS_SOURCES = ("events", "storage", "unavailable")
 
 metadata = MetaData(

@@ -18,11 +18,12 @@ import asyncpg
 import pyarrow.parquet as pq
 import pytest
 
+from indexer.events import I128_MAX, U64_MAX
 from indexer.export import ExportError, Format, count, plan, write
 from indexer.ids import event_id
 from tests.analytics import CONTRACT, insert, set_ledger_time, stream_row
 
-I128_MIN, I128_MAX, U64_MAX = -(2**127), 2**127 - 1, 2**64 - 1
+I128_MIN = -(2**127)
 TOKEN = stream_row(0)["token"]
 
 
