@@ -2,7 +2,6 @@
 
 LOCAL_PASSPHRASE = "Standalone Network ; February 2017"
 TESTNET_PASSPHRASE = "Test SDF Network ; September 2015"
-MAINNET_PASSPHRASE = "Public Global Stellar Network ; September 2015"
 
 # The local network (`flowfi devnet`) deploys FlowFi here, so that a worker with default settings finds it.
 LOCAL_CONTRACT_ID = "CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG"

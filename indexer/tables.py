@@ -7,7 +7,7 @@ streams           the current state of every stream, derived from its events (an
                   carry a stream's whole schedule, from the contract's storage)
 protocol_config   the contract's current admin, treasury, fee rate, pause, guardian and code
 contract_upgrades the contract's code changes (contract_upgraded) and data migrations (state_migrated)
-dead_letters      events that could not be decoded or applied, with the reason
+dead_letters      events that could not be decoded, with the reason
 indexer_cursor    where the worker resumes
 backfill_progress how far `flowfi backfill` has read a data lake
 tokens            each token's name, symbol and decimals, for amounts people can read
@@ -243,7 +243,6 @@ contract_upgrades = Table(
     Column("kind", Text, nullable=False, comment="code (contract_upgraded) or data (state_migrated)"),
     Column("wasm_hash", Text, comment="code: the new code's hash (hex)"),
     Column("data_version", BigInteger, comment="data: the new storage layout version"),
-    Column("build", Text, comment="the contract build this code is known to be; NULL when unknown"),
     CheckConstraint("kind IN ('code', 'data')", name="kind"),
     Index(None, "contract_id", "event_id"),
     comment="the contract's code changes and data migrations, in chain order",
@@ -253,11 +252,12 @@ dead_letters = Table(
     "dead_letters",
     metadata,
     Column("event_id", Text, ForeignKey("contract_events.id"), primary_key=True,
-           comment="the contract_events row that could not be decoded or applied"),
+           comment="the contract_events row that could not be decoded"),
     Column("reason", Text, nullable=False, comment="what is wrong with it"),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
            comment="when the worker recorded it (the server's clock)"),
-    comment="events kept raw because they could not be decoded or applied; `flowfi redecode` tries them again",
+    comment="events kept raw because they could not be decoded as an event this indexer knows; `flowfi redecode` "
+            "tries them again",
 )
 
 indexer_cursor = Table(
