@@ -15,6 +15,17 @@ from api.filters import EventFilter
 from api.payloads import EVENT_COLUMNS
 
 
+class Args:
+    """A query's numbered arguments: `arg(value)` keeps the value and returns its "$n"."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values: list[Any] = list(values)
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
 async def events_after(
     conn: asyncpg.Connection | asyncpg.Pool,
     after: str,
@@ -29,12 +40,7 @@ async def events_after(
     event_parties (address, event_id), events (kind, id)), each stopping after `limit` rows, merged:
     the work per page is bounded by the page size times the number of values, however deep the page.
     """
-    args: list[Any] = [after]
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    arg = Args(after)
     upper = "" if up_to is None else arg(up_to)
 
     def bounded(column: str) -> str:
@@ -57,7 +63,7 @@ async def events_after(
 
     if by_kind and not types:
         sql = f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE {bounded('e.id')}{rest} ORDER BY e.id LIMIT {limit_arg}"
-        return list(await conn.fetch(sql, *args))
+        return list(await conn.fetch(sql, *arg.values))
     branches = []
     if by_kind:
         branches.append(
@@ -91,7 +97,7 @@ async def events_after(
         f"SELECT {EVENT_COLUMNS} FROM events AS e JOIN (SELECT DISTINCT id FROM ({' UNION ALL '.join(branches)}) AS b) "
         f"AS picked USING (id) ORDER BY id LIMIT {limit_arg}"
     )
-    return list(await conn.fetch(sql, *args))
+    return list(await conn.fetch(sql, *arg.values))
 
 
 async def latest_event_id(conn: asyncpg.Connection | asyncpg.Pool) -> str:

@@ -37,7 +37,7 @@ from api import filters
 from api.auth import AuthError, principal_of, require_admin
 from api.filters import BadRequest
 from api.payloads import EVENT_COLUMNS, event_payload, iso_time
-from api.queries import events_after
+from api.queries import Args, events_after
 from indexer import accrual, ids
 from indexer.events import payload_key
 from indexer.tables import STREAM_STATUSES, streams
@@ -167,18 +167,7 @@ def _pool(request: Request) -> asyncpg.Pool:
     return pool
 
 
-class _Args:
-    """Numbered query arguments: `arg(value)` appends and returns "$n"."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-
-def _keyset_streams(arg: _Args, after: tuple[int, str] | None) -> list[str]:
+def _keyset_streams(arg: Args, after: tuple[int, str] | None) -> list[str]:
     if after is None:
         return []
     return [_AFTER_STREAM.format(a=arg(after[0]), b=arg(after[1]))]
@@ -227,7 +216,7 @@ async def list_streams(request: Request) -> Response:
     }
     after = _stream_cursor(params)
     limit = filters.page_size(params)
-    arg = _Args()
+    arg = Args()
     where = [f"{column} = {arg(value)}" for column, value in equal.items() if value is not None]
     if (mine := principal_of(request).restricted_to) is not None:
         where.append(f"(sender = {arg(mine)} OR recipient = {arg(mine)})")
@@ -249,7 +238,7 @@ async def user_streams(request: Request) -> Response:
     status = _optional(params, "status", _status)
     after = _stream_cursor(params)
     limit = filters.page_size(params)
-    arg = _Args()
+    arg = Args()
     user_arg, limit_arg = arg(user), arg(limit + 1)
     common = _keyset_streams(arg, after)
     if status is not None:
@@ -269,7 +258,7 @@ async def streams_with_id(pool: asyncpg.Pool, stream_id: int, contract: str | No
     """The streams rows with this stream id (one per indexed contract that has it), or of one contract. With
     `with_position`, also `as_of_event_id`: the newest stored event when the rows were read (one statement,
     one snapshot), where a subscription continues from this state without a gap."""
-    arg = _Args()
+    arg = Args()
     where = [f"stream_id = {arg(stream_id)}"]
     if contract is not None:
         where.append(f"contract_id = {arg(contract)}")
@@ -336,7 +325,7 @@ async def stream_events(request: Request) -> Response:
     after = _event_cursor(params)
     limit = filters.page_size(params)
     row = await _one_stream(request)
-    arg = _Args()
+    arg = Args()
     where = [f"stream_id = {arg(row['stream_id'])}", f"contract_id = {arg(row['contract_id'])}", f"id > {arg(after)}"]
     if types:
         where.append(f"kind = ANY({arg(types)})")

@@ -25,6 +25,7 @@ from api import filters, rest
 from api.auth import Authenticator, AuthError, Principal
 from api.filters import BadRequest
 from api.payloads import EVENT_COLUMNS, iso_time
+from api.queries import Args
 from api.v1 import shapes
 from api.v1.errors import V1Error, refused
 from indexer.events import U64_MAX
@@ -208,12 +209,7 @@ async def stream_events(request: Request) -> Response:
         if len(contracts) > 1:
             raise V1Error(409, "Conflict", f"stream id {stream_id} exists in {len(contracts)} contracts; choose one "
                           "with contractId=", parameter="contractId", contractIds=sorted(contracts))
-    values: list[Any] = []
-
-    def arg(value: Any) -> str:
-        values.append(value)
-        return f"${len(values)}"
-
+    arg = Args()
     where = [f"stream_id = {arg(stream_id)}" if stream_id else "stream_id IS NULL"]
     if contract is not None:
         where.append(f"contract_id = {arg(contract)}")
@@ -221,12 +217,12 @@ async def stream_events(request: Request) -> Response:
         kinds = sorted(kind for event_type in event_types for kind in shapes.KINDS_OF_TYPE[event_type])
         where.append(f"kind = ANY({arg(kinds)}::text[])")
     pool = _pool(request)
-    total = await pool.fetchval(f"SELECT count(*) FROM events WHERE {' AND '.join(where)}", *values)
+    total = await pool.fetchval(f"SELECT count(*) FROM events WHERE {' AND '.join(where)}", *arg.values)
     if cursor is not None:
         where.append(f"id {'>' if order == 'asc' else '<'} {arg(filters.event_id(cursor, 'cursor'))}")
         offset = 0
     rows = await pool.fetch(f"SELECT {EVENT_COLUMNS} FROM events AS e WHERE {' AND '.join(where)} ORDER BY id {order} "
-                            f"LIMIT {arg(limit)} OFFSET {arg(offset)}", *values)
+                            f"LIMIT {arg(limit)} OFFSET {arg(offset)}", *arg.values)
     pauses = await shapes.pauses_of(pool, [stream_id] if stream_id else [])
     events = [shapes.event_json(row, pauses) for row in rows]
     more = len(events) == limit if cursor is not None else offset + len(events) < total
@@ -329,13 +325,15 @@ async def user(request: Request) -> Response:
 
 async def _address_events(pool: asyncpg.Pool, address: str, kinds: Sequence[str] | None, limit: int,
                           offset: int) -> tuple[int, list[asyncpg.Record]]:
-    condition = "p.address = $1" + ("" if kinds is None else " AND e.kind = ANY($2::text[])")
-    args: list[Any] = [address] if kinds is None else [address, list(kinds)]
+    arg = Args()
+    condition = f"p.address = {arg(address)}"
+    if kinds is not None:
+        condition += f" AND e.kind = ANY({arg(list(kinds))}::text[])"
     source = f"FROM event_parties AS p JOIN events AS e ON e.id = p.event_id WHERE {condition}"
-    total = await pool.fetchval(f"SELECT count(*) {source}", *args)
+    total = await pool.fetchval(f"SELECT count(*) {source}", *arg.values)
     rows = await pool.fetch(
         f"SELECT {EVENT_COLUMNS} FROM events AS e JOIN (SELECT p.event_id AS id {source} ORDER BY p.event_id DESC "
-        f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}) AS picked USING (id) ORDER BY id DESC", *args, limit, offset)
+        f"LIMIT {arg(limit)} OFFSET {arg(offset)}) AS picked USING (id) ORDER BY id DESC", *arg.values)
     return total, list(rows)
 
 
