@@ -58,21 +58,17 @@ async def stats(request: Request) -> JSONResponse:
     filters.reject_unknown(request.query_params, ())
     state = request.app.state
     hub: Hub = state.hub
-    cursor = await state.pool.fetchrow(
-        "SELECT max(last_ledger) AS last_ledger, max(latest_ledger) AS latest_ledger, max(last_event_id) AS "
-        "last_event_id, extract(epoch FROM now() - max(updated_at))::float8 AS age FROM indexer_cursor"
-    )
-    last, latest = cursor["last_ledger"], cursor["latest_ledger"]
+    cursor = await state.pool.fetchrow(rest.CURSOR_HEALTH)
     return JSONResponse({
         "activeConnections": hub.connections,
         "connectionsByFilter": {kind: n for kind, n in sorted(hub.stats.connections_by_kind.items()) if n},
         "eventsDelivered": hub.stats.events_delivered,
         "clientsDropped": hub.stats.clients_dropped,
         "lastPublishedEventId": hub.high_water or None,
-        "lastIndexedLedger": last,
+        "lastIndexedLedger": cursor["last_ledger"],
         "lastIndexedEventId": cursor["last_event_id"],
-        "latestLedger": latest,
-        "indexerLagLedgers": None if last is None or latest is None else max(latest - last, 0),
+        "latestLedger": cursor["latest_ledger"],
+        "indexerLagLedgers": None if cursor["lag"] is None else max(cursor["lag"], 0),
         "indexerCursorAgeSeconds": None if cursor["age"] is None else round(cursor["age"], 3),
         "listenerConnected": state.listener.connected,
         "listenerReconnects": state.listener.reconnects,

@@ -57,9 +57,10 @@ SELECT_STREAMS = (f"SELECT {', '.join(STREAM_COLUMNS)}, token_symbol, token_deci
 _AFTER_STREAM = "stream_id >= {a} AND (stream_id > {a} OR contract_id > {b})"
 _ORDER_STREAMS = "ORDER BY stream_id, contract_id"
 READY_TIMEOUT = 2.0
-# How far behind the chain the worker is, and how long ago it last polled (server clock: this is about
-# the worker being alive, not about the chain).
-CURSOR_HEALTH = ("SELECT max(latest_ledger - last_ledger) AS lag, "
+# Where the indexer is: how far behind the chain its furthest-behind cursor is, and how long ago it last
+# polled (server clock: this is about the worker being alive, not about the chain).
+CURSOR_HEALTH = ("SELECT max(latest_ledger - last_ledger) AS lag, max(last_ledger) AS last_ledger, "
+                 "max(latest_ledger) AS latest_ledger, max(last_event_id) AS last_event_id, "
                  "extract(epoch FROM now() - max(updated_at))::float8 AS age FROM indexer_cursor")
 
 

@@ -441,6 +441,23 @@ async def test_health_and_readiness(client: httpx.AsyncClient, conn: asyncpg.Con
     await get_json(client, "/ready")
 
 
+async def test_ready_and_stats_name_the_same_lag_with_several_cursors(client: httpx.AsyncClient,
+                                                                     conn: asyncpg.Connection) -> None:
+    """A second indexer (other contracts) at the chain's head beside one behind: the lag is the one behind."""
+    last, latest = await conn.fetchrow("SELECT last_ledger, latest_ledger FROM indexer_cursor")
+    try:
+        await conn.execute("UPDATE indexer_cursor SET latest_ledger = $1", last + 3)
+        await conn.execute(
+            "INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_ledger, latest_ledger) VALUES ($1, '', $2, $2)",
+            "C" + "B" * 55, last + 10,
+        )
+        assert (await get_json(client, "/ready"))["lag"] == 3
+        assert (await get_json(client, "/events/stats"))["indexerLagLedgers"] == 3
+    finally:
+        await conn.execute("DELETE FROM indexer_cursor WHERE contract_ids = $1", "C" + "B" * 55)
+        await conn.execute("UPDATE indexer_cursor SET latest_ledger = $1", latest)
+
+
 PROBES = ("/health", "/ready", "/metrics")
 
 
