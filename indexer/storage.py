@@ -149,15 +149,15 @@ def instance_key(contract_id: str) -> str:
     return _data_key(contract_id, xdr.SCVal(xdr.SCValType.SCV_LEDGER_KEY_CONTRACT_INSTANCE))
 
 
-def stream_key(contract_id: str, stream_id: int) -> str:
+def stream_ledger_key(contract_id: str, stream_id: int) -> str:
     """The LedgerKey of DataKey::Stream(id), a persistent entry, base64. Built from its bytes: a page
     of creations asks for hundreds, and stellar-sdk's XDR classes take ~70 us for each."""
-    head, tail = _stream_key_parts(contract_id)
+    head, tail = _stream_ledger_key_parts(contract_id)
     return base64.b64encode(head + stream_id.to_bytes(8, "big") + tail).decode("ascii")
 
 
 @functools.lru_cache(maxsize=64)
-def _stream_key_parts(contract_id: str) -> tuple[bytes, bytes]:
+def _stream_ledger_key_parts(contract_id: str) -> tuple[bytes, bytes]:
     """The bytes of a contract's Stream(id) key before and after the id's 8 bytes."""
     marker = 0x0102030405060708
     key = base64.b64decode(_data_key(contract_id, scval.to_vec([scval.to_symbol("Stream"), scval.to_uint64(marker)])))
@@ -176,7 +176,7 @@ async def read(rpc: RpcClient, contract_id: str, stream_ids: Iterable[int], *, i
     this indexer cannot read raises StorageError, or, where `unreadable` is given, is put there with the
     reason (and counted missing)."""
     wanted = sorted(set(stream_ids))
-    keys = {stream_key(contract_id, stream_id): stream_id for stream_id in wanted}
+    keys = {stream_ledger_key(contract_id, stream_id): stream_id for stream_id in wanted}
     requested = [instance_key(contract_id)] if instance else []
     requested += list(keys)
     found: dict[str, tuple[str, int | None]] = {}

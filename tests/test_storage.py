@@ -132,12 +132,12 @@ def test_the_instance_gives_the_config_counter_version_and_conditional_streams()
 
 @pytest.mark.parametrize("stream_id", [0, 1, 2**32, 2**64 - 1])
 def test_keys_are_the_contracts_data_keys(stream_id: int) -> None:
-    key = xdr.LedgerKey.from_xdr(storage.stream_key(CONTRACT, stream_id))
+    key = xdr.LedgerKey.from_xdr(storage.stream_ledger_key(CONTRACT, stream_id))
     assert key.contract_data is not None
     assert key.contract_data.contract.contract_id.contract_id.hash == StrKey.decode_contract(CONTRACT)
     assert key.contract_data.key == variant("Stream", scval.to_uint64(stream_id))
     assert key.contract_data.durability == xdr.ContractDataDurability.PERSISTENT
-    assert storage.stream_key(TOKEN, stream_id) != storage.stream_key(CONTRACT, stream_id)
+    assert storage.stream_ledger_key(TOKEN, stream_id) != storage.stream_ledger_key(CONTRACT, stream_id)
     # the instance key of stellar-rpc's own integration test, for another contract
     assert storage.instance_key("CDLZFC3SYJYDZT7K67VZ75HPJVIEUVNIXF47ZG2FB2RMQQVU2HHGCYSC") == (
         "AAAABgAAAAHXkotywnA8z+r365/0701QSlWouXn8m0UOoshCtNHOYQAAABQAAAAB")
