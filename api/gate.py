@@ -345,10 +345,13 @@ class Acceptor:
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
-                if exc.errno in OUT_OF_DESCRIPTORS and self._refuse_with_the_spare():
-                    continue
-                self.gate.refused[f"the system refused accept ({errno.errorcode.get(exc.errno or 0, exc)})"] += 1
-                self._pause()
+                if exc.errno in OUT_OF_DESCRIPTORS and self.spare is not None:
+                    if self._refuse_with_the_spare():
+                        continue
+                    return
+                if exc.errno in OUT_OF_DESCRIPTORS:
+                    self.spare = self._open_spare()
+                self._system_refused(exc)
                 return
             host = address[0] if isinstance(address, tuple) else "local"
             if not self.gate.admits(host):
@@ -360,16 +363,20 @@ class Acceptor:
             task.add_done_callback(self.connecting.discard)
 
     def _refuse_with_the_spare(self) -> bool:
-        """Out of descriptors: free the spare one, accept a waiting connection with it and reset it.
-        False when there is no spare to use (the caller then rests)."""
-        if self.spare is None:
-            self.spare = self._open_spare()
-            return False
+        """Out of descriptors: free the spare one, accept a waiting connection with it and reset it. False
+        when there is none to accept: Linux fails accept() for want of a descriptor before it looks for a
+        waiting connection, so the last descriptor taken makes the next accept fail with nobody refused."""
+        assert self.spare is not None
         os.close(self.spare)
         self.spare = None
         try:
             conn, _address = self.sock.accept()
-        except OSError:
+        except (BlockingIOError, InterruptedError):
+            return False
+        except ConnectionAbortedError:
+            return True
+        except OSError as exc:
+            self._system_refused(exc)
             return False
         else:
             _reset(conn)
@@ -377,6 +384,11 @@ class Acceptor:
             return True
         finally:
             self.spare = self._open_spare()
+
+    def _system_refused(self, exc: OSError) -> None:
+        """The system itself failed an accept: count it, and rest before the next."""
+        self.gate.refused[f"the system refused accept ({errno.errorcode.get(exc.errno or 0, exc)})"] += 1
+        self._pause()
 
     def _pause(self) -> None:
         self.loop.remove_reader(self.sock.fileno())

@@ -376,6 +376,22 @@ def test_out_of_descriptors_connections_are_refused_at_once_and_counted_in_one_l
     assert "Traceback" not in text and "socket.accept() out of system resource" not in text
 
 
+def test_using_the_last_descriptor_is_not_counted_as_a_refusal(tmp_path: Path) -> None:
+    """Linux fails accept() for want of a descriptor before it looks for a waiting connection: once the last
+    one is taken, the next accept fails though nobody was refused. The first refusal counted is a real one."""
+    with gate_server(tmp_path, {"header_timeout": 60}, open_files=128, leave=4) as (port, log):
+        held = [connect(port, f"127.0.0.{n + 1}") for n in range(4)]
+        assert request(held[0], close=False).startswith(b"HTTP/1.1 200")
+        time.sleep(0.3)
+        with contextlib.suppress(ConnectionResetError), connect(port, "127.0.0.9") as refused:
+            assert closed_within(refused, 2.0) == b""
+        for sock in held:
+            sock.close()
+    text = log.read_text()
+    assert "1 out of file descriptors" in text, text
+    assert "the system refused accept" not in text, text
+
+
 def test_trusted_proxies_are_exempt_from_the_per_address_cap(tmp_path: Path) -> None:
     settings = {"max_sockets_per_ip": 3, "trusted_proxies": ["127.0.0.3"], "header_timeout": 60}
     with gate_server(tmp_path, settings) as (port, _log):
