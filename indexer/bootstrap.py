@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -33,6 +33,8 @@ COMPARED = ("sender", "recipient", "token", "rate_per_second", "deposited", "wit
             "last_update_time", "paused_at", "schedule", "cliff_time", "cliff_amount", "step_times",
             "step_amounts", "allowance", "dispute")
 CONFIG_COMPARED = ("admin", "treasury", "fee_rate_bps", "is_paused", "emergency_guardian")
+# How many times verify reads again what the index changed after the ledger storage was read at.
+REREADS = 5
 
 
 class NotEmpty(Exception):
@@ -117,7 +119,6 @@ async def verify(
     found: set[int] = set()
     for contract_id in contract_ids:
         snapshot = await storage.consistent(rpc, contract_id, wanted)
-        ledger = max(ledger, snapshot.ledger)
         await _wait_for_index(conn, contract_ids, snapshot.ledger, catch_up_seconds)
         if wanted is None:
             keys = {(contract_id, int(r["stream_id"])) for r in await conn.fetch(
@@ -125,16 +126,22 @@ async def verify(
         else:
             keys = {(contract_id, stream_id) for stream_id in wanted}
         indexed = await store.load_streams(conn, keys)
-        moved = {key[1] for key, s in indexed.items()
-                 if s.last_event_id is not None and ids.ledger_of(s.last_event_id) > snapshot.ledger}
-        if moved:  # changed after the snapshot's ledger: compare those at a newer one
+        config = await _indexed_config(conn, contract_id)
+        for _ in range(REREADS):
+            # What the index changed after the ledger storage was read at is compared at a newer one.
+            moved = {key[1] for key, s in indexed.items() if _after(s.last_event_id, snapshot.ledger)}
+            if not moved and not (config is not None and _after(config["last_event_id"], snapshot.ledger)):
+                break
             later = await storage.consistent(rpc, contract_id, sorted(moved))
             await _wait_for_index(conn, contract_ids, later.ledger, catch_up_seconds)
             indexed.update(await store.load_streams(conn, {(contract_id, i) for i in moved}))
-            snapshot.streams.update(later.streams)
+            config = await _indexed_config(conn, contract_id)
+            streams = {i: stored for i, stored in snapshot.streams.items() if i not in moved} | later.streams
+            snapshot = replace(later, streams=streams)
+        ledger = max(ledger, snapshot.ledger)
         conditional = snapshot.instance.conditional_streams if snapshot.instance else frozenset()
         differences += _compare_streams(contract_id, indexed, snapshot, conditional)
-        differences += await _compare_config(conn, contract_id, snapshot)
+        differences += _compare_config(contract_id, config, snapshot)
         found.update(stream_id for _, stream_id in indexed)
         found.update(snapshot.streams)
     if unknown := sorted(set(wanted or ()) - found):
@@ -171,10 +178,17 @@ def _compare_streams(contract_id: str, indexed: dict[tuple[str, int], StreamStat
     return differences
 
 
-async def _compare_config(conn: asyncpg.Connection, contract_id: str, snapshot: storage.Snapshot) -> list[Difference]:
+def _after(event_id: str | None, ledger: int) -> bool:
+    return event_id is not None and ids.ledger_of(event_id) > ledger
+
+
+async def _indexed_config(conn: asyncpg.Connection, contract_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {', '.join(CONFIG_COMPARED)}, last_event_id FROM protocol_config "
+                               "WHERE contract_id = $1", contract_id)
+
+
+def _compare_config(contract_id: str, row: asyncpg.Record | None, snapshot: storage.Snapshot) -> list[Difference]:
     config = snapshot.instance.config if snapshot.instance else None
-    row = await conn.fetchrow(f"SELECT {', '.join(CONFIG_COMPARED)} FROM protocol_config WHERE contract_id = $1",
-                              contract_id)
     if config is None and row is None:
         return []
     if config is None or row is None:

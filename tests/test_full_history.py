@@ -4,6 +4,7 @@ data lake the network writes (`flowfi devnet --lake`) then the live worker, or i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -109,6 +110,27 @@ async def test_bootstrap_reads_storage_at_one_ledger_while_ledgers_close_between
             ledger, differences = await verify(rpc, db, (chain.contract_id,))
         assert ledger == chain.latest.sequence and differences == []
         assert await db.fetchval("SELECT count(*) FROM streams WHERE bootstrap_ledger = $1", done.ledger) > 200
+
+
+async def test_verify_finds_no_difference_while_the_worker_indexes_a_busy_chain(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """Ledgers close every 0.2 s with traffic (streams closed, fees changed) while verify reads storage and
+    the worker indexes on past the ledger storage was read at: what moved since is compared again."""
+    with running_devnet(seed=25, traffic_per_ledger=12, ledger_interval=0.2) as devnet:
+        grow(devnet.chain, 60)
+        worker = Worker(worker_settings(devnet, database_url, start_ledger=None, poll_interval=0.05), database_url)
+        await index_until_caught_up(worker, devnet)
+        worker = Worker(worker_settings(devnet, database_url, start_ledger=None, poll_interval=0.05), database_url)
+        running = asyncio.create_task(worker.run())
+        try:
+            async with RpcClient(devnet.url) as rpc:
+                found = [await verify(rpc, db, (devnet.chain.contract_id,), catch_up_seconds=30) for _ in range(4)]
+        finally:
+            worker.stop()
+            await asyncio.wait_for(running, 10)
+    assert [differences for _, differences in found] == [[]] * 4
+    assert len({ledger for ledger, _ in found}) > 1, "the chain did not move on between runs"
 
 
 async def test_verify_says_it_waits_for_the_worker_and_then_that_it_must_run(
