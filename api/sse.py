@@ -46,6 +46,7 @@ from api.settings import ApiSettings
 
 SUBSCRIBE_PATH = "/events/subscribe"
 REPLAY_PAGE = 2000
+FEED_BEHIND_POLL = 0.05  # seconds between looks at a live feed that has not yet published a client's resume id
 MAX_WRITE = 256 * 1024  # bytes handed to the server in one send; bounds what a slow client holds
 SUBSCRIBE_PARAMETERS = ("streams", "users", "types", "all", "lastEventId", "cursor")
 HEADERS = [
@@ -282,7 +283,7 @@ class Connection:
             if resume is not None:
                 await self._replay(admission.selected, resume, send)
             else:
-                self._go_live(admission.selected)
+                self._go_live(admission.selected, self.hub.high_water)
             loop = asyncio.get_running_loop()
             subscriber = self.subscriber
             while subscriber is not None and not self.gone:
@@ -325,6 +326,14 @@ class Connection:
         loop = asyncio.get_running_loop()
         while not self.gone and loop.time() < self.deadline:
             target = self.hub.high_water
+            if position > target:  # the client has events this process has not published yet
+                if await queries.events_after(self.pool, target, 1, up_to=position):
+                    await asyncio.sleep(FEED_BEHIND_POLL)  # published soon: then replayed from `position`
+                    continue
+                if self.hub.high_water == target:  # none is stored there (the id is a dead letter's)
+                    self._go_live(selected, position)
+                    return
+                continue
             rows = await queries.events_after(self.pool, position, REPLAY_PAGE, selected, up_to=target)
             while rows and not self.gone:
                 if loop.time() >= self.expires:
@@ -343,19 +352,20 @@ class Connection:
                     raise
                 rows = await following if following is not None else []
             if self.hub.high_water == target:
-                self._go_live(selected)  # no await since the check: no event can fall in between
+                self._go_live(selected, target)  # no await since the check: no event can fall in between
                 return
             position = max(position, target)
 
-    def _go_live(self, selected: EventFilter) -> None:
+    def _go_live(self, selected: EventFilter, position: str) -> None:
+        """Deliver what the hub publishes from now on, the client's stream being at `position`."""
         if not self.gone:
             self.subscriber = self.hub.subscribe(selected, self.dialect.render)
             if self.cycle is not None:
                 self.subscriber.link = self
-            if self.hub.high_water:
+            if position:
                 # An id without data moves the client's Last-Event-ID to where live delivery starts, so
                 # a connection that drops before its first event still resumes without a gap.
-                self.subscriber.offer(position_frame(self.hub.high_water))
+                self.subscriber.offer(position_frame(position))
 
     # The hub's link to a live connection (api.hub.Link), where uvicorn's request cycle is at hand.
 

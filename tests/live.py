@@ -28,6 +28,7 @@ class Received:
     received_at: list[float] = field(default_factory=list)  # time.monotonic() of each event's arrival
     retry: int | None = None
     comments: int = 0
+    positions: list[str] = field(default_factory=list)  # ids sent without data
 
 
 async def read_sse(response: httpx.Response, into: Received, stop_after: int | None = None) -> None:
@@ -42,6 +43,8 @@ async def read_sse(response: httpx.Response, into: Received, stop_after: int | N
                 into.received_at.append(time.monotonic())
                 if stop_after is not None and len(into.ids) >= stop_after:
                     return
+            elif "id" in event and "data" not in event:
+                into.positions.append(event["id"])
             event = {}
         elif line.startswith(":"):
             into.comments += 1

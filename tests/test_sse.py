@@ -203,6 +203,70 @@ async def test_events_committed_while_a_client_replays_arrive_once(
             assert got.ids == expected
 
 
+async def test_a_client_resuming_from_an_id_this_process_has_not_published_gets_no_event_twice(
+    database_url: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id came from another API process, or from GET /streams' asOfEventId, while this process's listener
+    lags behind the database: the client's position never moves back, and no event it has comes again."""
+    read_events = queries.events_after
+    release = False
+
+    async def lagging_listener(*args: object, **kwargs: object) -> object:
+        if len(args) == 3 and not kwargs:  # the listener's read: (connection, after, batch)
+            while not release:
+                await asyncio.sleep(0.01)
+        return await read_events(*args, **kwargs)  # type: ignore[arg-type]
+
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 10)
+        await index_now(devnet, database_url)
+        monkeypatch.setattr(queries, "events_after", lagging_listener)
+        add_traffic(devnet, 60, seed=7)
+        await index_now(devnet, database_url)
+        ids = await all_event_ids(db)
+        resume = ids[-20]
+        got = Received()
+        async with subscription(base_url, f"all=true&lastEventId={resume}") as (response, _):
+            reader = asyncio.create_task(read_sse(response, got))
+            await asyncio.sleep(0.5)
+            release = True
+            add_traffic(devnet, 10, seed=8)
+            await index_now(devnet, database_url)
+            expected = [i for i in await all_event_ids(db) if i > resume]
+            await wait_for(lambda: len(got.ids) >= len(expected), 20)
+            reader.cancel()
+        assert got.ids == expected
+        assert all(position >= resume for position in got.positions), got.positions
+
+
+async def test_a_client_resuming_from_a_dead_letter_after_the_last_event_goes_live_from_there(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """The newest contract event is a dead letter: no event reaches it, yet the stream goes live at once
+    without moving the client's position back."""
+    with live_pipeline(database_url) as (devnet, base_url):
+        add_traffic(devnet, 10)
+        await index_now(devnet, database_url)
+        last = (await all_event_ids(db))[-1]
+        dead = last.split("-")[0] + "-9999999999"
+        await db.execute(
+            "INSERT INTO contract_events (id, ledger, ledger_closed_at, tx_hash, contract_id, topic_xdr, value_xdr) "
+            "SELECT $1, ledger, ledger_closed_at, tx_hash, contract_id, topic_xdr, value_xdr FROM contract_events "
+            "WHERE id = $2", dead, last)
+        await db.execute("INSERT INTO dead_letters (event_id, reason) VALUES ($1, 'test: undecodable')", dead)
+        got = Received()
+        async with subscription(base_url, f"all=true&lastEventId={dead}") as (response, _):
+            reader = asyncio.create_task(read_sse(response, got))
+            await wait_for(lambda: bool(got.positions), 5)
+            add_traffic(devnet, 10, seed=9)
+            await index_now(devnet, database_url)
+            expected = [i for i in await all_event_ids(db) if i > dead]
+            await wait_for(lambda: len(got.ids) >= len(expected), 20)
+            reader.cancel()
+        assert got.positions == [dead]
+        assert got.ids == expected and expected
+
+
 async def test_a_killed_listener_connection_loses_nothing(database_url: str, db: asyncpg.Connection) -> None:
     with live_pipeline(database_url) as (devnet, base_url):
         add_traffic(devnet, 10)
