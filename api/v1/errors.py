@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import filters
+from api import filters, outage
 from api.auth import AuthError
 from api.filters import BadRequest
 
@@ -65,4 +65,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                         headers=exc.headers)
 
 
-handlers = {V1Error: _v1_error, BadRequest: _bad_request, AuthError: _auth_error, HTTPException: _http_error}
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    outage.note(exc)
+    return JSONResponse({"error": "Service Unavailable", "message": outage.MESSAGE}, 503, headers=outage.HEADERS)
+
+
+handlers = {V1Error: _v1_error, BadRequest: _bad_request, AuthError: _auth_error, HTTPException: _http_error,
+            **{error: _database_unavailable for error in outage.DATABASE_UNAVAILABLE}}
