@@ -194,9 +194,9 @@ def index(
         float | None, typer.Option(help="seconds between polls when caught up [FLOWFI_POLL_INTERVAL]")
     ] = None,
     database_url: DatabaseUrl = None,
-    restart_from_ledger: Annotated[
-        int | None, typer.Option(help="forget the stored cursor and continue from this ledger")
-    ] = None,
+    restart_from_ledger: Annotated[int | None, typer.Option(
+        min=1, help="move the stored cursor and continue from this ledger (earlier ledgers' stored events are kept)"
+    )] = None,
     lake: Annotated[str | None, typer.Option(
         "--lake", help="a data lake to read the ledgers older than the RPC keeps from [FLOWFI_LAKE_URL]",
         show_default=False)] = None,
@@ -208,7 +208,7 @@ def index(
 
     settings = load_settings(
         rpc_url=rpc_url, network_passphrase=network_passphrase, contract_ids=contract_ids,
-        start_ledger=restart_from_ledger or start_ledger, page_size=page_size, poll_interval=poll_interval,
+        start_ledger=start_ledger, page_size=page_size, poll_interval=poll_interval,
         database_url=database_url, lake_url=lake,
     )
     setup_logging(verbose, settings.log_format)
@@ -222,7 +222,7 @@ def index(
 
     async def main() -> None:
         if restart_from_ledger is not None:
-            await worker.forget_cursor()
+            await worker.restart_from(restart_from_ledger)
         await worker.run()
 
     with said_in_one_line((IndexerStopped, FatalRpcError)):

@@ -90,7 +90,7 @@ async def bootstrap(rpc: RpcClient, conn: asyncpg.Connection, contract_ids: Sequ
                     snapshot.instance.contract_version if snapshot.instance else None,
                     datetime.fromtimestamp(snapshot.closed_at, UTC),
                 )
-        await store.start_cursor(conn, contract_ids, report.ledger)
+        await store.restart_cursor(conn, contract_ids, report.ledger + 1)
     return report
 
 

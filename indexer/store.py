@@ -138,7 +138,7 @@ async def load_upgrades(conn: asyncpg.Connection) -> dict[str, list[str]]:
 
 
 async def load_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> Cursor | None:
-    """Where to resume, or None to start afresh (no row yet, or a cursor forgotten by `forget_cursor`)."""
+    """Where to resume, or None to start afresh (no row yet, or one with no cursor)."""
     row = await conn.fetchrow(
         "SELECT rpc_cursor, last_event_id, last_ledger, anchor_ledger, anchor_hash, anchor_closed_at "
         "FROM indexer_cursor WHERE contract_ids = $1",
@@ -648,15 +648,11 @@ def ledger_of_cursor(page: EventPage) -> int:
     return ids.last_complete_ledger(page.cursor)
 
 
-async def start_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str], ledger: int) -> None:
-    """Make the worker start after `ledger` (whose state was taken from the contracts' storage)."""
+async def restart_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str], ledger: int) -> None:
+    """Make the worker continue from `ledger`, whatever the cursor says: the ledgers between are skipped, or
+    read again (their stored events kept, not counted twice). The cursor row keeps its counts and anchor."""
     await conn.execute(
-        "INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_ledger, latest_ledger) VALUES ($1, $2, $3, $3)",
-        cursor_key(contract_ids), ids.end_of_ledger(ledger), ledger,
+        "INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_ledger, latest_ledger) VALUES ($1, $2, $3, $3) "
+        "ON CONFLICT (contract_ids) DO UPDATE SET rpc_cursor = EXCLUDED.rpc_cursor, last_ledger = EXCLUDED.last_ledger",
+        cursor_key(contract_ids), ids.end_of_ledger(ledger - 1), ledger - 1,
     )
-
-
-async def forget_cursor(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> None:
-    """Make the next run start from its configured start ledger. The row stays, with its count of the
-    events stored."""
-    await conn.execute("UPDATE indexer_cursor SET rpc_cursor = '' WHERE contract_ids = $1", cursor_key(contract_ids))

@@ -521,11 +521,12 @@ class Worker:
         self._conn = conn
         return conn
 
-    async def forget_cursor(self) -> None:
-        """Drop the stored cursor, so that the next run starts at the configured start ledger."""
+    async def restart_from(self, ledger: int) -> None:
+        """Move the stored cursor so that this run, and the next ones until it gets there, continue from
+        `ledger`."""
         conn = await connect(self.database_url, "flowfi-worker")
         try:
-            await store.forget_cursor(conn, self.contract_ids)
+            await store.restart_cursor(conn, self.contract_ids, ledger)
         finally:
             await conn.close()
 

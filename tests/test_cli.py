@@ -235,6 +235,10 @@ def test_out_of_range_stream_ids_and_unwritable_files_are_refused_before_any_wor
         refused = runner.invoke(app, ["verify", "--stream", stream])
         assert refused.exit_code == 2
         assert "Invalid value for '--stream'" in words(refused.output)
+    for ledger in ("0", "-3"):
+        refused = runner.invoke(app, ["index", "--restart-from-ledger", ledger])
+        assert refused.exit_code == 2
+        assert "Invalid value for '--restart-from-ledger'" in words(refused.output)
     for out, problem in [(tmp_path, f"{tmp_path} is a directory: give --out a file's path"),
                          (tmp_path / "missing" / "SCHEMA.md", f"{tmp_path / 'missing'} is not a directory")]:
         refused = runner.invoke(app, ["dictionary", "--out", str(out)])

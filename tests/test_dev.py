@@ -188,7 +188,7 @@ def test_a_saved_chain_of_another_build_is_refused_in_one_line_naming_both_ways_
 async def test_a_database_of_database_url_holding_another_chain_is_never_emptied(
     tmp_path: Path, database_url: str, db: asyncpg.Connection
 ) -> None:
-    await store.start_cursor(db, ("CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG",), 500)
+    await store.restart_cursor(db, ("CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG",), 501)
     result = await asyncio.to_thread(dev_with, database_url, tmp_path)
     assert (result.returncode, result.stderr.splitlines()) == (1, [
         f"the local chain in {tmp_path / 'devnet'} is new (no saved one was there), and the database at "

@@ -23,6 +23,7 @@ from devnet import InvalidInvocation, Traffic, running_devnet
 from devnet import entries as entries_module
 from devnet.lake import write_lake
 from devnet.xdr import encode_event
+from indexer import ids
 from indexer import worker as worker_module
 from indexer.events import StreamCreated
 from indexer.worker import IndexerStopped, Worker
@@ -433,13 +434,34 @@ async def test_restarting_from_a_ledger_keeps_the_count_of_stored_events(
         await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
         stored = await db.fetchval("SELECT count(*) FROM contract_events")
         restart = devnet.chain.latest.sequence - 5
-        worker = Worker(worker_settings(devnet, database_url, start_ledger=restart), database_url)
-        await worker.forget_cursor()
+        worker = Worker(worker_settings(devnet, database_url), database_url)
+        await worker.restart_from(restart)
         for _ in range(3):
             devnet.chain.close_ledger()
         await index_until_caught_up(worker, devnet)
         assert await db.fetchval("SELECT events_indexed FROM indexer_cursor") == stored
         assert await db.fetchval("SELECT count(*) FROM contract_events") == stored
+
+
+async def test_a_restart_from_a_ledger_holds_until_a_worker_gets_there(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """`flowfi index --restart-from-ledger L` stopped before the chain reaches L: the next plain run still
+    continues from L (the ledgers before it skipped), not from a default start."""
+    with running_devnet(seed=10, traffic_per_ledger=4) as devnet:
+        grow(devnet.chain, 20)
+        settings = worker_settings(devnet, database_url, start_ledger=None)
+        await index_until_caught_up(Worker(settings, database_url), devnet)
+        indexed = devnet.chain.latest.sequence
+        ahead = indexed + 5
+        await Worker(settings, database_url).restart_from(ahead)  # and stopped at once
+        assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") == ahead - 1
+        history = grow(devnet.chain, 10)
+        await index_until_caught_up(Worker(settings, database_url), devnet)
+    ours = [e["id"] for r in history for e in r.events if e["contractId"] == devnet.chain.contract_id]
+    stored = [r["id"] for r in await db.fetch("SELECT id FROM contract_events WHERE ledger > $1 ORDER BY id",
+                                              indexed)]
+    assert stored == [i for i in ours if ids.ledger_of(i) >= ahead] and stored
 
 
 async def test_a_stream_resumed_after_a_cancel_while_paused_stays_cancelled(
