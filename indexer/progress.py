@@ -10,6 +10,9 @@ from collections.abc import Callable
 log = logging.getLogger("indexer.worker")
 
 SUMMARY_INTERVAL = 30.0
+# Ledgers behind the chain that count as having fallen behind: a full page leaves the worker a ledger or
+# two behind on a busy chain, which is not news.
+BEHIND = 5
 
 
 class Progress:
@@ -30,21 +33,21 @@ class Progress:
 
     def page(self, ledger: int, lag: int, new_events: int, dead_letters: int) -> None:
         """Count a written page that covers up to `ledger`, `lag` ledgers behind the chain; log when due."""
-        if self.first_ledger is None:
-            self.first_ledger = ledger
+        if self.first_ledger is None:  # the window begins after the ledgers already counted
+            self.first_ledger = self.last_ledger + 1 if self.last_ledger else ledger
         self.last_ledger = ledger
         self.events += new_events
         self.dead_letters += dead_letters
         now = self.clock()
+        if now - self.since >= self.interval:
+            self._summary(now, lag)
         if lag == 0 and not self.at_tip:
             self.at_tip = True
             if self.live:
                 log.info("caught up with the chain at ledger %d; a summary follows every %.0f s", ledger,
                          self.interval)
             self._reset(now)
-        elif now - self.since >= self.interval:
-            self._summary(now, lag)
-        if lag > 0:
+        elif lag > BEHIND:
             self.at_tip = False
 
     def _summary(self, now: float, lag: int) -> None:

@@ -55,3 +55,30 @@ def test_a_backfill_reaching_the_chains_tip_does_not_promise_summaries(caplog: p
         progress.page(ledger=10, lag=3, new_events=1, dead_letters=0)
         progress.page(ledger=13, lag=0, new_events=1, dead_letters=0)
     assert caplog.records == []
+
+
+def test_full_pages_on_a_busy_chain_neither_repeat_the_catch_up_nor_hold_up_the_summaries(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    progress = Progress(interval=30, clock=clock)
+    with caplog.at_level(logging.INFO, logger="indexer.worker"):
+        progress.page(ledger=100, lag=0, new_events=3, dead_letters=0)
+        for ledger in range(101, 131):  # a full page a second, a ledger or two behind, then at the tip
+            clock.now += 2
+            progress.page(ledger=ledger, lag=ledger % 3, new_events=3, dead_letters=0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "caught up with the chain at ledger 100; a summary follows every 30 s",
+        "ledgers 101-115: 45 new events in 30 s, 2 events/s; lag 1 ledgers",
+        "ledgers 116-130: 45 new events in 30 s, 2 events/s; lag 1 ledgers",
+    ]
+
+
+def test_a_summary_names_the_first_ledger_of_its_first_page(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    progress = Progress(interval=30, clock=clock)
+    with caplog.at_level(logging.INFO, logger="indexer.worker"):
+        progress.page(ledger=60, lag=0, new_events=1, dead_letters=0)
+        clock.now += 86  # the database was away; then one page covers ledgers 61-103
+        progress.page(ledger=103, lag=0, new_events=234, dead_letters=0)
+    assert caplog.records[-1].getMessage().startswith("ledgers 61-103: 234 new events in 86 s")
