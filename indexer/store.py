@@ -598,6 +598,7 @@ async def _save_cursor(
     conn: asyncpg.Connection, contract_ids: Sequence[str], page: EventPage, last_event_id: str | None,
     new_events: int, anchor: LedgerInfo | None,
 ) -> None:
+    # a data lake's page does not know the chain's newest close time (0): the one known stays
     closed_at = (datetime.fromtimestamp(page.latest_ledger_close_time, UTC)
                  if page.latest_ledger_close_time else None)
     await conn.execute(
@@ -609,7 +610,8 @@ async def _save_cursor(
         ON CONFLICT (contract_ids) DO UPDATE SET
             rpc_cursor = $2,
             last_event_id = coalesce($3, indexer_cursor.last_event_id),
-            last_ledger = $4, latest_ledger = $5, latest_ledger_closed_at = $6,
+            last_ledger = $4, latest_ledger = $5,
+            latest_ledger_closed_at = coalesce($6, indexer_cursor.latest_ledger_closed_at),
             events_indexed = indexer_cursor.events_indexed + $7, updated_at = now(),
             anchor_ledger = coalesce($8, indexer_cursor.anchor_ledger),
             anchor_hash = coalesce($9, indexer_cursor.anchor_hash),

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devnet import Traffic, running_devnet
-from indexer import store
+from indexer import ids, store
 from indexer.accrual import SCHEDULES
 from indexer.decode import Decoded, decode
 from indexer.rpc import EventPage, RpcClient
@@ -126,3 +126,15 @@ async def test_streams_rows_read_back_as_the_states_written(db: asyncpg.Connecti
         assert found == {(s.contract_id, s.stream_id): s for s in states}
     finally:
         await written.rollback()  # nothing stays
+
+
+async def test_a_page_from_a_data_lake_keeps_the_chains_close_time_a_getevents_page_gave(
+    db: asyncpg.Connection
+) -> None:
+    """A lake's batch does not know when the chain's newest ledger closed (its page says 0): the close time
+    known before stays, for the API's claimable now."""
+    closed_at = 1_780_000_000
+    await store.write_page(db, (CONTRACT,), EventPage((), ids.end_of_ledger(10), 12, 1, closed_at), [])
+    await store.write_page(db, (CONTRACT,), EventPage((), ids.end_of_ledger(11), 12, 1, 0), [])
+    row = await db.fetchrow("SELECT last_ledger, latest_ledger_closed_at FROM indexer_cursor")
+    assert (row["last_ledger"], row["latest_ledger_closed_at"]) == (11, datetime.fromtimestamp(closed_at, UTC))
