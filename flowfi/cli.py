@@ -327,9 +327,10 @@ def verify(
     from rich.console import Console
     from rich.table import Table
 
-    from indexer.bootstrap import NoSuchStreams, NotCaughtUp
+    from indexer.bootstrap import NoSuchStreams, NotCaughtUp, RpcBehind
     from indexer.bootstrap import verify as run_verify
     from indexer.database import connect
+    from indexer.identity import OtherChain
     from indexer.rpc import RpcClient, RpcError
     from indexer.storage import ChainMovedOn, StorageError
 
@@ -355,7 +356,7 @@ def verify(
         Console().print(table)
         return 1
 
-    with said_in_one_line((NotCaughtUp, NoSuchStreams, ChainMovedOn, StorageError, RpcError), 2):
+    with said_in_one_line((NotCaughtUp, NoSuchStreams, OtherChain, RpcBehind, ChainMovedOn, StorageError, RpcError), 2):
         code = asyncio.run(main())
     raise typer.Exit(code)
 

@@ -23,6 +23,7 @@ import asyncpg
 
 from indexer import ids, storage, store
 from indexer.accrual import FINISHED
+from indexer.identity import ChainWatch
 from indexer.rpc import RpcClient
 from indexer.state import StreamState
 
@@ -43,6 +44,10 @@ class NotEmpty(Exception):
 
 class NotCaughtUp(Exception):
     """The index has not reached the ledger the chain's storage was read at."""
+
+
+class RpcBehind(Exception):
+    """The RPC's newest ledger is behind the index: a lagging node, or another chain."""
 
 
 class NoSuchStreams(Exception):
@@ -112,7 +117,8 @@ async def verify(
 ) -> tuple[int, list[Difference]]:
     """The ledger compared at and every difference between the index and storage there. The index must
     reach that ledger (a running worker gets there within `catch_up_seconds`); a stream the index changed
-    after it is read again."""
+    after it is read again. OtherChain or RpcBehind when the RPC cannot be compared with the index."""
+    await _same_chain(rpc, conn, contract_ids)
     wanted = None if stream_ids is None else sorted(set(stream_ids))
     differences: list[Difference] = []
     ledger = 0
@@ -176,6 +182,24 @@ def _compare_streams(contract_id: str, indexed: dict[tuple[str, int], StreamStat
         if ours != theirs:
             differences.append(Difference(contract_id, what, f"claimable at {at}", ours, theirs))
     return differences
+
+
+async def _same_chain(rpc: RpcClient, conn: asyncpg.Connection, contract_ids: Sequence[str]) -> None:
+    """OtherChain when the RPC serves another chain than the one indexed, by the worker's rules (a network
+    reset, or another on the same passphrase), RpcBehind when its newest ledger is behind the index: storage
+    there says nothing of this index."""
+    cursor = await store.load_cursor(conn, contract_ids)
+    if cursor is None:
+        return
+    watch = ChainWatch(rpc.url)
+    watch.indexed(cursor.last_ledger, cursor.anchor)
+    latest = await rpc.get_latest_ledger()
+    await watch.judge(latest, rpc.get_ledger)
+    if latest.sequence < cursor.last_ledger:
+        raise RpcBehind(f"{rpc.url}'s newest ledger, {latest.sequence}, is behind the index (ledger "
+                        f"{cursor.last_ledger}): its storage cannot be compared with it. A node behind its peers: "
+                        "verify again in a moment, or against another RPC server; if it stays behind, the network "
+                        "was reset or this is another network on the same passphrase")
 
 
 def _after(event_id: str | None, ledger: int) -> bool:

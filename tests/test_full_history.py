@@ -14,7 +14,8 @@ import asyncpg
 import pytest
 
 from devnet import running_devnet
-from indexer.bootstrap import NoSuchStreams, NotCaughtUp, verify
+from indexer.bootstrap import NoSuchStreams, NotCaughtUp, RpcBehind, verify
+from indexer.identity import OtherChain
 from indexer.rpc import LedgerEntries, RpcClient
 from indexer.store import writer_lock_key
 from indexer.worker import Worker
@@ -131,6 +132,25 @@ async def test_verify_finds_no_difference_while_the_worker_indexes_a_busy_chain(
             await asyncio.wait_for(running, 10)
     assert [differences for _, differences in found] == [[]] * 4
     assert len({ledger for ledger, _ in found}) > 1, "the chain did not move on between runs"
+
+
+async def test_verify_refuses_an_rpc_serving_another_chain(database_url: str, db: asyncpg.Connection) -> None:
+    """A network reset, or another on the same passphrase: the same contract id, an index ahead of its
+    newest ledger. Its storage says nothing of this index: verify says so rather than list differences."""
+    with running_devnet(seed=26, traffic_per_ledger=4) as devnet:
+        grow(devnet.chain, 40)
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url, start_ledger=None), database_url),
+                                    devnet)
+    with running_devnet(seed=27, traffic_per_ledger=4) as other:
+        grow(other.chain, 10)
+        assert other.chain.contract_id == devnet.chain.contract_id
+        async with RpcClient(other.url) as rpc:
+            with pytest.raises(RpcBehind, match=f"^{other.url}'s newest ledger, {other.chain.latest.sequence}, is "
+                               f"behind the index \\(ledger {devnet.chain.latest.sequence}\\)"):
+                await verify(rpc, db, (other.chain.contract_id,))
+            await db.execute("UPDATE indexer_cursor SET anchor_ledger = 5, anchor_hash = $1", "ab" * 32)
+            with pytest.raises(OtherChain, match="'s ledger 5 is not the one indexed"):
+                await verify(rpc, db, (other.chain.contract_id,))
 
 
 async def test_verify_says_it_waits_for_the_worker_and_then_that_it_must_run(
