@@ -114,12 +114,13 @@ class Refusal(Exception):
     def __init__(self, status: int, message: str, parameter: str | None = None, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
-        self.body: dict[str, Any] = {"error": message, "parameter": parameter}
+        self.message = message
+        self.parameter = parameter
         self.headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
 
-    def response(self, cors: list[tuple[bytes, bytes]], with_message: bool = False) -> JSONResponse:
-        headers = {**self.headers, **{name.decode(): value.decode() for name, value in cors}}
-        body = {**self.body, "message": self.body["error"]} if with_message else self.body
+    def response(self, cors: list[tuple[bytes, bytes]], dialect: Dialect) -> JSONResponse:
+        body, headers = dialect.refusal(self.status, self.message, self.parameter)
+        headers = {**self.headers, **headers, **{name.decode(): value.decode() for name, value in cors}}
         return JSONResponse(body, self.status, headers=headers)
 
 
@@ -177,8 +178,11 @@ class Dialect:
     """How a subscription is asked for and what its frames look like: this API's (this class), or
     FlowFi's backend's under /v1 (api.v1.subscribe), which shares everything else of the connection."""
 
-    with_message = False  # refusals also carry `message`, FlowFi's backend's key
     render: Callable[[LiveEvent], bytes | None] | None = None  # live frames; None: the hub's own
+
+    def refusal(self, status: int, message: str, parameter: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+        """A refused subscription's body, and headers it needs."""
+        return {"error": message, "parameter": parameter}, {}
 
     def select(self, request: Request) -> Selection:
         """The subscription a request asks for; BadRequest or Refusal when it cannot have it."""
@@ -259,7 +263,7 @@ class Connection:
             admission, ip = self._admit(scope)
             self.limits.take(ip, admission.user)
         except Refusal as refusal:
-            await refusal.response(cors, self.dialect.with_message)(scope, receive, send)
+            await refusal.response(cors, self.dialect)(scope, receive, send)
             return
         if admission.expires_at is not None:
             self.expires = asyncio.get_running_loop().time() + (admission.expires_at - time.time())
@@ -275,13 +279,13 @@ class Connection:
             except outage.DATABASE_UNAVAILABLE as exc:
                 outage.note(exc)
                 await Refusal(503, outage.MESSAGE, retry_after=int(outage.HEADERS["Retry-After"])).response(
-                    cors, self.dialect.with_message)(scope, receive, send)
+                    cors, self.dialect)(scope, receive, send)
                 return
             if not known:
                 await Refusal(400, f"unknown event id {resume}: this server has no such event. Resume from an id of "
                               "this server's events, or take live events only: a new EventSource sends no "
                               "Last-Event-ID, and lastEventId=now asks for none", resume_parameter(Request(scope))
-                              ).response(cors, self.dialect.with_message)(scope, receive, send)
+                              ).response(cors, self.dialect)(scope, receive, send)
                 return
             await send({"type": "http.response.start", "status": 200,
                         "headers": HEADERS + cors + list(admission.headers)})

@@ -390,9 +390,13 @@ async def test_who_may_subscribe_to_what(client: httpx.AsyncClient, conn: asyncp
         "": (400, "token"), "all=true": (400, "token"), f"users={mine}": (401, "token"),
         f"users={theirs}&token={own}": (403, "own address"), f"streams={stream_id}&token=forged": (401, "JWT"),
     }
+    titles = {400: "Invalid request", 401: "Unauthorized", 403: "Forbidden"}
     for query, (status, words) in refusals.items():
-        code, body = await first_frame(client, query)
-        assert code == status and words in body["message"] and body["error"], query
+        refused = await client.get(f"/v1/events/subscribe?{query}")
+        body = refused.json()
+        assert refused.status_code == status and words in body["message"], query
+        assert body["error"] == titles[status], query  # the backend's shape: a title, then what to do
+        assert (refused.headers.get("www-authenticate") == "Bearer") == (status == 401), query
     for query in (f"streams={stream_id}", f"token={own}", f"users={mine}&token={own}",
                   f"all=true&token={backend_token(ADMIN)}", f"users={theirs}&token={backend_token(ADMIN)}"):
         code, body = await first_frame(client, query, **{"X-Request-ID": "req-1"})

@@ -38,13 +38,22 @@ async def _v1_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.error, "message": exc.message, **exc.extra}, exc.status, headers=exc.headers)
 
 
+def refusal(status: int, message: str, parameter: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """A refusal's body in the backend's shape, and the headers it needs (a 401's WWW-Authenticate)."""
+    if status == 400:
+        title = "Invalid request" if parameter is None else f"Invalid {parameter} parameter"
+    else:
+        title = HTTPStatus(status).phrase
+    body: dict[str, Any] = {"error": title, "message": message}
+    if parameter is not None:
+        body["parameter"] = parameter
+    return body, {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+
+
 async def _bad_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BadRequest)
-    title = "Invalid request" if exc.parameter is None else f"Invalid {exc.parameter} parameter"
-    body: dict[str, Any] = {"error": title, "message": exc.message}
-    if exc.parameter is not None:
-        body["parameter"] = exc.parameter
-    return JSONResponse(body, 400)
+    body, headers = refusal(400, exc.message, exc.parameter)
+    return JSONResponse(body, 400, headers=headers)
 
 
 async def _auth_error(request: Request, exc: Exception) -> Response:

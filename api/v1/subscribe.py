@@ -32,7 +32,7 @@ from api.auth import Authenticator, AuthError, Principal, token_of
 from api.filters import BadRequest, EventFilter
 from api.hub import LiveEvent
 from api.sse import Dialect, Refusal, Selection, resume_point
-from api.v1 import shapes
+from api.v1 import errors, shapes
 
 SUBSCRIBE_PATH = "/v1/events/subscribe"
 REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,128}")  # a client's X-Request-ID that is echoed
@@ -59,7 +59,8 @@ def _connected(request: Request) -> tuple[bytes, bytes]:
 
 
 class BackendDialect(Dialect):
-    with_message = True
+    def refusal(self, status: int, message: str, parameter: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+        return errors.refusal(status, message, parameter)
 
     def select(self, request: Request) -> Selection:
         params = request.query_params
