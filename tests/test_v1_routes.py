@@ -352,6 +352,9 @@ async def test_the_api_docs_describe_every_v1_route_and_work_offline(client: htt
     assert described == served - refused
     assert all(function in document["info"]["description"] for function in WRITES.values())
     assert set(EVENT_TYPES) >= set(document["components"]["schemas"]["StreamEvent"]["properties"]["eventType"]["enum"])
+    subscribe = document["paths"]["/events/subscribe"]["get"]["parameters"]
+    assert {p["name"] for p in subscribe} == {"streams", "users", "all", "types", "token", "access_token",
+                                              "lastEventId", "cursor", "Last-Event-ID"}  # how to resume, too
     page = (await client.get("/api-docs")).text
     for asset in ("swagger-ui.css", "swagger-ui-bundle.js"):
         assert f"/api-docs/static/{asset}" in page

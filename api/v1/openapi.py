@@ -22,6 +22,8 @@ STATIC = "/api-docs/static"
 U64 = {"oneOf": [{"type": "integer", "minimum": 0, "maximum": shapes.SAFE_INTEGER - 1},
                  {"type": "string", "pattern": "^[0-9]+$"}],
        "description": "a number below 2^53, else a decimal string"}
+EVENT_ID = {"type": "string", "pattern": "^[0-9]{19}-[0-9]{10}$", "description": "an event id"}
+RESUME_POINT = {"anyOf": [EVENT_ID, {"const": "0"}, {"const": "now"}]}
 DECIMAL = {"type": "string", "pattern": "^-?[0-9]+$", "description": "an i128 amount in the token's smallest unit"}
 ADDRESS = {"type": "string", "pattern": "^[GC][A-Z2-7]{55}$", "description": "a Stellar address, checksum included"}
 CONTRACT = {"type": "string", "pattern": "^C[A-Z2-7]{55}$"}
@@ -206,7 +208,7 @@ def document() -> dict[str, Any]:
                 _q("eventType", {"type": "string", "pattern": f"^({TYPES})(,({TYPES}))*$"},
                    "only events of this type (or these, comma-separated)"),
                 _q("order", {"type": "string", "enum": ["asc", "desc"]}, "desc (newest first) by default"),
-                _q("cursor", {"type": "string", "pattern": "^[0-9]{19}-[0-9]{10}$"}, "an event id: the page after it"),
+                _q("cursor", EVENT_ID, "an event id: the page after it"),
                 *_paging(EVENT_PAGE)], {"200": _json("StreamEventPage", "a page of events"), **ERROR,
                                         "409": NOT_FOUND["409"]})},
             "/streams/{streamId}/claimable": {"get": _get(
@@ -233,7 +235,15 @@ def document() -> dict[str, Any]:
                 _q("users", {"type": "array", "items": ADDRESS}, "the token's own address (admins: any)"),
                 _q("all", {"type": "boolean"}, "the token's own streams (also without any filter)"),
                 _q("types", {"type": "array", "items": {"type": "string"}}, "only these event names"),
-                _q("token", {"type": "string"}, "the JWT, for EventSource")],
+                _q("token", {"type": "string"}, "the JWT, for EventSource"),
+                _q("access_token", {"type": "string"}, "the same as token"),
+                _q("lastEventId", RESUME_POINT, "replay the events after this id first (0: every event; now: "
+                   "live only)"),
+                _q("cursor", RESUME_POINT, "the same as lastEventId"),
+                {"name": "Last-Event-ID", "in": "header", "required": False,
+                 "schema": {"anyOf": [EVENT_ID, {"const": "0"}]},
+                 "description": "sent by EventSource on reconnect; give one resume point (this, lastEventId or "
+                                "cursor)"}],
                 {"200": {"description": "a `connected` message, then `event: stream.<type>` frames with JSON "
                                         "data (streamId, amounts, transactionHash, ledger, timestamp ...)",
                          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
