@@ -692,6 +692,9 @@ def tail(
     def split(text: str) -> list[str]:
         return [part.strip() for part in text.split(",") if part.strip()]
 
+    if all_events and (streams or users):
+        typer.secho("--all takes every event: give it without --streams and --users, or drop it", fg="red", err=True)
+        raise typer.Exit(2)
     if not (streams or users or types or all_events):
         all_events = True
     try:

@@ -235,6 +235,10 @@ def test_out_of_range_stream_ids_and_unwritable_files_are_refused_before_any_wor
         refused = runner.invoke(app, ["verify", "--stream", stream])
         assert refused.exit_code == 2
         assert "Invalid value for '--stream'" in words(refused.output)
+    for flags in (["--streams", "1"], ["--users", "GBXQ2ZVXJ5ZK3ODHDDSWYVBNQM6FUJXFQOHNHZ3NL7PBGS6CIY7K7KDA"]):
+        refused = runner.invoke(app, ["tail", "--all", *flags])
+        assert refused.exit_code == 2
+        assert "--all takes every event: give it without --streams and --users" in words(refused.output)
     for ledger in ("0", "-3"):
         refused = runner.invoke(app, ["index", "--restart-from-ledger", ledger])
         assert refused.exit_code == 2
