@@ -226,7 +226,7 @@ def _compare_config(contract_id: str, row: asyncpg.Record | None, snapshot: stor
 
 async def _wait_for_index(conn: asyncpg.Connection, contract_ids: Sequence[str], ledger: int, seconds: float) -> None:
     """Until the worker has indexed `ledger` (its cursor is at or after it); NotCaughtUp at once when no
-    worker holds these contracts' writer lock, or after `seconds`."""
+    worker holds the writer lock, or after `seconds`."""
     deadline = asyncio.get_running_loop().time() + seconds
     said = False
     while True:
@@ -234,9 +234,9 @@ async def _wait_for_index(conn: asyncpg.Connection, contract_ids: Sequence[str],
                                       store.cursor_key(contract_ids))
         if (reached or 0) >= ledger:
             return
-        if await store.writer_lock_holder(conn, contract_ids) is None:
+        if await store.writer_lock_holder(conn) is None:
             raise NotCaughtUp(f"the index is at ledger {reached or 'none'}, not yet at {ledger} where the chain was "
-                              "read, and no worker is indexing these contracts: run the worker (flowfi index) and "
+                              "read, and no worker is writing this database: run the worker (flowfi index) and "
                               "verify again")
         if not said and seconds > 0:
             log.info("the chain was read at ledger %d and the index is at %s: waiting up to %g s for the worker to "

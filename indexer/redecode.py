@@ -11,8 +11,8 @@ rule), `redecode` decodes the raw events again from a ledger on, in one transact
    says of a schedule is fixed at creation, so it is still right while the stream exists;
 3. a contract with a protocol event among them has its protocol_config and contract_upgrades rebuilt
    from all of its protocol events (what bootstrap read from storage and no event set stays).
-Running it twice changes nothing the second time. It takes the writer lock of the contracts: it does not
-run beside a worker that is writing them.
+Running it twice changes nothing the second time. It takes the database's writer lock: it does not
+run beside a worker.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ EARLIER_OF_STREAMS = (
 
 
 class Busy(Exception):
-    """A worker holds the writer lock of these contracts."""
+    """A worker holds the writer lock."""
 
 
 @dataclass
@@ -66,9 +66,9 @@ async def redecode(conn: asyncpg.Connection, contract_ids: Sequence[str], from_l
     with `rpc`, read again from storage the schedules it could not give before."""
     result = Redecoded()
     async with conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", store.writer_lock_key(contract_ids)):
-            holder = await store.writer_lock_holder(conn, contract_ids) or store.LOCK_JUST_RELEASED
-            raise Busy(f"a worker is indexing these contracts ({holder} holds their writer lock): stop it first, "
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", store.WRITER_LOCK_KEY):
+            holder = await store.writer_lock_holder(conn) or store.LOCK_JUST_RELEASED
+            raise Busy(f"a worker is writing this database ({holder} holds the writer lock): stop it first, "
                        "then redecode, then start it again")
         start = ids.before_ledger(from_ledger)
         decoded = [decode(_raw(row)) for row in await conn.fetch(RAW_QUERY, list(contract_ids), start)]

@@ -103,25 +103,25 @@ def cursor_key(contract_ids: Sequence[str]) -> str:
     return ",".join(sorted(contract_ids))
 
 
-def writer_lock_key(contract_ids: Sequence[str]) -> int:
-    """The advisory lock that lets one worker at a time write these contracts' events."""
-    digest = hashlib.sha256(b"flowfi-writer:" + cursor_key(contract_ids).encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+# The advisory lock that lets one worker at a time write the database, whatever contracts it indexes: one
+# writer commits its events in chain order, which the API's live feed follows (it publishes the events
+# after the last one it published; an event committed after a later one would never be published).
+WRITER_LOCK_KEY = int.from_bytes(hashlib.sha256(b"flowfi-writer").digest()[:8], "big", signed=True)
 
 
 # What names the holder when taking the lock failed but it was free again by the time it was asked for.
 LOCK_JUST_RELEASED = "a session that just let it go"
 
 
-async def writer_lock_holder(conn: asyncpg.Connection, contract_ids: Sequence[str]) -> str | None:
-    """Which session holds these contracts' writer lock ("process N (application, role R)"), or None when
-    none does. Any role may take an advisory lock: this tells a worker from, say, a reader's session."""
+async def writer_lock_holder(conn: asyncpg.Connection) -> str | None:
+    """Which session holds the writer lock ("process N (application, role R)"), or None when none does. Any
+    role may take an advisory lock: this tells a worker from, say, a reader's session."""
     row = await conn.fetchrow(
         "SELECT l.pid, a.application_name, a.usename FROM pg_locks AS l LEFT JOIN pg_stat_activity AS a USING (pid) "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
         "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND (l.classid::bigint << 32 | l.objid::bigint) = $1",
-        writer_lock_key(contract_ids),
+        WRITER_LOCK_KEY,
     )
     if row is None:
         return None

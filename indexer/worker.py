@@ -496,20 +496,20 @@ class Worker:
             self._conn = None
         conn = await connect(self.database_url, "flowfi-worker")
         widen_send_buffer(conn)
-        key = store.writer_lock_key(self.contract_ids)
         standing_by = False
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", store.WRITER_LOCK_KEY):
                 if not wait:
                     raise IndexerStopped(
-                        "A worker is indexing these contracts (it holds their writer lock): stop `flowfi index` "
+                        "A worker is writing this database (it holds the writer lock): stop `flowfi index` "
                         "first and run it again after the backfill; with FLOWFI_LAKE_URL set, it fills the "
                         "ledgers RPC no longer keeps from the lake by itself."
                     )
                 if not standing_by:
-                    holder = await store.writer_lock_holder(conn, self.contract_ids)
-                    log.info("another worker is indexing these contracts (%s holds their writer lock); standing by "
-                             "to take over", holder or store.LOCK_JUST_RELEASED)
+                    holder = await store.writer_lock_holder(conn)
+                    log.info("another worker writes this database (%s holds the writer lock; a database has one "
+                             "writer, whatever contracts each indexes); standing by to take over",
+                             holder or store.LOCK_JUST_RELEASED)
                     standing_by = True
                 await asyncio.sleep(STANDBY_POLL_SECONDS)
         except BaseException:

@@ -17,7 +17,7 @@ from devnet import running_devnet
 from indexer.bootstrap import NoSuchStreams, NotCaughtUp, RpcBehind, verify
 from indexer.identity import OtherChain
 from indexer.rpc import LedgerEntries, RpcClient
-from indexer.store import writer_lock_key
+from indexer.store import WRITER_LOCK_KEY
 from indexer.worker import Worker
 from tests.indexing import bootstrap_once, index_until_caught_up, worker_settings
 from tests.lake_writer import grow
@@ -166,14 +166,14 @@ async def test_verify_says_it_waits_for_the_worker_and_then_that_it_must_run(
             assert time.monotonic() - started < 10
             worker = await asyncpg.connect(database_url)  # a worker that does not get there
             try:
-                await worker.execute("SELECT pg_advisory_lock($1)", writer_lock_key(contract_ids))
+                await worker.execute("SELECT pg_advisory_lock($1)", WRITER_LOCK_KEY)
                 with caplog.at_level(logging.INFO, logger="indexer.bootstrap"), pytest.raises(NotCaughtUp) as behind:
                     await verify(rpc, db, contract_ids, catch_up_seconds=0.5)
             finally:
                 await worker.close()
         ledger = devnet.chain.latest.sequence
     assert str(no_worker.value) == (f"the index is at ledger none, not yet at {ledger} where the chain was read, "
-                                    "and no worker is indexing these contracts: run the worker (flowfi index) and "
+                                    "and no worker is writing this database: run the worker (flowfi index) and "
                                     "verify again")
     assert [r.getMessage() for r in caplog.records] == [
         f"the chain was read at ledger {ledger} and the index is at none: waiting up to 0.5 s for the worker to "

@@ -103,17 +103,17 @@ async def test_redecode_of_a_bootstrapped_index_keeps_the_configuration_read_fro
 
 
 async def test_redecode_does_not_run_beside_a_writing_worker(database_url: str, db: asyncpg.Connection) -> None:
-    from indexer.store import writer_lock_key
+    from indexer.store import WRITER_LOCK_KEY
 
     contract_ids = ("CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG",)
     holder = await asyncpg.connect(database_url, server_settings={"application_name": "a notebook"})
     try:
-        assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", writer_lock_key(contract_ids))
+        assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", WRITER_LOCK_KEY)
         with pytest.raises(Busy) as busy:
             await redecode(db, contract_ids)
         pid, role = await holder.fetchval("SELECT pg_backend_pid()"), await holder.fetchval("SELECT current_user")
-        assert str(busy.value) == (f"a worker is indexing these contracts (process {pid} (a notebook, role {role}) "
-                                   "holds their writer lock): stop it first, then redecode, then start it again")
+        assert str(busy.value) == (f"a worker is writing this database (process {pid} (a notebook, role {role}) "
+                                   "holds the writer lock): stop it first, then redecode, then start it again")
     finally:
         await holder.close()
 

@@ -443,6 +443,39 @@ async def test_restarting_from_a_ledger_keeps_the_count_of_stored_events(
         assert await db.fetchval("SELECT count(*) FROM contract_events") == stored
 
 
+async def test_a_worker_of_other_contracts_stands_by_while_one_writes_the_database(
+    database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two writers of different contracts would commit out of chain order (one behind the other), and the
+    live feed, which publishes the events after the last one it published, would never send the late
+    ones: a database has one writer, whatever contracts it indexes."""
+    other = "CC5VQ6PDN44JTGIJ7XZAN2WPQHHCRQLOKWI2RRAXXRS3WR2HI25AHEX2"
+    with running_devnet(seed=11, traffic_per_ledger=2, ledger_interval=0.1) as devnet:
+        first = Worker(worker_settings(devnet, database_url), database_url)
+        writing = asyncio.create_task(first.run())
+        async with asyncio.timeout(10):
+            while not await db.fetchval("SELECT count(*) FROM contract_events"):
+                await asyncio.sleep(0.05)
+        second = Worker(worker_settings(devnet, database_url, contract_ids=(devnet.chain.contract_id, other)),
+                        database_url)
+        with caplog.at_level(logging.INFO, logger="indexer.worker"):
+            standing = asyncio.create_task(second.run())
+            async with asyncio.timeout(10):
+                while not any("standing by to take over" in r.getMessage() for r in caplog.records):
+                    await asyncio.sleep(0.05)
+            assert await db.fetchval("SELECT count(*) FROM indexer_cursor") == 1, "the second wrote nothing"
+            first.stop()
+            await asyncio.wait_for(writing, 10)
+            async with asyncio.timeout(10):
+                while await db.fetchval("SELECT count(*) FROM indexer_cursor") < 2:
+                    await asyncio.sleep(0.05)
+            second.stop()
+            await asyncio.wait_for(standing, 10)
+    said = [r.getMessage() for r in caplog.records if "standing by" in r.getMessage()]
+    assert said[0].startswith("another worker writes this database (process ")
+    assert any(r.getMessage() == "took over as the writing worker" for r in caplog.records)
+
+
 async def test_a_restart_from_a_ledger_holds_until_a_worker_gets_there(
     database_url: str, db: asyncpg.Connection
 ) -> None:
