@@ -164,9 +164,8 @@ class Hub:
         for index, keys in self._placement(selected):
             for key in keys:
                 index.setdefault(key, set()).add(subscriber)
-        if selected.everything:
-            whole = render is None and not selected.types and selected.visible_to is None
-            (self._whole if whole else self._everything).add(subscriber)
+        if selected.everything and selected.visible_to is None:
+            (self._whole if render is None and not selected.types else self._everything).add(subscriber)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -186,6 +185,8 @@ class Hub:
 
     def _placement(self, selected: EventFilter) -> list[tuple[dict, Iterable]]:
         """The indexes a subscriber is filed under (one entry per key it selects by)."""
+        if selected.visible_to is not None and not (selected.streams or selected.users):
+            return [(self._by_user, (selected.visible_to,))]  # a restricted token sees its address's events only
         if selected.everything:
             return []
         if selected.streams or selected.users:
@@ -197,7 +198,7 @@ class Hub:
         page = list(events)
         touched: list[Subscriber] = []  # subscribers whose queues were empty and now are not
         overflowing: list[Subscriber] = []
-        unrendered: list[Subscriber] = []
+        unrendered: set[Subscriber] = set()
         delivered = self._publish_whole(page, touched, overflowing) if page else 0
         for event in page:
             targets: Iterable[Subscriber] = self._everything
@@ -210,6 +211,8 @@ class Hub:
                     narrow |= by_user
             for group in (targets, picked or (), narrow):
                 for subscriber in group:
+                    if unrendered and subscriber in unrendered:
+                        continue  # nothing after an event it could not have: it resumes from before that
                     selected = subscriber.selected
                     if selected.types and event.kind not in selected.types:
                         continue
@@ -225,7 +228,7 @@ class Hub:
                             if not unrendered:  # once per page, not per subscriber
                                 log.exception("event %s could not be rendered for a live subscriber; the "
                                               "subscribers it fails for are dropped and resume by id", event.id)
-                            unrendered.append(subscriber)
+                            unrendered.add(subscriber)
                             continue
                         if rendered is None:
                             continue

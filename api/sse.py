@@ -338,11 +338,12 @@ class Connection:
     async def _replay(self, selected: EventFilter, position: str, send: Send) -> None:
         """Send the stored events after `position` until caught up with the hub, then go live."""
         loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
         while not self.gone and loop.time() < self.deadline:
             target = self.hub.high_water
             if position > target:  # the client has events this process has not published yet
                 if await queries.events_after(self.pool, target, 1, up_to=position):
-                    await asyncio.sleep(FEED_BEHIND_POLL)  # published soon: then replayed from `position`
+                    quiet_since = await self._wait_for_feed(send, quiet_since)  # then replayed from `position`
                     continue
                 if self.hub.high_water == target:  # none is stored there (the id is a dead letter's)
                     self._go_live(selected, position)
@@ -369,6 +370,20 @@ class Connection:
                 self._go_live(selected, target)  # no await since the check: no event can fall in between
                 return
             position = max(position, target)
+
+    async def _wait_for_feed(self, send: Send, quiet_since: float) -> float:
+        """A pause while the live feed is behind the client's position: the client may leave meanwhile (the
+        sweep sees only live subscribers), and a stream quiet since `quiet_since` gets the heartbeat a live
+        one would. When the stream was last written to."""
+        await asyncio.sleep(FEED_BEHIND_POLL)
+        if self.cycle is not None and self.cycle.disconnected:
+            self.gone = True
+            return quiet_since
+        now = asyncio.get_running_loop().time()
+        if now < quiet_since + self.settings.heartbeat_interval:
+            return quiet_since
+        await self._write(send, [HEARTBEAT])
+        return now
 
     def _go_live(self, selected: EventFilter, position: str) -> None:
         """Deliver what the hub publishes from now on, the client's stream being at `position`."""

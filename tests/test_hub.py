@@ -67,6 +67,26 @@ def test_a_user_restricted_subscriber_sees_only_events_naming_them() -> None:
     assert bob.take() == [b"frame 1", b"frame 3"]
 
 
+def test_a_restricted_subscriber_to_everything_costs_nothing_for_events_of_others() -> None:
+    """Filed under its address, not visited for every event to be turned away."""
+    visited: list[str] = []
+
+    def render(live: LiveEvent) -> bytes:
+        visited.append(live.id)
+        return live.frame
+
+    hub = Hub(client_buffer=100)
+    bob = hub.subscribe(EventFilter(everything=True, visible_to=BOB), render)
+    typed = hub.subscribe(EventFilter(types=frozenset({"stream.withdrawn"}), visible_to=BOB), render)
+    hub.publish([event(n, parties=frozenset({CAROL})) for n in range(1, 101)] + [event(101)])
+    assert bob.take() == typed.take() == [b"frame 101"]
+    assert visited == [event(101).id] * 2
+    assert not hub._everything and not hub._by_type, "filed under BOB only"
+    hub.unsubscribe(bob)
+    hub.unsubscribe(typed)
+    assert hub.connections == 0 and not hub._by_user
+
+
 def test_a_full_queue_drops_its_subscriber_and_no_other() -> None:
     hub = Hub(client_buffer=2)
     slow = hub.subscribe(EventFilter(everything=True))
@@ -133,3 +153,5 @@ def test_an_event_a_subscribers_render_fails_on_drops_that_subscriber_once_and_n
     assert all(s.closed_reason is not None and "could not be rendered" in s.closed_reason for s in failing)
     assert all(s.link.aborted for s in failing)  # type: ignore[union-attr]
     assert len([r for r in caplog.records if "could not be rendered" in r.getMessage()]) == 1
+    # the event before went out, none after: the client resumes from before the one it could not have
+    assert all(s.take() == [b"rendered frame 1"] for s in failing)

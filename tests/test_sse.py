@@ -239,6 +239,42 @@ async def test_a_client_resuming_from_an_id_this_process_has_not_published_gets_
         assert all(position >= resume for position in got.positions), got.positions
 
 
+async def test_a_client_that_leaves_while_the_feed_is_behind_its_resume_id_frees_its_slot(
+    database_url: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_events = queries.events_after
+    release = False
+
+    async def lagging_listener(*args: object, **kwargs: object) -> object:
+        if len(args) == 3 and not kwargs:  # the listener's read: (connection, after, batch)
+            while not release:
+                await asyncio.sleep(0.01)
+        return await read_events(*args, **kwargs)  # type: ignore[arg-type]
+
+    with live_pipeline(database_url, max_connections_per_ip=1, heartbeat_interval=0.2) as (devnet, base_url):
+        add_traffic(devnet, 10)
+        await index_now(devnet, database_url)
+        monkeypatch.setattr(queries, "events_after", lagging_listener)
+        add_traffic(devnet, 20, seed=10)
+        await index_now(devnet, database_url)
+        resume = (await all_event_ids(db))[-1]
+        async with subscription(base_url, f"all=true&lastEventId={resume}") as (response, waiting):
+            assert response.status_code == 200  # waiting for the feed, with heartbeats meanwhile
+            reader = asyncio.create_task(read_sse(response, waiting))
+            await wait_for(lambda: waiting.comments >= 2, 5)
+            reader.cancel()
+        started = time.monotonic()
+        async with http_client() as client:
+            while True:
+                async with client.stream("GET", f"{base_url}/events/subscribe?all=true&lastEventId=now") as again:
+                    if again.status_code != 429:
+                        break
+                assert time.monotonic() - started < 2, "the slot of the client that left is still taken"
+                await asyncio.sleep(0.05)
+        release = True
+        assert again.status_code == 200
+
+
 async def test_a_client_resuming_from_a_dead_letter_after_the_last_event_goes_live_from_there(
     database_url: str, db: asyncpg.Connection
 ) -> None:
