@@ -221,8 +221,12 @@ class Worker:
                 raise IndexerStopped(str(exc)) from exc
             if end is None:
                 end = newest
+                if start is not None and end is not None and start > end:
+                    raise IndexerStopped(f"{lake} ends at ledger {end}: ledger {start} is not there yet")
             elif newest is not None and end > newest:
                 raise IndexerStopped(f"{lake} ends at ledger {newest}: give --to {newest} or less")
+            elif start is not None and start > end:
+                raise IndexerStopped(f"--from {start} is after --to {end}: give the first ledger, then the last")
             await self._check_network(retry=False)
             began: int | None = None
             while not self.stopping.is_set():
@@ -407,13 +411,16 @@ class Worker:
         assert lake is not None
         log.info("ledgers %d-%d are older than %s keeps: reading them from the data lake %s", start,
                  exc.oldest_ledger - 1, self.settings.rpc_url, lake)
+        cannot = (f"The indexer must continue from ledger {start}, but {self.settings.rpc_url} only keeps ledgers "
+                  f"{exc.oldest_ledger}-{exc.latest_ledger}, and the data lake cannot give them")
+        accept = (f"give a lake that holds them, or accept the gap with `flowfi index --restart-from-ledger "
+                  f"{exc.oldest_ledger}`")
         try:
             last = await self._lake_pages(lake, start, None, exc.latest_ledger, queue, builds)
         except LakeError as error:
-            raise IndexerStopped(
-                f"The indexer must continue from ledger {start}, but {self.settings.rpc_url} only keeps ledgers "
-                f"{exc.oldest_ledger}-{exc.latest_ledger}, and the data lake cannot give them: {error}"
-            ) from error
+            raise IndexerStopped(f"{cannot}: {error}. Else {accept}.") from error
+        if last < start:
+            raise IndexerStopped(f"{cannot}: it has no ledger {start}; {accept}.")
         log.info("read ledgers %d-%d from the data lake; continuing from %s", start, last, self.settings.rpc_url)
         return Position(cursor=ids.end_of_ledger(last), start_ledger=None)
 

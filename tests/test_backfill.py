@@ -105,10 +105,13 @@ async def test_the_v28_file_is_stored_event_for_event_with_the_ids_lake_events_p
 ) -> None:
     printed = subprocess.run([sys.executable, "-m", "flowfi", "lake", "events", str(DATALAKE / V28)],
                              capture_output=True, text=True, timeout=240, check=True).stdout.splitlines()
-    with running_devnet() as devnet:
-        code, out, err = _finish(_backfill(devnet, database_url, "--lake", str(DATALAKE / V28), "--from", "1"))
-    assert code == 0, err
     first, last = V28_LEDGERS
+    with running_devnet() as devnet:
+        code, _, refused = _finish(_backfill(devnet, database_url, "--lake", str(DATALAKE / V28), "--from", "1"))
+        assert code == 1 and f"has no ledger 1 (the next it holds is {first})" in refused, refused
+        assert await db.fetchval("SELECT count(*) FROM indexer_cursor") == 0, "no cursor moved past ledgers unread"
+        code, out, err = _finish(_backfill(devnet, database_url, "--lake", str(DATALAKE / V28), "--from", str(first)))
+    assert code == 0, err
     assert out.strip().endswith(f"`flowfi index` continues from ledger {last + 1}")
     assert "72,300 events (72,300 dead letters)" in out
     expected = [json.loads(line) for line in printed]
@@ -123,7 +126,7 @@ async def test_the_v28_file_is_stored_event_for_event_with_the_ids_lake_events_p
     cursor = await db.fetchrow("SELECT rpc_cursor, last_event_id, last_ledger, events_indexed FROM indexer_cursor")
     assert tuple(cursor) == (ids.end_of_ledger(last), expected[-1]["id"], last, 72_300)
     progress = await db.fetchrow("SELECT source, first_ledger, last_ledger, events_indexed FROM backfill_progress")
-    assert tuple(progress) == (str(DATALAKE / V28), 1, last, 72_300)
+    assert tuple(progress) == (str(DATALAKE / V28), first, last, 72_300)
 
 
 @pytest.mark.slow
@@ -248,6 +251,11 @@ async def test_what_a_backfill_cannot_do_it_says_in_one_line_and_writes_nothing(
             (["--lake", str(TESTBUCKET), "--from", "997", "--to", "5000"],
              {"FLOWFI_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015"}, "ends at ledger 999"),
             (["--from", "1"], {}, "give --lake"),
+            (["--lake", str(TESTBUCKET), "--from", "100000"],
+             {"FLOWFI_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015"},
+             "ends at ledger 999: ledger 100000 is not there yet"),
+            (["--lake", str(TESTBUCKET), "--from", "999", "--to", "998"],
+             {"FLOWFI_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015"}, "--from 999 is after --to 998"),
         ]:
             code, out, err = _finish(_backfill(devnet, database_url, *args, env=env))
             assert code != 0 and out == "", args

@@ -250,7 +250,7 @@ async def test_ledgers_older_than_rpc_keeps_are_read_from_the_data_lake_then_rpc
         await assert_streams_match_model(db, chain.contract)
 
 
-@pytest.mark.parametrize("lake", ["ends too soon", "of another network"])
+@pytest.mark.parametrize("lake", ["ends too soon", "of another network", "one object"])
 async def test_a_lake_that_cannot_fill_the_gap_stops_the_worker_with_the_reason(
     lake: str, tmp_path: Path, database_url: str, db: asyncpg.Connection
 ) -> None:
@@ -261,14 +261,20 @@ async def test_a_lake_that_cannot_fill_the_gap_stops_the_worker_with_the_reason(
         if lake == "ends too soon":
             lake_end = write_lake(tmp_path / "lake", chain.passphrase, history[: oldest - 6])
             reason = f"ends at ledger {lake_end}"
+        elif lake == "one object":  # an object may hold any ledgers: not ledger 1, here
+            write_lake(tmp_path / "lake", chain.passphrase, history[: oldest - 6])
+            source = sorted((tmp_path / "lake").glob("*/*.xdr.zst"))[0]  # the newest ledger's
+            reason = "has no ledger 1 (the next it holds is"
         else:
             lake_end = write_lake(tmp_path / "lake", "Test SDF Network ; September 2015", history)
             reason = "holds the ledgers of the network 'Test SDF Network ; September 2015'"
-        settings = worker_settings(devnet, database_url, start_ledger=1, lake_url=str(tmp_path / "lake"))
+        source = source if lake == "one object" else tmp_path / "lake"
+        settings = worker_settings(devnet, database_url, start_ledger=1, lake_url=str(source))
         with pytest.raises(IndexerStopped) as stopped:
             await Worker(settings, database_url).run()
         assert reason in str(stopped.value)
         assert f"only keeps ledgers {oldest}-" in str(stopped.value)
+        assert f"accept the gap with `flowfi index --restart-from-ledger {oldest}`" in str(stopped.value)
         # what the lake could give is kept
         written = await db.fetchval("SELECT last_ledger FROM indexer_cursor")
         assert written == (lake_end if lake == "ends too soon" else None)

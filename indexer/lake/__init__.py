@@ -52,9 +52,27 @@ def read_ledgers(
     data = objects.read(where.store, where.key, where.name)
     if data is None:
         raise LakeSourceError(f"{where.name} does not exist")
-    for ledger in object_ledgers(data, where.name, want):
-        if (start is None or ledger.sequence >= start) and (end is None or ledger.sequence <= end):
-            yield ledger
+    yield from _whole_range(object_ledgers(data, where.name, want), where.name, start, end)
+
+
+def _whole_range(ledgers: Iterable[LedgerEvents], name: str, start: int | None,
+                 end: int | None) -> Iterator[LedgerEvents]:
+    """The ledgers start..end of an object or a file. From a `start`, each of them: LakeSourceError for one
+    it lacks (it may hold any ledgers, where a lake's objects are found by the ledgers they hold); without
+    one, those it holds up to `end`."""
+    expected = start
+    for ledger in ledgers:
+        if (start is not None and ledger.sequence < start) or (end is not None and ledger.sequence > end):
+            continue
+        if expected is not None:
+            if ledger.sequence != expected:
+                raise LakeSourceError(f"{name} has no ledger {expected} (the next it holds is {ledger.sequence}): "
+                                      "give the lake's root, or a range the file holds")
+            expected += 1
+        yield ledger
+    if expected is not None and (expected == start or (end is not None and expected <= end)):
+        raise LakeSourceError(f"{name} has no ledger {expected}" + (" or later" if expected == start else "") +
+                              ": give the lake's root, or a range the file holds")
 
 
 def newest_ledger(source: str) -> int | None:
