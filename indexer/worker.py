@@ -240,7 +240,8 @@ class Worker:
                     log.info("nothing to backfill: the index already reaches ledger %d", first - 1)
                     return Backfilled(first, first - 1, 0, 0, finished=True)
                 progress = store.BackfillProgress(lake, first, end)
-                source = partial(self._backfill_pages, lake, end, progress)
+                latest = await self._retry(self.rpc.get_latest_ledger, "getLatestLedger", attempts=3)
+                source = partial(self._backfill_pages, lake, end, latest, progress)
                 try:
                     if await self._index(conn, Position(cursor=None, start_ledger=first), source):
                         return self._backfilled(began, finished=True)
@@ -279,11 +280,11 @@ class Worker:
         return first
 
     async def _backfill_pages(
-        self, lake: str, end: int | None, progress: store.BackfillProgress, position: Position,
+        self, lake: str, end: int | None, latest: LedgerInfo, progress: store.BackfillProgress, position: Position,
         queue: asyncio.Queue[FetchedPage], builds: dict[str, History],
     ) -> None:
         assert position.start_ledger is not None
-        await self._lake_pages(lake, position.start_ledger, end, end or 0, queue, builds, progress)
+        await self._lake_pages(lake, position.start_ledger, end, latest, queue, builds, progress)
 
     async def _close(self) -> None:
         _tuning.stop()
@@ -416,7 +417,8 @@ class Worker:
         accept = (f"give a lake that holds them, or accept the gap with `flowfi index --restart-from-ledger "
                   f"{exc.oldest_ledger}`")
         try:
-            last = await self._lake_pages(lake, start, None, exc.latest_ledger, queue, builds)
+            latest = await self._retry(self.rpc.get_latest_ledger, "getLatestLedger")
+            last = await self._lake_pages(lake, start, None, latest, queue, builds)
         except LakeError as error:
             raise IndexerStopped(f"{cannot}: {error}. Else {accept}.") from error
         if last < start:
@@ -425,11 +427,12 @@ class Worker:
         return Position(cursor=ids.end_of_ledger(last), start_ledger=None)
 
     async def _lake_pages(
-        self, lake: str, start: int, end: int | None, latest: int, queue: asyncio.Queue[FetchedPage],
+        self, lake: str, start: int, end: int | None, latest: LedgerInfo, queue: asyncio.Queue[FetchedPage],
         builds: dict[str, History], progress: store.BackfillProgress | None = None,
     ) -> int:
         """Queue the ledgers start..end of `lake` (to its newest when `end` is None) as pages of whole ledgers;
-        the last ledger queued. An unreachable lake is retried with backoff from the ledger it stopped at."""
+        the last ledger queued. `latest` is the chain's newest ledger as the RPC last named it, what the pages
+        say the index is behind. An unreachable lake is retried with backoff from the ledger it stopped at."""
         next_ledger, attempt = start, 0
         while True:
             try:
@@ -438,8 +441,9 @@ class Worker:
                     max_events=self.settings.page_size,
                 )) as batches:
                     async for batch in batches:
-                        page = EventPage(batch.events, ids.end_of_ledger(batch.last), max(latest, batch.last),
-                                         batch.first, 0)
+                        newest = latest if latest.sequence >= batch.last else LedgerInfo(batch.last, "", 0)
+                        page = EventPage(batch.events, ids.end_of_ledger(batch.last), newest.sequence, batch.first,
+                                         newest.close_time)
                         await queue.put(await self._prepare(page, self._ours(batch.events), builds, progress))
                         next_ledger, attempt = batch.last + 1, 0
                 return next_ledger - 1

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -188,6 +189,10 @@ async def test_a_backfill_hands_over_to_rpc_with_no_gap_and_no_duplicate(
         settings = worker_settings(devnet, database_url, start_ledger=None)
         done = await Worker(settings, database_url).backfill(str(tmp_path / "lake"), start=1, end=None)
         assert (done.first, done.last, done.finished) == (1, lake_end, True)
+        # the cursor says how far behind the chain the index is, and when the chain's newest ledger closed
+        behind = await db.fetchrow("SELECT last_ledger, latest_ledger, latest_ledger_closed_at FROM indexer_cursor")
+        assert tuple(behind) == (lake_end, chain.latest.sequence,
+                                 datetime.fromtimestamp(chain.latest.close_time, UTC))
         history += grow(chain, 5)  # while RPC still keeps the ledger after the lake's last
         assert chain.oldest.sequence <= lake_end + 1
         # the worker, which has no lake, continues from the backfill's cursor through RPC
