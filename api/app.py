@@ -263,10 +263,13 @@ async def _keepalive(hub: Hub, heartbeat_interval: float) -> None:
     next_heartbeat = loop.time() + heartbeat_interval
     while True:
         await asyncio.sleep(min(OVER_CHECK, max(next_heartbeat - loop.time(), 0)))
-        hub.sweep_over(loop.time())
-        if loop.time() >= next_heartbeat:
-            hub.broadcast(HEARTBEAT)
-            next_heartbeat = loop.time() + heartbeat_interval
+        try:
+            hub.sweep_over(loop.time())
+            if loop.time() >= next_heartbeat:
+                hub.broadcast(HEARTBEAT)
+                next_heartbeat = loop.time() + heartbeat_interval
+        except Exception:  # a bug here must not end heartbeats and the sweep for the process's life
+            log.exception("the sweep of finished streams or the heartbeat failed; trying again")
 
 
 class Server(GatedServer):

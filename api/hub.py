@@ -149,6 +149,7 @@ class Hub:
         self._by_stream: dict[int, set[Subscriber]] = {}
         self._by_user: dict[str, set[Subscriber]] = {}
         self._subscribers: set[Subscriber] = set()
+        self.closed_reason: str | None = None  # set by close_all
 
     @property
     def connections(self) -> int:
@@ -159,6 +160,9 @@ class Hub:
         """A live subscriber for `selected`; it receives every event published from now on, as `render`
         makes its frames (by default the event's `frame`)."""
         subscriber = Subscriber(selected, self.client_buffer, render)
+        if self.closed_reason is not None:
+            subscriber.close(self.closed_reason)
+            return subscriber
         self._subscribers.add(subscriber)
         self.stats.connections_by_kind[selected.kind()] += 1
         for index, keys in self._placement(selected):
@@ -298,6 +302,9 @@ class Hub:
             subscriber.offer(frame)
 
     def close_all(self, reason: str) -> None:
+        """Close every subscriber, and those that subscribe from now on (streams still replaying): the
+        server is shutting down."""
+        self.closed_reason = reason
         for subscriber in list(self._subscribers):
             self.unsubscribe(subscriber)
             subscriber.close(reason)

@@ -428,6 +428,8 @@ class Connection:
             await self._send(send, b"".join(chunk))
 
     async def _send(self, send: Send, body: bytes) -> None:
+        if asyncio.get_running_loop().time() >= self.expires:
+            return  # nothing goes out after the access token's expiry, not even the rest of a replayed page
         try:
             async with asyncio.timeout(self.settings.send_timeout):
                 await send({"type": "http.response.body", "body": body, "more_body": True})

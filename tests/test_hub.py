@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from api.app import _keepalive
 from api.filters import EventFilter
 from api.hub import Hub, LiveEvent
 
@@ -155,3 +158,38 @@ def test_an_event_a_subscribers_render_fails_on_drops_that_subscriber_once_and_n
     assert len([r for r in caplog.records if "could not be rendered" in r.getMessage()]) == 1
     # the event before went out, none after: the client resumes from before the one it could not have
     assert all(s.take() == [b"rendered frame 1"] for s in failing)
+
+
+def test_after_close_all_a_new_subscriber_is_closed_at_once() -> None:
+    """A stream still replaying when the server shuts down goes live into a closed hub: it ends, with a
+    retry hint, rather than keep the server waiting."""
+    hub = Hub(client_buffer=100)
+    before = hub.subscribe(EventFilter(everything=True))
+    hub.close_all("the server is shutting down; reconnect to resume")
+    after = hub.subscribe(EventFilter(streams=frozenset({1})))
+    assert before.closed_reason == after.closed_reason == "the server is shutting down; reconnect to resume"
+    assert hub.connections == 0
+    hub.publish([event(1)])
+    assert after.take() == []
+
+
+async def test_a_failing_sweep_is_logged_and_the_heartbeats_go_on(caplog: pytest.LogCaptureFixture) -> None:
+    class Failing(Hub):
+        def sweep_over(self, now: float) -> int:
+            if not swept:
+                swept.append(now)
+                raise RuntimeError("a bug in the sweep")
+            return super().sweep_over(now)
+
+    swept: list[float] = []
+    hub = Failing(client_buffer=100)
+    subscriber = hub.subscribe(EventFilter(everything=True))
+    task = asyncio.create_task(_keepalive(hub, heartbeat_interval=0.05))
+    try:
+        async with asyncio.timeout(5):
+            while len(subscriber.frames) < 2:
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == [
+        "the sweep of finished streams or the heartbeat failed; trying again"]
