@@ -45,7 +45,7 @@ class LakeWriter:
     def __init__(self, root: Path, passphrase: str, *, batches_per_partition: int = 64_000) -> None:
         self.root = root
         self.batches_per_partition = batches_per_partition
-        self._compressor = zstandard.ZstdCompressor()
+        self._compressor = zstandard.ZstdCompressor(write_checksum=True)  # as Galexie writes them
         root.mkdir(parents=True, exist_ok=True)
         _write_config(root, passphrase, 1, batches_per_partition)
 
@@ -77,7 +77,7 @@ def write_lake(root: Path, passphrase: str, ledgers: Sequence[LakeLedger], *, le
         ledgers = [r for r in ledgers if r.ledger.sequence <= last - (last + 1) % ledgers_per_batch]
     root.mkdir(parents=True, exist_ok=True)
     _write_config(root, passphrase, ledgers_per_batch, batches_per_partition)
-    compressor = zstandard.ZstdCompressor()
+    compressor = zstandard.ZstdCompressor(write_checksum=True)  # as Galexie writes them
     by_batch: dict[int, list[LakeLedger]] = {}
     for recorded in ledgers:
         sequence = recorded.ledger.sequence
