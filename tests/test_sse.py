@@ -203,24 +203,35 @@ async def test_events_committed_while_a_client_replays_arrive_once(
             assert got.ids == expected
 
 
+class HeldListener:
+    """From now on, the API's listener waits before each read until released: an API process whose live
+    feed lags behind the database (another process, or a listener reconnecting)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.released = False
+        read_events = queries.events_after
+
+        async def held(*args: object, **kwargs: object) -> object:
+            if len(args) == 3 and not kwargs:  # the listener's read: (connection, after, batch)
+                while not self.released:
+                    await asyncio.sleep(0.01)
+            return await read_events(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(queries, "events_after", held)
+
+    def release(self) -> None:
+        self.released = True
+
+
 async def test_a_client_resuming_from_an_id_this_process_has_not_published_gets_no_event_twice(
     database_url: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The id came from another API process, or from GET /streams' asOfEventId, while this process's listener
     lags behind the database: the client's position never moves back, and no event it has comes again."""
-    read_events = queries.events_after
-    release = False
-
-    async def lagging_listener(*args: object, **kwargs: object) -> object:
-        if len(args) == 3 and not kwargs:  # the listener's read: (connection, after, batch)
-            while not release:
-                await asyncio.sleep(0.01)
-        return await read_events(*args, **kwargs)  # type: ignore[arg-type]
-
     with live_pipeline(database_url) as (devnet, base_url):
         add_traffic(devnet, 10)
         await index_now(devnet, database_url)
-        monkeypatch.setattr(queries, "events_after", lagging_listener)
+        listener = HeldListener(monkeypatch)
         add_traffic(devnet, 60, seed=7)
         await index_now(devnet, database_url)
         ids = await all_event_ids(db)
@@ -229,7 +240,7 @@ async def test_a_client_resuming_from_an_id_this_process_has_not_published_gets_
         async with subscription(base_url, f"all=true&lastEventId={resume}") as (response, _):
             reader = asyncio.create_task(read_sse(response, got))
             await asyncio.sleep(0.5)
-            release = True
+            listener.release()
             add_traffic(devnet, 10, seed=8)
             await index_now(devnet, database_url)
             expected = [i for i in await all_event_ids(db) if i > resume]
@@ -242,19 +253,10 @@ async def test_a_client_resuming_from_an_id_this_process_has_not_published_gets_
 async def test_a_client_that_leaves_while_the_feed_is_behind_its_resume_id_frees_its_slot(
     database_url: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    read_events = queries.events_after
-    release = False
-
-    async def lagging_listener(*args: object, **kwargs: object) -> object:
-        if len(args) == 3 and not kwargs:  # the listener's read: (connection, after, batch)
-            while not release:
-                await asyncio.sleep(0.01)
-        return await read_events(*args, **kwargs)  # type: ignore[arg-type]
-
     with live_pipeline(database_url, max_connections_per_ip=1, heartbeat_interval=0.2) as (devnet, base_url):
         add_traffic(devnet, 10)
         await index_now(devnet, database_url)
-        monkeypatch.setattr(queries, "events_after", lagging_listener)
+        listener = HeldListener(monkeypatch)
         add_traffic(devnet, 20, seed=10)
         await index_now(devnet, database_url)
         resume = (await all_event_ids(db))[-1]
@@ -271,7 +273,7 @@ async def test_a_client_that_leaves_while_the_feed_is_behind_its_resume_id_frees
                         break
                 assert time.monotonic() - started < 2, "the slot of the client that left is still taken"
                 await asyncio.sleep(0.05)
-        release = True
+        listener.release()
         assert again.status_code == 200
 
 
