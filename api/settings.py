@@ -4,15 +4,15 @@ file), which command-line flags override."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.addresses import is_account
 from indexer.networks import LOCAL_PASSPHRASE
+from indexer.settings import CommaSeparated
 
 MIN_SECRET_BYTES = 32  # HS256's own output size: a shorter secret is weaker than the signature (RFC 7518 3.2)
 
@@ -68,7 +68,7 @@ class ApiSettings(BaseSettings):
     network_passphrase: str = Field(
         LOCAL_PASSPHRASE, description="the network whose transactions sign /v1 login challenges"
     )
-    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+    cors_origins: CommaSeparated = Field(
         ("http://localhost:3000",),
         description="origins allowed to call the API from a browser, comma-separated (empty: none); the default "
                     "is a Next.js dev server's",
@@ -86,7 +86,7 @@ class ApiSettings(BaseSettings):
     max_sockets_per_ip: int = Field(
         100, ge=1, description="open TCP connections of any kind from one address (more are closed at once)"
     )
-    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+    trusted_proxies: CommaSeparated = Field(
         (), description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed, "
                         "comma-separated",
     )
@@ -99,13 +99,6 @@ class ApiSettings(BaseSettings):
     def token_signing_secret(self) -> SecretStr | None:
         """The secret /v1/auth/verify signs its tokens with; None: one made by each process."""
         return self.v1_jwt_secret or self.auth_jwt_secret
-
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
-    @classmethod
-    def _split_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @field_validator("trusted_proxies")
     @classmethod

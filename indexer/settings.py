@@ -3,14 +3,25 @@ file), which command-line flags override. The defaults read the local network on
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from indexer.addresses import is_contract
+from indexer.builds import BUILDS, NEWEST
 from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
 from indexer.rpc import MAX_PAGE_SIZE
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
+"""A list setting: a tuple in Python, comma-separated in the environment."""
 
 
 class IndexerSettings(BaseSettings):
@@ -21,7 +32,7 @@ class IndexerSettings(BaseSettings):
 
     rpc_url: str = Field("http://127.0.0.1:8000", description="Stellar RPC endpoint")
     network_passphrase: str = Field(LOCAL_PASSPHRASE, description="must match the RPC's getNetwork")
-    contract_ids: Annotated[tuple[str, ...], NoDecode] = Field(
+    contract_ids: CommaSeparated = Field(
         (LOCAL_CONTRACT_ID,), description="FlowFi contract id(s), comma-separated"
     )
     start_ledger: int | None = Field(
@@ -31,8 +42,8 @@ class IndexerSettings(BaseSettings):
     poll_interval: float = Field(2.0, gt=0, description="seconds between polls once caught up")
     rpc_timeout: float = Field(15.0, gt=0, description="seconds an RPC request may wait at each step (connecting, "
                                                        "each read); a whole answer has four times that")
-    contract_build: Literal["8723543", "c9f5d2e"] = Field(
-        "c9f5d2e", description="the contract build deployed before any upgrade the index sees (see indexer/builds.py)"
+    contract_build: str = Field(
+        NEWEST.name, description="the contract build deployed before any upgrade the index sees (see indexer/builds.py)"
     )
     lake_url: str | None = Field(
         None, description="a data lake of the network (SEP-54): ledgers older than the RPC keeps are read from it"
@@ -40,13 +51,6 @@ class IndexerSettings(BaseSettings):
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="serve the worker's Prometheus metrics on this port"
     )
-
-    @field_validator("contract_ids", mode="before")
-    @classmethod
-    def _split_ids(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @field_validator("contract_ids")
     @classmethod
@@ -57,3 +61,10 @@ class IndexerSettings(BaseSettings):
             if not is_contract(contract_id):
                 raise ValueError(f"{contract_id!r} is not a valid contract id (a C... strkey)")
         return tuple(sorted(set(value)))
+
+    @field_validator("contract_build")
+    @classmethod
+    def _known_build(cls, value: str) -> str:
+        if value not in BUILDS:
+            raise ValueError(f"{value!r} is not a build of the contract; one of {', '.join(BUILDS)}")
+        return value

@@ -1,0 +1,30 @@
+"""Settings as the environment gives them: lists written with commas, and values checked where they are read."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from flowfi.settings import Settings
+from indexer.builds import BUILDS
+from indexer.networks import LOCAL_CONTRACT_ID
+
+
+def test_lists_are_comma_separated_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWFI_CORS_ORIGINS", "https://a.example, https://b.example,")
+    monkeypatch.setenv("FLOWFI_TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1")
+    monkeypatch.setenv("FLOWFI_CONTRACT_IDS", f" {LOCAL_CONTRACT_ID} ,{LOCAL_CONTRACT_ID}")
+    settings = Settings(_env_file=None)
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
+    assert settings.contract_ids == (LOCAL_CONTRACT_ID,)
+
+
+def test_an_unknown_contract_build_is_refused_with_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWFI_CONTRACT_BUILD", "v2")
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)
+    assert all(name in str(refused.value) for name in BUILDS)
+    for name in BUILDS:
+        monkeypatch.setenv("FLOWFI_CONTRACT_BUILD", name)
+        assert Settings(_env_file=None).contract_build == name
