@@ -239,6 +239,7 @@ class Worker:
                 if end is not None and first > end:
                     log.info("nothing to backfill: the index already reaches ledger %d", first - 1)
                     return Backfilled(first, first - 1, 0, 0, finished=True)
+                log.info("backfilling ledgers %d-%s", first, end if end is not None else "the lake's newest")
                 progress = store.BackfillProgress(lake, first, end)
                 latest = await self._retry(self.rpc.get_latest_ledger, "getLatestLedger", attempts=3)
                 source = partial(self._backfill_pages, lake, end, latest, progress)
@@ -261,7 +262,6 @@ class Worker:
         if cursor is None:
             if start is None:
                 raise IndexerStopped("There is no index to continue: give --from, the first ledger to backfill.")
-            log.info("backfilling from ledger %d", start)
             return start
         first = ids.last_complete_ledger(cursor.rpc_cursor) + 1
         if start is not None and start > first:
@@ -269,7 +269,6 @@ class Worker:
                 f"The index ends at ledger {first - 1}: a backfill from ledger {start} would leave ledgers "
                 f"{first}-{start - 1} out. Give --from {first}, or leave --from out, to continue the index."
             )
-        log.info("the index reaches ledger %d: backfilling from ledger %d", first - 1, first)
         began = await store.index_began(conn, self.contract_ids)
         if start is not None and began is not None and start < began:
             log.warning(

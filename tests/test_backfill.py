@@ -179,7 +179,7 @@ async def _kill_at_random_points(devnet: Devnet, database_url: str, conn: asyncp
 
 
 async def test_a_backfill_hands_over_to_rpc_with_no_gap_and_no_duplicate(
-    tmp_path: Path, database_url: str, db: asyncpg.Connection
+    tmp_path: Path, database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
     with running_devnet(seed=11, retention=30, traffic_per_ledger=8, build=MODEL_BUILD) as devnet:
         chain = devnet.chain
@@ -187,8 +187,10 @@ async def test_a_backfill_hands_over_to_rpc_with_no_gap_and_no_duplicate(
         lake_end = write_lake(tmp_path / "lake", chain.passphrase, history[:chain.oldest.sequence + 10])
         assert chain.oldest.sequence <= lake_end  # the lake ends inside RPC's window
         settings = worker_settings(devnet, database_url, start_ledger=None)
-        done = await Worker(settings, database_url).backfill(str(tmp_path / "lake"), start=1, end=None)
+        with caplog.at_level(logging.INFO, logger="indexer.worker"):
+            done = await Worker(settings, database_url).backfill(str(tmp_path / "lake"), start=1, end=None)
         assert (done.first, done.last, done.finished) == (1, lake_end, True)
+        assert f"backfilling ledgers 1-{lake_end}" in caplog.text
         # the cursor says how far behind the chain the index is, and when the chain's newest ledger closed
         behind = await db.fetchrow("SELECT last_ledger, latest_ledger, latest_ledger_closed_at FROM indexer_cursor")
         assert tuple(behind) == (lake_end, chain.latest.sequence,
@@ -319,6 +321,8 @@ async def test_ledgers_before_a_workers_index_are_not_put_behind_it(
             done = await Worker(settings, database_url).backfill(str(tmp_path / "lake"), start=1, end=None)
     warning = f"the index holds nothing before ledger {began}: ledgers 1-{began - 1} cannot be put behind it"
     assert warning in caplog.text
+    assert f"nothing to backfill: the index already reaches ledger {done.first - 1}" in caplog.text
+    assert "backfilling" not in caplog.text
     assert (done.first, done.events) == (devnet.chain.latest.sequence + 1, 0)
     assert lake_end < done.first
     assert await db.fetchval("SELECT count(*) FROM contract_events") == stored
