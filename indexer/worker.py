@@ -48,6 +48,7 @@ import dataclasses
 import gc
 import itertools
 import logging
+import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -448,7 +449,7 @@ class Worker:
                 return next_ledger - 1
             except LakeUnavailable as exc:
                 attempt += 1
-                wait = min(0.2 * 2**attempt, self.max_backoff)
+                wait = min(0.2 * 2**attempt, self.max_backoff) * random.uniform(0.5, 1.0)
                 log.warning("reading the data lake failed (%s); retry %d in %.1f s", exc, attempt, wait)
                 await asyncio.sleep(wait)
 

@@ -20,6 +20,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
 
 from devnet import Devnet, running_devnet
 from devnet.lake import LakeLedger, write_lake
@@ -31,6 +36,7 @@ from tests.conftest import _admin, with_database
 from tests.indexing import MODEL_BUILD, assert_streams_match_model, index_until_caught_up, snapshot, worker_settings
 from tests.lake_files import DATALAKE, TESTBUCKET, V28
 from tests.lake_writer import grow
+from tests.serving import running_app
 
 V28_CONTRACT = "CAFQMN2QWPMLVSZC3KPEOCMFSP4ATAVSQEAVKXW27M3DEQ7SCKNUFHVT"  # the only contract of its 72,300 events
 V28_LEDGERS = (10048, 10077)
@@ -201,6 +207,35 @@ async def test_a_backfill_hands_over_to_rpc_with_no_gap_and_no_duplicate(
         await index_until_caught_up(Worker(settings, database_url), devnet)
         await _assert_indexed(db, history, chain.contract_id)
         await assert_streams_match_model(db, chain.contract)
+
+
+async def test_a_lake_object_the_server_refuses_is_read_again_from_the_ledger_the_backfill_stopped_at(
+    tmp_path: Path, database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running_devnet(seed=6, traffic_per_ledger=8) as devnet:
+        history = grow(devnet.chain, 40)
+        lake_end = write_lake(tmp_path / "lake", devnet.chain.passphrase, history)
+        objects = sorted((tmp_path / "lake").rglob("*.xdr.zst"))
+        refused = "/" + objects[len(objects) // 2].relative_to(tmp_path).as_posix()
+        files = StaticFiles(directory=tmp_path)
+        refusing = True
+
+        async def serve(request: Request) -> Response:
+            if refusing and request.url.path == refused:
+                return Response(status_code=403)  # not retried by the store's client: the worker retries
+            return await files.get_response(request.path_params["path"], request.scope)
+
+        worker = Worker(worker_settings(devnet, database_url, start_ledger=None), database_url, max_backoff=0.2)
+        with running_app(Starlette(routes=[Route("/{path:path}", serve)]), lifespan="off") as url, \
+                caplog.at_level(logging.INFO, logger="indexer.worker"):
+            backfill = asyncio.create_task(worker.backfill(f"{url}/lake", start=1, end=lake_end))
+            async with asyncio.timeout(30):
+                while caplog.text.count("reading the data lake failed") < 2:
+                    await asyncio.sleep(0.02)
+            refusing = False
+            done = await asyncio.wait_for(backfill, 30)
+        assert (done.first, done.last, done.finished) == (1, lake_end, True)
+        await _assert_indexed(db, history[:lake_end], devnet.chain.contract_id)
 
 
 async def _assert_indexed(db: asyncpg.Connection, history: list[LakeLedger], contract_id: str) -> None:
