@@ -19,18 +19,33 @@ LOG_INTERVAL = 10.0  # seconds between the lines that count the requests answere
 
 
 class _Outage:
+    """Counts the requests answered 503 and logs the count: at the first, then at most once an interval,
+    the last interval's count when it ends (so the log says how many an outage's end cost too)."""
+
     def __init__(self) -> None:
         self.failed = 0
+        self.last: Exception | None = None
         self.logged_at: float | None = None
+        self._flush: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
 
     def note(self, exc: Exception) -> None:
         """One more request failed for want of the database, with `exc`."""
-        self.failed += 1
-        now = asyncio.get_running_loop().time()
-        if self.logged_at is None or now - self.logged_at >= LOG_INTERVAL:
+        self.failed, self.last = self.failed + 1, exc
+        loop = asyncio.get_running_loop()
+        wait = 0.0 if self.logged_at is None else self.logged_at + LOG_INTERVAL - loop.time()
+        if wait <= 0:
+            self._log()
+        elif self._flush is None or self._flush[0] is not loop:
+            self._flush = loop, loop.call_later(wait, self._log)
+
+    def _log(self) -> None:
+        if self._flush is not None:
+            self._flush[1].cancel()
+            self._flush = None
+        if self.failed:
             log.warning("%d request%s answered 503: the database is unavailable (%s: %s)", self.failed,
-                        "" if self.failed == 1 else "s", type(exc).__name__, exc)
-            self.failed, self.logged_at = 0, now
+                        "" if self.failed == 1 else "s", type(self.last).__name__, self.last)
+            self.failed, self.logged_at = 0, asyncio.get_running_loop().time()
 
 
 note = _Outage().note

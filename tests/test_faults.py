@@ -15,6 +15,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from api import outage
 from api.app import Server, create_app
 from api.client import subscribe
 from api.openapi import openapi_document
@@ -131,6 +132,20 @@ async def test_while_the_database_is_down_requests_get_a_json_503_and_the_log_a_
         assert len(said) == 1 and said[0].startswith("1 request answered 503: the database is unavailable"), said
     finally:
         embedded.release(pgdata)
+
+
+async def test_the_outage_log_counts_the_last_intervals_requests_too(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(outage, "LOG_INTERVAL", 0.2)
+    counter = outage._Outage()
+    with caplog.at_level(logging.WARNING, logger="api.outage"):
+        for _ in range(4):
+            counter.note(ConnectionRefusedError("connection refused"))
+        await asyncio.sleep(0.4)  # the outage is over: no request follows to write the count
+    said = [r.getMessage() for r in caplog.records if r.name == "api.outage"]
+    assert said == ["1 request answered 503: the database is unavailable (ConnectionRefusedError: connection refused)",
+                    "3 requests answered 503: the database is unavailable (ConnectionRefusedError: connection refused)"]
 
 
 async def _listener_reconnects(base_url: str) -> int:
