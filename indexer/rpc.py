@@ -263,6 +263,10 @@ class RpcClient:
             # up to 10,000 events: read in a thread, so that the event loop moves on between the checks
             result = await asyncio.to_thread(_events_result, await self._answer("getEvents", params))
         except _LedgerRange as exc:
+            if cursor is not None and ids.last_complete_ledger(cursor) + 1 == exc.oldest_ledger:
+                # A cursor at the end of the ledger before the oldest kept: its events are the oldest
+                # ledger's on, which the server gives from that ledger (it refuses the cursor's own).
+                return await self.get_events(contract_ids, start_ledger=exc.oldest_ledger, limit=limit)
             wanted = start_ledger if cursor is None else ids.ledger_of(cursor)
             assert wanted is not None
             if wanted > exc.latest_ledger:

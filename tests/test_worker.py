@@ -228,6 +228,27 @@ async def test_a_cursor_out_of_retention_stops_with_actionable_advice(database_u
         assert f"--restart-from-ledger {oldest}" in message
 
 
+async def test_the_advice_to_accept_the_gap_works_on_the_oldest_ledger_the_server_keeps(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """`--restart-from-ledger <oldest>` leaves the cursor at the end of the ledger before the oldest, which
+    Stellar RPC refuses as a cursor (its ledger is out of range): the same events are asked for from the
+    oldest ledger instead."""
+    with running_devnet(seed=13, retention=20, traffic_per_ledger=4) as devnet:
+        history = grow(devnet.chain, 50)
+        worker = Worker(worker_settings(devnet, database_url, start_ledger=5), database_url)
+        with pytest.raises(IndexerStopped):
+            await worker.run()
+        oldest = devnet.chain.oldest.sequence
+        await worker.restart_from(oldest)
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url, start_ledger=5), database_url),
+                                    devnet)
+    ours = [e["id"] for r in history for e in r.events
+            if e["contractId"] == devnet.chain.contract_id and ids.ledger_of(e["id"]) >= oldest]
+    assert [r["id"] for r in await db.fetch("SELECT id FROM contract_events ORDER BY id")] == ours
+    assert ours
+
+
 async def test_ledgers_older_than_rpc_keeps_are_read_from_the_data_lake_then_rpc_follows(
     tmp_path: Path, database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
