@@ -133,10 +133,18 @@ async def verify(
             keys = {(contract_id, stream_id) for stream_id in wanted}
         indexed = await store.load_streams(conn, keys)
         config = await _indexed_config(conn, contract_id)
-        for _ in range(REREADS):
+        for reread in range(REREADS + 1):
             # What the index changed after the ledger storage was read at is compared at a newer one.
             moved = {key[1] for key, s in indexed.items() if _after(s.last_event_id, snapshot.ledger)}
-            if not moved and not (config is not None and _after(config["last_event_id"], snapshot.ledger)):
+            config_moved = config is not None and _after(config["last_event_id"], snapshot.ledger)
+            if not moved and not config_moved:
+                break
+            if reread == REREADS:
+                changing = [f"stream {i}" for i in sorted(moved)[:10]] + [f"{len(moved) - 10} more streams"] * (
+                    len(moved) > 10) + ["the configuration"] * config_moved
+                log.warning("%s of %s changed again at each of %d reads: a difference shown for %s may be a change "
+                            "the chain made meanwhile; run verify again", ", ".join(changing), contract_id, REREADS,
+                            "them" if len(changing) > 1 else "it")
                 break
             later = await storage.consistent(rpc, contract_id, sorted(moved))
             await _wait_for_index(conn, contract_ids, later.ledger, catch_up_seconds)

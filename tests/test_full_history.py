@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from devnet import running_devnet
+from indexer import bootstrap
 from indexer.bootstrap import NoSuchStreams, NotCaughtUp, RpcBehind, verify
 from indexer.identity import OtherChain
 from indexer.rpc import LedgerEntries, RpcClient
@@ -151,6 +152,36 @@ async def test_verify_refuses_an_rpc_serving_another_chain(database_url: str, db
             await db.execute("UPDATE indexer_cursor SET anchor_ledger = 5, anchor_hash = $1", "ab" * 32)
             with pytest.raises(OtherChain, match="'s ledger 5 is not the one indexed"):
                 await verify(rpc, db, (other.chain.contract_id,))
+
+
+async def test_verify_says_when_what_it_compares_kept_changing_while_it_read(
+    database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no reread allowed, a busy chain changes streams after every read: verify says which, so that a
+    difference it shows for them is not taken for a fault of the index."""
+    monkeypatch.setattr(bootstrap, "REREADS", 0)
+    with running_devnet(seed=25, traffic_per_ledger=12, ledger_interval=0.2) as devnet:
+        grow(devnet.chain, 60)
+        worker = Worker(worker_settings(devnet, database_url, start_ledger=None, poll_interval=0.05), database_url)
+        await index_until_caught_up(worker, devnet)
+        worker = Worker(worker_settings(devnet, database_url, start_ledger=None, poll_interval=0.05), database_url)
+        running = asyncio.create_task(worker.run())
+        runs = []
+        try:
+            async with RpcClient(devnet.url) as rpc:
+                for _ in range(3):
+                    caplog.clear()
+                    with caplog.at_level(logging.WARNING, logger="indexer.bootstrap"):
+                        _, differences = await verify(rpc, db, (devnet.chain.contract_id,), catch_up_seconds=30)
+                    runs.append((differences, [r.getMessage() for r in caplog.records]))
+        finally:
+            worker.stop()
+            await asyncio.wait_for(running, 10)
+    assert any(warned for _, warned in runs), "the chain changed no stream between reads"
+    for differences, warned in runs:
+        assert not differences or warned, differences
+        assert all(" changed again at each of 0 reads: a difference shown for " in w and w.endswith(
+            "may be a change the chain made meanwhile; run verify again") for w in warned), warned
 
 
 async def test_verify_says_it_waits_for_the_worker_and_then_that_it_must_run(
