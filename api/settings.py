@@ -1,5 +1,4 @@
-"""The API server's settings: one frozen object, read from FLOWFI_* environment variables (and a .env
-file), which command-line flags override."""
+"""The API server's settings (read as indexer/environment.py says)."""
 
 from __future__ import annotations
 
@@ -8,21 +7,17 @@ import ipaddress
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from indexer.addresses import is_account
+from indexer.environment import CommaSeparated, FromEnvironment
 from indexer.networks import LOCAL_PASSPHRASE
-from indexer.settings import CommaSeparated
 
 MIN_SECRET_BYTES = 32  # HS256's own output size: a shorter secret is weaker than the signature (RFC 7518 3.2)
 
 
-class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FLOWFI_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True,
-        hide_input_in_errors=True,  # a refused value may be a secret: errors never repeat it
-        env_ignore_empty=True,  # an empty variable (compose's ${X:-}) means unset
-    )
+class ApiSettings(FromEnvironment):
+    model_config = SettingsConfigDict(hide_input_in_errors=True)  # a refused value may be a secret
 
     host: str = Field("127.0.0.1", description="address the API listens on")
     port: int = Field(8080, ge=0, le=65535, description="port the API listens on")

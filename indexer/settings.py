@@ -1,35 +1,18 @@
-"""The worker's settings: one frozen object, read from FLOWFI_* environment variables (and a .env
-file), which command-line flags override. The defaults read the local network on port 8000."""
+"""The worker's settings (read as indexer/environment.py says). The defaults read the local network on
+port 8000."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import BeforeValidator, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, field_validator
 
 from indexer.addresses import is_contract
 from indexer.builds import BUILDS, NEWEST
+from indexer.environment import CommaSeparated, FromEnvironment
 from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
 from indexer.rpc import MAX_PAGE_SIZE
 
 
-def _split_commas(value: object) -> object:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
-
-
-CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
-"""A list setting: a tuple in Python, comma-separated in the environment."""
-
-
-class IndexerSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FLOWFI_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True,
-        env_ignore_empty=True,  # an empty variable (compose's ${X:-}) means unset
-    )
-
+class IndexerSettings(FromEnvironment):
     rpc_url: str = Field("http://127.0.0.1:8000", description="Stellar RPC endpoint")
     network_passphrase: str = Field(LOCAL_PASSPHRASE, description="must match the RPC's getNetwork")
     contract_ids: CommaSeparated = Field(

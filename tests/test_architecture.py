@@ -7,7 +7,8 @@
 
 The indexer never imports the API, the devnet or the root. The API and the devnet take from the
 indexer only the shared schema: the events, the tables, the ids, the accrual formulas, the
-networks and the addresses. The shared schema imports nothing else of the indexer.
+networks, the addresses, and how settings are read from the environment. The shared schema imports
+nothing else of the indexer.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 ROOT = Path(__file__).parent.parent
 ROOMS = ("flowfi", "devnet", "api", "indexer")
 SHARED_SCHEMA = frozenset({"indexer.events", "indexer.tables", "indexer.ids", "indexer.accrual", "indexer.networks",
-                           "indexer.addresses"})
+                           "indexer.addresses", "indexer.environment"})
 FORBIDDEN = {
     "indexer": {"api", "devnet", "flowfi"},
     "api": {"devnet", "flowfi"},
