@@ -23,6 +23,7 @@ from pydantic import SecretStr, ValidationError
 from flowfi.logs import setup_logging
 from flowfi.problems import Problem, ensure_port_free
 from flowfi.settings import Settings
+from indexer import ids
 from indexer.builds import BUILDS, NEWEST
 from indexer.events import U64_MAX
 
@@ -697,12 +698,16 @@ def tail(
         raise typer.Exit(2)
     if not (streams or users or types or all_events):
         all_events = True
+    if since is not None and since != "0" and not ids.PATTERN.fullmatch(since):
+        typer.secho(f"--since {since[:80]!r} is not an event id (like 0000000012884905984-0000000000; 0 replays "
+                    "from the first event)", fg="red", err=True)
+        raise typer.Exit(2)
     try:
         asyncio.run(run_tail(url, streams=split(streams), users=split(users), types=split(types),
                              all=all_events, last_event_id=since, decimals=decimals, url_flag="--url"))
     except ResumeRejected as exc:
-        raise Problem(f"the server cannot resume after event {since}: {exc.message}; run again without --since "
-                      "(live from now), or with an id it still has") from exc
+        raise Problem(f"the server has no event {since} to resume after: run again without --since (live from "
+                      f"now), or with the id of one of its events ({url}/events lists them)") from exc
     except SubscriptionRejected as exc:
         flag = TAIL_FLAGS.get(exc.parameter or "", "--streams, --users, --types or --all")
         raise Problem(f"the server refused the filter: {exc.message}; check {flag}") from exc

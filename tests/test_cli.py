@@ -239,6 +239,9 @@ def test_out_of_range_stream_ids_and_unwritable_files_are_refused_before_any_wor
         refused = runner.invoke(app, ["tail", "--all", *flags])
         assert refused.exit_code == 2
         assert "--all takes every event: give it without --streams and --users" in words(refused.output)
+    refused = runner.invoke(app, ["tail", "--url", "http://127.0.0.1:9", "--since", "12884905984"])
+    assert refused.exit_code == 2
+    assert "--since '12884905984' is not an event id (like 0000000012884905984-0000000000" in words(refused.output)
     for ledger in ("0", "-3"):
         refused = runner.invoke(app, ["index", "--restart-from-ledger", ledger])
         assert refused.exit_code == 2

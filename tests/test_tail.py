@@ -112,8 +112,9 @@ async def test_flowfi_tail_says_it_is_waiting_and_its_refusals_name_its_own_flag
         assert line.startswith("the server refused the filter: ") and line.endswith("; check --types"), line
         unknown = "0000000099999999999-0000000000"
         line = await refusal("--all", "--since", unknown)
-        assert line.startswith(f"the server cannot resume after event {unknown}: ")
-        assert line.endswith("run again without --since (live from now), or with an id it still has")
+        assert line == (f"the server has no event {unknown} to resume after: run again without --since (live from "
+                        f"now), or with the id of one of its events ({base_url}/events lists them)")
+        assert "EventSource" not in line  # the server's advice is a browser's
 
 
 def test_later_builds_events_show_their_counts_flags_and_hashes() -> None:
