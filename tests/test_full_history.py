@@ -5,15 +5,17 @@ data lake the network writes (`flowfi devnet --lake`) then the live worker, or i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from devnet import running_devnet
+from devnet import Devnet, running_devnet
 from indexer import bootstrap
 from indexer.bootstrap import NoSuchStreams, NotCaughtUp, RpcBehind, verify
 from indexer.identity import OtherChain
@@ -114,23 +116,29 @@ async def test_bootstrap_reads_storage_at_one_ledger_while_ledgers_close_between
         assert await db.fetchval("SELECT count(*) FROM streams WHERE bootstrap_ledger = $1", done.ledger) > 200
 
 
+@contextlib.asynccontextmanager
+async def _busy_chain_being_indexed(database_url: str) -> AsyncIterator[Devnet]:
+    """Ledgers closing every 0.2 s with traffic (streams closed, fees changed), indexed as they close."""
+    with running_devnet(seed=25, traffic_per_ledger=12, ledger_interval=0.2) as devnet:
+        grow(devnet.chain, 60)
+        settings = worker_settings(devnet, database_url, start_ledger=None, poll_interval=0.05)
+        await index_until_caught_up(Worker(settings, database_url), devnet)
+        worker = Worker(settings, database_url)
+        running = asyncio.create_task(worker.run())
+        try:
+            yield devnet
+        finally:
+            worker.stop()
+            await asyncio.wait_for(running, 10)
+
+
 async def test_verify_finds_no_difference_while_the_worker_indexes_a_busy_chain(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     """Ledgers close every 0.2 s with traffic (streams closed, fees changed) while verify reads storage and
     the worker indexes on past the ledger storage was read at: what moved since is compared again."""
-    with running_devnet(seed=25, traffic_per_ledger=12, ledger_interval=0.2) as devnet:
-        grow(devnet.chain, 60)
-        worker = Worker(worker_settings(devnet, database_url, start_ledger=None, poll_interval=0.05), database_url)
-        await index_until_caught_up(worker, devnet)
-        worker = Worker(worker_settings(devnet, database_url, start_ledger=None, poll_interval=0.05), database_url)
-        running = asyncio.create_task(worker.run())
-        try:
-            async with RpcClient(devnet.url) as rpc:
-                found = [await verify(rpc, db, (devnet.chain.contract_id,), catch_up_seconds=30) for _ in range(4)]
-        finally:
-            worker.stop()
-            await asyncio.wait_for(running, 10)
+    async with _busy_chain_being_indexed(database_url) as devnet, RpcClient(devnet.url) as rpc:
+        found = [await verify(rpc, db, (devnet.chain.contract_id,), catch_up_seconds=30) for _ in range(4)]
     assert [differences for _, differences in found] == [[]] * 4
     assert len({ledger for ledger, _ in found}) > 1, "the chain did not move on between runs"
 
@@ -160,23 +168,13 @@ async def test_verify_says_when_what_it_compares_kept_changing_while_it_read(
     """With no reread allowed, a busy chain changes streams after every read: verify says which, so that a
     difference it shows for them is not taken for a fault of the index."""
     monkeypatch.setattr(bootstrap, "REREADS", 0)
-    with running_devnet(seed=25, traffic_per_ledger=12, ledger_interval=0.2) as devnet:
-        grow(devnet.chain, 60)
-        worker = Worker(worker_settings(devnet, database_url, start_ledger=None, poll_interval=0.05), database_url)
-        await index_until_caught_up(worker, devnet)
-        worker = Worker(worker_settings(devnet, database_url, start_ledger=None, poll_interval=0.05), database_url)
-        running = asyncio.create_task(worker.run())
-        runs = []
-        try:
-            async with RpcClient(devnet.url) as rpc:
-                for _ in range(3):
-                    caplog.clear()
-                    with caplog.at_level(logging.WARNING, logger="indexer.bootstrap"):
-                        _, differences = await verify(rpc, db, (devnet.chain.contract_id,), catch_up_seconds=30)
-                    runs.append((differences, [r.getMessage() for r in caplog.records]))
-        finally:
-            worker.stop()
-            await asyncio.wait_for(running, 10)
+    runs = []
+    async with _busy_chain_being_indexed(database_url) as devnet, RpcClient(devnet.url) as rpc:
+        for _ in range(3):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="indexer.bootstrap"):
+                _, differences = await verify(rpc, db, (devnet.chain.contract_id,), catch_up_seconds=30)
+            runs.append((differences, [r.getMessage() for r in caplog.records]))
     assert any(warned for _, warned in runs), "the chain changed no stream between reads"
     for differences, warned in runs:
         assert not differences or warned, differences
