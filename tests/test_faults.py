@@ -134,6 +134,29 @@ async def test_while_the_database_is_down_requests_get_a_json_503_and_the_log_a_
         embedded.release(pgdata)
 
 
+async def test_connections_the_server_terminates_are_a_503_at_worst_never_a_500(
+    database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a database restart does to the API's pooled connections: each is terminated under it. A request
+    that meets one is told to try again; the next gets a fresh connection."""
+    with running_devnet(seed=33) as devnet:
+        add_traffic(devnet, 20, seed=33)
+        await index_now(devnet, database_url)
+        paths = ["/streams", "/streams/1", "/events", "/v1/streams"]
+        with running_app(create_app(worker_settings(devnet, database_url), database_url),
+                         server_class=Server) as base_url, caplog.at_level(logging.WARNING):
+            async with http_client() as client:
+                for _ in range(5):
+                    assert {(await asyncio.gather(*[client.get(base_url + p) for p in paths * 3]))[i].status_code
+                            for i in range(12)} == {200}
+                    terminated, *met = await asyncio.gather(
+                        db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE application_name = 'flowfi-api'"),
+                        *[client.get(base_url + p) for p in paths * 3])
+                    assert {r.status_code for r in met} <= {200, 503}, [(r.status_code, r.text[:200]) for r in met]
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith(("api", "uvicorn"))]
+
+
 async def test_the_outage_log_counts_the_last_intervals_requests_too(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
