@@ -20,14 +20,15 @@ from api.hub import Hub, LiveEvent
 from api.payloads import event_parties
 from api.sse import encode_row
 from indexer.tables import EVENTS_CHANNEL
+from indexer.unavailable import DATABASE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 5.0
 CONNECT_TIMEOUT = 10.0  # asyncpg's default (60 s) would hold live delivery that long on a connect that hangs
-# A lost or broken connection. InternalClientError: the server went away mid-statement (a terminated
-# backend) and left the protocol in a state the connection cannot leave.
-CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
+# A database out of reach, or any error the server sends: the listener's statements are its own, so an
+# error is its connection's, and a new one is the remedy.
+CONNECTION_ERRORS = (*DATABASE_UNAVAILABLE, asyncpg.PostgresError)
 FAILURE_PAUSE = 1.0  # seconds before reconnecting after an unexpected failure, which may come again
 
 

@@ -7,15 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import asyncpg
-
 log = logging.getLogger(__name__)
 
-# asyncpg's InternalClientError included: a pooled connection the server terminated (as a restart does)
-# raises "cannot switch to state 12; another operation is in progress" on its next use, once.
-DATABASE_UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                        asyncpg.InternalClientError, asyncpg.OperatorInterventionError,
-                        asyncpg.InsufficientResourcesError)
 MESSAGE = "the database is unavailable; try again shortly (GET /ready says when it is back)"
 HEADERS = {"Retry-After": "5"}
 LOG_INTERVAL = 10.0  # seconds between the lines that count the requests answered 503

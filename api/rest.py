@@ -41,6 +41,7 @@ from api.queries import Args, events_after
 from indexer import accrual, ids
 from indexer.events import payload_key
 from indexer.tables import STREAM_STATUSES, streams
+from indexer.unavailable import DATABASE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -492,7 +493,7 @@ exception_handlers: dict[Any, ExceptionHandler] = {
     BadRequest: _bad_request,
     ApiError: _api_error,
     HTTPException: _http_error,
-    **{error: _database_unavailable for error in outage.DATABASE_UNAVAILABLE},
+    **{error: _database_unavailable for error in DATABASE_UNAVAILABLE},
 }
 
 routes: list[BaseRoute] = [

@@ -43,6 +43,7 @@ from api.filters import BadRequest, EventFilter
 from api.hub import Hub, LiveEvent, Subscriber
 from api.payloads import event_payload
 from api.settings import ApiSettings
+from indexer.unavailable import DATABASE_UNAVAILABLE
 
 SUBSCRIBE_PATH = "/events/subscribe"
 REPLAY_PAGE = 2000
@@ -276,7 +277,7 @@ class Connection:
             resume = admission.resume
             try:
                 known = not resume or await queries.event_exists(self.pool, resume)
-            except outage.DATABASE_UNAVAILABLE as exc:
+            except DATABASE_UNAVAILABLE as exc:
                 outage.note(exc)
                 await Refusal(503, outage.MESSAGE, retry_after=int(outage.HEADERS["Retry-After"])).response(
                     cors, self.dialect)(scope, receive, send)
@@ -294,7 +295,7 @@ class Connection:
             if resume is not None:
                 try:
                     await self._replay(admission.selected, resume, send)
-                except outage.DATABASE_UNAVAILABLE as exc:  # the stream ends; the client resumes by id
+                except DATABASE_UNAVAILABLE as exc:  # the stream ends; the client resumes by id
                     outage.note(exc)
             else:
                 self._go_live(admission.selected, self.hub.high_water)

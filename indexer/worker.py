@@ -82,6 +82,7 @@ from indexer.rpc import (
 from indexer.settings import IndexerSettings
 from indexer.state import StoredSchedule, StreamKey, needs_storage
 from indexer.storage import TokenMetadata
+from indexer.unavailable import DATABASE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,6 @@ ANCHOR_ATTEMPTS = 3
 
 T = TypeVar("T")
 
-# A lost or broken connection (InternalClientError: the server went away mid-statement and left the
-# protocol in a state the connection cannot leave). The page is retried on a new connection.
-DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-                   asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, TimeoutError)
 
 
 class _LockLost(Exception):
@@ -692,7 +689,7 @@ class Worker:
         outcome = getattr(retry_state, "outcome", None)
         error = outcome.exception() if outcome is not None else None
         wait = getattr(getattr(retry_state, "next_action", None), "sleep", 0.0)
-        if isinstance(error, DATABASE_ERRORS):
+        if isinstance(error, DATABASE_UNAVAILABLE):
             metrics.DATABASE_ERRORS.inc()
             metrics.IS_WRITER.set(0)
             if self._conn is not None:
@@ -761,7 +758,7 @@ _tuning = _ProcessTuning()
 def _retryable(error: BaseException) -> bool:
     """What `_retry` tries again: failures that may pass, but not a server behind the ledger asked for,
     which the caller waits for in its own way."""
-    return isinstance(error, (RetryableRpcError, *DATABASE_ERRORS)) and not isinstance(error, NotYetAvailable)
+    return isinstance(error, (RetryableRpcError, *DATABASE_UNAVAILABLE)) and not isinstance(error, NotYetAvailable)
 
 
 async def _next_page(queue: asyncio.Queue[FetchedPage], fetcher: asyncio.Task[None]) -> FetchedPage | None:

@@ -7,8 +7,8 @@
 
 The indexer never imports the API, the devnet or the root. The API and the devnet take from the
 indexer only the shared schema: the events, the tables, the ids, the accrual formulas, the
-networks, the addresses, and how settings are read from the environment. The shared schema imports
-nothing else of the indexer.
+networks, the addresses, how settings are read from the environment, and what an unavailable
+database raises. The shared schema imports nothing else of the indexer.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 ROOT = Path(__file__).parent.parent
 ROOMS = ("flowfi", "devnet", "api", "indexer")
 SHARED_SCHEMA = frozenset({"indexer.events", "indexer.tables", "indexer.ids", "indexer.accrual", "indexer.networks",
-                           "indexer.addresses", "indexer.environment"})
+                           "indexer.addresses", "indexer.environment",
+                           "indexer.unavailable"})
 FORBIDDEN = {
     "indexer": {"api", "devnet", "flowfi"},
     "api": {"devnet", "flowfi"},

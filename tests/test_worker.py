@@ -12,6 +12,7 @@ import sys
 import weakref
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -451,6 +452,37 @@ async def test_events_of_other_contracts_and_of_failed_transactions_are_skipped(
         await index_until_caught_up(worker, devnet)
         assert await db.fetchval("SELECT count(*) FROM contract_events") == ours
         assert await db.fetchval("SELECT count(*) FROM streams WHERE stream_id = 999") == 0
+
+
+async def test_a_database_at_its_connection_limit_is_waited_for_not_a_stop(
+    database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL refusing a connection for want of slots (too many connections, SQLSTATE 53300) is a
+    passing outage, as a restart is: the worker says so and tries again until it gets in."""
+    role = f"flowfi_limited_{os.getpid()}"
+    await db.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
+    try:
+        await db.execute(f'GRANT pg_read_all_data, pg_write_all_data TO "{role}"')
+        parts = urlsplit(database_url)
+        limited = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+        with running_devnet(seed=14, traffic_per_ledger=4) as devnet:
+            grow(devnet.chain, 10)
+            worker = Worker(worker_settings(devnet, limited), limited, max_backoff=0.2)
+            with caplog.at_level(logging.WARNING, logger="indexer.worker"):
+                running = asyncio.create_task(worker.run())
+                try:
+                    async with asyncio.timeout(20):
+                        while caplog.text.count("too many connections") < 2:
+                            await asyncio.sleep(0.05)
+                    await db.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+                    async with asyncio.timeout(20):
+                        while await db.fetchval("SELECT count(*) FROM contract_events") < devnet.chain.event_count:
+                            await asyncio.sleep(0.05)
+                finally:
+                    worker.stop()
+                    await asyncio.wait_for(running, 10)
+    finally:
+        await db.execute(f'DROP ROLE "{role}"')
 
 
 async def test_restarting_from_a_ledger_keeps_the_count_of_stored_events(

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from api import filters, outage
 from api.auth import AuthError
 from api.filters import BadRequest
+from indexer.unavailable import DATABASE_UNAVAILABLE
 
 
 class V1Error(Exception):
@@ -80,4 +81,4 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
 
 
 handlers = {V1Error: _v1_error, BadRequest: _bad_request, AuthError: _auth_error, HTTPException: _http_error,
-            **{error: _database_unavailable for error in outage.DATABASE_UNAVAILABLE}}
+            **{error: _database_unavailable for error in DATABASE_UNAVAILABLE}}
