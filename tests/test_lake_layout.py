@@ -9,15 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zstandard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from stellar_sdk import xdr
 
+from devnet import running_devnet
+from devnet.lake import object_key, write_lake
 from indexer.lake import LakeDataError, LakeSourceError, read_ledgers
 from indexer.lake.layout import Lake, LakeConfig, SingleObject, bucket_region, open_source
 from tests.lake_files import BUCKET_OBJECTS, DATALAKE, FEES, TESTBUCKET
+from tests.lake_writer import grow
 from tests.serving import running_app
 
 
@@ -159,3 +164,23 @@ def test_an_s3_lake_is_read_anonymously_by_name(tmp_path: Path, monkeypatch: pyt
     assert asked[0] == "/public-bucket/lake/.config.json"
     assert sorted(asked[1:]) == ["/public-bucket/lake/FFFFFFFF--0-63999/FFFFFC19--998.xdr.zst",
                                  "/public-bucket/lake/FFFFFFFF--0-63999/FFFFFC1A--997.xdr.zst"]
+
+
+@pytest.mark.parametrize(("keep", "refusal"), [
+    ([0, 0, 2, 3], r"holds ledger 8 where ledger 9 belongs"),  # a ledger twice, its successor lost
+    ([0, 1, 2], r"ends at ledger 10, short of its range 8-11"),  # the header agrees, the range does not
+])
+def test_an_object_lacking_a_ledger_of_its_range_is_corrupt_not_skipped(
+    tmp_path: Path, keep: list[int], refusal: str
+) -> None:
+    with running_devnet(seed=3, traffic_per_ledger=2) as devnet:
+        end = write_lake(tmp_path, devnet.chain.passphrase, grow(devnet.chain, 20))
+    damaged = tmp_path / object_key(8, 4, 8)
+    batch = xdr.LedgerCloseMetaBatch.from_xdr_bytes(zstandard.ZstdDecompressor().decompress(damaged.read_bytes()))
+    metas = [batch.ledger_close_metas[i] for i in keep]
+    batch = xdr.LedgerCloseMetaBatch(start_sequence=batch.start_sequence,
+                                     end_sequence=xdr.Uint32(batch.start_sequence.uint32 + len(metas) - 1),
+                                     ledger_close_metas=metas)
+    damaged.write_bytes(zstandard.ZstdCompressor(write_checksum=True).compress(batch.to_xdr_bytes()))
+    with pytest.raises(LakeDataError, match=refusal):
+        list(read_ledgers(str(tmp_path), start=1, end=end))

@@ -18,7 +18,7 @@ from stellar_sdk import StrKey
 from indexer.lake import objects
 from indexer.lake.errors import LakeDataError, LakeError, LakeNetworkMismatch, LakeSourceError, LakeUnavailable
 from indexer.lake.event import LakeEvent, LedgerEvents
-from indexer.lake.layout import Lake, SingleObject, open_source
+from indexer.lake.layout import GENESIS, Lake, SingleObject, open_source
 from indexer.lake.ledgers import object_ledgers
 
 __all__ = ["LakeDataError", "LakeError", "LakeEvent", "LakeNetworkMismatch", "LakeSourceError", "LakeUnavailable",
@@ -121,14 +121,22 @@ def _lake(lake: Lake, want: frozenset[bytes] | None, start: int | None, end: int
             raise LakeSourceError(f"{name} does not exist: the lake has no ledger {max(first, start)}; read a range "
                                   "the lake holds")
         last = first + config.ledgers_per_batch - 1
+        expected = max(first, GENESIS)  # the network's first batch starts before its first ledger
         for ledger in object_ledgers(data, name, want):
             if not first <= ledger.sequence <= last:
                 raise LakeDataError(f"{name} holds ledger {ledger.sequence}, outside its range {first}-{last}; the "
                                     "lake is corrupt")
+            if ledger.sequence != expected and not (expected == GENESIS and ledger.sequence < GENESIS):
+                raise LakeDataError(f"{name} holds ledger {ledger.sequence} where ledger {expected} belongs; the "
+                                    "lake is corrupt")
+            expected = ledger.sequence + 1
             if ledger.sequence > (end if end is not None else last):
                 return
             if ledger.sequence >= start:
                 yield ledger
+        if expected <= last:
+            raise LakeDataError(f"{name} ends at ledger {expected - 1}, short of its range {first}-{last}; the lake "
+                                "is corrupt")
 
 
 def _contract_ids(contracts: Iterable[str]) -> frozenset[bytes] | None:

@@ -44,7 +44,7 @@ _BATCH = re.compile(r"[0-9A-F]{8}--(\d+)(?:-(\d+))?\.xdr\.zstd?")
 _S3_HOST = re.compile(r"(^|\.)s3[.-]([a-z0-9-]+\.)?amazonaws\.com$")
 _S3_PLACE_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT", "AWS_ENDPOINT_URL")
 _MAX_UINT32 = 0xFFFFFFFF
-_GENESIS = 2  # the first ledger of every network
+GENESIS = 2  # the first ledger of every network
 
 Store = LocalStore | S3Store | HTTPStore
 
@@ -123,7 +123,7 @@ class Lake:
         firsts = [int(m[1]) for name in names if (m := _BATCH.fullmatch(name.rsplit("/", 1)[-1]))]
         if not firsts:
             raise LakeSourceError(f"{self.name} holds no ledgers")
-        return max(_GENESIS, min(firsts))
+        return max(GENESIS, min(firsts))
 
     def newest_ledger(self) -> int:
         """The last ledger of the lake's newest batch."""
