@@ -33,8 +33,9 @@ class Progress:
 
     def page(self, ledger: int, lag: int, new_events: int, dead_letters: int) -> None:
         """Count a written page that covers up to `ledger`, `lag` ledgers behind the chain; log when due."""
-        if self.first_ledger is None:  # the window begins after the ledgers already counted
-            self.first_ledger = self.last_ledger + 1 if self.last_ledger else ledger
+        if self.first_ledger is None:  # the window begins after the ledgers already counted, or within the
+            # last of them when pages end inside one ledger (a busy ledger fills more than a page)
+            self.first_ledger = min(self.last_ledger + 1, ledger) if self.last_ledger else ledger
         self.last_ledger = ledger
         self.events += new_events
         self.dead_letters += dead_letters
@@ -53,8 +54,10 @@ class Progress:
     def _summary(self, now: float, lag: int) -> None:
         elapsed = now - self.since
         dead = f" ({self.dead_letters} dead letters)" if self.dead_letters else ""
-        log.info("ledgers %d-%d: %d new events%s in %.0f s, %.0f events/s; lag %d ledgers",
-                 self.first_ledger, self.last_ledger, self.events, dead, elapsed,
+        covered = (f"ledger {self.last_ledger}" if self.first_ledger == self.last_ledger
+                   else f"ledgers {self.first_ledger}-{self.last_ledger}")
+        log.info("%s: %d new events%s in %.0f s, %.0f events/s; lag %d ledgers",
+                 covered, self.events, dead, elapsed,
                  self.events / elapsed if elapsed else 0.0, lag)
         self._reset(now)
 

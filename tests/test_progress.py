@@ -82,3 +82,14 @@ def test_a_summary_names_the_first_ledger_of_its_first_page(caplog: pytest.LogCa
         clock.now += 86  # the database was away; then one page covers ledgers 61-103
         progress.page(ledger=103, lag=0, new_events=234, dead_letters=0)
     assert caplog.records[-1].getMessage().startswith("ledgers 61-103: 234 new events in 86 s")
+
+
+def test_pages_ending_within_one_busy_ledger_are_summed_as_that_ledger(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    progress = Progress(interval=30, clock=clock)
+    with caplog.at_level(logging.INFO, logger="indexer.worker"):
+        for _ in range(3):  # ledger 100 holds more events than three pages
+            progress.page(ledger=100, lag=50, new_events=10, dead_letters=0)
+            clock.now += 31
+        progress.page(ledger=101, lag=49, new_events=10, dead_letters=0)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["ledger 100", "ledger 100", "ledger 101"]
