@@ -609,7 +609,7 @@ async def _save_cursor(
         VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9, $10)
         ON CONFLICT (contract_ids) DO UPDATE SET
             rpc_cursor = $2,
-            last_event_id = coalesce($3, indexer_cursor.last_event_id),
+            last_event_id = greatest($3, indexer_cursor.last_event_id),  -- a re-read after a restart: kept
             last_ledger = $4, latest_ledger = $5,
             latest_ledger_closed_at = coalesce($6, indexer_cursor.latest_ledger_closed_at),
             events_indexed = indexer_cursor.events_indexed + $7, updated_at = now(),

@@ -531,7 +531,21 @@ class Worker:
 
     async def restart_from(self, ledger: int) -> None:
         """Move the stored cursor so that this run, and the next ones until it gets there, continue from
-        `ledger`."""
+        `ledger`. IndexerStopped for a ledger the chain has not closed yet, the next one aside: an index
+        ahead of the chain looks like one of another chain (a network reset) once the RPC is far or long
+        behind it."""
+        # a client of its own: run(), which closes self.rpc, may not follow
+        rpc = RpcClient(self.settings.rpc_url, timeout=self.settings.rpc_timeout)
+        try:
+            latest = await self._until_stopped(self._retry(rpc.get_latest_ledger, "getLatestLedger"))
+        finally:
+            await rpc.aclose()
+        if latest is None:
+            return
+        if not 1 <= ledger <= latest.sequence + 1:
+            raise IndexerStopped(
+                f"--restart-from-ledger {ledger}: the chain's newest ledger is {latest.sequence} (at "
+                f"{self.settings.rpc_url}); give a ledger from 1 to {latest.sequence + 1}")
         conn = await connect(self.database_url, "flowfi-worker")
         try:
             await store.restart_cursor(conn, self.contract_ids, ledger)

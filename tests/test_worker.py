@@ -502,6 +502,23 @@ async def test_restarting_from_a_ledger_keeps_the_count_of_stored_events(
         assert await db.fetchval("SELECT count(*) FROM contract_events") == stored
 
 
+async def test_reading_ledgers_again_after_a_restart_keeps_the_newest_event_indexed(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=9) as devnet:
+        devnet.chain.generate_history(300, traffic=Traffic(seed=9), tx_per_ledger=10)
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+        newest = await db.fetchval("SELECT max(id) FROM contract_events")
+        assert await db.fetchval("SELECT last_event_id FROM indexer_cursor") == newest
+        worker = Worker(worker_settings(devnet, database_url, page_size=10), database_url)
+        await worker.restart_from(devnet.chain.latest.sequence - 10)
+        worker.page_written = lambda fetched, written: worker.stop()
+        await asyncio.wait_for(worker.run(), 30)
+        reread = await db.fetchrow("SELECT last_ledger, last_event_id FROM indexer_cursor")
+    assert reread["last_ledger"] < devnet.chain.latest.sequence - 1, "stopped within the ledgers read again"
+    assert reread["last_event_id"] == newest
+
+
 async def test_a_worker_of_other_contracts_stands_by_while_one_writes_the_database(
     database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -545,15 +562,35 @@ async def test_a_restart_from_a_ledger_holds_until_a_worker_gets_there(
         settings = worker_settings(devnet, database_url, start_ledger=None)
         await index_until_caught_up(Worker(settings, database_url), devnet)
         indexed = devnet.chain.latest.sequence
-        ahead = indexed + 5
+        history = grow(devnet.chain, 5)
+        ahead = indexed + 6  # the chain's next ledger
         await Worker(settings, database_url).restart_from(ahead)  # and stopped at once
         assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") == ahead - 1
-        history = grow(devnet.chain, 10)
+        history += grow(devnet.chain, 10)
         await index_until_caught_up(Worker(settings, database_url), devnet)
     ours = [e["id"] for r in history for e in r.events if e["contractId"] == devnet.chain.contract_id]
     stored = [r["id"] for r in await db.fetch("SELECT id FROM contract_events WHERE ledger > $1 ORDER BY id",
                                               indexed)]
     assert stored == [i for i in ours if ids.ledger_of(i) >= ahead] and stored
+
+
+async def test_a_restart_from_a_ledger_the_chain_has_not_closed_is_refused(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """The index would be ahead of the chain, which the worker takes for a network reset (at once when it
+    is more than an hour of ledgers ahead, else ten minutes later)."""
+    with running_devnet(seed=10, traffic_per_ledger=4) as devnet:
+        grow(devnet.chain, 5)
+        latest = devnet.chain.latest.sequence
+        worker = Worker(worker_settings(devnet, database_url), database_url)
+        for ledger in (latest + 2, latest + 1000, 0):
+            with pytest.raises(IndexerStopped) as refused:
+                await worker.restart_from(ledger)
+            assert str(refused.value) == (f"--restart-from-ledger {ledger}: the chain's newest ledger is {latest} "
+                                          f"(at {devnet.url}); give a ledger from 1 to {latest + 1}")
+        assert await db.fetchval("SELECT count(*) FROM indexer_cursor") == 0
+        await worker.restart_from(latest + 1)
+        assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") == latest
 
 
 async def test_a_stream_resumed_after_a_cancel_while_paused_stays_cancelled(
