@@ -485,29 +485,13 @@ async def test_a_database_at_its_connection_limit_is_waited_for_not_a_stop(
         await db.execute(f'DROP ROLE "{role}"')
 
 
-async def test_restarting_from_a_ledger_keeps_the_count_of_stored_events(
+async def test_ledgers_read_again_after_a_restart_count_no_event_twice_and_keep_the_newest_event_indexed(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     with running_devnet(seed=9) as devnet:
         devnet.chain.generate_history(300, traffic=Traffic(seed=9), tx_per_ledger=10)
         await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
         stored = await db.fetchval("SELECT count(*) FROM contract_events")
-        restart = devnet.chain.latest.sequence - 5
-        worker = Worker(worker_settings(devnet, database_url), database_url)
-        await worker.restart_from(restart)
-        for _ in range(3):
-            devnet.chain.close_ledger()
-        await index_until_caught_up(worker, devnet)
-        assert await db.fetchval("SELECT events_indexed FROM indexer_cursor") == stored
-        assert await db.fetchval("SELECT count(*) FROM contract_events") == stored
-
-
-async def test_reading_ledgers_again_after_a_restart_keeps_the_newest_event_indexed(
-    database_url: str, db: asyncpg.Connection
-) -> None:
-    with running_devnet(seed=9) as devnet:
-        devnet.chain.generate_history(300, traffic=Traffic(seed=9), tx_per_ledger=10)
-        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
         newest = await db.fetchval("SELECT max(id) FROM contract_events")
         assert await db.fetchval("SELECT last_event_id FROM indexer_cursor") == newest
         worker = Worker(worker_settings(devnet, database_url, page_size=10), database_url)
@@ -515,8 +499,13 @@ async def test_reading_ledgers_again_after_a_restart_keeps_the_newest_event_inde
         worker.page_written = lambda fetched, written: worker.stop()
         await asyncio.wait_for(worker.run(), 30)
         reread = await db.fetchrow("SELECT last_ledger, last_event_id FROM indexer_cursor")
-    assert reread["last_ledger"] < devnet.chain.latest.sequence - 1, "stopped within the ledgers read again"
-    assert reread["last_event_id"] == newest
+        assert reread["last_ledger"] < devnet.chain.latest.sequence - 1, "stopped within the ledgers read again"
+        assert reread["last_event_id"] == newest
+        for _ in range(3):
+            devnet.chain.close_ledger()
+        await index_until_caught_up(Worker(worker_settings(devnet, database_url), database_url), devnet)
+        assert await db.fetchval("SELECT events_indexed FROM indexer_cursor") == stored
+        assert await db.fetchval("SELECT count(*) FROM contract_events") == stored
 
 
 async def test_a_worker_of_other_contracts_stands_by_while_one_writes_the_database(
