@@ -49,6 +49,7 @@ def _check_build(value: str) -> str:
 
 Build = Annotated[str, typer.Option(help=f"the FlowFi contract's build: {' or '.join(BUILDS)}",
                                     callback=_check_build)]
+Verbose = Annotated[bool, typer.Option("--verbose", help="more detail in the log (its DEBUG level)")]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(help="PostgreSQL URL; default: an embedded server [DATABASE_URL]", show_default=False),
@@ -201,7 +202,7 @@ def index(
     lake: Annotated[str | None, typer.Option(
         "--lake", help="a data lake to read the ledgers older than the RPC keeps from [FLOWFI_LAKE_URL]",
         show_default=False)] = None,
-    verbose: Annotated[bool, typer.Option(help="more detail in the log (its DEBUG level)")] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Index the FlowFi contract's events into PostgreSQL, then follow the chain."""
     from indexer.rpc import FatalRpcError
@@ -418,7 +419,7 @@ def backfill(
     network_passphrase: Passphrase = None,
     contract_ids: ContractIds = None,
     database_url: DatabaseUrl = None,
-    verbose: Annotated[bool, typer.Option(help="more detail in the log (its DEBUG level)")] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Index past ledgers from Stellar's data lake, through the same decode and state as `flowfi index`,
     which then continues where the backfill stops. Interrupted, it continues where it stopped."""

@@ -269,6 +269,14 @@ def test_help_paragraphs_are_rewrapped_to_the_terminal() -> None:
     assert "embedded database included." in words(done.output)
 
 
+def test_help_gives_a_value_option_its_type_and_a_flag_none() -> None:
+    done = CliRunner().invoke(app, ["index", "--help"], terminal_width=120, env={"COLUMNS": "120"})
+    lines = done.output.splitlines()
+    line = {name: next(line for line in lines if name in line) for name in ("--rpc-url", "--verbose")}
+    assert re.search(r"<str>|TEXT", line["--rpc-url"])
+    assert not re.search(r"<bool>|BOOLEAN", line["--verbose"]), line["--verbose"]
+
+
 def test_a_refused_setting_is_named_as_it_was_given_a_flag_or_a_variable() -> None:
     runner = CliRunner()
     flag = runner.invoke(app, ["index", "--start-ledger", "-3"], env={"FLOWFI_START_LEDGER": None})
