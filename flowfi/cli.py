@@ -26,6 +26,8 @@ from flowfi.settings import Settings
 from indexer import ids
 from indexer.builds import BUILDS, NEWEST
 from indexer.events import U64_MAX
+from indexer.networks import LOCAL_RPC_PORT
+from indexer.rpc import MAX_PAGE_SIZE
 
 T = TypeVar("T")
 
@@ -190,7 +192,7 @@ def index(
         int | None, typer.Option(help="first ledger when there is no cursor [FLOWFI_START_LEDGER]")
     ] = None,
     page_size: Annotated[
-        int | None, typer.Option(help="events per getEvents page (max 10000) [FLOWFI_PAGE_SIZE]")
+        int | None, typer.Option(help=f"events per getEvents page (max {MAX_PAGE_SIZE}) [FLOWFI_PAGE_SIZE]")
     ] = None,
     poll_interval: Annotated[
         float | None, typer.Option(help="seconds between polls when caught up [FLOWFI_POLL_INTERVAL]")
@@ -531,7 +533,7 @@ def dictionary(
 @app.command()
 def devnet(
     host: str = "127.0.0.1",
-    port: int = 8000,
+    port: int = LOCAL_RPC_PORT,
     ledger_interval: Annotated[float, typer.Option(
         help="seconds between ledgers (under 1 the chain's clock runs ahead of yours: a ledger closes at least "
              "a whole second after the one before)")] = 5.0,
@@ -602,7 +604,7 @@ def serve(
 @app.command()
 def dev(
     api_port: Annotated[int | None, typer.Option(help="port of the API and the live page [FLOWFI_PORT]")] = None,
-    rpc_port: Annotated[int, typer.Option(help="port of the local network's RPC")] = 8000,
+    rpc_port: Annotated[int, typer.Option(help="port of the local network's RPC")] = LOCAL_RPC_PORT,
     ledger_interval: Annotated[float, typer.Option(
         help="seconds between ledgers (under 1 the chain's clock runs ahead of yours: a ledger closes at least "
              "a whole second after the one before)")] = 2.0,

@@ -1,5 +1,5 @@
-"""The worker's settings (read as indexer/environment.py says). The defaults read the local network on
-port 8000."""
+"""The worker's settings (read as indexer/environment.py says). The defaults read the local network
+(indexer/networks.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pydantic import Field, field_validator
 from indexer.addresses import is_contract
 from indexer.builds import BUILDS, NEWEST
 from indexer.environment import CommaSeparated, FromEnvironment
-from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE
+from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE, LOCAL_RPC_PORT
 from indexer.rpc import MAX_PAGE_SIZE
 
 
 class IndexerSettings(FromEnvironment):
-    rpc_url: str = Field("http://127.0.0.1:8000", description="Stellar RPC endpoint")
+    rpc_url: str = Field(f"http://127.0.0.1:{LOCAL_RPC_PORT}", description="Stellar RPC endpoint")
     network_passphrase: str = Field(LOCAL_PASSPHRASE, description="must match the RPC's getNetwork")
     contract_ids: CommaSeparated = Field(
         (LOCAL_CONTRACT_ID,), description="FlowFi contract id(s), comma-separated"
