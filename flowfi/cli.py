@@ -24,7 +24,7 @@ from flowfi.logs import setup_logging
 from flowfi.problems import Problem, ensure_port_free
 from flowfi.settings import Settings
 from indexer import ids
-from indexer.builds import BUILDS, NEWEST
+from indexer.builds import BUILDS, NEWEST, build_name
 from indexer.events import U64_MAX
 from indexer.networks import LOCAL_RPC_PORT
 from indexer.rpc import MAX_PAGE_SIZE
@@ -44,9 +44,10 @@ ContractIds = Annotated[
 
 
 def _check_build(value: str) -> str:
-    if value not in BUILDS:
-        raise typer.BadParameter(f"{value!r} is not a build of the contract; one of {', '.join(BUILDS)}")
-    return value
+    try:
+        return build_name(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 Build = Annotated[str, typer.Option(help=f"the FlowFi contract's build: {' or '.join(BUILDS)}",

@@ -30,6 +30,13 @@ BUILDS = {
 NEWEST = BUILDS["c9f5d2e"]
 
 
+def build_name(value: str) -> str:
+    """`value`, a build's name; ValueError naming the builds when it is none."""
+    if value not in BUILDS:
+        raise ValueError(f"{value!r} is not a build of the contract; one of {', '.join(BUILDS)}")
+    return value
+
+
 class History:
     """The builds in force over one contract's history: `first` until its first code upgrade (by event
     id), the newest rules after."""

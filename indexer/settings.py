@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from indexer.addresses import is_contract
-from indexer.builds import BUILDS, NEWEST
+from indexer.builds import NEWEST, build_name
 from indexer.environment import CommaSeparated, FromEnvironment
 from indexer.networks import LOCAL_CONTRACT_ID, LOCAL_PASSPHRASE, LOCAL_RPC_PORT
 from indexer.rpc import MAX_PAGE_SIZE
@@ -48,6 +48,4 @@ class IndexerSettings(FromEnvironment):
     @field_validator("contract_build")
     @classmethod
     def _known_build(cls, value: str) -> str:
-        if value not in BUILDS:
-            raise ValueError(f"{value!r} is not a build of the contract; one of {', '.join(BUILDS)}")
-        return value
+        return build_name(value)
