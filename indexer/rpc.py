@@ -55,6 +55,11 @@ class RetryableRpcError(RpcError):
     """A failure that may pass: the worker retries it with backoff."""
 
 
+class Unreachable(RetryableRpcError):
+    """No connection to the server (none listens there, or the host is not found); the message says
+    which setting names it."""
+
+
 class NotYetAvailable(RetryableRpcError):
     """The server's newest ledger is older than the one asked for: wait for it."""
 
@@ -351,7 +356,7 @@ class RpcClient:
             raise RetryableRpcError(f"{method}: the answer from {self.url} did not arrive whole within "
                                     f"{self._deadline:g} s") from exc
         except httpx.ConnectError as exc:
-            raise RetryableRpcError(f"{method}: cannot reach {self.url} ({exc!r}); is the RPC server running, and "
+            raise Unreachable(f"{method}: cannot reach {self.url} ({exc!r}); is the RPC server running, and "
                                     "is that its URL (--rpc-url, FLOWFI_RPC_URL)?") from exc
         except httpx.TransportError as exc:
             raise RetryableRpcError(f"{method}: the connection to {self.url} failed ({exc!r})") from exc

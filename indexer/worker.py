@@ -78,6 +78,7 @@ from indexer.rpc import (
     RetryableRpcError,
     RpcClient,
     RpcError,
+    Unreachable,
 )
 from indexer.settings import IndexerSettings
 from indexer.state import StoredSchedule, StreamKey, needs_storage
@@ -712,8 +713,9 @@ class Worker:
             hint = "; is the database server running, and DATABASE_URL right?"
         else:
             metrics.RPC_ERRORS.labels(method=what).inc()
+            # an unreachable server's error names the setting already
             hint = (f"; is FLOWFI_RPC_URL (--rpc-url) a Stellar RPC server? it is {self.settings.rpc_url}"
-                    if what == "getNetwork" else "")
+                    if what == "getNetwork" and not isinstance(error, Unreachable) else "")
         log.warning("%s failed (%s); retry %d in %.1f s%s", what, error,
                     getattr(retry_state, "attempt_number", 0), wait, hint)
 

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from tests.commands import FLOWFI, environment, free_port, run, start_dev
 from tests.conftest import with_database
 from tests.lake_files import DATALAKE, FEES, TESTBUCKET, decompressed, ledger_spans
 from tests.servers import leftover_servers
+from tests.serving import running_app
 
 
 @pytest.fixture
@@ -117,9 +118,29 @@ def test_an_unreachable_rpc_says_which_setting_to_check_and_stops_on_sigterm(tmp
     line = process.stdout.readline()
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=20)
-    assert "getNetwork failed" in line
-    assert f"is FLOWFI_RPC_URL (--rpc-url) a Stellar RPC server? it is {rpc_url}" in line
+    assert f"getNetwork failed (getNetwork: cannot reach {rpc_url} (" in line
+    assert line.count("?") == 1 and "is that its URL (--rpc-url, FLOWFI_RPC_URL)?" in line, line
     assert process.returncode == 0 and "Traceback" not in out
+
+
+def test_a_server_that_is_not_stellar_rpc_is_named_with_the_setting_that_points_at_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    async def web_page(scope: dict, receive: object, send: Callable[[dict], Awaitable[None]]) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": b"<html><body>a web site</body></html>"})
+
+    with running_app(web_page, lifespan="off") as url:
+        process = subprocess.Popen(
+            [*FLOWFI, "index", "--rpc-url", url, "--database-url", database_url], env=environment(tmp_path),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    assert "getNetwork failed (getNetwork: the answer is not JSON" in line, line
+    assert line.rstrip().endswith(f"; is FLOWFI_RPC_URL (--rpc-url) a Stellar RPC server? it is {url}"), line
 
 
 @pytest.mark.slow
