@@ -58,6 +58,11 @@ async def check(url: str, *, schema: bool = True) -> None:
     the schema this version of the indexer writes."""
     try:
         conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise DatabaseProblem(
+            f"cannot connect to the database at {redacted(url)} ({exc}): create it (createdb, or CREATE DATABASE "
+            "in psql), then run `flowfi migrate`; or set DATABASE_URL (--database-url) to one that exists"
+        ) from exc
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise DatabaseProblem(

@@ -86,6 +86,17 @@ def test_a_database_that_refuses_the_connection_is_one_line(tmp_path: Path) -> N
         assert line.endswith("is the server running, and is DATABASE_URL (--database-url) right?")
 
 
+def test_a_database_that_does_not_exist_is_one_line_saying_to_create_it(tmp_path: Path, server_url: str) -> None:
+    url = with_database(server_url, f"flowfi_absent_{os.getpid()}")
+    for command in (["migrate"], ["index"], ["serve", "--port", str(free_port())]):
+        result = run(*command, "--database-url", url, data_dir=tmp_path)
+        assert result.returncode == 1, command
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.strip().endswith(
+            "does not exist): create it (createdb, or CREATE DATABASE in psql), then run `flowfi migrate`; or set "
+            "DATABASE_URL (--database-url) to one that exists"), result.stderr
+
+
 @pytest.mark.slow
 async def test_a_database_without_the_schema_is_one_line_saying_migrate(tmp_path: Path, server_url: str) -> None:
     name = f"flowfi_empty_{os.getpid()}"
