@@ -118,9 +118,8 @@ async def test_a_database_without_the_schema_is_one_line_saying_migrate(tmp_path
         await admin.close()
 
 
-def test_an_unreachable_rpc_says_which_setting_to_check_and_stops_on_sigterm(tmp_path: Path,
-                                                                              database_url: str) -> None:
-    rpc_url = f"http://127.0.0.1:{free_port()}"
+def _first_line_of_index(rpc_url: str, database_url: str, tmp_path: Path) -> tuple[str, int, str]:
+    """`flowfi index` against `rpc_url`: the first line it logs, then its exit code and output after a SIGTERM."""
     process = subprocess.Popen(
         [*FLOWFI, "index", "--rpc-url", rpc_url, "--database-url", database_url], env=environment(tmp_path),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -129,9 +128,16 @@ def test_an_unreachable_rpc_says_which_setting_to_check_and_stops_on_sigterm(tmp
     line = process.stdout.readline()
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=20)
+    return line, process.returncode, out
+
+
+def test_an_unreachable_rpc_says_which_setting_to_check_and_stops_on_sigterm(tmp_path: Path,
+                                                                              database_url: str) -> None:
+    rpc_url = f"http://127.0.0.1:{free_port()}"
+    line, code, out = _first_line_of_index(rpc_url, database_url, tmp_path)
     assert f"getNetwork failed (getNetwork: cannot reach {rpc_url} (" in line
     assert line.count("?") == 1 and "is that its URL (--rpc-url, FLOWFI_RPC_URL)?" in line, line
-    assert process.returncode == 0 and "Traceback" not in out
+    assert code == 0 and "Traceback" not in out
 
 
 def test_a_server_that_is_not_stellar_rpc_is_named_with_the_setting_that_points_at_it(
@@ -142,14 +148,7 @@ def test_a_server_that_is_not_stellar_rpc_is_named_with_the_setting_that_points_
         await send({"type": "http.response.body", "body": b"<html><body>a web site</body></html>"})
 
     with running_app(web_page, lifespan="off") as url:
-        process = subprocess.Popen(
-            [*FLOWFI, "index", "--rpc-url", url, "--database-url", database_url], env=environment(tmp_path),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=20)
+        line, _, _ = _first_line_of_index(url, database_url, tmp_path)
     assert "getNetwork failed (getNetwork: the answer is not JSON" in line, line
     assert line.rstrip().endswith(f"; is FLOWFI_RPC_URL (--rpc-url) a Stellar RPC server? it is {url}"), line
 
