@@ -582,6 +582,30 @@ async def test_a_restart_from_a_ledger_the_chain_has_not_closed_is_refused(
         assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") == latest
 
 
+async def test_a_restart_is_refused_while_another_worker_writes_which_would_write_over_it(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=10, traffic_per_ledger=4, ledger_interval=0.1) as devnet:
+        grow(devnet.chain, 10)
+        settings = worker_settings(devnet, database_url)
+        writing = Worker(settings, database_url)
+        running = asyncio.create_task(writing.run())
+        try:
+            async with asyncio.timeout(20):
+                while not await db.fetchval("SELECT count(*) FROM indexer_cursor"):
+                    await asyncio.sleep(0.02)
+            with pytest.raises(IndexerStopped) as refused:
+                await Worker(settings, database_url).restart_from(2)
+            assert str(refused.value) == ("A worker is writing this database (it holds the writer lock): stop it "
+                                          "first, then run `flowfi index --restart-from-ledger 2` again")
+            assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") > 1
+        finally:
+            writing.stop()
+            await asyncio.wait_for(running, 10)
+        await Worker(settings, database_url).restart_from(2)  # with the worker stopped
+        assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") == 1
+
+
 async def test_a_stream_resumed_after_a_cancel_while_paused_stays_cancelled(
     database_url: str, db: asyncpg.Connection
 ) -> None:
