@@ -209,6 +209,7 @@ def index(
 ) -> None:
     """Index the FlowFi contract's events into PostgreSQL, then follow the chain."""
     from indexer.rpc import FatalRpcError
+    from indexer.store import WriterBusy
     from indexer.worker import IndexerStopped, Worker
 
     settings = load_settings(
@@ -230,7 +231,7 @@ def index(
             await worker.restart_from(restart_from_ledger)
         await worker.run()
 
-    with said_in_one_line((IndexerStopped, FatalRpcError)):
+    with said_in_one_line((IndexerStopped, FatalRpcError, WriterBusy)):
         run_until_signalled(main(), worker.stop)
 
 
@@ -247,6 +248,7 @@ def bootstrap(
     from indexer.database import connect
     from indexer.rpc import RpcClient, RpcError
     from indexer.storage import ChainMovedOn, StorageError
+    from indexer.store import WriterBusy
 
     settings = load_settings(rpc_url=rpc_url, contract_ids=contract_ids, database_url=database_url)
     setup_logging(log_format=settings.log_format)
@@ -266,7 +268,7 @@ def bootstrap(
         if done.without_entry:
             typer.echo(f"no entry (closed, storage deleted): streams {', '.join(map(str, done.without_entry))}")
 
-    with said_in_one_line((NotEmpty, ChainMovedOn, StorageError, RpcError)):
+    with said_in_one_line((NotEmpty, WriterBusy, ChainMovedOn, StorageError, RpcError)):
         asyncio.run(main())
 
 
@@ -380,9 +382,9 @@ def redecode(
     without fetching anything but, with --storage, the schedules storage could not give. Stop the worker
     first."""
     from indexer.database import connect
-    from indexer.redecode import Busy
     from indexer.redecode import redecode as run_redecode
     from indexer.rpc import RpcClient, RpcError
+    from indexer.store import WriterBusy
 
     settings = load_settings(contract_ids=contract_ids, database_url=database_url, rpc_url=rpc_url)
     setup_logging(log_format=settings.log_format)
@@ -404,7 +406,7 @@ def redecode(
                       if done.contracts_reconfigured else "")
                    + (f"; read {done.schedules_read} schedules from storage" if storage else ""))
 
-    with said_in_one_line((Busy, RpcError)):
+    with said_in_one_line((WriterBusy, RpcError)):
         asyncio.run(main())
 
 

@@ -40,10 +40,6 @@ EARLIER_OF_STREAMS = (
 )
 
 
-class Busy(Exception):
-    """A worker holds the writer lock."""
-
-
 @dataclass
 class Redecoded:
     events: int = 0
@@ -66,10 +62,7 @@ async def redecode(conn: asyncpg.Connection, contract_ids: Sequence[str], from_l
     with `rpc`, read again from storage the schedules it could not give before."""
     result = Redecoded()
     async with conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", store.WRITER_LOCK_KEY):
-            holder = await store.writer_lock_holder(conn) or store.LOCK_JUST_RELEASED
-            raise Busy(f"a worker is writing this database ({holder} holds the writer lock): stop it first, "
-                       "then redecode, then start it again")
+        await store.hold_writer_lock(conn, "redecode, then start it again")
         start = ids.before_ledger(from_ledger)
         decoded = [decode(_raw(row)) for row in await conn.fetch(RAW_QUERY, list(contract_ids), start)]
         result.events = len(decoded)

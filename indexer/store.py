@@ -113,6 +113,19 @@ WRITER_LOCK_KEY = int.from_bytes(hashlib.sha256(b"flowfi-writer").digest()[:8], 
 LOCK_JUST_RELEASED = "a session that just let it go"
 
 
+class WriterBusy(Exception):
+    """Another session holds the writer lock: a worker is writing the database."""
+
+
+async def hold_writer_lock(conn: asyncpg.Connection, then: str) -> None:
+    """Take the writer lock for the transaction under way on `conn`, or WriterBusy naming its holder and
+    saying to stop the worker first, `then` what to do."""
+    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", WRITER_LOCK_KEY):
+        holder = await writer_lock_holder(conn) or LOCK_JUST_RELEASED
+        raise WriterBusy(f"a worker is writing this database ({holder} holds the writer lock): stop it first, then "
+                         f"{then}")
+
+
 async def writer_lock_holder(conn: asyncpg.Connection) -> str | None:
     """Which session holds the writer lock ("process N (application, role R)"), or None when none does. Any
     role may take an advisory lock: this tells a worker from, say, a reader's session."""

@@ -154,10 +154,6 @@ class FetchedPage:
     anchor: LedgerInfo | None = None  # a newer anchor of the chain, to record with the page
 
 
-_BUSY_FOR_BACKFILL = (
-    "A worker is writing this database (it holds the writer lock): stop `flowfi index` first and run it again "
-    "after the backfill; with FLOWFI_LAKE_URL set, it fills the ledgers RPC no longer keeps from the lake by itself."
-)
 # How the pages after a position are fetched into the queue: getEvents (run), or a data lake (backfill).
 PageSource = Callable[[Position, "asyncio.Queue[FetchedPage]", dict[str, History]], Coroutine[Any, Any, None]]
 
@@ -234,7 +230,7 @@ class Worker:
             began: int | None = None
             while not self.stopping.is_set():
                 conn = await self._until_stopped(
-                    self._retry(partial(self._take_writer_lock, refusal=_BUSY_FOR_BACKFILL), "take the writer lock"))
+                    self._retry(partial(self._take_writer_lock, wait=False), "take the writer lock"))
                 if conn is None:
                     break
                 first = await self._retry(partial(self._backfill_start, conn, start), "read the cursor")
@@ -501,9 +497,9 @@ class Worker:
             log.debug("skipped %d events of other contracts or failed transactions", len(events) - len(kept))
         return kept
 
-    async def _take_writer_lock(self, refusal: str | None = None) -> asyncpg.Connection:
-        """A new connection holding the database's writer lock: waiting for it while another worker has it,
-        or, given a `refusal`, IndexerStopped saying it. The lock lives as long as the connection."""
+    async def _take_writer_lock(self, wait: bool = True) -> asyncpg.Connection:
+        """A new connection holding the advisory lock of these contracts (waiting for it if another
+        worker has it, or IndexerStopped if not `wait`). The lock lives as long as the connection."""
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
@@ -512,8 +508,13 @@ class Worker:
         standing_by = False
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", store.WRITER_LOCK_KEY):
-                if refusal is not None:
-                    raise IndexerStopped(refusal)
+                if not wait:
+                    holder = await store.writer_lock_holder(conn)
+                    raise IndexerStopped(
+                        f"A worker is writing this database ({holder or store.LOCK_JUST_RELEASED} holds the writer "
+                        "lock): stop `flowfi index` first and run it again after the backfill; with FLOWFI_LAKE_URL "
+                        "set, it fills the ledgers RPC no longer keeps from the lake by itself."
+                    )
                 if not standing_by:
                     holder = await store.writer_lock_holder(conn)
                     log.info("another worker writes this database (%s holds the writer lock; a database has one "
@@ -547,16 +548,13 @@ class Worker:
             raise IndexerStopped(
                 f"--restart-from-ledger {ledger}: the chain's newest ledger is {latest.sequence} (at "
                 f"{self.settings.rpc_url}); give a ledger from 1 to {latest.sequence + 1}")
-        # under the writer lock: a worker writing meanwhile would write its own cursor over this one
-        conn = await self._take_writer_lock(refusal=(
-            "A worker is writing this database (it holds the writer lock): stop it first, then run "
-            f"`flowfi index --restart-from-ledger {ledger}` again"))
+        conn = await connect(self.database_url, "flowfi-worker")
         try:
-            await store.restart_cursor(conn, self.contract_ids, ledger)
+            async with conn.transaction():  # under the writer lock: a worker would write its cursor over this one
+                await store.hold_writer_lock(conn, f"run `flowfi index --restart-from-ledger {ledger}` again")
+                await store.restart_cursor(conn, self.contract_ids, ledger)
         finally:
-            await conn.close()  # the lock with it, for this run to take
-            self._conn = None
-            metrics.IS_WRITER.set(0)
+            await conn.close()
 
     async def _check_network(self, retry: bool = True) -> bool:
         """Whether the RPC serves the configured network (True), or raise IndexerStopped. Without `retry`,

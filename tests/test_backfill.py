@@ -320,7 +320,8 @@ async def test_a_backfill_refuses_to_write_beside_a_running_worker(database_url:
                         await asyncio.sleep(0.02)
             finally:
                 await conn.close()
-            with pytest.raises(IndexerStopped, match="A worker is writing this database"):
+            busy = r"A worker is writing this database \(process \d+ \(flowfi-worker, "
+            with pytest.raises(IndexerStopped, match=busy):
                 await Worker(worker_settings(devnet, database_url), database_url).backfill(
                     str(DATALAKE / V28), start=None, end=None)
         finally:

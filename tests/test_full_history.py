@@ -20,7 +20,7 @@ from indexer import bootstrap
 from indexer.bootstrap import NoSuchStreams, NotCaughtUp, RpcBehind, verify
 from indexer.identity import OtherChain
 from indexer.rpc import LedgerEntries, RpcClient
-from indexer.store import WRITER_LOCK_KEY
+from indexer.store import WRITER_LOCK_KEY, WriterBusy
 from indexer.worker import Worker
 from tests.indexing import bootstrap_once, index_until_caught_up, worker_settings
 from tests.lake_writer import grow
@@ -70,6 +70,24 @@ async def test_bootstrap_then_rpc_give_the_chains_state_with_the_events_since(
         since = [e["id"] for r in window for e in r.events if e["contractId"] == chain.contract_id]
         assert [r["id"] for r in await db.fetch("SELECT id FROM contract_events ORDER BY id")] == since
         assert await db.fetchval("SELECT count(*) FROM streams WHERE bootstrap_ledger = $1", done.ledger) > 20
+
+
+async def test_bootstrap_does_not_run_beside_a_writing_worker(database_url: str, db: asyncpg.Connection) -> None:
+    """A worker starting on the same fresh database would write its own cursor and fold its events beside
+    the streams bootstrap reads."""
+    with running_devnet(seed=22, traffic_per_ledger=6) as devnet:
+        grow(devnet.chain, 5)
+        writer = await asyncpg.connect(database_url, server_settings={"application_name": "flowfi-worker"})
+        try:
+            assert await writer.fetchval("SELECT pg_try_advisory_lock($1)", WRITER_LOCK_KEY)
+            async with RpcClient(devnet.url) as rpc:
+                with pytest.raises(WriterBusy, match=r"\(flowfi-worker, role .* holds the writer lock\): stop it "
+                                                     "first, then bootstrap into a fresh database$"):
+                    await bootstrap_once(rpc, database_url, devnet.chain.contract_id)
+        finally:
+            await writer.close()
+    assert await db.fetchval("SELECT count(*) FROM streams") == 0
+    assert await db.fetchval("SELECT count(*) FROM indexer_cursor") == 0
 
 
 class LedgersSeen(RpcClient):

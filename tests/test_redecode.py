@@ -13,7 +13,7 @@ from indexer import decode as decoder
 from indexer import storage
 from indexer.bootstrap import verify
 from indexer.events import StreamToppedUp, TokensWithdrawn
-from indexer.redecode import Busy, redecode
+from indexer.redecode import redecode
 from indexer.rpc import RpcClient
 from indexer.worker import Worker
 from tests.indexing import bootstrap_once, index_until_caught_up, snapshot, worker_settings
@@ -103,13 +103,13 @@ async def test_redecode_of_a_bootstrapped_index_keeps_the_configuration_read_fro
 
 
 async def test_redecode_does_not_run_beside_a_writing_worker(database_url: str, db: asyncpg.Connection) -> None:
-    from indexer.store import WRITER_LOCK_KEY
+    from indexer.store import WRITER_LOCK_KEY, WriterBusy
 
     contract_ids = ("CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG",)
     holder = await asyncpg.connect(database_url, server_settings={"application_name": "a notebook"})
     try:
         assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", WRITER_LOCK_KEY)
-        with pytest.raises(Busy) as busy:
+        with pytest.raises(WriterBusy) as busy:
             await redecode(db, contract_ids)
         pid, role = await holder.fetchval("SELECT pg_backend_pid()"), await holder.fetchval("SELECT current_user")
         assert str(busy.value) == (f"a worker is writing this database (process {pid} (a notebook, role {role}) "
