@@ -714,6 +714,8 @@ class Worker:
                 self._conn.terminate()
                 self._conn = None
             hint = "; is the database server running, and DATABASE_URL right?"
+        elif isinstance(error, asyncpg.TransactionRollbackError):
+            hint = "; PostgreSQL rolled the transaction back over another session's (nothing of it was written)"
         else:
             metrics.RPC_ERRORS.labels(method=what).inc()
             # an unreachable server's error names the setting already
@@ -775,9 +777,11 @@ _tuning = _ProcessTuning()
 
 
 def _retryable(error: BaseException) -> bool:
-    """What `_retry` tries again: failures that may pass, but not a server behind the ledger asked for,
-    which the caller waits for in its own way."""
-    return isinstance(error, (RetryableRpcError, *DATABASE_UNAVAILABLE)) and not isinstance(error, NotYetAvailable)
+    """What `_retry` tries again: failures that may pass (among them a transaction PostgreSQL rolled back,
+    a deadlock or a serialization failure with another session, which it asks to retry), but not a server
+    behind the ledger asked for, which the caller waits for in its own way."""
+    return (isinstance(error, (RetryableRpcError, asyncpg.TransactionRollbackError, *DATABASE_UNAVAILABLE))
+            and not isinstance(error, NotYetAvailable))
 
 
 async def _next_page(queue: asyncio.Queue[FetchedPage], fetcher: asyncio.Task[None]) -> FetchedPage | None:

@@ -486,6 +486,34 @@ async def test_a_database_at_its_connection_limit_is_waited_for_not_a_stop(
         await db.execute(f'DROP ROLE "{role}"')
 
 
+async def test_a_page_postgresql_rolls_back_over_another_session_is_written_again_not_a_stop(
+    database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deadlock or a serialization failure with another session (SQLSTATE class 40) rolls the page's
+    transaction back, and PostgreSQL asks for it to be tried again: the worker does, rather than stop. A
+    trigger raises the deadlock's error for the first two cursor writes."""
+    await db.execute("CREATE SEQUENCE cursor_writes")
+    await db.execute("""
+        CREATE FUNCTION roll_back_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('cursor_writes') <= 2 THEN
+                RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01';
+            END IF;
+            RETURN NEW;
+        END $$""")
+    await db.execute("CREATE TRIGGER roll_back_twice BEFORE INSERT OR UPDATE ON indexer_cursor "
+                     "FOR EACH ROW EXECUTE FUNCTION roll_back_twice()")
+    with running_devnet(seed=15, traffic_per_ledger=4) as devnet:
+        grow(devnet.chain, 10)
+        worker = Worker(worker_settings(devnet, database_url, page_size=20), database_url, max_backoff=0.2)
+        with caplog.at_level(logging.WARNING, logger="indexer.worker"):
+            await index_until_caught_up(worker, devnet)
+        assert await db.fetchval("SELECT count(*) FROM contract_events") == devnet.chain.event_count
+    assert await db.fetchval("SELECT events_indexed FROM indexer_cursor") == devnet.chain.event_count
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("write a page failed")]
+    assert len(retries) == 2 and all("PostgreSQL rolled the transaction back" in line for line in retries)
+
+
 async def test_ledgers_read_again_after_a_restart_count_no_event_twice_and_keep_the_newest_event_indexed(
     database_url: str, db: asyncpg.Connection
 ) -> None:
