@@ -5,5 +5,5 @@ TESTNET_PASSPHRASE = "Test SDF Network ; September 2015"
 
 # The local network (`flowfi devnet`) deploys FlowFi here, so that a worker with default settings finds it.
 LOCAL_CONTRACT_ID = "CCR2RRS64MGIDMQUAWN3JOPTLWOJVDNN7WGCHNGZCVNGYBUXRV5QHFIG"
-# and serves Stellar RPC on this port, the commands' default RPC.
+# Its Stellar RPC's port, where the commands look for an RPC server by default.
 LOCAL_RPC_PORT = 8000

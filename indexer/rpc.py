@@ -357,7 +357,7 @@ class RpcClient:
                                     f"{self._deadline:g} s") from exc
         except httpx.ConnectError as exc:
             raise Unreachable(f"{method}: cannot reach {self.url} ({exc!r}); is the RPC server running, and "
-                                    "is that its URL (--rpc-url, FLOWFI_RPC_URL)?") from exc
+                              "is that its URL (--rpc-url, FLOWFI_RPC_URL)?") from exc
         except httpx.TransportError as exc:
             raise RetryableRpcError(f"{method}: the connection to {self.url} failed ({exc!r})") from exc
         except httpx.DecodingError as exc:  # a body its Content-Encoding does not decode: spoilt on the way?
