@@ -7,6 +7,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from indexer import ids
+
 log = logging.getLogger("indexer.worker")
 
 SUMMARY_INTERVAL = 30.0
@@ -27,16 +29,20 @@ class Progress:
         self.since = clock()
         self.first_ledger: int | None = None
         self.last_ledger = 0
+        self.next_ledger: int | None = None  # the ledger the next page's first event can lie in
         self.events = 0
         self.dead_letters = 0
         self.at_tip = False
 
-    def page(self, ledger: int, lag: int, new_events: int, dead_letters: int) -> None:
-        """Count a written page that covers up to `ledger`, `lag` ledgers behind the chain; log when due."""
-        if self.first_ledger is None:  # the window begins after the ledgers already counted, or within the
-            # last of them when pages end inside one ledger (a busy ledger fills more than a page)
-            self.first_ledger = min(self.last_ledger + 1, ledger) if self.last_ledger else ledger
+    def page(self, cursor: str, lag: int, new_events: int, dead_letters: int) -> None:
+        """Count a written page whose getEvents cursor is `cursor`, `lag` ledgers behind the chain; log
+        when due. A full page can end inside a busy ledger: the page reached that ledger, and the next
+        page's events start in it again."""
+        ledger = ids.ledger_of(cursor)
+        if self.first_ledger is None:
+            self.first_ledger = ledger if self.next_ledger is None else self.next_ledger
         self.last_ledger = ledger
+        self.next_ledger = ids.last_complete_ledger(cursor) + 1
         self.events += new_events
         self.dead_letters += dead_letters
         now = self.clock()

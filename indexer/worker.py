@@ -679,7 +679,7 @@ class Worker:
         metrics.DEAD_LETTERS.inc(written.dead_letters)
         metrics.LAST_LEDGER.set(store.ledger_of_cursor(page))
         metrics.LEDGER_LAG.set(lag)
-        self.progress.page(store.ledger_of_cursor(page), lag, written.new_events, written.dead_letters)
+        self.progress.page(page.cursor, lag, written.new_events, written.dead_letters)
         dead = fetched.prepared.dead
         for d in dead[:DEAD_LETTERS_LOGGED]:
             log.warning("event %s went to the dead letters: %s", d.raw.id, d.error)

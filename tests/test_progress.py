@@ -6,7 +6,13 @@ import logging
 
 import pytest
 
+from indexer import ids
 from indexer.progress import Progress
+
+
+def end(ledger: int) -> str:
+    """The cursor of a page that read every event up to the end of `ledger`."""
+    return ids.end_of_ledger(ledger)
 
 
 class Clock:
@@ -21,11 +27,11 @@ def test_at_the_tip_a_page_per_ledger_gives_one_summary_per_interval(caplog: pyt
     clock = Clock()
     progress = Progress(interval=30, clock=clock)
     with caplog.at_level(logging.INFO, logger="indexer.worker"):
-        progress.page(ledger=100, lag=40, new_events=1000, dead_letters=0)  # catching up
-        progress.page(ledger=140, lag=0, new_events=500, dead_letters=0)
+        progress.page(end(100), lag=40, new_events=1000, dead_letters=0)  # catching up
+        progress.page(end(140), lag=0, new_events=500, dead_letters=0)
         for ledger in range(141, 171):  # a ledger every 2 s for a minute
             clock.now += 2
-            progress.page(ledger=ledger, lag=0, new_events=3, dead_letters=1 if ledger == 150 else 0)
+            progress.page(end(ledger), lag=0, new_events=3, dead_letters=1 if ledger == 150 else 0)
     lines = [record.getMessage() for record in caplog.records]
     assert lines == [
         "caught up with the chain at ledger 140; a summary follows every 30 s",
@@ -38,11 +44,11 @@ def test_falling_behind_and_catching_up_again_is_said_again(caplog: pytest.LogCa
     clock = Clock()
     progress = Progress(interval=30, clock=clock)
     with caplog.at_level(logging.INFO, logger="indexer.worker"):
-        progress.page(ledger=10, lag=0, new_events=1, dead_letters=0)
+        progress.page(end(10), lag=0, new_events=1, dead_letters=0)
         clock.now += 5
-        progress.page(ledger=11, lag=20, new_events=1, dead_letters=0)
+        progress.page(end(11), lag=20, new_events=1, dead_letters=0)
         clock.now += 5
-        progress.page(ledger=31, lag=0, new_events=1, dead_letters=0)
+        progress.page(end(31), lag=0, new_events=1, dead_letters=0)
     assert [r.getMessage().split(";")[0] for r in caplog.records] == [
         "caught up with the chain at ledger 10", "caught up with the chain at ledger 31",
     ]
@@ -52,8 +58,8 @@ def test_a_backfill_reaching_the_chains_tip_does_not_promise_summaries(caplog: p
     clock = Clock()
     progress = Progress(interval=30, clock=clock, live=False)
     with caplog.at_level(logging.INFO, logger="indexer.worker"):
-        progress.page(ledger=10, lag=3, new_events=1, dead_letters=0)
-        progress.page(ledger=13, lag=0, new_events=1, dead_letters=0)
+        progress.page(end(10), lag=3, new_events=1, dead_letters=0)
+        progress.page(end(13), lag=0, new_events=1, dead_letters=0)
     assert caplog.records == []
 
 
@@ -63,10 +69,10 @@ def test_full_pages_on_a_busy_chain_neither_repeat_the_catch_up_nor_hold_up_the_
     clock = Clock()
     progress = Progress(interval=30, clock=clock)
     with caplog.at_level(logging.INFO, logger="indexer.worker"):
-        progress.page(ledger=100, lag=0, new_events=3, dead_letters=0)
+        progress.page(end(100), lag=0, new_events=3, dead_letters=0)
         for ledger in range(101, 131):  # a full page a second, a ledger or two behind, then at the tip
             clock.now += 2
-            progress.page(ledger=ledger, lag=ledger % 3, new_events=3, dead_letters=0)
+            progress.page(end(ledger), lag=ledger % 3, new_events=3, dead_letters=0)
     assert [r.getMessage() for r in caplog.records] == [
         "caught up with the chain at ledger 100; a summary follows every 30 s",
         "ledgers 101-115: 45 new events in 30 s, 2 events/s; lag 1 ledgers",
@@ -78,9 +84,9 @@ def test_a_summary_names_the_first_ledger_of_its_first_page(caplog: pytest.LogCa
     clock = Clock()
     progress = Progress(interval=30, clock=clock)
     with caplog.at_level(logging.INFO, logger="indexer.worker"):
-        progress.page(ledger=60, lag=0, new_events=1, dead_letters=0)
+        progress.page(end(60), lag=0, new_events=1, dead_letters=0)
         clock.now += 86  # the database was away; then one page covers ledgers 61-103
-        progress.page(ledger=103, lag=0, new_events=234, dead_letters=0)
+        progress.page(end(103), lag=0, new_events=234, dead_letters=0)
     assert caplog.records[-1].getMessage().startswith("ledgers 61-103: 234 new events in 86 s")
 
 
@@ -88,8 +94,12 @@ def test_pages_ending_within_one_busy_ledger_are_summed_as_that_ledger(caplog: p
     clock = Clock()
     progress = Progress(interval=30, clock=clock)
     with caplog.at_level(logging.INFO, logger="indexer.worker"):
-        for _ in range(3):  # ledger 100 holds more events than three pages
-            progress.page(ledger=100, lag=50, new_events=10, dead_letters=0)
+        progress.page(end(99), lag=51, new_events=10, dead_letters=0)
+        for tx in (10, 20, 30):  # ledger 100 holds more events than three pages: each ends inside it
             clock.now += 31
-        progress.page(ledger=101, lag=49, new_events=10, dead_letters=0)
-    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["ledger 100", "ledger 100", "ledger 101"]
+            progress.page(ids.event_id(100, tx, 0, 0), lag=51, new_events=10, dead_letters=0)
+        clock.now += 31
+        progress.page(end(101), lag=49, new_events=10, dead_letters=0)  # the rest of ledger 100, and 101
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "ledgers 99-100", "ledger 100", "ledger 100", "ledgers 100-101",
+    ]
