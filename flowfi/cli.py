@@ -432,6 +432,7 @@ def backfill(
 
     from flowfi.backfill_bar import backfill_bar
     from indexer.rpc import FatalRpcError
+    from indexer.store import WriterBusy
     from indexer.worker import IndexerStopped, Worker
 
     settings = load_settings(rpc_url=rpc_url, network_passphrase=network_passphrase, contract_ids=contract_ids,
@@ -444,7 +445,7 @@ def backfill(
     worker = Worker(settings, database_of(settings))
     started = time.perf_counter()
     bar = backfill_bar(worker) if settings.log_format == "text" else contextlib.nullcontext()
-    with said_in_one_line((IndexerStopped, FatalRpcError)), bar:
+    with said_in_one_line((IndexerStopped, FatalRpcError, WriterBusy)), bar:
         done = run_until_signalled(worker.backfill(source, start=from_ledger, end=to_ledger), worker.stop)
     seconds = time.perf_counter() - started
     wrote = (f"ledgers {done.first}-{done.last} from {source}: {done.events:,} events ({done.dead_letters:,} dead "

@@ -66,7 +66,7 @@ async def bootstrap(rpc: RpcClient, conn: asyncpg.Connection, contract_ids: Sequ
     """Write the contracts' streams and configuration as their storage holds them at one ledger, and start
     the cursor after it."""
     async with conn.transaction():
-        await store.hold_writer_lock(conn, "bootstrap into a fresh database")
+        await store.take_writer_lock(conn, "bootstrap into a fresh database")
         held = await conn.fetchval(
             "SELECT (SELECT count(*) FROM contract_events WHERE contract_id = ANY($1::text[])) "
             "+ (SELECT count(*) FROM streams WHERE contract_id = ANY($1::text[]))", list(contract_ids))

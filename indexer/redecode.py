@@ -62,7 +62,7 @@ async def redecode(conn: asyncpg.Connection, contract_ids: Sequence[str], from_l
     with `rpc`, read again from storage the schedules it could not give before."""
     result = Redecoded()
     async with conn.transaction():
-        await store.hold_writer_lock(conn, "redecode, then start it again")
+        await store.take_writer_lock(conn, "redecode, then start it again")
         start = ids.before_ledger(from_ledger)
         decoded = [decode(_raw(row)) for row in await conn.fetch(RAW_QUERY, list(contract_ids), start)]
         result.events = len(decoded)

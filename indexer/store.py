@@ -109,21 +109,27 @@ def cursor_key(contract_ids: Sequence[str]) -> str:
 WRITER_LOCK_KEY = int.from_bytes(hashlib.sha256(b"flowfi-writer").digest()[:8], "big", signed=True)
 
 
-# What names the holder when taking the lock failed but it was free again by the time it was asked for.
-LOCK_JUST_RELEASED = "a session that just let it go"
-
-
 class WriterBusy(Exception):
-    """Another session holds the writer lock: a worker is writing the database."""
+    """Another session holds the writer lock: a worker is writing the database. `holder` names it."""
+
+    def __init__(self, holder: str, then: str) -> None:
+        super().__init__(f"A worker is writing this database ({holder} holds the writer lock): stop it first, "
+                         f"then {then}")
+        self.holder = holder
 
 
-async def hold_writer_lock(conn: asyncpg.Connection, then: str) -> None:
-    """Take the writer lock for the transaction under way on `conn`, or WriterBusy naming its holder and
-    saying to stop the worker first, `then` what to do."""
-    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", WRITER_LOCK_KEY):
-        holder = await writer_lock_holder(conn) or LOCK_JUST_RELEASED
-        raise WriterBusy(f"a worker is writing this database ({holder} holds the writer lock): stop it first, then "
-                         f"{then}")
+async def take_writer_lock(conn: asyncpg.Connection, then: str, for_the_session: bool = False) -> None:
+    """Take the writer lock on `conn` for the transaction under way (or `for_the_session`), or WriterBusy
+    naming its holder and saying to stop the worker first, `then` what to do."""
+    take = "pg_try_advisory_lock" if for_the_session else "pg_try_advisory_xact_lock"
+    holder = None
+    for _ in range(2):  # a holder that let the lock go between the two questions leaves it free to take
+        if await conn.fetchval(f"SELECT {take}($1)", WRITER_LOCK_KEY):
+            return
+        holder = await writer_lock_holder(conn)
+        if holder is not None:
+            break
+    raise WriterBusy(holder or "a session that held it only a moment", then)
 
 
 async def writer_lock_holder(conn: asyncpg.Connection) -> str | None:

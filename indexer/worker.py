@@ -90,6 +90,9 @@ log = logging.getLogger(__name__)
 # Where a worker with no cursor and no start ledger begins: about a day of ledgers back.
 RECENT_LEDGERS = 17_280
 STANDBY_POLL_SECONDS = 1.0
+# What a backfill refused beside a running worker says to do once that worker is stopped.
+BACKFILL_AFTER_WORKER = ("run the backfill, and the worker after it (with FLOWFI_LAKE_URL set, the worker fills the "
+                         "ledgers RPC no longer keeps from the lake by itself)")
 # Pages fetched and decoded ahead of the one being written (one more may wait to be queued).
 PREFETCH_PAGES = 1
 # The worker allocates some 30 objects per event (parsed values, dataclasses, rows), none of them in
@@ -230,7 +233,7 @@ class Worker:
             began: int | None = None
             while not self.stopping.is_set():
                 conn = await self._until_stopped(
-                    self._retry(partial(self._take_writer_lock, wait=False), "take the writer lock"))
+                    self._retry(partial(self._take_writer_lock, refuse=BACKFILL_AFTER_WORKER), "take the writer lock"))
                 if conn is None:
                     break
                 first = await self._retry(partial(self._backfill_start, conn, start), "read the cursor")
@@ -497,9 +500,10 @@ class Worker:
             log.debug("skipped %d events of other contracts or failed transactions", len(events) - len(kept))
         return kept
 
-    async def _take_writer_lock(self, wait: bool = True) -> asyncpg.Connection:
-        """A new connection holding the advisory lock of these contracts (waiting for it if another
-        worker has it, or IndexerStopped if not `wait`). The lock lives as long as the connection."""
+    async def _take_writer_lock(self, refuse: str | None = None) -> asyncpg.Connection:
+        """A new connection holding the writer lock, waiting for it while another worker has it, or with
+        `refuse`, WriterBusy saying to stop that worker, then `refuse`. The lock lives as long as the
+        connection."""
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
@@ -507,20 +511,18 @@ class Worker:
         widen_send_buffer(conn)
         standing_by = False
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", store.WRITER_LOCK_KEY):
-                if not wait:
-                    holder = await store.writer_lock_holder(conn)
-                    raise IndexerStopped(
-                        f"A worker is writing this database ({holder or store.LOCK_JUST_RELEASED} holds the writer "
-                        "lock): stop `flowfi index` first and run it again after the backfill; with FLOWFI_LAKE_URL "
-                        "set, it fills the ledgers RPC no longer keeps from the lake by itself."
-                    )
-                if not standing_by:
-                    holder = await store.writer_lock_holder(conn)
-                    log.info("another worker writes this database (%s holds the writer lock; a database has one "
-                             "writer, whatever contracts each indexes); standing by to take over",
-                             holder or store.LOCK_JUST_RELEASED)
-                    standing_by = True
+            while True:
+                try:
+                    await store.take_writer_lock(conn, refuse or "", for_the_session=True)
+                    break
+                except store.WriterBusy as busy:
+                    if refuse is not None:
+                        raise
+                    if not standing_by:
+                        log.info("another worker writes this database (%s holds the writer lock; a database has "
+                                 "one writer, whatever contracts each indexes); standing by to take over",
+                                 busy.holder)
+                        standing_by = True
                 await asyncio.sleep(STANDBY_POLL_SECONDS)
         except BaseException:
             conn.terminate()
@@ -551,7 +553,7 @@ class Worker:
         conn = await connect(self.database_url, "flowfi-worker")
         try:
             async with conn.transaction():  # under the writer lock: a worker would write its cursor over this one
-                await store.hold_writer_lock(conn, f"run `flowfi index --restart-from-ledger {ledger}` again")
+                await store.take_writer_lock(conn, f"run `flowfi index --restart-from-ledger {ledger}` again")
                 await store.restart_cursor(conn, self.contract_ids, ledger)
         finally:
             await conn.close()

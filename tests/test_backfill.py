@@ -31,6 +31,7 @@ from devnet.lake import LakeLedger, write_lake
 from indexer import ids
 from indexer.backfill import batches
 from indexer.lake import LedgerEvents, read_ledgers
+from indexer.store import WriterBusy
 from indexer.worker import IndexerStopped, Worker
 from tests.conftest import _admin, with_database
 from tests.indexing import MODEL_BUILD, assert_streams_match_model, index_until_caught_up, snapshot, worker_settings
@@ -321,7 +322,7 @@ async def test_a_backfill_refuses_to_write_beside_a_running_worker(database_url:
             finally:
                 await conn.close()
             busy = r"A worker is writing this database \(process \d+ \(flowfi-worker, "
-            with pytest.raises(IndexerStopped, match=busy):
+            with pytest.raises(WriterBusy, match=busy):
                 await Worker(worker_settings(devnet, database_url), database_url).backfill(
                     str(DATALAKE / V28), start=None, end=None)
         finally:

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from devnet import running_devnet
+from indexer import store
 from tests.indexing import MODEL_BUILD, assert_streams_match_model
 
 
@@ -74,3 +75,31 @@ async def test_two_workers_one_writes_and_the_other_takes_over(
         assert second.wait(timeout=15) == 0
         assert await db.fetchval("SELECT count(*) FROM contract_events") == devnet.chain.event_count
         await assert_streams_match_model(db, devnet.chain.contract)
+
+
+class LetGoBeforeAsked:
+    """A connection on which the writer lock's holder lets it go just after a try to take it failed, and
+    before the holder is asked for: the race a refusal must not lose to."""
+
+    def __init__(self, conn: asyncpg.Connection, holder: asyncpg.Connection) -> None:
+        self.conn, self.holder = conn, holder
+
+    async def fetchval(self, query: str, *args: object) -> object:
+        return await self.conn.fetchval(query, *args)
+
+    async def fetchrow(self, query: str, *args: object) -> object:
+        await self.holder.execute("SELECT pg_advisory_unlock_all()")
+        return await self.conn.fetchrow(query, *args)
+
+
+async def test_a_writer_lock_let_go_while_its_holder_is_asked_for_is_taken(database_url: str) -> None:
+    holder, conn = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", store.WRITER_LOCK_KEY)
+        async with conn.transaction():
+            await store.take_writer_lock(LetGoBeforeAsked(conn, holder), "try again")  # type: ignore[arg-type]
+            assert await store.writer_lock_holder(holder) is not None
+        assert await store.writer_lock_holder(holder) is None
+    finally:
+        await holder.close()
+        await conn.close()

@@ -625,7 +625,7 @@ async def test_a_restart_is_refused_while_another_worker_writes_which_would_writ
                     await asyncio.sleep(0.02)
             with pytest.raises(WriterBusy) as refused:
                 await Worker(settings, database_url).restart_from(2)
-            assert str(refused.value).startswith("a worker is writing this database (process ")
+            assert str(refused.value).startswith("A worker is writing this database (process ")
             assert str(refused.value).endswith("holds the writer lock): stop it first, then run `flowfi index "
                                                "--restart-from-ledger 2` again")
             assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") > 1
