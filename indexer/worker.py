@@ -72,6 +72,7 @@ from indexer.rpc import (
     EventPage,
     FatalRpcError,
     LedgerInfo,
+    Network,
     NotYetAvailable,
     OutOfRetention,
     RawEvent,
@@ -541,6 +542,10 @@ class Worker:
         # a client of its own: run(), which closes self.rpc, may not follow
         rpc = RpcClient(self.settings.rpc_url, timeout=self.settings.rpc_timeout)
         try:
+            network = await self._until_stopped(self._retry(rpc.get_network, "getNetwork"))
+            if network is None:
+                return
+            self._expect_network(network)
             latest = await self._until_stopped(self._retry(rpc.get_latest_ledger, "getLatestLedger"))
         finally:
             await rpc.aclose()
@@ -573,13 +578,17 @@ class Worker:
                     "schedules creation events leave out: set FLOWFI_RPC_URL (or --rpc-url) to an RPC server of "
                     "this network."
                 ) from exc
+        self._expect_network(network)
+        return True
+
+    def _expect_network(self, network: Network) -> None:
+        """IndexerStopped unless the RPC's `network` is the configured one."""
         if network.passphrase != self.settings.network_passphrase:
             raise IndexerStopped(
                 f"{self.settings.rpc_url} serves the network {network.passphrase!r}, but this indexer is "
                 f"configured for {self.settings.network_passphrase!r}. Set FLOWFI_NETWORK_PASSPHRASE "
                 "(or --network-passphrase) to the RPC's network, or point FLOWFI_RPC_URL at the right RPC."
             )
-        return True
 
     async def _starting_position(self) -> Position:
         assert self._conn is not None

@@ -611,6 +611,17 @@ async def test_a_restart_from_a_ledger_the_chain_has_not_closed_is_refused(
         assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") == latest
 
 
+async def test_a_restart_against_another_networks_rpc_is_refused_before_the_cursor_moves(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet() as devnet:
+        grow(devnet.chain, 5)
+        settings = worker_settings(devnet, database_url, network_passphrase="Test SDF Network ; September 2015")
+        with pytest.raises(IndexerStopped, match="serves the network 'Standalone Network"):
+            await Worker(settings, database_url).restart_from(2)
+        assert await db.fetchval("SELECT count(*) FROM indexer_cursor") == 0
+
+
 async def test_a_restart_is_refused_while_another_worker_writes_which_would_write_over_it(
     database_url: str, db: asyncpg.Connection
 ) -> None:
