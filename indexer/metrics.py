@@ -24,4 +24,6 @@ LAST_LEDGER = Gauge("flowfi_last_indexed_ledger", "The last ledger fully indexed
 LEDGER_LAG = Gauge("flowfi_ledger_lag", "Ledgers between the RPC's latest and the last indexed")
 RPC_ERRORS = Counter("flowfi_rpc_errors", "Failed RPC calls, retried", ["method"])
 DATABASE_ERRORS = Counter("flowfi_database_errors", "Lost database connections, retried")
+ROLLED_BACK = Counter("flowfi_transactions_rolled_back",
+                      "Transactions PostgreSQL rolled back over another session's (deadlock, serialization), retried")
 IS_WRITER = Gauge("flowfi_worker_is_writer", "1 while this worker holds the writer lock, 0 on standby")

@@ -190,8 +190,9 @@ class PreparedState:
     """What the pages a writer has prepared leave, for a writer that prepares a page while the one before
     commits: each stream's state (read from the index the first time a page names it, then moved on in
     memory) and the last event id. The states of pages not yet committed are always kept; of the others,
-    the `limit` most recently changed. Good while its pages are committed in order: after a failed write,
-    the writer drops it with the pages it prepared and prepares them again from the index."""
+    the `limit` most recently changed. Good while its pages are committed in order: a page PostgreSQL rolled
+    back over another session's is written again as prepared; after a lost connection, the writer
+    drops this with the pages it prepared and prepares them again from the index."""
 
     def __init__(self, limit: int = KEPT_STREAMS) -> None:
         self.limit = limit

@@ -91,6 +91,10 @@ log = logging.getLogger(__name__)
 # Where a worker with no cursor and no start ledger begins: about a day of ledgers back.
 RECENT_LEDGERS = 17_280
 STANDBY_POLL_SECONDS = 1.0
+# A transaction PostgreSQL rolled back over another session's, and asks to try again: a deadlock or a
+# serialization failure. The rest of SQLSTATE class 40 is not retried: its 40003 leaves unknown whether the
+# commit happened.
+ROLLED_BACK = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # What a backfill refused beside a running worker says to do once that worker is stopped.
 BACKFILL_AFTER_WORKER = ("run the backfill, and the worker after it (with FLOWFI_LAKE_URL set, the worker fills the "
                          "ledgers RPC no longer keeps from the lake by itself)")
@@ -725,7 +729,8 @@ class Worker:
                 self._conn.terminate()
                 self._conn = None
             hint = "; is the database server running, and DATABASE_URL right?"
-        elif isinstance(error, asyncpg.TransactionRollbackError):
+        elif isinstance(error, ROLLED_BACK):
+            metrics.ROLLED_BACK.inc()
             hint = "; PostgreSQL rolled the transaction back over another session's (nothing of it was written)"
         else:
             metrics.RPC_ERRORS.labels(method=what).inc()
@@ -788,10 +793,10 @@ _tuning = _ProcessTuning()
 
 
 def _retryable(error: BaseException) -> bool:
-    """What `_retry` tries again: failures that may pass (among them a transaction PostgreSQL rolled back,
-    a deadlock or a serialization failure with another session, which it asks to retry), but not a server
-    behind the ledger asked for, which the caller waits for in its own way."""
-    return (isinstance(error, (RetryableRpcError, asyncpg.TransactionRollbackError, *DATABASE_UNAVAILABLE))
+    """What `_retry` tries again: failures that may pass (among them a transaction PostgreSQL rolled back
+    over another session's, which it asks to retry), but not a server behind the ledger asked for, which
+    the caller waits for in its own way."""
+    return (isinstance(error, (RetryableRpcError, *ROLLED_BACK, *DATABASE_UNAVAILABLE))
             and not isinstance(error, NotYetAvailable))
 
 

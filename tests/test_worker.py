@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 from stellar_sdk import scval, xdr
 
 from devnet import InvalidInvocation, Traffic, running_devnet
@@ -486,23 +487,33 @@ async def test_a_database_at_its_connection_limit_is_waited_for_not_a_stop(
         await db.execute(f'DROP ROLE "{role}"')
 
 
-async def test_a_page_postgresql_rolls_back_over_another_session_is_written_again_not_a_stop(
-    database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A deadlock or a serialization failure with another session (SQLSTATE class 40) rolls the page's
-    transaction back, and PostgreSQL asks for it to be tried again: the worker does, rather than stop. A
-    trigger raises the deadlock's error for the first two cursor writes."""
+async def roll_back_cursor_writes(db: asyncpg.Connection, sqlstate: str, times: int) -> None:
+    """A trigger that raises `sqlstate` for the first `times` writes of the cursor, rolling their pages back."""
     await db.execute("CREATE SEQUENCE cursor_writes")
-    await db.execute("""
-        CREATE FUNCTION roll_back_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+    await db.execute(f"""
+        CREATE FUNCTION roll_back() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF nextval('cursor_writes') <= 2 THEN
-                RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01';
+            IF nextval('cursor_writes') <= {times} THEN
+                RAISE EXCEPTION 'rolled back' USING ERRCODE = '{sqlstate}';
             END IF;
             RETURN NEW;
         END $$""")
-    await db.execute("CREATE TRIGGER roll_back_twice BEFORE INSERT OR UPDATE ON indexer_cursor "
-                     "FOR EACH ROW EXECUTE FUNCTION roll_back_twice()")
+    await db.execute("CREATE TRIGGER roll_back BEFORE INSERT OR UPDATE ON indexer_cursor "
+                     "FOR EACH ROW EXECUTE FUNCTION roll_back()")
+
+
+def rolled_back() -> float:
+    return REGISTRY.get_sample_value("flowfi_transactions_rolled_back_total") or 0.0
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])  # a deadlock, a serialization failure
+async def test_a_page_postgresql_rolls_back_over_another_session_is_written_again_not_a_stop(
+    database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture, sqlstate: str
+) -> None:
+    """A deadlock or a serialization failure with another session rolls the page's transaction back, and
+    PostgreSQL asks for it to be tried again: the worker does, rather than stop."""
+    await roll_back_cursor_writes(db, sqlstate, times=2)
+    before = rolled_back()
     with running_devnet(seed=15, traffic_per_ledger=4) as devnet:
         grow(devnet.chain, 10)
         worker = Worker(worker_settings(devnet, database_url, page_size=20), database_url, max_backoff=0.2)
@@ -512,6 +523,20 @@ async def test_a_page_postgresql_rolls_back_over_another_session_is_written_agai
     assert await db.fetchval("SELECT events_indexed FROM indexer_cursor") == devnet.chain.event_count
     retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("write a page failed")]
     assert len(retries) == 2 and all("PostgreSQL rolled the transaction back" in line for line in retries)
+    assert rolled_back() == before + 2
+
+
+async def test_a_transaction_whose_commit_is_unknown_stops_the_worker_rather_than_be_written_again(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """SQLSTATE 40003 (statement completion unknown) is in class 40 too, but may have committed."""
+    await roll_back_cursor_writes(db, "40003", times=1)
+    with running_devnet(seed=15, traffic_per_ledger=4) as devnet:
+        grow(devnet.chain, 10)
+        worker = Worker(worker_settings(devnet, database_url, page_size=20), database_url, max_backoff=0.2)
+        with pytest.raises(asyncpg.exceptions.StatementCompletionUnknownError):
+            await asyncio.wait_for(worker.run(), 20)
+    assert await db.fetchval("SELECT count(*) FROM contract_events") == 0
 
 
 async def test_ledgers_read_again_after_a_restart_count_no_event_twice_and_keep_the_newest_event_indexed(
