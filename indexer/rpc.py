@@ -9,6 +9,8 @@ one of
     ├── RetryableRpcError      network error, timeout, HTTP 5xx/429, -32001 (request took too long),
     │   │                      -32603, a database read that failed, a body that is not JSON-RPC:
     │   │                      try again with backoff
+    │   ├── Unreachable        no connection at all (nothing listens, no such host, none accepted in
+    │   │                      time): the message names the setting that gives the URL
     │   └── NotYetAvailable    the ledger asked for is past the server's newest: a node behind its peers
     │                          (public endpoints are load-balanced) or a start ledger in the future
     └── FatalRpcError          retrying cannot help; the message says what to do
@@ -350,14 +352,15 @@ class RpcClient:
             body["params"] = params
         try:
             status, content = await self._post(body)
+        except httpx.ConnectTimeout as exc:
+            raise self._unreachable(method, f"no connection within {self._http.timeout.connect:g} s") from exc
         except httpx.TimeoutException as exc:
             raise RetryableRpcError(f"{method}: no answer from {self.url} in time ({exc!r})") from exc
         except TimeoutError as exc:
             raise RetryableRpcError(f"{method}: the answer from {self.url} did not arrive whole within "
                                     f"{self._deadline:g} s") from exc
         except httpx.ConnectError as exc:
-            raise Unreachable(f"{method}: cannot reach {self.url} ({exc!r}); is the RPC server running, and "
-                              "is that its URL (--rpc-url, FLOWFI_RPC_URL)?") from exc
+            raise self._unreachable(method, repr(exc)) from exc
         except httpx.TransportError as exc:
             raise RetryableRpcError(f"{method}: the connection to {self.url} failed ({exc!r})") from exc
         except httpx.DecodingError as exc:  # a body its Content-Encoding does not decode: spoilt on the way?
@@ -370,6 +373,10 @@ class RpcClient:
                 "check that the RPC URL points at a Stellar RPC server"
             )
         return content
+
+    def _unreachable(self, method: str, why: str) -> Unreachable:
+        return Unreachable(f"{method}: cannot reach {self.url} ({why}); is the RPC server running, and is that its "
+                           "URL (--rpc-url, FLOWFI_RPC_URL)?")
 
 
 def _not_json(method: str, content: bytes, exc: Exception) -> RetryableRpcError:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from indexer.rpc import (
     OutOfRetention,
     RetryableRpcError,
     RpcClient,
+    Unreachable,
     _translate_error,
     raw_event,
 )
@@ -115,6 +117,28 @@ async def test_an_unreachable_server_is_retryable_and_the_message_says_which_set
             await client.get_health()
     assert f"cannot reach http://127.0.0.1:{port}" in str(unreachable.value)
     assert "FLOWFI_RPC_URL" in str(unreachable.value)
+
+
+async def test_a_server_that_accepts_no_connection_in_time_is_unreachable_not_slow() -> None:
+    """A listener whose queue of connections is full drops new ones, as a firewall does: the connection
+    times out, which says nothing of how the server answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued = [socket.socket() for _ in range(4)]
+        try:
+            for waiting in queued:
+                waiting.setblocking(False)
+                waiting.connect_ex(("127.0.0.1", port))
+            async with RpcClient(f"http://127.0.0.1:{port}", timeout=0.5) as client:
+                with pytest.raises(Unreachable) as unreachable:
+                    await client.get_health()
+        finally:
+            for waiting in queued:
+                waiting.close()
+    assert str(unreachable.value).startswith(f"getHealth: cannot reach http://127.0.0.1:{port} (no connection "
+                                             "within 0.5 s); is the RPC server running, and is that its URL")
 
 
 async def test_an_answer_that_does_not_decompress_is_retryable() -> None:
