@@ -61,7 +61,7 @@ def test_a_file_lacking_a_ledger_of_the_range_asked_is_refused_not_skipped() -> 
     backfill or the worker would otherwise move its cursor past ledgers it never read."""
     source = str(DATALAKE / FEES)  # ledgers 2-45
     for start, end, missing in ((1, None, "1 \\(the next it holds is 2\\)"), (46, None, "46 or later"),
-                                (40, 50, "46")):
+                                (40, 50, "46"), (None, 50, "46")):
         with pytest.raises(LakeSourceError, match=f"has no ledger {missing}: give the lake's root"):
             list(read_ledgers(source, start=start, end=end))
     assert [ledger.sequence for ledger in read_ledgers(source, start=40)] == [40, 41, 42, 43, 44, 45]

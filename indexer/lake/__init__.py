@@ -59,8 +59,8 @@ def _whole_range(ledgers: Iterable[LedgerEvents], name: str, start: int | None,
                  end: int | None) -> Iterator[LedgerEvents]:
     """The ledgers start..end of an object or a file. From a `start`, each of them: LakeSourceError for one
     it lacks (it may hold any ledgers, where a lake's objects are found by the ledgers they hold); without
-    one, those it holds up to `end`."""
-    expected = start
+    one, those it holds up to `end`, the last of them `end` itself."""
+    expected, last = start, None
     for ledger in ledgers:
         if (start is not None and ledger.sequence < start) or (end is not None and ledger.sequence > end):
             continue
@@ -69,10 +69,15 @@ def _whole_range(ledgers: Iterable[LedgerEvents], name: str, start: int | None,
                 raise LakeSourceError(f"{name} has no ledger {expected} (the next it holds is {ledger.sequence}): "
                                       "give the lake's root, or a range the file holds")
             expected += 1
+        last = ledger.sequence
         yield ledger
+    missing = None
     if expected is not None and (expected == start or (end is not None and expected <= end)):
-        raise LakeSourceError(f"{name} has no ledger {expected}" + (" or later" if expected == start else "") +
-                              ": give the lake's root, or a range the file holds")
+        missing = f"{expected} or later" if expected == start else str(expected)
+    elif end is not None and (last is None or last < end):
+        missing = str(end) if last is None else str(last + 1)
+    if missing is not None:
+        raise LakeSourceError(f"{name} has no ledger {missing}: give the lake's root, or a range the file holds")
 
 
 def newest_ledger(source: str) -> int | None:
