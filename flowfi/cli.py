@@ -23,6 +23,7 @@ from pydantic import SecretStr, ValidationError
 from flowfi.logs import setup_logging
 from flowfi.problems import Problem, ensure_port_free
 from flowfi.settings import Settings
+from flowfi.settings_docs import option_help
 from indexer import ids
 from indexer.builds import BUILDS, NEWEST, build_name
 from indexer.events import U64_MAX
@@ -36,10 +37,10 @@ _options = {"debug": False}
 lake_app = typer.Typer(no_args_is_help=True, help="Read Stellar's data lake (SEP-54, as Galexie writes it).")
 app.add_typer(lake_app, name="lake")
 
-RpcUrl = Annotated[str | None, typer.Option(help="Stellar RPC URL [FLOWFI_RPC_URL]")]
-Passphrase = Annotated[str | None, typer.Option(help="network passphrase [FLOWFI_NETWORK_PASSPHRASE]")]
+RpcUrl = Annotated[str | None, typer.Option(help=option_help("Stellar RPC URL", "rpc_url"))]
+Passphrase = Annotated[str | None, typer.Option(help=option_help("network passphrase", "network_passphrase"))]
 ContractIds = Annotated[
-    str | None, typer.Option("--contract-ids", help="comma-separated contract ids [FLOWFI_CONTRACT_IDS]")
+    str | None, typer.Option("--contract-ids", help=option_help("comma-separated contract ids", "contract_ids"))
 ]
 
 
@@ -55,7 +56,7 @@ Build = Annotated[str, typer.Option(help=f"the FlowFi contract's build: {' or '.
 Verbose = Annotated[bool, typer.Option("--verbose", help="more detail in the log (its DEBUG level)")]
 DatabaseUrl = Annotated[
     str | None,
-    typer.Option(help="PostgreSQL URL; default: an embedded server [DATABASE_URL]", show_default=False),
+    typer.Option(help=option_help("PostgreSQL URL", "database_url"), show_default=False),
 ]
 
 
@@ -190,20 +191,20 @@ def index(
     network_passphrase: Passphrase = None,
     contract_ids: ContractIds = None,
     start_ledger: Annotated[
-        int | None, typer.Option(help="first ledger when there is no cursor [FLOWFI_START_LEDGER]")
+        int | None, typer.Option(help=option_help("first ledger when there is no cursor", "start_ledger"))
     ] = None,
     page_size: Annotated[
-        int | None, typer.Option(help=f"events per getEvents page (max {MAX_PAGE_SIZE}) [FLOWFI_PAGE_SIZE]")
+        int | None, typer.Option(help=option_help(f"events per getEvents page (max {MAX_PAGE_SIZE})", "page_size"))
     ] = None,
     poll_interval: Annotated[
-        float | None, typer.Option(help="seconds between polls when caught up [FLOWFI_POLL_INTERVAL]")
+        float | None, typer.Option(help=option_help("seconds between polls when caught up", "poll_interval"))
     ] = None,
     database_url: DatabaseUrl = None,
     restart_from_ledger: Annotated[int | None, typer.Option(
         min=1, help="move the stored cursor and continue from this ledger (earlier ledgers' stored events are kept)"
     )] = None,
     lake: Annotated[str | None, typer.Option(
-        "--lake", help="a data lake to read the ledgers older than the RPC keeps from [FLOWFI_LAKE_URL]",
+        "--lake", help=option_help("a data lake to read the ledgers older than the RPC keeps from", "lake_url"),
         show_default=False)] = None,
     verbose: Verbose = False,
 ) -> None:
@@ -413,8 +414,8 @@ def redecode(
 @app.command()
 def backfill(
     lake: Annotated[str | None, typer.Option(
-        "--lake", help="the data lake (a folder, s3://bucket/path or https://...), one of its objects, or a file of "
-                       "LedgerCloseMeta [FLOWFI_LAKE_URL]", show_default=False)] = None,
+        "--lake", help=option_help("the data lake (a folder, s3://bucket/path or https://...), one of its objects, "
+                                   "or a file of LedgerCloseMeta", "lake_url"), show_default=False)] = None,
     from_ledger: Annotated[int | None, typer.Option(
         "--from", min=1, help="first ledger, where the index is empty (else it continues after the index's last)",
         show_default=False)] = None,
@@ -578,18 +579,18 @@ def devnet(
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="listen address [FLOWFI_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="listen port [FLOWFI_PORT]")] = None,
+    host: Annotated[str | None, typer.Option(help=option_help("listen address", "host"))] = None,
+    port: Annotated[int | None, typer.Option(help=option_help("listen port", "port"))] = None,
     processes: Annotated[int | None, typer.Option(
-        help="processes sharing the port, each with its own clients (Linux) [FLOWFI_API_PROCESSES]")] = None,
+        help=option_help("processes sharing the port, each with its own clients (Linux)", "api_processes"))] = None,
     database_url: DatabaseUrl = None,
     header_timeout: Annotated[float | None, typer.Option(
-        help="seconds a client has to send a request's line and headers [FLOWFI_HEADER_TIMEOUT]")] = None,
+        help=option_help("seconds a client has to send a request's line and headers", "header_timeout"))] = None,
     max_sockets_per_ip: Annotated[int | None, typer.Option(
-        help="open connections of any kind from one address [FLOWFI_MAX_SOCKETS_PER_IP]")] = None,
+        help=option_help("open connections of any kind from one address", "max_sockets_per_ip"))] = None,
     trusted_proxies: Annotated[str | None, typer.Option(
-        help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is believed "
-             "[FLOWFI_TRUSTED_PROXIES]")] = None,
+        help=option_help("comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is "
+                         "believed", "trusted_proxies"))] = None,
 ) -> None:
     """Serve live events (SSE) and the indexed tables (REST) over HTTP."""
     settings = load_settings(host=host, port=port, api_processes=processes, database_url=database_url,
@@ -607,7 +608,7 @@ def serve(
 
 @app.command()
 def dev(
-    api_port: Annotated[int | None, typer.Option(help="port of the API and the live page [FLOWFI_PORT]")] = None,
+    api_port: Annotated[int | None, typer.Option(help=option_help("port of the API and the live page", "port"))] = None,
     rpc_port: Annotated[int, typer.Option(help="port of the local network's RPC")] = LOCAL_RPC_PORT,
     ledger_interval: Annotated[float, typer.Option(
         help="seconds between ledgers (under 1 the chain's clock runs ahead of yours: a ledger closes at least "

@@ -10,7 +10,16 @@ from typer.testing import CliRunner
 
 from flowfi import cli
 from flowfi.settings import Settings
-from flowfi.settings_docs import ENV_EXAMPLE, README, env_example, flags, settings_table, with_table
+from flowfi.settings_docs import (
+    ENV_EXAMPLE,
+    README,
+    default_text,
+    env_example,
+    env_name,
+    flags,
+    settings_table,
+    with_table,
+)
 
 
 def test_the_readme_table_is_generated_from_every_setting() -> None:
@@ -18,8 +27,7 @@ def test_the_readme_table_is_generated_from_every_setting() -> None:
     assert with_table(readme) == readme, "README.md's settings table is out of date: run `make docs`"
     table = settings_table()
     for field in Settings.model_fields:
-        name = "DATABASE_URL" if field == "database_url" else f"FLOWFI_{field.upper()}"
-        assert f"`{name}`" in table, f"{name} is missing from the table"
+        assert f"`{env_name(field)}`" in table, f"{env_name(field)} is missing from the table"
 
 
 def test_the_env_example_is_generated_from_every_setting() -> None:
@@ -54,3 +62,14 @@ def test_each_flag_the_docs_name_sets_its_setting(field: str, usage: str, monkey
     result = CliRunner().invoke(cli.app, [command, *required_arguments(command), flag, "7"])
     assert isinstance(result.exception, Captured), result.output
     assert float(str(seen.get(field))) == 7, f"flowfi {usage} does not set {field}: {seen}"
+
+
+def test_each_flag_of_a_setting_says_its_default_as_the_table_does() -> None:
+    commands = typer.main.get_command(cli.app).commands  # type: ignore[attr-defined]
+    for field, usages in flags().items():
+        default = default_text(field)
+        for usage in usages:
+            command, flag = usage.split(" ")
+            help_text = next(p.help for p in commands[command].params if p.opts[0] == flag)
+            expected = f"[{env_name(field)}]" if default == "unset" else f"[{env_name(field)}; default: {default}]"
+            assert help_text.endswith(expected), f"flowfi {usage}: {help_text!r}"
