@@ -228,8 +228,6 @@ class Worker:
                 raise IndexerStopped(str(exc)) from exc
             if end is None:
                 end = newest
-                if start is not None and end is not None and start > end:
-                    raise IndexerStopped(f"{lake} ends at ledger {end}: ledger {start} is not there yet")
             elif newest is not None and end > newest:
                 raise IndexerStopped(f"{lake} ends at ledger {newest}: give --to {newest} or less")
             elif start is not None and start > end:
@@ -244,6 +242,8 @@ class Worker:
                 first = await self._retry(partial(self._backfill_start, conn, start), "read the cursor")
                 began = first if began is None else began
                 if end is not None and first > end:
+                    if first == start:  # asked from past the lake's end (a --to past it is refused above)
+                        raise IndexerStopped(f"{lake} ends at ledger {end}: ledger {start} is not there yet")
                     log.info("nothing to backfill: the index already reaches ledger %d", first - 1)
                     return Backfilled(first, first - 1, 0, 0, finished=True)
                 log.info("backfilling ledgers %d-%s", first, end if end is not None else "the lake's newest")

@@ -282,9 +282,10 @@ def _closed_port() -> int:
 
 
 async def test_what_a_backfill_cannot_do_it_says_in_one_line_and_writes_nothing(
-    database_url: str, db: asyncpg.Connection
+    tmp_path: Path, database_url: str, db: asyncpg.Connection
 ) -> None:
     with running_devnet() as devnet:
+        lake_end = write_lake(tmp_path / "lake", devnet.chain.passphrase, grow(devnet.chain, 8))
         for args, env, words in [
             # the test bucket is testnet's; the local network is not
             (["--lake", str(TESTBUCKET), "--from", "997"], {},
@@ -294,9 +295,8 @@ async def test_what_a_backfill_cannot_do_it_says_in_one_line_and_writes_nothing(
             (["--lake", str(TESTBUCKET), "--from", "997", "--to", "5000"],
              {"FLOWFI_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015"}, "ends at ledger 999"),
             (["--from", "1"], {}, "give --lake"),
-            (["--lake", str(TESTBUCKET), "--from", "100000"],
-             {"FLOWFI_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015"},
-             "ends at ledger 999: ledger 100000 is not there yet"),
+            (["--lake", str(tmp_path / "lake"), "--from", str(lake_end + 100)], {},
+             f"ends at ledger {lake_end}: ledger {lake_end + 100} is not there yet"),
             (["--lake", str(TESTBUCKET), "--from", "999", "--to", "998"],
              {"FLOWFI_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015"}, "--from 999 is after --to 998"),
         ]:
@@ -349,11 +349,15 @@ async def test_ledgers_before_a_workers_index_are_not_put_behind_it(
 ) -> None:
     with running_devnet(seed=4, traffic_per_ledger=6) as devnet:
         history = grow(devnet.chain, 40)
-        lake_end = write_lake(tmp_path / "lake", devnet.chain.passphrase, history)
+        lake_end = write_lake(tmp_path / "lake", devnet.chain.passphrase, history[:-10])
         settings = worker_settings(devnet, database_url, start_ledger=20)
         await index_until_caught_up(Worker(settings, database_url), devnet)
         began = await db.fetchval("SELECT min(ledger) FROM contract_events")
         stored = await db.fetchval("SELECT count(*) FROM contract_events")
+        # from past the lake's end, within the index: nothing to backfill either (not "not there yet")
+        beyond_the_lake = await Worker(settings, database_url).backfill(str(tmp_path / "lake"), start=lake_end + 2,
+                                                                         end=None)
+        assert (beyond_the_lake.first, beyond_the_lake.events) == (devnet.chain.latest.sequence + 1, 0)
         with caplog.at_level(logging.INFO, logger="indexer.worker"):
             done = await Worker(settings, database_url).backfill(str(tmp_path / "lake"), start=1, end=None)
     warning = f"the index holds nothing before ledger {began}: ledgers 1-{began - 1} cannot be put behind it"
