@@ -36,6 +36,9 @@ COMPARED = ("sender", "recipient", "token", "rate_per_second", "deposited", "wit
 CONFIG_COMPARED = ("admin", "treasury", "fee_rate_bps", "is_paused", "emergency_guardian")
 # How many times verify reads again what the index changed after the ledger storage was read at.
 REREADS = 5
+# Writes of other contracts' cursor seen while this one stays that tell a verify the writer indexes those
+# (a worker writes its cursor with every page, or every poll at the chain's tip).
+OTHER_WRITES_SEEN = 3
 
 
 class NotEmpty(Exception):
@@ -235,23 +238,36 @@ def _compare_config(contract_id: str, row: asyncpg.Record | None, snapshot: stor
 
 async def _wait_for_index(conn: asyncpg.Connection, contract_ids: Sequence[str], ledger: int, seconds: float) -> None:
     """Until the worker has indexed `ledger` (its cursor is at or after it); NotCaughtUp at once when no
-    worker holds the writer lock, or after `seconds`."""
+    worker holds the writer lock, as soon as the cursor of other contracts is seen moving while this one
+    does not (the one writer indexes those), or after `seconds`."""
     deadline = asyncio.get_running_loop().time() + seconds
     said = False
+    seen: tuple[object, object] | None = None  # when this cursor and the others were last written
+    others_moved = 0
     while True:
-        reached = await conn.fetchval("SELECT last_ledger FROM indexer_cursor WHERE contract_ids = $1",
-                                      store.cursor_key(contract_ids))
+        row = await conn.fetchrow(
+            "SELECT max(last_ledger) FILTER (WHERE contract_ids = $1) AS reached, "
+            "max(updated_at) FILTER (WHERE contract_ids = $1) AS this, "
+            "max(updated_at) FILTER (WHERE contract_ids <> $1) AS others FROM indexer_cursor",
+            store.cursor_key(contract_ids))
+        reached = row["reached"]
         if (reached or 0) >= ledger:
             return
+        behind = f"the index is at ledger {reached or 'none'}, not yet at {ledger} where the chain was read"
         if await store.writer_lock_holder(conn) is None:
-            raise NotCaughtUp(f"the index is at ledger {reached or 'none'}, not yet at {ledger} where the chain was "
-                              "read, and no worker is writing this database: run the worker (flowfi index) and "
+            raise NotCaughtUp(f"{behind}, and no worker is writing this database: run the worker (flowfi index) and "
                               "verify again")
+        if seen is not None:
+            others_moved = 0 if row["this"] != seen[0] else others_moved + (row["others"] != seen[1])
+        seen = row["this"], row["others"]
+        if others_moved == OTHER_WRITES_SEEN:
+            raise NotCaughtUp(f"{behind}, and the worker writing this database indexes other contracts (their cursor "
+                              f"moved {others_moved} times, this one did not): run the worker of these contracts "
+                              "(flowfi index) in its place, a database has one writer, and verify again")
         if not said and seconds > 0:
             log.info("the chain was read at ledger %d and the index is at %s: waiting up to %g s for the worker to "
                      "get there", ledger, reached or "none", seconds)
             said = True
         if asyncio.get_running_loop().time() > deadline:
-            raise NotCaughtUp(f"the index is at ledger {reached or 'none'}, not yet at {ledger} where the chain was "
-                              "read: run the worker (flowfi index) and verify again")
+            raise NotCaughtUp(f"{behind}: run the worker (flowfi index) and verify again")
         await asyncio.sleep(0.2)

@@ -228,3 +228,39 @@ async def test_verify_says_it_waits_for_the_worker_and_then_that_it_must_run(
     ]
     assert str(behind.value) == (f"the index is at ledger none, not yet at {ledger} where the chain was read: run the "
                                  "worker (flowfi index) and verify again")
+
+
+async def test_verify_does_not_wait_for_a_worker_that_indexes_other_contracts(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """One worker writes a database: while it indexes other contracts, these contracts' cursor stays."""
+    with running_devnet(seed=24, traffic_per_ledger=2) as devnet:
+        grow(devnet.chain, 5)
+        worker = await asyncpg.connect(database_url)
+
+        async def index_other_contracts() -> None:
+            while True:
+                await worker.execute(
+                    "INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_ledger, latest_ledger) "
+                    "VALUES ('CANOTHER', '', 1, 1) "
+                    "ON CONFLICT (contract_ids) DO UPDATE SET updated_at = clock_timestamp()")
+                await asyncio.sleep(0.3)
+
+        await worker.execute("SELECT pg_advisory_lock($1)", WRITER_LOCK_KEY)
+        other = asyncio.create_task(index_other_contracts())
+        try:
+            async with RpcClient(devnet.url) as rpc:
+                started = time.monotonic()
+                with pytest.raises(NotCaughtUp) as elsewhere:
+                    await verify(rpc, db, (devnet.chain.contract_id,), catch_up_seconds=60)
+            waited = time.monotonic() - started
+        finally:
+            other.cancel()
+            await asyncio.gather(other, return_exceptions=True)
+            await worker.close()
+    assert waited < 10
+    assert str(elsewhere.value).startswith("the index is at ledger none, not yet at ")
+    assert str(elsewhere.value).endswith(
+        "and the worker writing this database indexes other contracts (their cursor moved 3 times, this one did "
+        "not): run the worker of these contracts (flowfi index) in its place, a database has one writer, and "
+        "verify again")
