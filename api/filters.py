@@ -160,6 +160,8 @@ def event_filter(params: QueryParams, *, require_selection: bool) -> EventFilter
         types=_frozen(event_type(v) for v in values(params, "types")),
         everything=everything,
     )
+    if everything and (selected.streams or selected.users):
+        raise BadRequest("all", "all=true selects every event: give it alone, or streams= and users= without it")
     if require_selection and not (selected.everything or selected.streams or selected.users or selected.types):
         raise BadRequest(
             None,

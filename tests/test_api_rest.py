@@ -537,3 +537,15 @@ async def test_openapi_documents_exactly_the_query_parameters_each_endpoint_acce
         accepted = response.json()["error"].split("accepted: ")[1].split(", ")
         credential = set(QUERY_CREDENTIALS) - documented  # on /streams `token` is also the old asset filter
         assert documented == set(accepted) - credential, path
+
+
+async def test_all_with_streams_or_users_is_a_400_not_a_widening(client: httpx.AsyncClient) -> None:
+    """all=true with a narrower selection is contradictory; taken as "everything", a user token's
+    visibility was narrowed to its address only where no stream was named."""
+    from stellar_sdk import Keypair
+
+    for query in ("all=true&streams=2", f"all=true&users={Keypair.random().public_key}"):
+        for path in ("/events", "/events/subscribe"):
+            refused = await client.get(f"{path}?{query}")
+            assert refused.status_code == 400, (path, query, refused.text)
+            assert refused.json()["parameter"] == "all"
