@@ -38,6 +38,7 @@ OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/"})
 COOKIE = "flowfi_token"
 QUERY_CREDENTIALS = ("access_token", "token")  # the query parameters that may carry the token
 SCOPE_KEY = "flowfi.principal"
+LATEST_EXPIRY = 253_402_300_799  # 9999-12-31T23:59:59Z in seconds since 1970: a later exp is no date
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +176,14 @@ def _decoded(token: str, verifier: Verifier) -> dict[str, Any]:
         if not_a_number is not None:
             raise AuthError(401, f"the token's {not_a_number} claim is not a number (seconds since 1970)") from None
         raise AuthError(401, "the token is not a well-formed JWT (header.claims.signature, base64url)") from None
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError, OverflowError):
+        # OverflowError: PyJWT reads an infinite exp, iat or nbf (JSON's Infinity) with int().
         raise AuthError(401, "the token is not valid: one of its claims is malformed") from None
-    if not isinstance(claims.get("exp"), int | float):
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float):
         raise AuthError(401, "the token is not valid: one of its claims is malformed")
+    if not exp <= LATEST_EXPIRY:
+        raise AuthError(401, "the token's exp claim lies beyond the year 9999: issue it with a real expiry")
     return claims
 
 

@@ -162,6 +162,9 @@ async def test_a_bad_token_is_refused_in_the_servers_words_never_the_librarys(se
                                         algorithm="RS256"),
         "no expiry": jwt.encode({"admin": True, "aud": AUDIENCE}, SECRET, algorithm="HS256"),
         "expiry as text": jwt.encode({"admin": True, "aud": AUDIENCE, "exp": "tomorrow"}, SECRET, algorithm="HS256"),
+        "expiry past any calendar": token({"admin": True, "exp": 10**400}),
+        "expiry infinite": token({"admin": True, "exp": float("inf")}),
+        "issued at infinity": token({"admin": True, "exp": now + 60, "iat": float("inf")}),
         "not yet valid": token({"admin": True, "nbf": now + 3600}),
         "bad header": "eyJ!!!.eyJhZG1pbiI6dHJ1ZX0.c2ln",
         "header not JSON": "bm90IGpzb24.eyJhZG1pbiI6dHJ1ZX0.c2ln",
@@ -180,6 +183,8 @@ async def test_a_bad_token_is_refused_in_the_servers_words_never_the_librarys(se
                 assert value[:12] not in response.text, name
                 if name == "expiry as text":
                     assert message == "the token's exp claim is not a number (seconds since 1970)"
+                if name.startswith("expiry "):
+                    assert "exp claim" in message, (name, message)
 
 
 async def test_a_token_signed_with_another_kind_of_key_is_refused_in_plain_words(database_url: str) -> None:
