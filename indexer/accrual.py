@@ -79,7 +79,9 @@ def end_time(terms: Terms, at: int) -> int | None:
     accrual reaches the deposit, or `at` itself once it has; while paused, when it would run out if
     resumed at `at`. Steps: the last unlock, or None while a milestone is unmet. Hybrid: when the
     stream after the cliff ends (get_projected_end_time, and resume_stream's `new_end_time`; top_up_stream
-    publishes a linear projection for these streams too). None where nothing is ever to accrue."""
+    publishes a linear projection for these streams too). None where nothing is ever to accrue. Beyond
+    u64 it is u64::MAX, as get_projected_end_time saturates (a stream created over u64::MAX seconds
+    lasts longer still, as its rate rounds down)."""
     if terms.schedule == "steps":
         last = max((unlock_time for unlock_time, _ in terms.steps), default=None)
         return None if last is None or last == LOCKED else last
@@ -87,5 +89,5 @@ def end_time(terms: Terms, at: int) -> int | None:
         return None
     if terms.schedule == "hybrid":
         assert terms.cliff_time is not None
-        return terms.cliff_time + max(terms.deposited - terms.cliff_amount, 0) // terms.rate
-    return at + (max(terms.deposited - terms.withdrawn, 0) - claimable(terms, at)) // terms.rate
+        return min(terms.cliff_time + max(terms.deposited - terms.cliff_amount, 0) // terms.rate, U64_MAX)
+    return min(at + (max(terms.deposited - terms.withdrawn, 0) - claimable(terms, at)) // terms.rate, U64_MAX)

@@ -8,6 +8,7 @@ from indexer.accrual import FINISHED, Terms, claimable
 from indexer.decode import decode
 from indexer.events import (
     CREATIONS,
+    U64_MAX,
     ChainEvent,
     FeeCollected,
     StreamCancelled,
@@ -43,6 +44,14 @@ def test_accrual_is_capped_by_the_deposit_and_the_end_time_is_the_contracts() ->
     assert stream.claimable(5000) == 1005
     assert stream.end_time == 1000 + 1005 // 10
     assert claimable(Terms(rate=10, deposited=100, withdrawn=100, last_update_time=0), 50) == 0
+
+
+def test_an_end_time_past_u64_saturates_as_the_contracts_projection_does() -> None:
+    # create_stream with a duration of u64::MAX: the rate rounds down, so the deposit lasts longer still
+    longest = new_stream(created(rate=1, deposit=U64_MAX + 5), fees_paid=0)
+    assert longest.end_time == U64_MAX
+    apply(longest, at(2000, StreamPaused(stream_id=1, sender=SENDER, paused_at=2000)))
+    assert longest.end_time == U64_MAX
 
 
 def test_a_pause_freezes_accrual_and_a_resume_shifts_it_by_the_pause() -> None:
