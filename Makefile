@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-CHROMIUM ?= /usr/bin/chromium
 # Ports of `make dev`: make dev API_PORT=8090 RPC_PORT=8010 (the API's, unset: FLOWFI_PORT's, else 8080)
 RPC_PORT ?= 8000
 # pytest runs in parallel (pytest-xdist), one embedded PostgreSQL server per worker process, each test
@@ -56,9 +55,15 @@ examples-deps:
 examples: examples-deps
 	cd examples/react && npm test
 
-# The page tests drive Debian's Chromium; install it where it is missing (needs root and apt).
+# The page tests drive the browser CHROMIUM_PATH names, else chromium on PATH; without either, Debian's
+# package is installed here (needs root and apt).
 browser:
-	@command -v $(CHROMIUM) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@if [ -n "$$CHROMIUM_PATH" ]; then \
+	    [ -x "$$CHROMIUM_PATH" ] || { echo "CHROMIUM_PATH=$$CHROMIUM_PATH is not an executable file:" \
+	        "point it at a Chromium or Chrome binary, or unset it to use Debian's chromium" >&2; exit 1; }; \
+	elif ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 ## the benchmarks, with their baselines (the `bench` extra: sse-starlette)
 bench: install

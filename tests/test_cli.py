@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -188,6 +189,30 @@ def test_make_dev_passes_its_ports_to_flowfi_dev() -> None:
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "flowfi dev --api-port 8090 --rpc-port 8010" in result.stdout
+
+
+def test_make_browser_looks_for_chromium_where_the_page_tests_do(tmp_path: Path) -> None:
+    """CHROMIUM_PATH first, then chromium on PATH; only without either is Debian's package installed."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    make = shutil.which("make")
+    assert make is not None
+    installs = tmp_path / "apt-get-ran"
+    (tools / "apt-get").write_text(f"#!/bin/sh\necho \"$@\" >> {installs}\nexit 1\n")
+    stub = tmp_path / "chrome"
+    stub.write_text("#!/bin/sh\n")
+    for executable in (tools / "apt-get", stub):
+        executable.chmod(0o755)
+
+    def make_browser(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([make, "--no-print-directory", "browser"], cwd=Path(__file__).parent.parent,
+                              env={"PATH": str(tools), **env}, capture_output=True, text=True, timeout=30)
+
+    missing = make_browser(CHROMIUM_PATH=str(tmp_path / "nowhere"))
+    assert missing.returncode != 0 and f"CHROMIUM_PATH={tmp_path / 'nowhere'}" in missing.stderr
+    assert make_browser(CHROMIUM_PATH=str(stub)).returncode == 0
+    assert not installs.exists()
+    assert make_browser().returncode != 0 and installs.read_text().startswith("update")
 
 
 
