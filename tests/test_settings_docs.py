@@ -13,6 +13,7 @@ from flowfi.settings import Settings
 from flowfi.settings_docs import (
     ENV_EXAMPLE,
     README,
+    SHOWN_DEFAULTS,
     default_text,
     env_example,
     env_name,
@@ -71,5 +72,19 @@ def test_each_flag_of_a_setting_says_its_default_as_the_table_does() -> None:
         for usage in usages:
             command, flag = usage.split(" ")
             help_text = next(p.help for p in commands[command].params if p.opts[0] == flag)
-            expected = f"[{env_name(field)}]" if default == "unset" else f"[{env_name(field)}; default: {default}]"
+            names = "DATABASE_URL or FLOWFI_DATABASE_URL" if field == "database_url" else env_name(field)
+            expected = f"[{names}]" if default == "unset" else f"[{names}; default: {default}]"
             assert help_text.endswith(expected), f"flowfi {usage}: {help_text!r}"
+
+
+def test_each_default_the_table_shows_reads_back_as_that_default(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    for field, info in Settings.model_fields.items():
+        shown = default_text(field)
+        if field in SHOWN_DEFAULTS or shown == "unset":
+            continue
+        assert shown.startswith("`") and shown.endswith("`"), (field, shown)
+        with monkeypatch.context() as patched:
+            patched.setenv(env_name(field), shown[1:-1])
+            assert getattr(Settings(), field) == info.default, f"{env_name(field)}={shown[1:-1]} is not the default"
