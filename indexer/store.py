@@ -133,10 +133,12 @@ async def take_writer_lock(conn: asyncpg.Connection, then: str, for_the_session:
 
 
 async def writer_lock_holder(conn: asyncpg.Connection) -> str | None:
-    """Which session holds the writer lock ("process N (application, role R)"), or None when none does. Any
-    role may take an advisory lock: this tells a worker from, say, a reader's session."""
+    """Which session holds the writer lock ("PostgreSQL session N (application, role R, from ADDRESS)"), or
+    None when none does. Any role may take an advisory lock: this tells a worker from, say, a reader's
+    session. N is the server's process for the session, not the client's: pg_terminate_backend(N) ends it."""
     row = await conn.fetchrow(
-        "SELECT l.pid, a.application_name, a.usename FROM pg_locks AS l LEFT JOIN pg_stat_activity AS a USING (pid) "
+        "SELECT l.pid, a.application_name, a.usename, coalesce(host(a.client_addr), 'the local socket') AS client "
+        "FROM pg_locks AS l LEFT JOIN pg_stat_activity AS a USING (pid) "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
         "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND (l.classid::bigint << 32 | l.objid::bigint) = $1",
@@ -144,7 +146,8 @@ async def writer_lock_holder(conn: asyncpg.Connection) -> str | None:
     )
     if row is None:
         return None
-    return f"process {row['pid']} ({row['application_name'] or 'no application name'}, role {row['usename']})"
+    application = row["application_name"] or "no application name"
+    return f"PostgreSQL session {row['pid']} ({application}, role {row['usename']}, from {row['client']})"
 
 
 async def load_upgrades(conn: asyncpg.Connection) -> dict[str, list[str]]:

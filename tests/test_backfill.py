@@ -321,7 +321,7 @@ async def test_a_backfill_refuses_to_write_beside_a_running_worker(database_url:
                         await asyncio.sleep(0.02)
             finally:
                 await conn.close()
-            busy = r"A worker is writing this database \(process \d+ \(flowfi-worker, "
+            busy = r"A worker is writing this database \(PostgreSQL session \d+ \(flowfi-worker, "
             with pytest.raises(WriterBusy, match=busy):
                 await Worker(worker_settings(devnet, database_url), database_url).backfill(
                     str(DATALAKE / V28), start=None, end=None)

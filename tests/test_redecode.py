@@ -112,8 +112,10 @@ async def test_redecode_does_not_run_beside_a_writing_worker(database_url: str, 
         with pytest.raises(WriterBusy) as busy:
             await redecode(db, contract_ids)
         pid, role = await holder.fetchval("SELECT pg_backend_pid()"), await holder.fetchval("SELECT current_user")
-        assert str(busy.value) == (f"A worker is writing this database (process {pid} (a notebook, role {role}) "
-                                   "holds the writer lock): stop it first, then redecode, then start it again")
+        where = await holder.fetchval("SELECT coalesce(host(inet_client_addr()), 'the local socket')")
+        assert str(busy.value) == (f"A worker is writing this database (PostgreSQL session {pid} (a notebook, role "
+                                   f"{role}, from {where}) holds the writer lock): stop it first, then redecode, then "
+                                   "start it again")
     finally:
         await holder.close()
 

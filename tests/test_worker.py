@@ -591,7 +591,7 @@ async def test_a_worker_of_other_contracts_stands_by_while_one_writes_the_databa
             second.stop()
             await asyncio.wait_for(standing, 10)
     said = [r.getMessage() for r in caplog.records if "standing by" in r.getMessage()]
-    assert said[0].startswith("another worker writes this database (process ")
+    assert said[0].startswith("another worker writes this database (PostgreSQL session ")
     assert any(r.getMessage() == "took over as the writing worker" for r in caplog.records)
 
 
@@ -661,7 +661,7 @@ async def test_a_restart_is_refused_while_another_worker_writes_which_would_writ
                     await asyncio.sleep(0.02)
             with pytest.raises(WriterBusy) as refused:
                 await Worker(settings, database_url).restart_from(2)
-            assert str(refused.value).startswith("A worker is writing this database (process ")
+            assert str(refused.value).startswith("A worker is writing this database (PostgreSQL session ")
             assert str(refused.value).endswith("holds the writer lock): stop it first, then run `flowfi index "
                                                "--restart-from-ledger 2` again")
             assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") > 1
