@@ -283,6 +283,9 @@ class Worker:
                 "folded in chain order); to index them, backfill into a fresh database, then run the worker",
                 began, start, began - 1,
             )
+        elif start is not None and start < first:
+            log.info("--from %d is ignored: the index holds ledgers %s-%d already, and a backfill continues after "
+                     "them, from ledger %d", start, began if began is not None else start, first - 1, first)
         return first
 
     async def _backfill_pages(
