@@ -177,12 +177,23 @@ def said_in_one_line(problems: tuple[type[Exception], ...], exit_code: int = 1) 
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema."""
     from indexer.database import migrate as run_migrations
+    from indexer.database import schema_revision
 
     settings = load_settings(database_url=database_url)
     setup_logging(log_format=settings.log_format)
     url = database_of(settings, schema=False)
+    before = asyncio.run(schema_revision(url))
     run_migrations(url)
-    typer.echo("the database schema is up to date")
+    after = asyncio.run(schema_revision(url))
+    if before is None:
+        typer.echo(f"created the database schema (revision {after})")
+    elif before != after:
+        typer.echo(f"migrated the database schema from revision {before} to {after}")
+    elif settings.database_url is None:
+        typer.echo(f"the database schema is up to date (revision {after}): the embedded server's database is "
+                   "migrated as the server starts")
+    else:
+        typer.echo(f"the database schema is up to date (revision {after})")
 
 
 @app.command()

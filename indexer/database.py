@@ -72,10 +72,7 @@ async def check(url: str, *, schema: bool = True) -> None:
     try:
         if not schema:
             return
-        try:
-            revision = await conn.fetchval("SELECT version_num FROM alembic_version")
-        except asyncpg.UndefinedTableError:
-            revision = None
+        revision = await _revision(conn)
     finally:
         await conn.close()
     from alembic.script import ScriptDirectory
@@ -85,6 +82,23 @@ async def check(url: str, *, schema: bool = True) -> None:
         found = f"is at revision {revision}" if revision else "has no flowfi schema"
         raise DatabaseProblem(f"the database at {redacted(url)} {found}, this version needs {head}: "
                               "run `flowfi migrate`")
+
+
+async def schema_revision(url: str) -> str | None:
+    """The migration the database at `url` is at, None where it holds no flowfi schema."""
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    try:
+        return await _revision(conn)
+    finally:
+        await conn.close()
+
+
+async def _revision(conn: asyncpg.Connection) -> str | None:
+    try:
+        revision: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
+    except asyncpg.UndefinedTableError:
+        return None
+    return revision
 
 
 def redacted(url: str) -> str:

@@ -112,7 +112,13 @@ async def test_a_database_without_the_schema_is_one_line_saying_migrate(tmp_path
             assert len(result.stderr.splitlines()) == 1, result.stderr
             line = result.stderr.strip()
             assert line.endswith(f"has no flowfi schema, this version needs {head}: run `flowfi migrate`"), line
-        assert run("migrate", "--database-url", url, data_dir=tmp_path).returncode == 0
+        migrated = run("migrate", "--database-url", url, data_dir=tmp_path)
+        assert migrated.returncode == 0 and migrated.stdout == f"created the database schema (revision {head})\n"
+        again = run("migrate", "--database-url", url, data_dir=tmp_path).stdout
+        assert again == f"the database schema is up to date (revision {head})\n"
+        embedded = run("migrate", data_dir=tmp_path).stdout
+        assert embedded == (f"the database schema is up to date (revision {head}): the embedded server's database "
+                            "is migrated as the server starts\n")
         assert "traceback" in run("--debug", "serve", "--database-url", url + "x", data_dir=tmp_path).stderr.lower()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
