@@ -36,7 +36,7 @@ TYPE_STYLES = {
 }
 
 # Every payload key that holds an amount (an i128 field), and its label: "newDepositedAmount" ->
-# "new deposited amount"; "ratePerSecond" gets "/s".
+# "new deposited amount"; a rate ("ratePerSecond", "newRatePerSecond") gets "/s".
 _AMOUNT_KEYS: dict[str, str] = {}
 _ADDRESS_KEYS: set[str] = set()
 _SHOWN_AS_IS: set[str] = set()  # u32 numbers, flags and hashes
@@ -103,9 +103,10 @@ def format_event(event: Event, decimals: int = 7) -> Text:
     unit = f" {data['tokenSymbol']}" if data.get("tokenSymbol") else ""
     for key, label in _AMOUNT_KEYS.items():
         value = data.get(key)
-        if value is not None:
-            suffix = "/s" if key == "ratePerSecond" else ""
-            details.append(f"{label} {format_amount(value, places)}{unit}{suffix}")
+        is_rate = key.endswith(("ratePerSecond", "RatePerSecond"))
+        if value is None or (is_rate and int(value) == 0):  # a stream that unlocks in steps has no rate
+            continue
+        details.append(f"{label} {format_amount(value, places)}{unit}{'/s' if is_rate else ''}")
     for key in sorted(_SHOWN_AS_IS):
         value = data.get(key)
         if value is None:

@@ -59,6 +59,15 @@ def test_amounts_are_shown_in_their_tokens_decimals_and_symbol_where_the_index_k
     assert "amount 1.25" in format_event(Event("x", "stream.withdrawn", unknown), decimals=3).plain
 
 
+def test_rates_are_per_second_and_a_stream_that_unlocks_in_steps_shows_none() -> None:
+    data = {"ledgerClosedAt": "2025-03-01T12:00:05Z", "streamId": "17", "tokenSymbol": "EURC", "tokenDecimals": 2}
+    steps = format_event(Event("x", "stream.created", {**data, "ratePerSecond": "0", "depositedAmount": "500"})).plain
+    assert "deposited amount 5 EURC" in steps and "rate" not in steps
+    modified = format_event(Event("x", "stream.rate_modified", {**data, "oldRatePerSecond": "150",
+                                                               "newRatePerSecond": "250"})).plain
+    assert "old rate per second 1.5 EURC/s" in modified and "new rate per second 2.5 EURC/s" in modified
+
+
 def test_a_protocol_line_names_its_addresses_and_fee_rates() -> None:
     event = Event("x", "protocol.fee_config_updated", {
         "ledgerClosedAt": "2025-03-01T12:00:10Z", "admin": "GAAAAAAAAAAAAAAAWHF2",
