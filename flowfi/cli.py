@@ -470,10 +470,10 @@ def backfill(
 
 @app.command()
 def export(
-    name: Annotated[str, typer.Argument(help="the table or view", show_default=False)],
+    name: Annotated[str, typer.Argument(help="the table or view", metavar="TABLE", show_default=False)],
     out: Annotated[Path, typer.Option(help="the file to write", show_default=False)],
     file_format: Annotated[str | None, typer.Option(
-        "--format", help="parquet or csv; default: as --out's suffix names it (.csv, .parquet), else parquet",
+        "--format", help="parquet or csv; default: as --out's suffix names it (.csv; .parquet or .pq), else parquet",
         show_default=False)] = None,
     from_ledger: Annotated[int | None, typer.Option(
         help="only rows of this ledger and later (tables and views with a ledger column)", show_default=False)] = None,
@@ -548,14 +548,16 @@ def dictionary(
 
 @app.command()
 def devnet(
-    host: str = "127.0.0.1",
-    port: int = LOCAL_RPC_PORT,
+    host: Annotated[str, typer.Option(help="listen address (0.0.0.0: every interface)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="listen port of its JSON-RPC over HTTP")] = LOCAL_RPC_PORT,
     ledger_interval: Annotated[float, typer.Option(
         help="seconds between ledgers (under 1 the chain's clock runs ahead of yours: a ledger closes at least "
              "a whole second after the one before)")] = 5.0,
     retention: Annotated[int, typer.Option(help="ledgers kept (older ones are dropped)")] = 120_960,
     traffic_rate: Annotated[float, typer.Option(help="random contract calls per second (0: none)")] = 1.0,
-    seed: Annotated[int | None, typer.Option(help="seed of the random traffic")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="seed of the random traffic (the same seed, the same calls); default: a new one each run",
+        show_default=False)] = None,
     build: Build = NEWEST.name,
     lake: Annotated[
         Path | None, typer.Option(help="also write every closed ledger here, as a SEP-54 data lake")
@@ -787,8 +789,8 @@ def run_in_foreground(command: list[str]) -> int:
 @lake_app.command("events")
 def lake_events(
     source: Annotated[str, typer.Argument(
-        help="a data lake root (a folder, s3://bucket/path or https://...), one of its objects, or a file of "
-             "LedgerCloseMeta", show_default=False)],
+        metavar="SOURCE", help="a data lake root (a folder, s3://bucket/path or https://...), one of its objects, or a "
+                               "file of LedgerCloseMeta", show_default=False)],
     contract: Annotated[list[str] | None, typer.Option(
         "--contract", help="only this contract's events (C...); repeat for several", show_default=False)] = None,
     start: Annotated[int | None, typer.Option(
