@@ -23,7 +23,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -33,11 +32,12 @@ from uvicorn.config import STARTUP_FAILURE
 
 from api import filters, rest, v1
 from api.auth import Authenticator, AuthError, AuthMiddleware, authenticate, require_admin
+from api.cors import Cors, cors_headers
 from api.gate import GatedServer, TrustedProxies
 from api.hub import Hub
 from api.listener import Listener
 from api.settings import ApiSettings
-from api.sse import HEARTBEAT, SUBSCRIBE_PATH, ConnectionLimits, Subscribe, cors_headers
+from api.sse import HEARTBEAT, SUBSCRIBE_PATH, ConnectionLimits, Subscribe
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -149,8 +149,9 @@ def create_app(settings: ApiSettings, database_url: str) -> LiveApp:
     middleware = [Middleware(AuthMiddleware, authenticator=authenticator, open_paths=page_files)]
     if settings.cors_origins:
         middleware.insert(0, Middleware(
-            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET"],
+            Cors, allow_origins=list(settings.cors_origins), allow_methods=["GET"],
             allow_headers=["Authorization", "Last-Event-ID"], allow_credentials=True,
+            refusal=lambda message: {"error": message},
         ))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={**rest.exception_handlers, AuthError: _auth_error})

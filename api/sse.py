@@ -39,6 +39,7 @@ from starlette.types import Receive, Scope, Send
 
 from api import filters, outage, queries
 from api.auth import principal_of
+from api.cors import cors_headers
 from api.filters import BadRequest, EventFilter
 from api.hub import Hub, LiveEvent, Subscriber
 from api.payloads import event_payload
@@ -209,14 +210,6 @@ class Subscribe:
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         return Connection(scope["app"].state, request_cycle(receive), self.dialect).serve(scope, receive, send)
-
-
-def cors_headers(origin: str | None, allowed: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
-    """What a browser on another origin needs to read the stream (allowed origins only)."""
-    if origin is None or origin not in allowed:
-        return []
-    return [(b"access-control-allow-origin", origin.encode()), (b"access-control-allow-credentials", b"true"),
-            (b"vary", b"Origin")]
 
 
 def request_cycle(receive: Receive) -> Any:

@@ -16,13 +16,13 @@ import swagger_ui_bundle
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from api.cors import Cors
 from api.v1 import login, openapi, routes
-from api.v1.errors import V1Error, handlers
+from api.v1.errors import V1Error, handlers, refusal
 from api.v1.subscribe import SUBSCRIBE_PATH, BackendDialect
 
 __all__ = ["SUBSCRIBE_PATH", "BackendDialect", "application", "serves"]
@@ -82,8 +82,9 @@ def application(state: Any, cors_origins: tuple[str, ...]) -> Starlette:
     bodies and access rules, none of this API's authentication middleware; `state` is the API's (pool,
     hub, authenticator, settings)."""
     middleware = [] if not cors_origins else [Middleware(
-        CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+        Cors, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Last-Event-ID", "Content-Type", "X-Request-ID"], allow_credentials=True,
+        refusal=lambda message: refusal(400, message)[0],
     )]
     app = Starlette(routes=[
         Mount("/v1", routes=_routes),
