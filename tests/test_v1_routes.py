@@ -153,6 +153,9 @@ async def test_bad_parameters_are_400s_that_name_them(client: httpx.AsyncClient)
     assert (await get(client, "/v1/streams/424242", 404))["error"] == "Stream not found"
     assert (await get(client, "/v1/nothing/here", 404))["error"] == "Not Found"
     assert (await get(client, "/v2/streams", 400))["supportedVersions"] == ["v1"]
+    assert (await get(client, "/v2", 400))["supportedVersions"] == ["v1"]
+    assert (await get(client, "/v1", 404))["message"] == (
+        "there is no '/v1'; the /v1 endpoints are listed at /api-docs.json")
 
 
 async def test_claimable_follows_the_contract_at_any_time(filled: tuple[Devnet, str], client: httpx.AsyncClient,

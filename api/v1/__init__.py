@@ -92,6 +92,7 @@ def application(state: Any, cors_origins: tuple[str, ...]) -> Starlette:
         Route("/api-docs", openapi.api_docs, methods=["GET"]),
         Mount(openapi.STATIC, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path)),
         Route("/v{version:int}/{rest:path}", _unsupported_version),
+        Route("/v{version:int}", _unsupported_version),  # rather than a redirect to /v1/, which is no page
     ], middleware=middleware, exception_handlers=handlers)  # type: ignore[arg-type]
     app.state = state
     return app
@@ -106,7 +107,7 @@ VERSIONED = re.compile(r"/v[0-9]+(/|$)")
 
 
 async def _unsupported_version(request: Request) -> None:
-    """/vN/... for another N than 1: FlowFi's backend's answer, a 400 naming the versions it has."""
+    """/vN and /vN/... for another N than 1: FlowFi's backend's answer, a 400 naming the versions it has."""
     version = request.path_params["version"]
     if version == 1:
         raise HTTPException(404)
