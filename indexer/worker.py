@@ -441,7 +441,8 @@ class Worker:
     ) -> int:
         """Queue the ledgers start..end of `lake` (to its newest when `end` is None) as pages of whole ledgers;
         the last ledger queued. `latest` is the chain's newest ledger as the RPC last named it, what the pages
-        say the index is behind. An unreachable lake is retried with backoff from the ledger it stopped at."""
+        say the index is behind; asked again when a batch passes it, so that the cursor's newest ledger and
+        its close time stay a pair. An unreachable lake is retried with backoff from the ledger it stopped at."""
         next_ledger, attempt = start, 0
         while True:
             try:
@@ -450,6 +451,8 @@ class Worker:
                     max_events=self.settings.page_size,
                 )) as batches:
                     async for batch in batches:
+                        if batch.last > latest.sequence:
+                            latest = await self._newer_latest(latest)
                         newest = latest if latest.sequence >= batch.last else LedgerInfo(batch.last, "", 0)
                         page = EventPage(batch.events, ids.end_of_ledger(batch.last), newest.sequence, batch.first,
                                          newest.close_time)
@@ -461,6 +464,15 @@ class Worker:
                 wait = min(0.2 * 2**attempt, self.max_backoff) * random.uniform(0.5, 1.0)
                 log.warning("reading the data lake failed (%s); retry %d in %.1f s", exc, attempt, wait)
                 await asyncio.sleep(wait)
+
+    async def _newer_latest(self, latest: LedgerInfo) -> LedgerInfo:
+        """The RPC's newest ledger now, or `latest` where the RPC does not answer: a lake read goes on without it."""
+        try:
+            return max(latest, await self.rpc.get_latest_ledger(), key=lambda ledger: ledger.sequence)
+        except RetryableRpcError as exc:
+            log.debug("getLatestLedger failed during a lake read (%s); the newest ledger known stays %d", exc,
+                      latest.sequence)
+            return latest
 
     async def _stored_schedules(
         self, decoded: Sequence[Decoded], builds: dict[str, History]

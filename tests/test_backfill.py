@@ -31,6 +31,7 @@ from devnet.lake import LakeLedger, write_lake
 from indexer import ids
 from indexer.backfill import batches
 from indexer.lake import LedgerEvents, read_ledgers
+from indexer.rpc import LedgerInfo
 from indexer.store import WriterBusy
 from indexer.worker import IndexerStopped, Worker
 from tests.conftest import _admin, with_database
@@ -328,6 +329,30 @@ async def test_a_backfill_refuses_to_write_beside_a_running_worker(database_url:
         finally:
             worker.stop()
             await asyncio.wait_for(running, 10)
+
+
+async def test_a_lake_read_past_the_rpcs_newest_ledger_keeps_the_newest_ledger_and_its_close_time_a_pair(
+    tmp_path: Path, database_url: str, db: asyncpg.Connection
+) -> None:
+    with running_devnet(seed=12, traffic_per_ledger=4, build=MODEL_BUILD) as devnet:
+        chain = devnet.chain
+        lake_end = write_lake(tmp_path / "lake", chain.passphrase, grow(chain, 30))
+        worker = Worker(worker_settings(devnet, database_url, start_ledger=None), database_url)
+        asked = worker.rpc.get_latest_ledger
+
+        async def behind_at_first() -> LedgerInfo:
+            """An RPC server still catching up when the backfill begins: its newest ledger is behind the lake's."""
+            newest = await asked()
+            if worker.rpc.get_latest_ledger is behind_at_first:
+                worker.rpc.get_latest_ledger = asked  # type: ignore[method-assign]
+                return LedgerInfo(5, newest.hash, newest.close_time - 1000)
+            return newest
+
+        worker.rpc.get_latest_ledger = behind_at_first  # type: ignore[method-assign]
+        done = await worker.backfill(str(tmp_path / "lake"), start=1, end=None)
+    assert done.last == lake_end == chain.latest.sequence
+    behind = await db.fetchrow("SELECT latest_ledger, latest_ledger_closed_at FROM indexer_cursor")
+    assert tuple(behind) == (chain.latest.sequence, datetime.fromtimestamp(chain.latest.close_time, UTC))
 
 
 async def test_a_stopped_backfill_ends_after_a_whole_batch_and_says_it_did_not_finish(
