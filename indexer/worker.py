@@ -66,7 +66,7 @@ from indexer.database import asyncpg_dsn, connect, widen_send_buffer
 from indexer.decode import Decoded, decode
 from indexer.events import ContractUpgraded, StreamEvent
 from indexer.identity import MAX_LAG_LEDGERS, MAX_LAG_SECONDS, ChainWatch, OtherChain
-from indexer.lake import LakeError, LakeUnavailable, check_network, newest_ledger
+from indexer.lake import LakeEndsBefore, LakeError, LakeUnavailable, check_network, newest_ledger
 from indexer.progress import Progress
 from indexer.rpc import (
     EventPage,
@@ -244,8 +244,7 @@ class Worker:
                 if end is not None and first > end:
                     if first == start:  # asked from past the lake's end (a --to past it is refused above)
                         raise IndexerStopped(f"{lake} ends at ledger {end}: ledger {start} is not there yet")
-                    log.info("nothing to backfill: the index already reaches ledger %d", first - 1)
-                    return Backfilled(first, first - 1, 0, 0, finished=True)
+                    return _nothing_to_backfill(first)
                 log.info("backfilling ledgers %d-%s", first, end if end is not None else "the lake's newest")
                 progress = store.BackfillProgress(lake, first, end)
                 latest = await self._retry(self.rpc.get_latest_ledger, "getLatestLedger", attempts=3)
@@ -253,6 +252,10 @@ class Worker:
                 try:
                     if await self._index(conn, Position(cursor=None, start_ledger=first), source):
                         return self._backfilled(began, finished=True)
+                except LakeEndsBefore as exc:
+                    if first == start:
+                        raise IndexerStopped(str(exc)) from exc
+                    return _nothing_to_backfill(first)  # a file that ends where the index does, or before
                 except LakeError as exc:
                     raise IndexerStopped(str(exc)) from exc
             return self._backfilled(began or start or 1, finished=False)
@@ -805,6 +808,11 @@ class _ProcessTuning:
 
 
 _tuning = _ProcessTuning()
+
+
+def _nothing_to_backfill(first: int) -> Backfilled:
+    log.info("nothing to backfill: the index already reaches ledger %d", first - 1)
+    return Backfilled(first, first - 1, 0, 0, finished=True)
 
 
 def _retryable(error: BaseException) -> bool:

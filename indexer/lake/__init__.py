@@ -16,13 +16,20 @@ from collections.abc import Iterable, Iterator
 from stellar_sdk import StrKey
 
 from indexer.lake import objects
-from indexer.lake.errors import LakeDataError, LakeError, LakeNetworkMismatch, LakeSourceError, LakeUnavailable
+from indexer.lake.errors import (
+    LakeDataError,
+    LakeEndsBefore,
+    LakeError,
+    LakeNetworkMismatch,
+    LakeSourceError,
+    LakeUnavailable,
+)
 from indexer.lake.event import LakeEvent, LedgerEvents
 from indexer.lake.layout import GENESIS, Lake, SingleObject, open_source
 from indexer.lake.ledgers import object_ledgers
 
-__all__ = ["LakeDataError", "LakeError", "LakeEvent", "LakeNetworkMismatch", "LakeSourceError", "LakeUnavailable",
-           "LedgerEvents", "check_network", "newest_ledger", "read_ledgers"]
+__all__ = ["LakeDataError", "LakeEndsBefore", "LakeError", "LakeEvent", "LakeNetworkMismatch", "LakeSourceError",
+           "LakeUnavailable", "LedgerEvents", "check_network", "newest_ledger", "read_ledgers"]
 
 
 def read_ledgers(
@@ -71,9 +78,12 @@ def _whole_range(ledgers: Iterable[LedgerEvents], name: str, start: int | None,
             expected += 1
         last = ledger.sequence
         yield ledger
+    if expected is not None and expected == start:
+        raise LakeEndsBefore(f"{name} has no ledger {start} or later: give the lake's root, or a range the file "
+                             "holds", start)
     missing = None
-    if expected is not None and (expected == start or (end is not None and expected <= end)):
-        missing = f"{expected} or later" if expected == start else str(expected)
+    if expected is not None and end is not None and expected <= end:
+        missing = str(expected)
     elif end is not None and (last is None or last < end):
         missing = str(end) if last is None else str(last + 1)
     if missing is not None:

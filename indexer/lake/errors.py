@@ -18,6 +18,14 @@ class LakeSourceError(LakeError):
     """The source is not what it should be; retrying cannot help."""
 
 
+class LakeEndsBefore(LakeSourceError):
+    """An object or a file read from a ledger holds none from it on: it ends before `ledger`."""
+
+    def __init__(self, message: str, ledger: int) -> None:
+        super().__init__(message)
+        self.ledger = ledger
+
+
 class LakeUnavailable(LakeError):
     """The store is unreachable or failing; trying again later may help."""
 
