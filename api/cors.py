@@ -10,6 +10,8 @@ from starlette.middleware.cors import SAFELISTED_HEADERS, CORSMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
+from api.filters import shown
+
 _ALWAYS_ALLOWED = frozenset(header.lower() for header in SAFELISTED_HEADERS)
 
 
@@ -30,17 +32,17 @@ class Cors(CORSMiddleware):
         if not self.is_allowed_origin(origin):
             reasons.append(f"its origin is not one of FLOWFI_CORS_ORIGINS ({', '.join(self.allow_origins) or 'none'})")
         if method not in self.allow_methods:
-            reasons.append(f"its method {method} is not one this API takes ({', '.join(self.allow_methods)})")
+            reasons.append(f"its method {shown(method)} is not one this API takes ({', '.join(self.allow_methods)})")
         requested = (h.strip() for h in request_headers.get("access-control-request-headers", "").lower().split(","))
         unknown = [header for header in requested if header and header not in self.allow_headers]
         if unknown:
             ours = ", ".join(h for h in self.allow_headers if h not in _ALWAYS_ALLOWED)
-            reasons.append(f"its header {', '.join(unknown)} is not one this API takes ({ours})")
+            reasons.append(f"its header {shown(', '.join(unknown))} is not one this API takes ({ours})")
         if "access-control-request-private-network" in request_headers:
             reasons.append("it asks for private network access, which this API does not grant")
         headers = {name: value for name, value in response.headers.items()
                    if name not in ("content-length", "content-type")}
-        message = f"a request from {origin} is not allowed: {'; '.join(reasons)}"
+        message = f"a request from {shown(origin)} is not allowed: {'; '.join(reasons)}"
         return JSONResponse(self.refusal(message), 400, headers=headers)
 
 
