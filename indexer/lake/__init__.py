@@ -80,7 +80,7 @@ def _whole_range(ledgers: Iterable[LedgerEvents], name: str, start: int | None,
         yield ledger
     if expected is not None and expected == start:
         raise LakeEndsBefore(f"{name} has no ledger {start} or later: give the lake's root, or a range the file "
-                             "holds", start)
+                             "holds")
     missing = None
     if expected is not None and end is not None and expected <= end:
         missing = str(expected)

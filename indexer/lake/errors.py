@@ -19,11 +19,7 @@ class LakeSourceError(LakeError):
 
 
 class LakeEndsBefore(LakeSourceError):
-    """An object or a file read from a ledger holds none from it on: it ends before `ledger`."""
-
-    def __init__(self, message: str, ledger: int) -> None:
-        super().__init__(message)
-        self.ledger = ledger
+    """An object or a file read from a ledger holds none from it on: it ends before that ledger."""
 
 
 class LakeUnavailable(LakeError):
