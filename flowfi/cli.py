@@ -473,7 +473,8 @@ def export(
     name: Annotated[str, typer.Argument(help="the table or view", metavar="TABLE", show_default=False)],
     out: Annotated[Path, typer.Option(help="the file to write", show_default=False)],
     file_format: Annotated[str | None, typer.Option(
-        "--format", help="parquet or csv; default: as --out's suffix names it (.csv; .parquet or .pq), else parquet",
+        "--format", help="parquet or csv; default: as --out's suffix names it (.csv; .parquet or .pq), parquet "
+                         "for a name without a suffix",
         show_default=False)] = None,
     from_ledger: Annotated[int | None, typer.Option(
         help="only rows of this ledger and later (tables and views with a ledger column)", show_default=False)] = None,

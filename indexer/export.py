@@ -47,10 +47,14 @@ SUFFIXES = {".parquet": Format.PARQUET, ".pq": Format.PARQUET, ".csv": Format.CS
 
 def format_of(out: Path, asked: str | None) -> Format:
     """The format to write `out` in: the one asked (in any case), else the one its suffix names, else
-    Parquet. A suffix naming the other format is refused: a .csv file holding Parquet misleads whoever
-    opens it."""
+    Parquet for a name without a suffix. A suffix naming the other format, or, unless --format is given,
+    another one, is refused: a .csv or a .txt file holding Parquet misleads whoever opens it."""
     named = SUFFIXES.get(out.suffix.lower())
     if asked is None:
+        if named is None and out.suffix:
+            *others, last = SUFFIXES
+            raise ExportError(f"--out ends in {out.suffix}, which names neither format: give --format parquet or "
+                              f"csv, or a file name ending in {', '.join(others)} or {last}")
         return named or Format.PARQUET
     try:
         fmt = Format(asked.lower())

@@ -225,6 +225,9 @@ async def test_flowfi_export_writes_the_file_and_refuses_bad_requests_in_one_lin
                         (["events", "--format", "CSV", "--out", str(tmp_path / "x.parquet")],
                          "--out ends in .parquet but --format is csv: give a file name ending in .csv, or leave "
                          "--format out to write parquet"),
+                        (["events", "--out", str(tmp_path / "x.txt")],
+                         "--out ends in .txt, which names neither format: give --format parquet or csv, or a file "
+                         "name ending in .parquet, .pq or .csv"),
                         (["events", "--out", str(tmp_path)], f"{tmp_path} is a directory: give --out a file's path"),
                         (["events", "--out", "."], ". is a directory: give --out a file's path")]:
         if "--out" not in args:
@@ -232,4 +235,4 @@ async def test_flowfi_export_writes_the_file_and_refuses_bad_requests_in_one_lin
         refused = await asyncio.to_thread(_flowfi, "export", *args, "--database-url", database_url)
         assert refused.returncode == 2
         assert len(refused.stderr.strip().splitlines()) == 1 and words in refused.stderr, refused.stderr
-        assert not (tmp_path / "x").exists()
+        assert not (tmp_path / "x").exists() and not (tmp_path / "x.txt").exists()
