@@ -15,6 +15,9 @@ from pathlib import Path
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
+from alembic.util import CommandError
 
 import migrations
 from indexer import embedded
@@ -75,9 +78,11 @@ async def check(url: str, *, schema: bool = True) -> None:
         revision = await _revision(conn)
     finally:
         await conn.close()
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    config = alembic_config(url)
+    head = _head(config)
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    if revision is not None and revision not in known:
+        raise DatabaseProblem(_unknown_revision(url, revision, head))
     if revision != head:
         found = f"is at revision {revision}" if revision else "has no flowfi schema"
         raise DatabaseProblem(f"the database at {redacted(url)} {found}, this version needs {head}: "
@@ -119,8 +124,23 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str, revision: str = "head") -> None:
     """Bring the schema up to `revision`. Synchronous: call it before the event loop starts, or
-    through asyncio.to_thread."""
-    command.upgrade(alembic_config(url), revision)
+    through asyncio.to_thread. DatabaseProblem for a schema a newer flowfi migrated."""
+    config = alembic_config(url)
+    try:
+        command.upgrade(config, revision)
+    except CommandError as exc:
+        if not isinstance(exc.__cause__, ResolutionError):
+            raise
+        raise DatabaseProblem(_unknown_revision(url, str(exc.__cause__.argument), _head(config))) from exc
+
+
+def _head(config: Config) -> str | None:
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def _unknown_revision(url: str, revision: str, head: str | None) -> str:
+    return (f"the database at {redacted(url)} is at revision {revision}, which this flowfi does not know (its newest "
+            f"is {head}): a newer flowfi migrated it; run that one, or give this one a database of its own")
 
 
 def sqlalchemy_url(url: str) -> str:

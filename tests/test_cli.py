@@ -116,6 +116,17 @@ async def test_a_database_without_the_schema_is_one_line_saying_migrate(tmp_path
         assert migrated.returncode == 0 and migrated.stdout == f"created the database schema (revision {head})\n"
         again = run("migrate", "--database-url", url, data_dir=tmp_path).stdout
         assert again == f"the database schema is up to date (revision {head})\n"
+        newer = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await newer.execute("UPDATE alembic_version SET version_num = '9999_from_a_newer_flowfi'")
+        finally:
+            await newer.close()
+        for command in (["migrate"], ["index"]):
+            result = run(*command, "--database-url", url, data_dir=tmp_path)
+            assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+            assert result.stderr.strip().endswith(
+                f"is at revision 9999_from_a_newer_flowfi, which this flowfi does not know (its newest is {head}): "
+                "a newer flowfi migrated it; run that one, or give this one a database of its own"), result.stderr
         embedded = run("migrate", data_dir=tmp_path).stdout
         assert embedded == (f"the database schema is up to date (revision {head}): the embedded server's database "
                             "is migrated as the server starts\n")
