@@ -137,7 +137,8 @@ async def writer_lock_holder(conn: asyncpg.Connection) -> str | None:
     None when none does. Any role may take an advisory lock: this tells a worker from, say, a reader's
     session. N is the server's process for the session, not the client's: pg_terminate_backend(N) ends it."""
     row = await conn.fetchrow(
-        "SELECT l.pid, a.application_name, a.usename, coalesce(host(a.client_addr), 'the local socket') AS client "
+        "SELECT l.pid, a.application_name, a.usename, CASE WHEN a.client_addr IS NOT NULL THEN host(a.client_addr) "
+        "WHEN a.client_port = -1 THEN 'the local socket' ELSE 'an address this role may not see' END AS client "
         "FROM pg_locks AS l LEFT JOIN pg_stat_activity AS a USING (pid) "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
         "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -103,3 +104,21 @@ async def test_a_writer_lock_let_go_while_its_holder_is_asked_for_is_taken(datab
     finally:
         await holder.close()
         await conn.close()
+
+
+async def test_the_lock_holders_address_is_not_guessed_where_the_asking_role_may_not_see_it(
+        database_url: str, db: asyncpg.Connection) -> None:
+    role = f"flowfi_peer_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE ROLE {role} LOGIN")
+    holder = await asyncpg.connect(database_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", store.WRITER_LOCK_KEY)
+        asking = await asyncpg.connect(database_url, user=role)
+        try:
+            named = await store.writer_lock_holder(asking)
+        finally:
+            await asking.close()
+    finally:
+        await holder.close()
+        await db.execute(f"DROP ROLE {role}")
+    assert named is not None and named.endswith("from an address this role may not see)"), named
