@@ -59,7 +59,7 @@ examples: examples-deps
 # package is installed here (needs root and apt).
 browser:
 	@if [ -n "$$CHROMIUM_PATH" ]; then \
-	    [ -x "$$CHROMIUM_PATH" ] || { echo "CHROMIUM_PATH=$$CHROMIUM_PATH is not an executable file:" \
+	    { [ -f "$$CHROMIUM_PATH" ] && [ -x "$$CHROMIUM_PATH" ]; } || { echo "CHROMIUM_PATH=$$CHROMIUM_PATH is not an executable file:" \
 	        "point it at a Chromium or Chrome binary, or unset it to use Debian's chromium" >&2; exit 1; }; \
 	elif ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \

@@ -225,8 +225,9 @@ def test_make_browser_looks_for_chromium_where_the_page_tests_do(tmp_path: Path)
         return subprocess.run([make, "--no-print-directory", "browser"], cwd=Path(__file__).parent.parent,
                               env={"PATH": str(tools), **env}, capture_output=True, text=True, timeout=30)
 
-    missing = make_browser(CHROMIUM_PATH=str(tmp_path / "nowhere"))
-    assert missing.returncode != 0 and f"CHROMIUM_PATH={tmp_path / 'nowhere'}" in missing.stderr
+    for wrong in (tmp_path / "nowhere", tools):
+        missing = make_browser(CHROMIUM_PATH=str(wrong))
+        assert missing.returncode != 0 and f"CHROMIUM_PATH={wrong} is not an executable file" in missing.stderr
     assert make_browser(CHROMIUM_PATH=str(stub)).returncode == 0
     assert not installs.exists()
     assert make_browser().returncode != 0 and installs.read_text().startswith("update")
