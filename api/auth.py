@@ -33,12 +33,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.settings import ApiSettings
 from indexer.addresses import is_account, is_contract
+from indexer.events import LAST_SECOND
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/"})
 COOKIE = "flowfi_token"
 QUERY_CREDENTIALS = ("access_token", "token")  # the query parameters that may carry the token
 SCOPE_KEY = "flowfi.principal"
-LATEST_EXPIRY = 253_402_300_799  # 9999-12-31T23:59:59Z in seconds since 1970: a later exp is no date
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +182,7 @@ def _decoded(token: str, verifier: Verifier) -> dict[str, Any]:
     exp = claims.get("exp")
     if not isinstance(exp, int | float):
         raise AuthError(401, "the token is not valid: one of its claims is malformed")
-    if not exp <= LATEST_EXPIRY:
+    if not exp <= LAST_SECOND:
         raise AuthError(401, "the token's exp claim lies beyond the year 9999: issue it with a real expiry")
     return claims
 

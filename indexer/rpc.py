@@ -35,6 +35,7 @@ import msgspec
 import orjson
 
 from indexer import ids
+from indexer.events import LAST_SECOND
 
 MAX_PAGE_SIZE = 10_000  # Stellar RPC refuses a larger pagination.limit
 MAX_LEDGER_KEYS = 200  # keys per getLedgerEntries request
@@ -46,7 +47,6 @@ MAX_ANSWER_BYTES = 512 * 2**20
 # -32001: the request took too long; -32603: the server's own backend failed. Both may pass.
 RETRYABLE_ERROR_CODES = frozenset({-32001, -32603})
 _LEDGER_HASH = re.compile(r"[0-9a-f]{64}")
-_LAST_SECOND = 253_402_300_799  # 9999-12-31T23:59:59Z, the last a datetime holds
 
 
 class RpcError(Exception):
@@ -482,7 +482,7 @@ def _ledger_number(value: Any) -> int:
 def _unix_time(value: Any) -> int:
     """Seconds since 1970 that a datetime can hold; ValueError otherwise."""
     seconds = int(value)
-    if not 0 <= seconds <= _LAST_SECOND:
+    if not 0 <= seconds <= LAST_SECOND:
         raise ValueError(f"{value!r:.40} is not a time")
     return seconds
 
