@@ -33,13 +33,15 @@ class Cors(CORSMiddleware):
             reasons.append(f"its origin is not one of FLOWFI_CORS_ORIGINS ({', '.join(self.allow_origins) or 'none'})")
         if method not in self.allow_methods:
             reasons.append(f"its method {shown(method)} is not one this API takes ({', '.join(self.allow_methods)})")
-        requested = (h.strip() for h in request_headers.get("access-control-request-headers", "").lower().split(","))
-        unknown = [header for header in requested if header and header not in self.allow_headers]
+        listed = request_headers.get("access-control-request-headers")
+        requested = [] if listed is None else [header.strip() for header in listed.lower().split(",")]
+        unknown = [header for header in requested if header not in self.allow_headers]  # "" too, as Starlette
         if unknown:
             ours = ", ".join(h for h in self.allow_headers if h not in _ALWAYS_ALLOWED)
             reasons.append(f"its header {shown(', '.join(unknown))} is not one this API takes ({ours})")
         if "access-control-request-private-network" in request_headers:
             reasons.append("it asks for private network access, which this API does not grant")
+
         headers = {name: value for name, value in response.headers.items()
                    if name not in ("content-length", "content-type")}
         message = f"a request from {shown(origin)} is not allowed: {'; '.join(reasons)}"
@@ -48,7 +50,7 @@ class Cors(CORSMiddleware):
 
 def cors_headers(origin: str | None, allowed: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
     """What a browser on another origin needs to read the stream (allowed origins only)."""
-    if origin is None or origin not in allowed:
+    if origin is None or (origin not in allowed and "*" not in allowed):
         return []
     return [(b"access-control-allow-origin", origin.encode()), (b"access-control-allow-credentials", b"true"),
             (b"vary", b"Origin")]

@@ -168,5 +168,8 @@ async def test_a_preflight_from_an_origin_not_allowed_is_refused_in_each_apis_wo
                                                     "Access-Control-Request-Headers": "x-secret"})
     assert header.json() == {"error": "a request from 'http://localhost:3000' is not allowed: its header 'x-secret' "
                                       "is not one this API takes (authorization, last-event-id)"}
+    empty = await api.options("/streams", headers={**preflight, "Origin": "http://localhost:3000",
+                                                   "Access-Control-Request-Headers": "authorization,"})
+    assert empty.json()["error"].endswith("its header '' is not one this API takes (authorization, last-event-id)")
     long = await api.options("/streams", headers={**preflight, "Origin": "https://" + "x" * 5000})
     assert long.status_code == 400 and len(long.text) < 500
