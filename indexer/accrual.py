@@ -80,8 +80,10 @@ def end_time(terms: Terms, at: int) -> int | None:
     resumed at `at`. Steps: the last unlock, or None while a milestone is unmet. Hybrid: when the
     stream after the cliff ends (get_projected_end_time, and resume_stream's `new_end_time`; top_up_stream
     publishes a linear projection for these streams too). None where nothing is ever to accrue. Beyond
-    u64 it is u64::MAX, as get_projected_end_time saturates (a stream created over u64::MAX seconds
-    lasts longer still, as its rate rounds down)."""
+    u64 it is u64::MAX: the deposit outlasts every u64 time (a stream created over u64::MAX seconds lasts
+    longer still, as its rate rounds down). The contract's get_projected_end_time casts such a quotient
+    `as u64`, keeping its low 64 bits, a time before the true one; the events' new_end_time cannot be past
+    u64 (their checked arithmetic fails the call)."""
     if terms.schedule == "steps":
         last = max((unlock_time for unlock_time, _ in terms.steps), default=None)
         return None if last is None or last == LOCKED else last

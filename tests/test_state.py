@@ -46,7 +46,7 @@ def test_accrual_is_capped_by_the_deposit_and_the_end_time_is_the_contracts() ->
     assert claimable(Terms(rate=10, deposited=100, withdrawn=100, last_update_time=0), 50) == 0
 
 
-def test_an_end_time_past_u64_saturates_as_the_contracts_projection_does() -> None:
+def test_an_end_time_past_u64_is_u64_max() -> None:
     # create_stream with a duration of u64::MAX: the rate rounds down, so the deposit lasts longer still
     longest = new_stream(created(rate=1, deposit=U64_MAX + 5), fees_paid=0)
     assert longest.end_time == U64_MAX
