@@ -287,8 +287,8 @@ class Worker:
                 began, start, began - 1,
             )
         elif start is not None and start < first:
-            log.info("--from %d is ignored: the index holds ledgers %s-%d already, and a backfill continues after "
-                     "them, from ledger %d", start, began if began is not None else start, first - 1, first)
+            log.info("--from %d is ignored: the index reaches ledger %d already, and a backfill continues after "
+                     "it, from ledger %d", start, first - 1, first)
         return first
 
     async def _backfill_pages(

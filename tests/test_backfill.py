@@ -392,8 +392,8 @@ async def test_ledgers_before_a_workers_index_are_not_put_behind_it(
             await Worker(settings, database_url).backfill(str(tmp_path / "lake"), start=began + 1, end=None)
     warning = f"the index holds nothing before ledger {began}: ledgers 1-{began - 1} cannot be put behind it"
     assert warning in caplog.text
-    assert (f"--from {began + 1} is ignored: the index holds ledgers {began}-{done.first - 1} already, and a "
-            f"backfill continues after them, from ledger {done.first}") in caplog.text
+    assert (f"--from {began + 1} is ignored: the index reaches ledger {done.first - 1} already, and a backfill "
+            f"continues after it, from ledger {done.first}") in caplog.text
     assert f"nothing to backfill: the index already reaches ledger {done.first - 1}" in caplog.text
     assert "backfilling" not in caplog.text
     assert (done.first, done.events) == (devnet.chain.latest.sequence + 1, 0)
