@@ -119,13 +119,14 @@ def stop_cleanly_on_signals() -> None:
     signal.signal(signal.SIGHUP, as_sigterm)
 
 
-def database_of(settings: Settings, *, schema: bool = True) -> str:
+def database_of(settings: Settings, *, schema: bool = True, migrate_embedded: bool = True) -> str:
     """The database URL the settings name (checked: it answers and, with `schema`, is migrated), or the
-    embedded server's (started and migrated first)."""
+    embedded server's (started, and unless told otherwise migrated, first)."""
     from indexer.database import check, database_url
 
     configured = settings.database_url
-    url = database_url(None if configured is None else configured.get_secret_value(), settings.data_dir)
+    url = database_url(None if configured is None else configured.get_secret_value(), settings.data_dir,
+                       migrated=migrate_embedded)
     if configured is not None:
         asyncio.run(check(url, schema=schema))
     return url
@@ -181,7 +182,7 @@ def migrate(database_url: DatabaseUrl = None) -> None:
 
     settings = load_settings(database_url=database_url)
     setup_logging(log_format=settings.log_format)
-    url = database_of(settings, schema=False)
+    url = database_of(settings, schema=False, migrate_embedded=False)
     before = asyncio.run(schema_revision(url))
     run_migrations(url)
     after = asyncio.run(schema_revision(url))
@@ -189,9 +190,6 @@ def migrate(database_url: DatabaseUrl = None) -> None:
         typer.echo(f"created the database schema (revision {after})")
     elif before != after:
         typer.echo(f"migrated the database schema from revision {before} to {after}")
-    elif settings.database_url is None:
-        typer.echo(f"the database schema is up to date (revision {after}): the embedded server's database is "
-                   "migrated as the server starts")
     else:
         typer.echo(f"the database schema is up to date (revision {after})")
 

@@ -30,13 +30,14 @@ def embedded_folder(data_dir: Path) -> Path:
     return data_dir / "postgres"
 
 
-def database_url(configured: str | None, data_dir: Path) -> str:
+def database_url(configured: str | None, data_dir: Path, *, migrated: bool = True) -> str:
     """The PostgreSQL URL to use, as asyncpg takes it: the configured one, or that of the embedded server
-    in `data_dir` (started and migrated here on first use)."""
+    in `data_dir` (started, and with `migrated` migrated, here)."""
     if configured is not None:
         return asyncpg_dsn(configured)
     url = embedded.start(embedded_folder(data_dir))
-    migrate(url)
+    if migrated:
+        migrate(url)
     return url
 
 

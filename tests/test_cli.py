@@ -127,9 +127,8 @@ async def test_a_database_without_the_schema_is_one_line_saying_migrate(tmp_path
             assert result.stderr.strip().endswith(
                 f"is at revision 9999_from_a_newer_flowfi, which this flowfi does not know (its newest is {head}): "
                 "a newer flowfi migrated it; run that one, or give this one a database of its own"), result.stderr
-        embedded = run("migrate", data_dir=tmp_path).stdout
-        assert embedded == (f"the database schema is up to date (revision {head}): the embedded server's database "
-                            "is migrated as the server starts\n")
+        assert run("migrate", data_dir=tmp_path).stdout == f"created the database schema (revision {head})\n"
+        assert run("migrate", data_dir=tmp_path).stdout == f"the database schema is up to date (revision {head})\n"
         assert "traceback" in run("--debug", "serve", "--database-url", url + "x", data_dir=tmp_path).stderr.lower()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
