@@ -245,6 +245,17 @@ async def test_the_pages_balance_formula_is_the_indexers(database_url: str) -> N
                     )
                     assert formatted == ["12.5", "0.0000001", "17,014,118,346,046,923,173,168,730,371,588.4105727",
                                          "0"]
+                    lines = await page.evaluate(
+                        """async () => {
+                            const f = await import("./format.js");
+                            return [f.amountText("ratePerSecond", "0", 2), f.amountText("oldRatePerSecond", "150", 2),
+                                    f.amountText("depositedAmount", "500", 2),
+                                    f.endDate((2n ** 64n - 1n).toString()), f.endDate("1700000000").getTime()];
+                        }"""
+                    )
+                    # as `flowfi tail` writes them: every rate per second, none for a stream in steps; an end
+                    # time of u64::MAX (past JavaScript's dates) is no date
+                    assert lines == [None, "old rate per second 1.5/s", "deposited amount 5", None, 1_700_000_000_000]
             finally:
                 await browser.close()
 

@@ -14,8 +14,10 @@
 import {
   AMOUNT_KEYS,
   EVENT_TYPES,
+  amountText,
   backoff,
   balances,
+  endDate,
   filtersFromSearch,
   formatAmount,
   searchFromFilters,
@@ -235,10 +237,8 @@ function showEvent(type, id, data) {
   const amounts = document.createElement("span");
   amounts.className = "amounts";
   for (const key of AMOUNT_KEYS) {
-    if (data[key] == null) continue;
-    const label = key.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
-    const suffix = key === "ratePerSecond" ? "/s" : "";
-    amounts.append(text("span", "amount", `${label} ${formatAmount(data[key], decimals)}${suffix}`, `${data[key]} units`));
+    const shown = data[key] == null ? null : amountText(key, data[key], decimals);
+    if (shown !== null) amounts.append(text("span", "amount", shown, `${data[key]} units`));
   }
   for (const key of ["feeRateBps", "newFeeRateBps"]) {
     if (data[key] != null) amounts.append(text("span", "amount", `fee ${data[key]} bps`));
@@ -379,7 +379,8 @@ function renderCard(entry) {
   const state = card.querySelector(".state");
   state.textContent = data.status;
   state.dataset.status = data.status;
-  card.querySelector(".rate").textContent = `${formatAmount(data.ratePerSecond, decimals)}/s`;
+  const rate = BigInt(data.ratePerSecond);  // none for a stream that unlocks in steps
+  card.querySelector(".rate").textContent = rate === 0n ? "—" : `${formatAmount(rate, decimals)}/s`;
   card.querySelector(".withdrawn").textContent = formatAmount(data.withdrawn, decimals);
   const parties = card.querySelector(".parties");
   parties.textContent = `${shorten(data.sender)} → ${shorten(data.recipient)} · token ${data.tokenSymbol ?? shorten(data.token)}`;
@@ -406,7 +407,8 @@ function tickCard(entry) {
 function endText(data, now, claimable, decimals) {
   if (data.status !== "active" || data.endTime == null) return "";
   if (BigInt(data.endTime) <= now) return `Fully streamed, ${formatAmount(claimable, decimals)} left to withdraw`;
-  return `Runs dry ${new Date(Number(data.endTime) * 1000).toLocaleString()}`;
+  const end = endDate(data.endTime);
+  return end === null ? "Never runs dry" : `Runs dry ${end.toLocaleString()}`;
 }
 
 setInterval(() => {

@@ -109,6 +109,23 @@ export function formatAmount(units, decimals = DEFAULT_DECIMALS) {
   return negative ? `-${text}` : text;
 }
 
+/**
+ * An amount field of an event as its line shows it ("new deposited amount 12.5"), a rate per second
+ * with "/s"; null for a rate of zero (a stream that unlocks in steps has none). As `flowfi tail` writes it.
+ */
+export function amountText(key, units, decimals = DEFAULT_DECIMALS) {
+  const rate = /ratePerSecond$/i.test(key);
+  if (rate && BigInt(units) === 0n) return null;
+  const label = key.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
+  return `${label} ${formatAmount(units, decimals)}${rate ? "/s" : ""}`;
+}
+
+/** A stream's endTime (unix seconds) as a Date; null past JavaScript's dates (u64::MAX: never runs dry). */
+export function endDate(endTime) {
+  const date = new Date(Number(endTime) * 1000);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
 /** G... and C... addresses as their first and last four characters. */
 export function shorten(address, keep = 4) {
   if (!address || address.length <= 2 * keep + 1) return address ?? "";
