@@ -239,12 +239,12 @@ class Worker:
                     self._retry(partial(self._take_writer_lock, refuse=BACKFILL_AFTER_WORKER), "take the writer lock"))
                 if conn is None:
                     break
-                first = await self._retry(partial(self._backfill_start, conn, start), "read the cursor")
+                first, continuing = await self._retry(partial(self._backfill_start, conn, start), "read the cursor")
                 began = first if began is None else began
                 if end is not None and first > end:
                     if first == start:  # asked from past the lake's end (a --to past it is refused above)
                         raise IndexerStopped(f"{lake} ends at ledger {end}: ledger {start} is not there yet")
-                    return _nothing_to_backfill(first)
+                    return self._nothing_more(began, first)
                 log.info("backfilling ledgers %d-%s", first, end if end is not None else "the lake's newest")
                 progress = store.BackfillProgress(lake, first, end)
                 latest = await self._retry(self.rpc.get_latest_ledger, "getLatestLedger", attempts=3)
@@ -252,27 +252,35 @@ class Worker:
                 try:
                     if await self._index(conn, Position(cursor=None, start_ledger=first), source):
                         return self._backfilled(began, finished=True)
-                except LakeEndsBefore as exc:
-                    if first == start:
+                except LakeEndsBefore as exc:  # a file, known to end only once read
+                    if not continuing:
                         raise IndexerStopped(str(exc)) from exc
-                    return _nothing_to_backfill(first)  # a file that ends where the index does, or before
+                    return self._nothing_more(began, first)
                 except LakeError as exc:
                     raise IndexerStopped(str(exc)) from exc
             return self._backfilled(began or start or 1, finished=False)
         finally:
             await self._close()
 
+    def _nothing_more(self, began: int, first: int) -> Backfilled:
+        """The end of a backfill with nothing to read from `first` on; an earlier pass (before the writer
+        lock was lost) may have read from `began`."""
+        if began == first:
+            log.info("nothing to backfill: the index already reaches ledger %d", first - 1)
+        return self._backfilled(began, finished=True)
+
     def _backfilled(self, began: int, finished: bool) -> Backfilled:
         last = self.last_ledger if self.last_ledger is not None else began - 1
         return Backfilled(began, last, self.events_indexed, self.dead_letters, finished)
 
-    async def _backfill_start(self, conn: asyncpg.Connection, start: int | None) -> int:
-        """Where a backfill begins: after the index's last whole ledger, or at `start` in an empty index."""
+    async def _backfill_start(self, conn: asyncpg.Connection, start: int | None) -> tuple[int, bool]:
+        """Where a backfill begins, and whether it continues an index: after the index's last whole ledger,
+        or at `start` in an empty index."""
         cursor = await store.load_cursor(conn, self.contract_ids)
         if cursor is None:
             if start is None:
                 raise IndexerStopped("There is no index to continue: give --from, the first ledger to backfill.")
-            return start
+            return start, False
         first = ids.last_complete_ledger(cursor.rpc_cursor) + 1
         if start is not None and start > first:
             raise IndexerStopped(
@@ -289,7 +297,7 @@ class Worker:
         elif start is not None and start < first:
             log.info("--from %d is ignored: the index reaches ledger %d already, and a backfill continues after "
                      "it, from ledger %d", start, first - 1, first)
-        return first
+        return first, True
 
     async def _backfill_pages(
         self, lake: str, end: int | None, latest: LedgerInfo, progress: store.BackfillProgress, position: Position,
@@ -808,11 +816,6 @@ class _ProcessTuning:
 
 
 _tuning = _ProcessTuning()
-
-
-def _nothing_to_backfill(first: int) -> Backfilled:
-    log.info("nothing to backfill: the index already reaches ledger %d", first - 1)
-    return Backfilled(first, first - 1, 0, 0, finished=True)
 
 
 def _retryable(error: BaseException) -> bool:

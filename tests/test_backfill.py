@@ -152,6 +152,8 @@ async def test_a_backfill_killed_at_random_points_leaves_the_rows_of_an_uninterr
         # the same again: the file ends where the index does (a file's end is known only by reading it)
         again = await Worker(settings, database_url).backfill(source, start=first, end=None)
         assert (again.first, again.events, again.finished) == (last + 1, 0, True)
+        onwards = await Worker(settings, database_url).backfill(source, start=last + 1, end=None)  # the next ledger
+        assert (onwards.first, onwards.events, onwards.finished) == (last + 1, 0, True)
 
         async with another_database(server_url, template_database, "flowfi_backfill_killed") as killed_url:
             conn = await asyncpg.connect(killed_url)
