@@ -17,7 +17,8 @@ class Settings(IndexerSettings, ApiSettings):
     database_url: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("FLOWFI_DATABASE_URL", "DATABASE_URL", "database_url"),
-        description="PostgreSQL URL; without one an embedded server runs in data_dir",
+        description="PostgreSQL URL (FLOWFI_DATABASE_URL wins where both are set); without one an embedded server "
+                    "runs in data_dir",
     )
     data_dir: Path = Field(
         platformdirs.user_data_path("flowfi"), description="where the embedded database keeps its files"

@@ -28,3 +28,11 @@ def test_an_unknown_contract_build_is_refused_with_the_known_ones(monkeypatch: p
     for name in BUILDS:
         monkeypatch.setenv("FLOWFI_CONTRACT_BUILD", name)
         assert Settings(_env_file=None).contract_build == name
+
+
+def test_flowfi_database_url_wins_over_database_url_as_the_docs_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://a/one")
+    monkeypatch.setenv("FLOWFI_DATABASE_URL", "postgresql://b/two")
+    database_url = Settings().database_url
+    assert database_url is not None and database_url.get_secret_value() == "postgresql://b/two"
+    assert "FLOWFI_DATABASE_URL wins" in (Settings.model_fields["database_url"].description or "")
