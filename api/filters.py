@@ -16,7 +16,7 @@ from starlette.datastructures import QueryParams
 from api.auth import QUERY_CREDENTIALS
 from indexer import ids
 from indexer.addresses import is_account, is_contract
-from indexer.events import BY_SSE_NAME, U64_MAX
+from indexer.events import BY_SSE_NAME, LEDGER_MAX, U64_MAX
 
 # ASCII digits only, and few enough for int(): str.isdigit() accepts "²", which int() refuses.
 NUMBER = re.compile(r"[0-9]{1,20}")
@@ -173,7 +173,6 @@ def event_filter(params: QueryParams, *, require_selection: bool) -> EventFilter
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-LEDGER_MAX = 2**32 - 1
 
 
 def single(params: QueryParams, name: str) -> str | None:

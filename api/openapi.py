@@ -16,7 +16,7 @@ from stellar_sdk import StrKey
 from api import filters, payloads
 from indexer import ids
 from indexer.accrual import SCHEDULES
-from indexer.events import BY_SSE_NAME, U64_MAX, ScType, payload_key, required_fields
+from indexer.events import BY_SSE_NAME, LEDGER_MAX, U64_MAX, ScType, payload_key, required_fields
 from indexer.tables import STREAM_STATUSES, TERMS_SOURCES, streams
 
 JSON = "application/json"
@@ -34,7 +34,7 @@ CONTRACT = {"type": "string", "pattern": "^C[A-Z2-7]{55}$", "format": "stellar-c
             "description": "a contract strkey (C...), checksum included", "examples": [EXAMPLE_CONTRACT]}
 TIME = {"type": "string", "format": "date-time", "description": "a ledger close time, UTC"}
 STREAM_ID = {"type": "integer", "minimum": 1, "maximum": U64_MAX}
-LEDGER = {"type": "integer", "minimum": 1, "maximum": filters.LEDGER_MAX}
+LEDGER = {"type": "integer", "minimum": 1, "maximum": LEDGER_MAX}
 STREAM_CURSOR = {"type": "string", "pattern": "^[1-9][0-9]{0,19}:C[A-Z2-7]{55}$",
                  "description": "the nextCursor of the previous page (streamId:contractId)"}
 

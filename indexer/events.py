@@ -47,6 +47,7 @@ class ScType(enum.Enum):
 
 
 U64_MAX = 2**64 - 1  # the largest u64: a stream id, a time
+LEDGER_MAX = 2**32 - 1  # the largest ledger sequence (a u32)
 LAST_SECOND = 253_402_300_799  # 9999-12-31T23:59:59Z in seconds since 1970, the last a datetime holds
 I128_MAX = 2**127 - 1  # the largest i128: an amount
 

@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from indexer.events import LEDGER_MAX
+
 LEDGER_COLUMN = "ledger"
 # Tables that are the index's own bookkeeping, not data.
 NOT_EXPORTED = frozenset({"alembic_version"})
@@ -173,6 +175,9 @@ async def plan(conn: asyncpg.Connection, name: str, from_ledger: int | None = No
     )
     columns = tuple(ExportColumn(r["attname"], r["type_name"], r["is_array"], r["atttypmod"]) for r in rows)
     if from_ledger is not None or to_ledger is not None:
+        for flag, ledger in (("--from-ledger", from_ledger), ("--to-ledger", to_ledger)):
+            if ledger is not None and not 1 <= ledger <= LEDGER_MAX:
+                raise ExportError(f"{flag} {ledger} is not a ledger sequence (1 to {LEDGER_MAX})")
         if not any(col.name == LEDGER_COLUMN for col in columns):
             with_ledger = [other for other, other_oid in relations.items() if await _has_ledger(conn, other_oid)]
             raise ExportError(f"{name} has no {LEDGER_COLUMN} column, so --from-ledger/--to-ledger do not apply to "

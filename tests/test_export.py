@@ -222,6 +222,9 @@ async def test_flowfi_export_writes_the_file_and_refuses_bad_requests_in_one_lin
     for args, words in [(["stream"], "no table or view 'stream'; export one of:"),
                         (["streams", "--to-ledger", "3"], "streams has no ledger column"),
                         (["events", "--format", "xlsx"], "--format must be parquet or csv, not 'xlsx'"),
+                        (["events", "--from-ledger", "99999999999999999999"],
+                         "--from-ledger 99999999999999999999 is not a ledger sequence (1 to 4294967295)"),
+                        (["events", "--to-ledger", "-3"], "--to-ledger -3 is not a ledger sequence (1 to 4294967295)"),
                         (["events", "--format", "CSV", "--out", str(tmp_path / "x.parquet")],
                          "--out ends in .parquet but --format is csv: give a file name ending in .csv, or leave "
                          "--format out to write parquet"),
