@@ -51,11 +51,12 @@ def format_of(out: Path, asked: str | None) -> Format:
     """The format to write `out` in: the one asked (in any case), else the one its suffix names, else
     Parquet for a name without a suffix. A suffix naming the other format, or, unless --format is given,
     another one, is refused: a .csv or a .txt file holding Parquet misleads whoever opens it."""
-    named = SUFFIXES.get(out.suffix.lower())
+    suffix = out.suffix or (out.name if out.name.startswith(".") else "")  # pathlib sees none in ".csv"
+    named = SUFFIXES.get(suffix.lower())
     if asked is None:
-        if named is None and out.suffix:
+        if named is None and suffix:
             *others, last = SUFFIXES
-            raise ExportError(f"--out ends in {out.suffix}, which names neither format: give --format parquet or "
+            raise ExportError(f"--out ends in {suffix}, which names neither format: give --format parquet or "
                               f"csv, or a file name ending in {', '.join(others)} or {last}")
         return named or Format.PARQUET
     try:
@@ -63,7 +64,7 @@ def format_of(out: Path, asked: str | None) -> Format:
     except ValueError:
         raise ExportError(f"--format must be parquet or csv, not {asked!r}") from None
     if named is not None and named is not fmt:
-        raise ExportError(f"--out ends in {out.suffix} but --format is {fmt}: give a file name ending in "
+        raise ExportError(f"--out ends in {suffix} but --format is {fmt}: give a file name ending in "
                           f".{fmt}, or leave --format out to write {named}")
     return fmt
 

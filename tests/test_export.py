@@ -219,6 +219,9 @@ async def test_flowfi_export_writes_the_file_and_refuses_bad_requests_in_one_lin
     assert done.returncode == 0, done.stderr
     lines = inferred.read_text().splitlines()  # CSV, as the name says, though --format's default is parquet
     assert lines[0] == out.read_text().splitlines()[0] and len(lines) == 31
+    dot_file = tmp_path / ".csv"  # a name that is all suffix (pathlib sees none)
+    done = await asyncio.to_thread(_flowfi, "export", "events", "--out", str(dot_file), "--database-url", database_url)
+    assert done.returncode == 0 and dot_file.read_text().splitlines()[0] == lines[0], done.stderr
     for args, words in [(["stream"], "no table or view 'stream'; export one of:"),
                         (["streams", "--to-ledger", "3"], "streams has no ledger column"),
                         (["events", "--format", "xlsx"], "--format must be parquet or csv, not 'xlsx'"),
