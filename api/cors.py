@@ -41,7 +41,6 @@ class Cors(CORSMiddleware):
             reasons.append(f"its header {shown(', '.join(unknown))} is not one this API takes ({ours})")
         if "access-control-request-private-network" in request_headers:
             reasons.append("it asks for private network access, which this API does not grant")
-
         headers = {name: value for name, value in response.headers.items()
                    if name not in ("content-length", "content-type")}
         message = f"a request from {shown(origin)} is not allowed: {'; '.join(reasons)}"

@@ -79,10 +79,9 @@ async def check(url: str, *, schema: bool = True) -> None:
         revision = await _revision(conn)
     finally:
         await conn.close()
-    config = alembic_config(url)
-    head = _head(config)
-    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
-    if revision is not None and revision not in known:
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    head = scripts.get_current_head()
+    if revision is not None and revision not in {script.revision for script in scripts.walk_revisions()}:
         raise DatabaseProblem(_unknown_revision(url, revision, head))
     if revision != head:
         found = f"is at revision {revision}" if revision else "has no flowfi schema"
@@ -132,11 +131,8 @@ def migrate(url: str, revision: str = "head") -> None:
     except CommandError as exc:
         if not isinstance(exc.__cause__, ResolutionError):
             raise
-        raise DatabaseProblem(_unknown_revision(url, str(exc.__cause__.argument), _head(config))) from exc
-
-
-def _head(config: Config) -> str | None:
-    return ScriptDirectory.from_config(config).get_current_head()
+        head = ScriptDirectory.from_config(config).get_current_head()
+        raise DatabaseProblem(_unknown_revision(url, str(exc.__cause__.argument), head)) from exc
 
 
 def _unknown_revision(url: str, revision: str, head: str | None) -> str:
