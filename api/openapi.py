@@ -142,8 +142,12 @@ def _schemas() -> dict[str, Any]:
             **stream["properties"],
             "claimableNow": {**DECIMAL, "pattern": "^[0-9]+$",
                              "description": "what the recipient could withdraw at asOf"},
-            "asOf": {**TIME, "description": "the close time of the newest ledger the indexer has seen"},
-            "asOfLedger": {"type": ["integer", "null"], "minimum": 1},
+            "asOf": {**TIME, "description": (
+                "the ledger time claimableNow is computed at: asOfLedger's close time once the index has caught "
+                "up with the chain; while it catches up, that of its newest event (the state is the same to "
+                "asOfLedger), never a ledger not indexed yet")},
+            "asOfLedger": {"type": ["integer", "null"], "minimum": 1, "description": (
+                "the last ledger indexed: the state is the chain's at its end; null before the first page")},
             "asOfEventId": {**_nullable(EVENT_ID), "description": (
                 "the newest stored event when this state was read: subscribe with lastEventId=asOfEventId "
                 "to continue from this state with no gap and no repeat")},
@@ -299,7 +303,7 @@ def openapi_document() -> dict[str, Any]:
                 {"200": _json("StreamPage", "a page of streams"), "400": BAD_REQUEST},
             ),
             "/streams/{id}": _get(
-                "A stream's state, with what is claimable at the newest ledger's close time",
+                "A stream's state, with what is claimable at the ledger time the index is at",
                 [PATH_STREAM_ID, CONTRACT_ID],
                 {"200": _json("StreamState", "the stream"), "400": BAD_REQUEST, "404": NOT_FOUND,
                  "409": CONFLICT},

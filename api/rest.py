@@ -9,8 +9,9 @@ Errors are JSON `{"error": "<what to do>"}`, with "parameter" when one parameter
 a malformed request (`api.filters.BadRequest`), 404 for an unknown stream, 409 for a stream id that
 several indexed contracts use (add `contractId`).
 
-Times in stream state are ledger close times: `claimableNow` is computed at the close time of the newest
-ledger the indexer has seen (`asOf`, `asOfLedger`), never the server's clock. `asOfEventId` is the newest
+Times in stream state are ledger close times: `claimableNow` is computed at the ledger time the index is at
+(`asOf`: the close time of `asOfLedger`, the last ledger indexed, once the worker has caught up; while it
+catches up, the close time of its newest event), never the server's clock. `asOfEventId` is the newest
 stored event when the state was read: subscribing with `lastEventId=asOfEventId` continues from exactly
 this state.
 """
@@ -272,17 +273,17 @@ async def streams_with_id(pool: asyncpg.Pool, stream_id: int, contract: str | No
 
 
 async def ledger_time(pool: asyncpg.Pool, row: Mapping[str, Any]) -> tuple[datetime, int | None]:
-    """The close time of the newest ledger the indexer has seen for a stream's contract, and that ledger
-    (never before the stream's last update; the ledger is None before the worker's first poll)."""
+    """The ledger time the index of a stream's contract is at (never before the stream's last update), and
+    the last ledger it has indexed (None before the worker's first page): see indexer_cursor's columns."""
     cursor = await pool.fetchrow(
-        "SELECT latest_ledger, latest_ledger_closed_at FROM indexer_cursor "
-        "WHERE $1 = ANY(string_to_array(contract_ids, ',')) ORDER BY latest_ledger DESC LIMIT 1",
+        "SELECT max(last_ledger) AS last_ledger, max(last_ledger_closed_at) AS closed_at FROM indexer_cursor "
+        "WHERE $1 = ANY(string_to_array(contract_ids, ','))",
         row["contract_id"],
     )
     as_of: datetime = row["updated_at"]
-    if cursor is None or cursor["latest_ledger_closed_at"] is None:
-        return as_of, None
-    return max(as_of, cursor["latest_ledger_closed_at"]), cursor["latest_ledger"]
+    if cursor["closed_at"] is not None:
+        as_of = max(as_of, cursor["closed_at"])
+    return as_of, cursor["last_ledger"]
 
 
 async def _one_stream(request: Request, *, with_position: bool = False) -> asyncpg.Record:

@@ -627,23 +627,35 @@ async def _save_cursor(
                  if page.latest_ledger_close_time else None)
     await conn.execute(
         """
-        INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_event_id, last_ledger, latest_ledger,
-                                    latest_ledger_closed_at, events_indexed, updated_at, anchor_ledger,
-                                    anchor_hash, anchor_closed_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9, $10)
+        INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_event_id, last_ledger, last_ledger_closed_at,
+                                    latest_ledger, latest_ledger_closed_at, events_indexed, updated_at,
+                                    anchor_ledger, anchor_hash, anchor_closed_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9, $10, $11)
         ON CONFLICT (contract_ids) DO UPDATE SET
             rpc_cursor = $2,
             last_event_id = greatest($3, indexer_cursor.last_event_id),  -- a re-read after a restart: kept
-            last_ledger = $4, latest_ledger = $5,
-            latest_ledger_closed_at = coalesce($6, indexer_cursor.latest_ledger_closed_at),
-            events_indexed = indexer_cursor.events_indexed + $7, updated_at = now(),
-            anchor_ledger = coalesce($8, indexer_cursor.anchor_ledger),
-            anchor_hash = coalesce($9, indexer_cursor.anchor_hash),
-            anchor_closed_at = coalesce($10, indexer_cursor.anchor_closed_at)
+            last_ledger = $4,
+            last_ledger_closed_at = greatest($5, indexer_cursor.last_ledger_closed_at),  -- NULL: kept
+            latest_ledger = $6,
+            latest_ledger_closed_at = coalesce($7, indexer_cursor.latest_ledger_closed_at),
+            events_indexed = indexer_cursor.events_indexed + $8, updated_at = now(),
+            anchor_ledger = coalesce($9, indexer_cursor.anchor_ledger),
+            anchor_hash = coalesce($10, indexer_cursor.anchor_hash),
+            anchor_closed_at = coalesce($11, indexer_cursor.anchor_closed_at)
         """,
-        cursor_key(contract_ids), page.cursor, last_event_id, ledger_of_cursor(page),
+        cursor_key(contract_ids), page.cursor, last_event_id, ledger_of_cursor(page), _index_time(page),
         page.latest_ledger, closed_at, new_events, *_anchor_columns(anchor),
     )
+
+
+def _index_time(page: EventPage) -> datetime | None:
+    """The ledger time the index is at once the page is written (what the views and claimableNow call
+    now): the chain's newest close time where the page reaches the chain's newest ledger; else its last
+    event's, the state staying as that event leaves it up to the cursor's ledger. None: the page knows
+    neither (the time known stays), and the time never goes back, as the state does not."""
+    if page.latest_ledger_close_time and ledger_of_cursor(page) >= page.latest_ledger:
+        return datetime.fromtimestamp(page.latest_ledger_close_time, UTC)
+    return page.events[-1].ledger_closed_at if page.events else None
 
 
 def _anchor_columns(anchor: LedgerInfo | None) -> tuple[int | None, str | None, datetime | None]:

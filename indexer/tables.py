@@ -268,9 +268,13 @@ indexer_cursor = Table(
            comment="the getEvents cursor to resume from; empty to start again at the configured ledger"),
     Column("last_event_id", Text, comment="the last event indexed; NULL before the first"),
     Column("last_ledger", BigInteger, nullable=False, comment="the last ledger fully indexed"),
+    Column("last_ledger_closed_at", DateTime(timezone=True),
+           comment="the ledger time the index is at, which the views and claimableNow call now: last_ledger's "
+                   "close time once the worker has caught up; while it catches up, its newest event's (the "
+                   "state stays the same to last_ledger), never a later ledger's; NULL until known"),
     Column("latest_ledger", BigInteger, nullable=False, comment="the RPC's newest ledger at that poll"),
     Column("latest_ledger_closed_at", DateTime(timezone=True),
-           comment="latest_ledger's close time: the ledger time the views call now; NULL until known"),
+           comment="latest_ledger's close time; NULL until known"),
     Column("events_indexed", BigInteger, nullable=False, server_default="0", comment="events written so far"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
            comment="when the worker last polled (the server's clock)"),

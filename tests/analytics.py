@@ -124,10 +124,11 @@ async def insert(conn: asyncpg.Connection, table: str, row: dict[str, Any]) -> N
 
 
 async def set_ledger_time(conn: asyncpg.Connection, at: datetime, contract_id: str = CONTRACT) -> None:
-    """Make `at` the newest ledger close time the indexer has seen (the views' now)."""
+    """Make `at` the ledger time the index is at (the views' now), caught up with the chain."""
     await conn.execute(
-        "INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_ledger, latest_ledger, latest_ledger_closed_at) "
-        "VALUES ($1, '', 100, 100, $2) ON CONFLICT (contract_ids) DO UPDATE SET latest_ledger_closed_at = $2",
+        "INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_ledger, last_ledger_closed_at, latest_ledger, "
+        "latest_ledger_closed_at) VALUES ($1, '', 100, $2, 100, $2) "
+        "ON CONFLICT (contract_ids) DO UPDATE SET last_ledger_closed_at = $2, latest_ledger_closed_at = $2",
         contract_id, at,
     )
 

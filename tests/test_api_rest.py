@@ -7,7 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -160,11 +160,52 @@ async def test_user_streams_are_those_sent_or_received(client: httpx.AsyncClient
     assert await get_json(client, f"/users/{nobody}/streams") == {"items": [], "nextCursor": None}
 
 
-async def test_stream_state_has_every_column_and_claimable_at_the_latest_ledger(
+async def test_while_the_worker_catches_up_claimable_is_at_a_ledger_indexed_not_the_chains_newest(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """With the index behind the chain, a stream is as the ledgers indexed leave it (one the chain has since
+    cancelled still active): its claimable, in REST and in stream_balances, is computed at a ledger time
+    the index has reached, not at the chain's newest time over events not indexed yet."""
+    from flowfi.settings import Settings
+
+    with running_devnet(seed=5) as devnet:
+        devnet.chain.generate_history(3000, traffic=Traffic(seed=5, accounts=8), tx_per_ledger=4,
+                                      seconds_per_ledger=600)
+        worker = Worker(worker_settings(devnet, database_url, page_size=10), database_url)
+        task = asyncio.create_task(worker.run())
+        some = devnet.chain.oldest.sequence + 30
+        async with asyncio.timeout(30):
+            while (await db.fetchval("SELECT max(last_ledger) FROM indexer_cursor") or 0) < some:
+                await asyncio.sleep(0.01)
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+        cursor = await db.fetchrow("SELECT * FROM indexer_cursor")
+        assert cursor["last_ledger"] < cursor["latest_ledger"] == devnet.chain.latest.sequence
+        # a page ends within a ledger: its cursor has covered the ledger before the last event's
+        reached = datetime.fromtimestamp(devnet.chain.ledger(cursor["last_ledger"] + 1).close_time, UTC)
+    newest_event = await db.fetchval("SELECT max(ledger_closed_at) FROM contract_events")
+    assert newest_event <= reached < cursor["latest_ledger_closed_at"]
+    assert cursor["last_ledger_closed_at"] == newest_event
+
+    balances = await db.fetch("SELECT * FROM stream_balances WHERE status = 'active' ORDER BY stream_id")
+    assert len(balances) >= 5
+    assert {row["as_of"] for row in balances} == {newest_event}
+    streams = {row["stream_id"]: row for row in await db.fetch("SELECT * FROM streams")}
+    with running_app(create_app(Settings(database_url=database_url), database_url)) as base_url:
+        async with http_client(base_url=base_url, timeout=10) as client:
+            for row in balances:
+                body = await get_json(client, f"/streams/{row['stream_id']}")
+                assert (body["asOf"], body["asOfLedger"]) == (newest_event.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                                              cursor["last_ledger"])
+                expected = claimable_at(streams[row["stream_id"]], int(newest_event.timestamp()))
+                assert body["claimableNow"] == str(row["claimable"]) == str(expected)
+
+
+async def test_stream_state_has_every_column_and_claimable_at_the_index_ledger_time(
     client: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:
-    cursor = await conn.fetchrow("SELECT latest_ledger, latest_ledger_closed_at FROM indexer_cursor")
-    as_of: datetime = cursor["latest_ledger_closed_at"]
+    cursor = await conn.fetchrow("SELECT last_ledger, last_ledger_closed_at FROM indexer_cursor")
+    as_of: datetime = cursor["last_ledger_closed_at"]
     checked = 0
     rows = await conn.fetch(
         "SELECT DISTINCT ON (status) * FROM streams ORDER BY status, deposited - withdrawn DESC"
@@ -172,7 +213,7 @@ async def test_stream_state_has_every_column_and_claimable_at_the_latest_ledger(
     for row in rows:
         body = await get_json(client, f"/streams/{row['stream_id']}")
         assert body["asOf"] == as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
-        assert body["asOfLedger"] == cursor["latest_ledger"]
+        assert body["asOfLedger"] == cursor["last_ledger"]
         assert body["asOfEventId"] == await conn.fetchval("SELECT max(id) FROM contract_events")
         expected_claimable = claimable_at(row, int(as_of.timestamp()))
         assert body["claimableNow"] == str(expected_claimable)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import asyncpg
 from alembic import command
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from indexer.database import alembic_config, asyncpg_dsn, migrate, sqlalchemy_url
+from indexer.ids import event_id
 from indexer.tables import metadata
 
 
@@ -56,3 +58,26 @@ async def test_each_index_has_the_method_the_tables_define(database_url: str) ->
         await conn.close()
     assert {row["name"]: row["method"] for row in rows} == wanted
     assert wanted["ix_events_ledger"] == "brin"
+
+
+async def test_the_index_ledger_time_is_filled_for_cursors_the_migration_finds(database_url: str) -> None:
+    """0011: a caught-up cursor's index time is the chain's newest close time; a cursor behind gets its
+    newest event's (of its contracts, within the ledgers it indexed), and none without one."""
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0010")
+    t = [datetime(2026, 3, 1, 12, minute, tzinfo=UTC) for minute in range(4)]
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.executemany(
+            "INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_ledger, latest_ledger, "
+            "latest_ledger_closed_at) VALUES ($1, '', $2, $3, $4)",
+            [("CA", 50, 50, t[3]), ("CB", 20, 50, t[3]), ("CC", 20, 50, t[3])])
+        await conn.executemany(
+            "INSERT INTO contract_events (id, ledger, ledger_closed_at, contract_id, tx_hash, topic_xdr, value_xdr) "
+            "VALUES ($1, $2, $3, $4, '', '{}', '')",
+            [(event_id(10, 1, 0, 0), 10, t[0], "CB"), (event_id(20, 1, 0, 0), 20, t[1], "CB"),
+             (event_id(30, 1, 0, 0), 30, t[2], "CB"), (event_id(40, 1, 0, 0), 40, t[2], "CA")])
+        await asyncio.to_thread(migrate, database_url)
+        rows = await conn.fetch("SELECT contract_ids, last_ledger_closed_at FROM indexer_cursor ORDER BY 1")
+    finally:
+        await conn.close()
+    assert [tuple(row) for row in rows] == [("CA", t[3]), ("CB", t[1]), ("CC", None)]

@@ -14,7 +14,7 @@ from devnet import Traffic, running_devnet
 from indexer import ids, store
 from indexer.accrual import SCHEDULES
 from indexer.decode import Decoded, decode
-from indexer.rpc import EventPage, RpcClient
+from indexer.rpc import EventPage, RawEvent, RpcClient
 from indexer.state import StreamState
 from indexer.tables import STREAM_STATUSES, TERMS_SOURCES
 from tests.conftest import with_database
@@ -138,3 +138,36 @@ async def test_a_page_from_a_data_lake_keeps_the_chains_close_time_a_getevents_p
     await store.write_page(db, (CONTRACT,), EventPage((), ids.end_of_ledger(11), 12, 1, 0), [])
     row = await db.fetchrow("SELECT last_ledger, latest_ledger_closed_at FROM indexer_cursor")
     assert (row["last_ledger"], row["latest_ledger_closed_at"]) == (11, datetime.fromtimestamp(closed_at, UTC))
+
+
+async def test_the_indexs_ledger_time_is_of_the_ledgers_indexed_not_the_chains_newest(db: asyncpg.Connection) -> None:
+    """While the worker catches up, the views and claimableNow compute at the index's ledger time: a close
+    time of a ledger it has indexed (its newest event's, the state being the same until the cursor's
+    ledger), never the chain's newest, whose events are not indexed yet; once caught up, the chain's."""
+    newest_closed_at = 1_780_000_900
+
+    def event(ledger: int, closed_at: int) -> RawEvent:
+        return RawEvent(id=ids.event_id(ledger, 1, 0, 0), ledger=ledger,
+                        ledger_closed_at=datetime.fromtimestamp(closed_at, UTC), contract_id=CONTRACT)
+
+    async def index_time() -> datetime | None:
+        value: datetime | None = await db.fetchval("SELECT last_ledger_closed_at FROM indexer_cursor")
+        return value
+
+    behind = EventPage((event(3, 1_780_000_030), event(5, 1_780_000_050)), ids.end_of_ledger(8), 90, 1,
+                       newest_closed_at)
+    await store.write_page(db, (CONTRACT,), behind, [])
+    assert await index_time() == datetime.fromtimestamp(1_780_000_050, UTC)
+    # a page without events while behind: the time known stays
+    await store.write_page(db, (CONTRACT,), EventPage((), ids.end_of_ledger(40), 90, 1, newest_closed_at), [])
+    assert await index_time() == datetime.fromtimestamp(1_780_000_050, UTC)
+    caught_up = EventPage((), ids.end_of_ledger(90), 90, 1, newest_closed_at)
+    await store.write_page(db, (CONTRACT,), caught_up, [])
+    assert await index_time() == datetime.fromtimestamp(newest_closed_at, UTC)
+    # a data lake's page past it does not know its ledgers' close times (0) but its events'
+    await store.write_page(db, (CONTRACT,), EventPage((event(91, 1_780_000_905),), ids.end_of_ledger(95), 95, 1, 0),
+                           [])
+    assert await index_time() == datetime.fromtimestamp(1_780_000_905, UTC)
+    # ledgers read again (a cursor moved back) leave the state as it was: so does its time
+    await store.write_page(db, (CONTRACT,), behind, [])
+    assert await index_time() == datetime.fromtimestamp(1_780_000_905, UTC)

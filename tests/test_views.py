@@ -65,7 +65,7 @@ async def indexed(server_url: str, template_database: str) -> AsyncIterator[Inde
                            "ON CONFLICT (address) DO UPDATE SET name = excluded.name, symbol = excluded.symbol, "
                            "decimals = excluded.decimals, source = excluded.source",
                            first, DECIMALS_OF_FIRST_TOKEN, second)
-        now = await conn.fetchval("SELECT max(latest_ledger_closed_at) FROM indexer_cursor")
+        now = await conn.fetchval("SELECT max(last_ledger_closed_at) FROM indexer_cursor")
     finally:
         await conn.close()
     yield Indexed(url, recording, devnet.chain.contract, now)

@@ -214,7 +214,7 @@ def document() -> dict[str, Any]:
             "/streams/{streamId}/claimable": {"get": _get(
                 "What the recipient could withdraw at a time, by the contract's formula",
                 [STREAM_ID, CONTRACT_ID, _q("at", {"type": "integer", "minimum": 0, "maximum": shapes.SAFE_INTEGER - 1},
-                                            "Unix seconds (default: the newest ledger's close time)")],
+                                            "Unix seconds (default: the ledger time the index is at)")],
                 {"200": _json("Claimable", "the amount"), **ERROR, **NOT_FOUND})},
             "/users/me": {"get": _get("The token's address and its newest streams", [],
                                       {"200": _json("User", "the user"), **UNAUTHORIZED}, security=SECURED)},

@@ -230,14 +230,14 @@ async def stream_events(request: Request) -> Response:
 
 
 async def ledger_now(pool: asyncpg.Pool, row: Mapping[str, Any]) -> int:
-    """Now, as the chain tells it: the close time of the newest ledger the indexer has seen."""
+    """Now, as the chain tells it: the ledger time the index is at (see rest.ledger_time)."""
     moment, _ledger = await rest.ledger_time(pool, row)
     return shapes.seconds(moment)
 
 
 async def claimable(request: Request) -> Response:
     """GET /v1/streams/:streamId/claimable?at=: what the recipient could withdraw at `at` (Unix seconds;
-    default: the newest ledger's close time), by the contract's formula for the stream's schedule."""
+    default: the ledger time the index is at), by the contract's formula for the stream's schedule."""
     text = filters.single(request.query_params, "at")
     # calculatedAt is a JSON number: past 2**53 JavaScript reads another one
     if text is not None and (not DIGITS.fullmatch(text.strip()) or int(text) >= shapes.SAFE_INTEGER):
