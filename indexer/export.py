@@ -193,6 +193,19 @@ async def plan(conn: asyncpg.Connection, name: str, from_ledger: int | None = No
     return Plan(name, columns, tuple(row["attname"] for row in key), from_ledger, to_ledger)
 
 
+async def beyond_the_index(conn: asyncpg.Connection, chosen: Plan) -> str | None:
+    """What the export's ledgers ask that the index does not hold yet, in words; None when its bounds are
+    within the ledgers indexed, or no worker has written a cursor."""
+    last = await conn.fetchval("SELECT max(last_ledger) FROM indexer_cursor")
+    if last is None:
+        return None
+    if chosen.from_ledger is not None and chosen.from_ledger > last:
+        return f"--from-ledger {chosen.from_ledger} is past the last ledger indexed, {last}"
+    if chosen.to_ledger is not None and chosen.to_ledger > last:
+        return f"the index reaches ledger {last}, not --to-ledger {chosen.to_ledger} yet"
+    return None
+
+
 async def _has_ledger(conn: asyncpg.Connection, oid: int) -> bool:
     return bool(await conn.fetchval(
         "SELECT true FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped", oid, LEDGER_COLUMN))

@@ -222,6 +222,17 @@ async def test_flowfi_export_writes_the_file_and_refuses_bad_requests_in_one_lin
     dot_file = tmp_path / ".csv"  # a name that is all suffix (pathlib sees none)
     done = await asyncio.to_thread(_flowfi, "export", "events", "--out", str(dot_file), "--database-url", database_url)
     assert done.returncode == 0 and dot_file.read_text().splitlines()[0] == lines[0], done.stderr
+    # ledgers the index has not reached: said, not a silent file of no rows
+    await db.execute("INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_ledger, latest_ledger) "
+                     "VALUES ($1, '', 30, 40)", CONTRACT)
+    for bounds, said in [(["--from-ledger", "31"], "wrote 0 rows of events to {out}: --from-ledger 31 is past "
+                                                   "the last ledger indexed, 30\n"),
+                         (["--from-ledger", "29", "--to-ledger", "35"],
+                          "wrote 2 rows of events to {out}: the index reaches ledger 30, not --to-ledger 35 yet\n"),
+                         (["--to-ledger", "30"], "wrote 30 rows of events to {out}\n")]:
+        done = await asyncio.to_thread(_flowfi, "export", "events", "--out", str(out), *bounds,
+                                       "--database-url", database_url)
+        assert (done.returncode, done.stdout) == (0, said.format(out=out)), done.stderr
     for args, words in [(["stream"], "no table or view 'stream'; export one of:"),
                         (["streams", "--to-ledger", "3"], "streams has no ledger column"),
                         (["events", "--format", "xlsx"], "--format must be parquet or csv, not 'xlsx'"),
