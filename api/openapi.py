@@ -118,6 +118,9 @@ def _stream_schema() -> dict[str, Any]:
         else:
             schema = {"type": "string"}
         properties[payload_key(column.name)] = _nullable(schema) if column.nullable else schema
+        if column.name == "token":
+            properties["token"] = {**schema, "deprecated": True, "description": "the old name of tokenAddress"}
+            properties["tokenAddress"] = {**schema, "description": "the token contract the stream pays in"}
     properties.update(TOKEN_METADATA)
     return {"type": "object", "properties": properties, "required": list(properties),
             "additionalProperties": False}
@@ -142,6 +145,11 @@ def _schemas() -> dict[str, Any]:
             **stream["properties"],
             "claimableNow": {**DECIMAL, "pattern": "^[0-9]+$",
                              "description": "what the recipient could withdraw at asOf"},
+            "lockedNow": {**DECIMAL, "pattern": "^[0-9]+$", "description": (
+                "still in the contract and not claimable at asOf: what a cancellation then would refund; 0 once "
+                "finished")},
+            "remainingNow": {**DECIMAL, "pattern": "^[0-9]+$", "description": (
+                "still in the contract at asOf: claimableNow + lockedNow; 0 once finished")},
             "asOf": {**TIME, "description": (
                 "the ledger time claimableNow is computed at: asOfLedger's close time once the index has caught "
                 "up with the chain; while it catches up, that of its newest event (the state is the same to "
@@ -152,7 +160,8 @@ def _schemas() -> dict[str, Any]:
                 "the newest stored event when this state was read: subscribe with lastEventId=asOfEventId "
                 "to continue from this state with no gap and no repeat")},
         },
-        "required": [*stream["required"], "claimableNow", "asOf", "asOfLedger", "asOfEventId"],
+        "required": [*stream["required"], "claimableNow", "lockedNow", "remainingNow", "asOf", "asOfLedger",
+                     "asOfEventId"],
     }
     return {
         "Error": {

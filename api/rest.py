@@ -92,6 +92,8 @@ def stream_json(row: Mapping[str, Any]) -> dict[str, Any]:
         elif name in _ARRAY_COLUMNS:
             value = [str(int(item)) for item in value]
         body[payload_key(name)] = value
+        if name == "token":
+            body["tokenAddress"] = value  # as the /streams filter and the events name it; `token` is its old name
     body["tokenSymbol"], body["tokenDecimals"] = row["token_symbol"], row["token_decimals"]
     return body
 
@@ -311,7 +313,11 @@ async def get_stream(request: Request) -> Response:
     row = await _one_stream(request, with_position=True)
     as_of, as_of_ledger = await ledger_time(_pool(request), row)
     body = stream_json(row)
-    body["claimableNow"] = str(claimable_at(row, int(as_of.timestamp())))
+    claimable = claimable_at(row, int(as_of.timestamp()))
+    remaining = accrual.remaining_in(row["status"], terms_of(row))
+    body["claimableNow"] = str(claimable)
+    body["lockedNow"] = str(remaining - claimable)
+    body["remainingNow"] = str(remaining)
     body["asOf"] = iso_time(as_of)
     body["asOfLedger"] = as_of_ledger
     body["asOfEventId"] = row["as_of_event_id"]

@@ -71,6 +71,11 @@ def claimable_in(status: str, terms: Terms, now: int) -> int:
     return 0 if status in FINISHED else claimable(terms, now)
 
 
+def remaining_in(status: str, terms: Terms) -> int:
+    """What a stream in `status` still holds in the contract: claimable or locked; nothing once finished."""
+    return 0 if status in FINISHED else max(terms.deposited - terms.withdrawn, 0)
+
+
 def end_time(terms: Terms, at: int) -> int | None:
     """When the deposit runs out, as the contract projects it at ledger time `at`.
 

@@ -79,8 +79,9 @@ def count_streams(data_dir: Path) -> int:
 
 
 def stored(stream: dict[str, Any]) -> dict[str, Any]:
-    """A stream as the index keeps it (what is claimable changes with the time it is asked)."""
-    return {key: value for key, value in stream.items() if not key.startswith(("claimableNow", "asOf"))}
+    """A stream as the index keeps it (what is claimable and locked changes with the time it is asked)."""
+    changing = ("claimableNow", "lockedNow", "remainingNow", "asOf")
+    return {key: value for key, value in stream.items() if not key.startswith(changing)}
 
 
 def one_line(lines: list[str], words: str) -> str:

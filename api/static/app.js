@@ -383,8 +383,8 @@ function renderCard(entry) {
   card.querySelector(".rate").textContent = rate === 0n ? "—" : `${formatAmount(rate, decimals)}/s`;
   card.querySelector(".withdrawn").textContent = formatAmount(data.withdrawn, decimals);
   const parties = card.querySelector(".parties");
-  parties.textContent = `${shorten(data.sender)} → ${shorten(data.recipient)} · token ${data.tokenSymbol ?? shorten(data.token)}`;
-  parties.title = `${data.sender} → ${data.recipient}, token ${data.token}`;
+  parties.textContent = `${shorten(data.sender)} → ${shorten(data.recipient)} · token ${data.tokenSymbol ?? shorten(data.tokenAddress)}`;
+  parties.title = `${data.sender} → ${data.recipient}, token ${data.tokenAddress}`;
   tickCard(entry);
 }
 
