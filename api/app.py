@@ -63,6 +63,7 @@ async def stats(request: Request) -> JSONResponse:
         "activeConnections": hub.connections,
         "connectionsByFilter": {kind: n for kind, n in sorted(hub.stats.connections_by_kind.items()) if n},
         "eventsDelivered": hub.stats.events_delivered,
+        "eventsReplayed": hub.stats.events_replayed,
         "clientsDropped": hub.stats.clients_dropped,
         "lastPublishedEventId": hub.high_water or None,
         "lastIndexedLedger": cursor["last_ledger"],
@@ -89,8 +90,10 @@ class LiveMetrics:
         for kind, count in sorted(hub.stats.connections_by_kind.items()):
             connections.add_metric([kind], count)
         yield connections
-        yield CounterMetricFamily("flowfi_sse_events_delivered", "Frames queued to SSE clients",
+        yield CounterMetricFamily("flowfi_sse_events_delivered", "Frames of the live feed queued to SSE clients",
                                   value=hub.stats.events_delivered)
+        yield CounterMetricFamily("flowfi_sse_events_replayed", "Frames sent from the table to SSE clients resuming",
+                                  value=hub.stats.events_replayed)
         yield CounterMetricFamily("flowfi_sse_clients_dropped", "SSE clients dropped for reading too slowly",
                                   value=hub.stats.clients_dropped)
         yield CounterMetricFamily("flowfi_listener_reconnects", "Reconnections of the LISTEN connection",

@@ -131,7 +131,8 @@ class Subscriber:
 
 @dataclass
 class HubStats:
-    events_delivered: int = 0
+    events_delivered: int = 0  # frames of the live feed queued or written to subscribers
+    events_replayed: int = 0  # frames read from the table for clients resuming (api.sse)
     clients_dropped: int = 0
     connections_by_kind: Counter[str] = field(default_factory=Counter)
 

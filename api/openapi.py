@@ -223,7 +223,10 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "activeConnections": {"type": "integer", "minimum": 0},
                 "connectionsByFilter": {"type": "object", "additionalProperties": {"type": "integer"}},
-                "eventsDelivered": {"type": "integer", "minimum": 0},
+                "eventsDelivered": {"type": "integer", "minimum": 0,
+                                    "description": "frames of the live feed queued to clients"},
+                "eventsReplayed": {"type": "integer", "minimum": 0,
+                                   "description": "frames sent from the table to clients resuming from an id"},
                 "clientsDropped": {"type": "integer", "minimum": 0},
                 "lastPublishedEventId": _nullable(EVENT_ID),
                 "lastIndexedLedger": {"type": ["integer", "null"]},

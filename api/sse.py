@@ -354,7 +354,9 @@ class Connection:
                     if len(rows) == REPLAY_PAGE else None)
                 try:
                     encode = self.dialect.encode_row
-                    await self._write(send, [frame for row in rows if (frame := encode(row)) is not None])
+                    frames = [frame for row in rows if (frame := encode(row)) is not None]
+                    await self._write(send, frames)
+                    self.hub.stats.events_replayed += len(frames)
                 except BaseException:
                     if following is not None:
                         following.cancel()

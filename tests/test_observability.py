@@ -11,7 +11,7 @@ from flowfi.logs import JsonFormatter, RedactSecrets
 from indexer import metrics
 from indexer.worker import PREFETCH_PAGES, Worker
 from tests.indexing import index_until_caught_up, worker_settings
-from tests.live import add_traffic, index_now, live_pipeline, subscription
+from tests.live import add_traffic, index_now, live_pipeline, read_sse, subscription
 from tests.serving import http_client
 
 
@@ -51,12 +51,22 @@ async def test_the_worker_counts_what_it_indexes(database_url: str, db: asyncpg.
 async def test_the_api_exposes_connections_deliveries_and_the_listener(database_url: str) -> None:
     with live_pipeline(database_url) as (devnet, base_url):
         add_traffic(devnet, 50)
-        async with subscription(base_url, "all=true&cursor=now") as (response, _), http_client() as client:
+        async with subscription(base_url, "all=true&cursor=now") as (response, live), http_client() as client:
             assert response.status_code == 200
             await index_now(devnet, database_url)
+            await read_sse(response, live, stop_after=devnet.chain.event_count)
             text = (await client.get(f"{base_url}/metrics")).text
+            # a client resuming from its first event is sent the rest from the table: replayed, not delivered
+            async with subscription(base_url, f"all=true&lastEventId={live.ids[0]}") as (replaying, replayed):
+                await read_sse(replaying, replayed, stop_after=len(live.ids) - 1)
+            after = (await client.get(f"{base_url}/metrics")).text
+            stats = (await client.get(f"{base_url}/events/stats")).json()
         assert sample(text, 'flowfi_sse_connections{filter="all"}') == 1
-        assert sample(text, "flowfi_sse_events_delivered_total") >= 1
+        assert sample(text, "flowfi_sse_events_delivered_total") == len(live.ids) == devnet.chain.event_count
+        assert sample(text, "flowfi_sse_events_replayed_total") == 0
+        assert sample(after, "flowfi_sse_events_replayed_total") == len(replayed.ids) == len(live.ids) - 1
+        assert sample(after, "flowfi_sse_events_delivered_total") == len(live.ids)
+        assert (stats["eventsDelivered"], stats["eventsReplayed"]) == (len(live.ids), len(replayed.ids))
         assert sample(text, "flowfi_sse_clients_dropped_total") == 0
         assert sample(text, "flowfi_listener_connected") == 1
 
