@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -755,9 +756,16 @@ def db_url(database_url: DatabaseUrl = None) -> None:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def psql(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
+def psql(
+    ctx: typer.Context,
+    write: Annotated[bool, typer.Option(
+        "--write", help="allow changes: without it the session's transactions are read-only (a guard against "
+                        "accidents, not a permission)")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
     """Open psql on the database (the embedded one is started, and migrated, if `flowfi dev` is not
-    running). Further arguments go to psql, e.g. `flowfi psql -c 'SELECT count(*) FROM events'`."""
+    running), read-only unless --write. Further arguments go to psql, e.g. `flowfi psql -c 'SELECT
+    count(*) FROM events'`."""
     import shutil
 
     from indexer import embedded
@@ -769,13 +777,16 @@ def psql(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     program = str(embedded.psql_path()) if embedded.installed() else found
     if program is None:
         raise Problem("psql is not installed: install PostgreSQL's client (Debian: apt-get install postgresql-client)")
-    sys.exit(run_in_foreground([program, url, *ctx.args]))
+    env = dict(os.environ)
+    if not write:
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c default_transaction_read_only=on".strip()
+    sys.exit(run_in_foreground([program, url, *ctx.args], env))
 
 
-def run_in_foreground(command: list[str]) -> int:
+def run_in_foreground(command: list[str], env: dict[str, str] | None = None) -> int:
     """Run an interactive program until it exits; its exit code. Ctrl-C is the program's (psql cancels
     a query with it); SIGTERM or SIGHUP to this process ends the program too."""
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, env=env)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         return child.wait()

@@ -170,6 +170,18 @@ def test_a_server_that_is_not_stellar_rpc_is_named_with_the_setting_that_points_
     assert line.rstrip().endswith(f"; is FLOWFI_RPC_URL (--rpc-url) a Stellar RPC server? it is {url}"), line
 
 
+def test_flowfi_psql_reads_unless_asked_to_write(tmp_path: Path, database_url: str) -> None:
+    """A guard against an accident in an analyst's session (the embedded server's user is a superuser),
+    not a permission: --write opens it for changes."""
+    refused = run("psql", "--database-url", database_url, "-c", "DELETE FROM streams", data_dir=tmp_path)
+    assert refused.returncode != 0 and "cannot execute DELETE in a read-only transaction" in refused.stderr
+    read = run("psql", "--database-url", database_url, "-At", "-c", "SELECT count(*) FROM streams",
+               data_dir=tmp_path)
+    assert (read.returncode, read.stdout) == (0, "0\n"), read.stderr
+    written = run("psql", "--write", "--database-url", database_url, "-c", "DELETE FROM streams", data_dir=tmp_path)
+    assert (written.returncode, written.stdout) == (0, "DELETE 0\n"), written.stderr
+
+
 @pytest.mark.slow
 def test_db_url_prints_the_embedded_servers_url_while_it_runs(tmp_path: Path) -> None:
     result = run("db-url", data_dir=tmp_path)
