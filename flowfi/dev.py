@@ -59,6 +59,8 @@ def banner(api_url: str, rpc_url: str) -> str:
     streams        curl '{api_url}/streams?limit=5'
     API schema     {api_url}/openapi.json
     local RPC      {rpc_url}  (create a stream: curl -X POST {rpc_url}/invoke -d '{{"function": ...}}')
+    in a terminal  flowfi tail --url {api_url}
+    check it       flowfi verify --rpc-url {rpc_url}
   Ctrl-C stops everything.
 """
 

@@ -64,6 +64,12 @@ class Dev:
         return self.lines
 
 
+def banner_arguments(lines: list[str], command: str) -> list[str]:
+    """The arguments the banner gives `flowfi <command>`, the command's name first."""
+    line = next(line for line in lines if f"flowfi {command} " in line)
+    return [command, *line.split(f"flowfi {command} ", 1)[1].split()]
+
+
 def count_streams(data_dir: Path) -> int:
     """The streams indexed, read with `flowfi db-url` while `flowfi dev` runs."""
     url = run("db-url", data_dir=data_dir).stdout.strip()
@@ -95,6 +101,15 @@ def test_the_next_run_continues_the_chain_with_yesterday_s_streams(tmp_path: Pat
     first = Dev(tmp_path)
     try:
         mine = first.create_stream()
+        # the banner's commands reach this run's ports, which are not the defaults
+        tail = subprocess.Popen([*FLOWFI, *banner_arguments(first.lines, "tail")], env=environment(tmp_path),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        checked = subprocess.run([*FLOWFI, *banner_arguments(first.lines, "verify")],
+                                 env=environment(tmp_path), capture_output=True, text=True, timeout=120)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        tail.send_signal(signal.SIGINT)
+        tailed, _ = tail.communicate(timeout=30)
+        assert "stream." in tailed, tailed  # events of the traffic, live
         streams = count_streams(tmp_path)
         refused = run("reset", "--yes", data_dir=tmp_path)
         assert (refused.returncode, refused.stderr.splitlines()) == (1, [
