@@ -93,8 +93,10 @@ def _event_location() -> list[Column]:
 def _event_field_column(name: str, sc_type: ScType) -> Column:
     comment = field_comment(name)
     if name in ("sender", "recipient"):
-        comment = (f"For stream events the stream's {name} at that event, whichever kind (the event's own where "
-                   f"the stream is unknown); NULL for protocol events. The event's field: {comment}")
+        which = " (in stream.recipient_transferred the new one)" if name == "recipient" else ""
+        comment = (f"For stream events the stream's {name} at that event, whichever kind{which}; NULL for protocol "
+                   f"events. Where the stream has no row in streams (created before the indexed history began), "
+                   f"the event's own field: {comment}")
     return Column(name, SQL_TYPES[sc_type], comment=comment)
 
 
@@ -169,14 +171,20 @@ streams = Table(
     Column("fees_paid", I128_NUMERIC, nullable=False,
            comment=f"{AMOUNT}: protocol fees taken from the deposits (stream.fee_collected)"),
     Column("status", Text, nullable=False,
-           comment="active, paused, cancelled, completed (withdrawn in full) or closed (storage deleted)"),
+           comment="active, paused, cancelled, completed (withdrawn in full) or closed (storage deleted). Only a "
+                   "withdrawal completes a stream: one that a recipient transfer settled in full stays active, "
+                   "with nothing left, as on chain"),
     Column("start_time", U64_NUMERIC, nullable=False, comment=TIME),
     Column("last_update_time", U64_NUMERIC, nullable=False,
            comment=f"{TIME}: a linear stream accrues from here (withdrawals, resumes and rate changes move it)"),
     Column("paused_at", U64_NUMERIC, comment=f"{TIME}: set while paused, NULL otherwise"),
     Column("end_time", U64_NUMERIC,
-           comment=f"{TIME}: when the deposit runs out, as the contract projects it at the stream's last event; "
-                   "while paused, if resumed then; NULL while a milestone is unmet"),
+           comment=f"{TIME}: when the deposit runs out, as the contract projects it at the stream's last event: "
+                   "for a linear stream, when what is left will have accrued at its rate (while paused, if resumed "
+                   "then); for a hybrid stream, cliff_time plus the rest at its rate, and for a steps stream its "
+                   "last unlock, paused or not (get_projected_end_time: a pause does not move them). Rounded down "
+                   "to the second: the last units, fewer than rate_per_second, may vest a second later. NULL while "
+                   "a milestone is unmet"),
     Column("schedule", Text, nullable=False,
            comment="linear, steps or hybrid: how the deposit unlocks (see claimable in stream_balances)"),
     Column("cliff_time", U64_NUMERIC,
@@ -184,7 +192,8 @@ streams = Table(
     Column("cliff_amount", I128_NUMERIC, comment=f"{AMOUNT}: a hybrid stream's lump at cliff_time; NULL for others"),
     Column("step_times", ARRAY(U64_NUMERIC), nullable=False,
            comment=f"{TIME}: a steps stream's unlock times, in the contract's order (2^64-1: milestone not met); "
-                   "empty for other schedules"),
+                   "claimable counts them in this order up to the first still locked, so a milestone met after one "
+                   "not yet met unlocks nothing until that one is; empty for other schedules"),
     Column("step_amounts", ARRAY(I128_NUMERIC), nullable=False,
            comment=f"{AMOUNT}: what each of step_times unlocks"),
     Column("conditional", Boolean, nullable=False, comment="steps that unlock when milestones are met"),

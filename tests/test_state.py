@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from devnet.chain import Chain
+from devnet.terms import StreamStatus, projected_end_time
+from devnet.terms import claimable as contract_claimable
 from devnet.traffic import Traffic
 from indexer.accrual import FINISHED, Terms, claimable
 from indexer.decode import decode
@@ -11,6 +13,7 @@ from indexer.events import (
     U64_MAX,
     ChainEvent,
     FeeCollected,
+    HybridCliffStreamCreated,
     StreamCancelled,
     StreamClosed,
     StreamCreated,
@@ -23,6 +26,7 @@ from indexer.events import (
 )
 from indexer.rpc import raw_event
 from indexer.state import StreamKey, StreamState, apply, fold, new_stream
+from tests import devnet_model as model
 from tests.indexing import MODEL_BUILD
 
 SENDER, RECIPIENT, TOKEN = "GSENDER", "GRECIPIENT", "CTOKEN"
@@ -71,6 +75,58 @@ def test_a_stream_that_has_fully_accrued_ends_at_its_last_event_as_the_contract_
     apply(stream, at(5000, StreamToppedUp(stream_id=1, amount=20)))
     # new_end_time = now + (deposited - withdrawn - claimable) / rate, and everything has accrued
     assert (stream.deposited, stream.end_time) == (1025, 5000)
+
+
+def test_the_end_time_is_rounded_down_so_the_last_units_vest_a_second_later() -> None:
+    # the contract divides what is left by the rate: 1005 at 10 a second ends at 1100, when 1000 have vested
+    stream = new_stream(created(rate=10, deposit=1005), fees_paid=0)
+    assert (stream.end_time, stream.claimable(1100), stream.claimable(1101)) == (1100, 1000, 1005)
+    contract = model.initialized("c9f5d2e")
+    on_chain = contract.streams[model.linear(contract, amount=1000, duration=3, now=100)]  # 333 a second
+    assert projected_end_time(on_chain) == 103
+    assert [contract_claimable(on_chain, t) for t in (103, 104)] == [999, 1000]
+
+
+def test_a_paused_hybrid_stream_ends_when_its_schedule_does_as_the_contract_projects_it() -> None:
+    stream = new_stream(at(100, HybridCliffStreamCreated(
+        stream_id=1, sender=SENDER, recipient=RECIPIENT, token_address=TOKEN, deposited_amount=10_000,
+        cliff_time=200, cliff_unlock_amount=4000, rate_per_second=100)), fees_paid=0)
+    apply(stream, at(230, StreamPaused(stream_id=1, sender=SENDER, paused_at=230)))
+    assert (stream.status, stream.end_time) == ("paused", 200 + 6000 // 100)
+    contract = model.initialized("c9f5d2e")
+    hybrid = model.events(contract.create_hybrid_cliff_stream(
+        model.SENDER, model.RECIPIENT, model.TOKEN, 10_000, 200, 4000, 60, now=100))[0].stream_id  # type: ignore[attr-defined]
+    contract.pause_stream(model.SENDER, hybrid, now=230)
+    assert projected_end_time(contract.streams[hybrid]) == stream.end_time
+
+
+def test_a_rate_change_drops_claimable_to_0_and_keeps_what_had_accrued_in_the_stream() -> None:
+    # modify_rate re-anchors without settling: the 400 accrued are no longer claimable, still deposited
+    stream = new_stream(created(), fees_paid=0)
+    assert stream.claimable(1040) == 400
+    apply(stream, at(1040, StreamRateModified(stream_id=1, sender=SENDER, old_rate_per_second=10,
+                                              new_rate_per_second=5, new_end_time=1040 + 1005 // 5, timestamp=1040)))
+    assert (stream.claimable(1040), stream.withdrawn, stream.end_time) == (0, 0, 1040 + 1005 // 5)
+    assert stream.claimable(1042) == 10
+
+
+def test_a_recipient_transfer_that_settles_everything_leaves_the_stream_active_as_on_chain() -> None:
+    """transfer_recipient pays the old recipient what has accrued and completes nothing, and with nothing
+    left to claim no withdrawal can complete the stream: it stays active, in the contract and here. The
+    transfer's recipient in events is the new one."""
+    contract = model.initialized("c9f5d2e")
+    history = [at(100, event) for event in
+               model.events(contract.create_stream(model.SENDER, model.RECIPIENT, model.TOKEN, 1000, 10, now=100))]
+    history += [at(200, event) for event in
+                model.events(contract.transfer_recipient(model.RECIPIENT, 1, model.STRANGER, now=200))]
+    on_chain = contract.streams[1]
+    assert (on_chain.status, on_chain.is_active, on_chain.withdrawn_amount) == (StreamStatus.ACTIVE, True, 1000)
+    assert model.refused(contract, contract.withdraw, model.STRANGER, 1, now=300).name == "InvalidAmount"
+    streams: dict[StreamKey, StreamState] = {}
+    parties = fold(streams, history)
+    stream = streams[("C", 1)]
+    assert (stream.status, stream.withdrawn, stream.deposited, stream.claimable(300)) == ("active", 1000, 1000, 0)
+    assert parties[history[-1].id] == (model.SENDER, model.STRANGER)
 
 
 def test_fields_missing_from_older_builds_are_derived() -> None:
