@@ -777,16 +777,27 @@ def psql(
     program = str(embedded.psql_path()) if embedded.installed() else found
     if program is None:
         raise Problem("psql is not installed: install PostgreSQL's client (Debian: apt-get install postgresql-client)")
-    env = dict(os.environ)
-    if not write:
-        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c default_transaction_read_only=on".strip()
-    sys.exit(run_in_foreground([program, url, *ctx.args], env))
+    sys.exit(run_in_foreground([program, with_option(url, "default_transaction_read_only", "off" if write else "on"),
+                                *ctx.args]))
 
 
-def run_in_foreground(command: list[str], env: dict[str, str] | None = None) -> int:
+def with_option(url: str, name: str, value: str) -> str:
+    """`url` with a server setting for its sessions, after the options the URL gives (else PGOPTIONS's,
+    which libpq reads only where the URL gives none)."""
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = [options for key, options in query if key == "options"] or [os.environ.get("PGOPTIONS", "")]
+    options = " ".join([*filter(None, given), f"-c {name}={value}"])
+    query = [(key, given) for key, given in query if key != "options"] + [("options", options)]
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def run_in_foreground(command: list[str]) -> int:
     """Run an interactive program until it exits; its exit code. Ctrl-C is the program's (psql cancels
     a query with it); SIGTERM or SIGHUP to this process ends the program too."""
-    child = subprocess.Popen(command, env=env)
+    child = subprocess.Popen(command)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         return child.wait()

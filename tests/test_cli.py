@@ -180,6 +180,18 @@ def test_flowfi_psql_reads_unless_asked_to_write(tmp_path: Path, database_url: s
     assert (read.returncode, read.stdout) == (0, "0\n"), read.stderr
     written = run("psql", "--write", "--database-url", database_url, "-c", "DELETE FROM streams", data_dir=tmp_path)
     assert (written.returncode, written.stdout) == (0, "DELETE 0\n"), written.stderr
+    # options of the URL's own (which libpq takes over PGOPTIONS) keep the guard, and --write lifts one given there
+    joined = "&" if "?" in database_url else "?"
+    with_options = f"{database_url}{joined}options=-c%20statement_timeout%3D0"
+    refused = run("psql", "--database-url", with_options, "-c", "DELETE FROM streams", data_dir=tmp_path)
+    assert "cannot execute DELETE in a read-only transaction" in refused.stderr, (refused.stdout, refused.stderr)
+    kept = subprocess.run([*FLOWFI, "psql", "--database-url", database_url, "-At", "-c", "SHOW statement_timeout"],
+                          env={**environment(tmp_path), "PGOPTIONS": "-c statement_timeout=1234"},
+                          capture_output=True, text=True, timeout=60)
+    assert kept.stdout == "1234ms\n", kept.stderr  # PGOPTIONS's own settings still apply
+    read_only_url = f"{database_url}{joined}options=-c%20default_transaction_read_only%3Don"
+    written = run("psql", "--write", "--database-url", read_only_url, "-c", "DELETE FROM streams", data_dir=tmp_path)
+    assert (written.returncode, written.stdout) == (0, "DELETE 0\n"), written.stderr
 
 
 @pytest.mark.slow
