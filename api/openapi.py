@@ -151,11 +151,13 @@ def _schemas() -> dict[str, Any]:
             "remainingNow": {**DECIMAL, "pattern": "^[0-9]+$", "description": (
                 "still in the contract at asOf: claimableNow + lockedNow; 0 once finished")},
             "asOf": {**TIME, "description": (
-                "the ledger time claimableNow is computed at: asOfLedger's close time once the index has caught "
-                "up with the chain; while it catches up, that of its newest event (the state is the same to "
-                "asOfLedger), never a ledger not indexed yet")},
+                "the ledger time claimableNow, lockedNow and remainingNow are computed at: the chain's newest "
+                "close time once the index has caught up; while it catches up, that of the newest event indexed "
+                "(never that of a ledger not indexed at all)")},
             "asOfLedger": {"type": ["integer", "null"], "minimum": 1, "description": (
-                "the last ledger indexed: the state is the chain's at its end; null before the first page")},
+                "the last ledger indexed whole: the state is the chain's at its end, with the events of the "
+                "ledger after it up to asOfEventId where a page ended within that ledger; null before the "
+                "worker has a cursor")},
             "asOfEventId": {**_nullable(EVENT_ID), "description": (
                 "the newest stored event when this state was read: subscribe with lastEventId=asOfEventId "
                 "to continue from this state with no gap and no repeat")},

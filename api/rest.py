@@ -10,10 +10,10 @@ a malformed request (`api.filters.BadRequest`), 404 for an unknown stream, 409 f
 several indexed contracts use (add `contractId`).
 
 Times in stream state are ledger close times: `claimableNow` is computed at the ledger time the index is at
-(`asOf`: the close time of `asOfLedger`, the last ledger indexed, once the worker has caught up; while it
-catches up, the close time of its newest event), never the server's clock. `asOfEventId` is the newest
-stored event when the state was read: subscribing with `lastEventId=asOfEventId` continues from exactly
-this state.
+(`asOf`: the chain's newest close time once the worker has caught up; while it catches up, the close time
+of the newest event indexed), never the server's clock. `asOfLedger` is the last ledger indexed whole.
+`asOfEventId` is the newest stored event when the state was read: subscribing with
+`lastEventId=asOfEventId` continues from exactly this state.
 """
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ async def streams_with_id(pool: asyncpg.Pool, stream_id: int, contract: str | No
 
 async def ledger_time(pool: asyncpg.Pool, row: Mapping[str, Any]) -> tuple[datetime, int | None]:
     """The ledger time the index of a stream's contract is at (never before the stream's last update), and
-    the last ledger it has indexed (None before the worker's first page): see indexer_cursor's columns."""
+    the last ledger it has indexed whole (None before the worker has a cursor): see indexer_cursor's columns."""
     cursor = await pool.fetchrow(
         "SELECT max(last_ledger) AS last_ledger, max(last_ledger_closed_at) AS closed_at FROM indexer_cursor "
         "WHERE $1 = ANY(string_to_array(contract_ids, ','))",

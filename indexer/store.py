@@ -651,8 +651,9 @@ async def _save_cursor(
 def _index_time(page: EventPage) -> datetime | None:
     """The ledger time the index is at once the page is written (what the views and claimableNow call
     now): the chain's newest close time where the page reaches the chain's newest ledger; else its last
-    event's, the state staying as that event leaves it up to the cursor's ledger. None: the page knows
-    neither (the time known stays), and the time never goes back, as the state does not."""
+    event's (of the cursor's ledger or before, or of the ledger after it where the page ends within it),
+    the state staying as that event leaves it. None: the page knows neither (the time known stays); and
+    the time never goes back, as the state does not."""
     if page.latest_ledger_close_time and ledger_of_cursor(page) >= page.latest_ledger:
         return datetime.fromtimestamp(page.latest_ledger_close_time, UTC)
     return page.events[-1].ledger_closed_at if page.events else None

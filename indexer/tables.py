@@ -278,9 +278,10 @@ indexer_cursor = Table(
     Column("last_event_id", Text, comment="the last event indexed; NULL before the first"),
     Column("last_ledger", BigInteger, nullable=False, comment="the last ledger fully indexed"),
     Column("last_ledger_closed_at", DateTime(timezone=True),
-           comment="the ledger time the index is at, which the views and claimableNow call now: last_ledger's "
-                   "close time once the worker has caught up; while it catches up, its newest event's (the "
-                   "state stays the same to last_ledger), never a later ledger's; NULL until known"),
+           comment="the ledger time the index is at, which the views and claimableNow call now: the chain's "
+                   "newest close time once the worker has caught up; while it catches up, that of the newest "
+                   "event indexed (of last_ledger or before, or of the ledger after it, which a page may end "
+                   "within), never that of a ledger not indexed at all. It never goes back; NULL until known"),
     Column("latest_ledger", BigInteger, nullable=False, comment="the RPC's newest ledger at that poll"),
     Column("latest_ledger_closed_at", DateTime(timezone=True),
            comment="latest_ledger's close time; NULL until known"),

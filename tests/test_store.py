@@ -158,9 +158,14 @@ async def test_the_indexs_ledger_time_is_of_the_ledgers_indexed_not_the_chains_n
                        newest_closed_at)
     await store.write_page(db, (CONTRACT,), behind, [])
     assert await index_time() == datetime.fromtimestamp(1_780_000_050, UTC)
+    # a full page ends within ledger 9: the cursor has covered ledger 8 whole, the state holds part of 9
+    within = event(9, 1_780_000_090)
+    await store.write_page(db, (CONTRACT,), EventPage((within,), within.id, 90, 1, newest_closed_at), [])
+    assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") == 8
+    assert await index_time() == datetime.fromtimestamp(1_780_000_090, UTC)
     # a page without events while behind: the time known stays
     await store.write_page(db, (CONTRACT,), EventPage((), ids.end_of_ledger(40), 90, 1, newest_closed_at), [])
-    assert await index_time() == datetime.fromtimestamp(1_780_000_050, UTC)
+    assert await index_time() == datetime.fromtimestamp(1_780_000_090, UTC)
     caught_up = EventPage((), ids.end_of_ledger(90), 90, 1, newest_closed_at)
     await store.write_page(db, (CONTRACT,), caught_up, [])
     assert await index_time() == datetime.fromtimestamp(newest_closed_at, UTC)
@@ -170,4 +175,5 @@ async def test_the_indexs_ledger_time_is_of_the_ledgers_indexed_not_the_chains_n
     assert await index_time() == datetime.fromtimestamp(1_780_000_905, UTC)
     # ledgers read again (a cursor moved back) leave the state as it was: so does its time
     await store.write_page(db, (CONTRACT,), behind, [])
+    assert await db.fetchval("SELECT last_ledger FROM indexer_cursor") == 8
     assert await index_time() == datetime.fromtimestamp(1_780_000_905, UTC)

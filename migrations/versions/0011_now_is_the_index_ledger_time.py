@@ -1,8 +1,8 @@
 """The views' now (stream_balances.as_of, and claimableNow in the API) is the ledger time the index is at:
 indexer_cursor.last_ledger_closed_at, new. It was the chain's newest ledger's close time, which while the
 worker catches up is later than the state indexed: a stream cancelled in a ledger not yet indexed showed
-as active and claimable there. Filled for existing cursors from what they hold: the newest close time
-where the index has caught up, else the close time of its newest event.
+as active and claimable there. Filled for existing cursors from what they hold: the later of the chain's
+newest close time where the index has caught up and the close time of the newest event indexed.
 
 Revision ID: 0011
 Revises: 0010
@@ -20,9 +20,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 COLUMN_COMMENT = (
-    "the ledger time the index is at, which the views and claimableNow call now: last_ledger's close time once "
-    "the worker has caught up; while it catches up, its newest event's (the state stays the same to "
-    "last_ledger), never a later ledger's; NULL until known")
+    "the ledger time the index is at, which the views and claimableNow call now: the chain's newest close time "
+    "once the worker has caught up; while it catches up, that of the newest event indexed (of last_ledger or "
+    "before, or of the ledger after it, which a page may end within), never that of a ledger not indexed at all. "
+    "It never goes back; NULL until known")
 BEFORE = {
     "COLUMN indexer_cursor.latest_ledger_closed_at":
         "latest_ledger's close time: the ledger time the views call now; NULL until known",
@@ -54,12 +55,10 @@ def upgrade() -> None:
     op.add_column('indexer_cursor', sa.Column('last_ledger_closed_at', sa.DateTime(timezone=True), nullable=True,
                                               comment=COLUMN_COMMENT))
     op.execute("""
-        UPDATE indexer_cursor c SET last_ledger_closed_at = CASE
-            WHEN c.last_ledger >= c.latest_ledger AND c.latest_ledger_closed_at IS NOT NULL
-                THEN c.latest_ledger_closed_at
-            ELSE (SELECT max(e.ledger_closed_at) FROM contract_events e
-                  WHERE e.contract_id = ANY (string_to_array(c.contract_ids, ',')) AND e.ledger <= c.last_ledger)
-        END
+        UPDATE indexer_cursor c SET last_ledger_closed_at = greatest(
+            CASE WHEN c.last_ledger >= c.latest_ledger THEN c.latest_ledger_closed_at END,
+            (SELECT max(e.ledger_closed_at) FROM contract_events e
+             WHERE e.contract_id = ANY (string_to_array(c.contract_ids, ','))))
     """)
     _stream_balances_reading('latest_ledger_closed_at', 'last_ledger_closed_at')
     for target, comment in AFTER.items():
