@@ -487,7 +487,7 @@ def export(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from indexer.database import connect
-    from indexer.export import ExportError, beyond_the_index, count, format_of, plan, write
+    from indexer.export import ExportError, Written, count, format_of, plan, write
 
     with said_in_one_line((ExportError,), 2):
         fmt = format_of(out, file_format)
@@ -496,22 +496,22 @@ def export(
     url = database_of(settings)
     console = Console(stderr=True)
 
-    async def main() -> tuple[int, str | None]:
+    async def main() -> Written:
         conn = await connect(url, "flowfi-export")
         try:
             chosen = await plan(conn, name, from_ledger, to_ledger)
             with Progress(TextColumn(f"{name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                           console=console, disable=not console.is_terminal) as progress:
                 task = progress.add_task(name, total=await count(conn, chosen) if console.is_terminal else None)
-                rows = await write(conn, chosen, fmt, out, batch_size,
+                return await write(conn, chosen, fmt, out, batch_size,
                                    on_batch=lambda rows: progress.advance(task, rows))
-            return rows, await beyond_the_index(conn, chosen)
         finally:
             await conn.close()
 
     with said_in_one_line((ExportError,), 2):
-        rows, missing = asyncio.run(main())
-    typer.echo(f"wrote {rows} rows of {name} to {out}" + (f": {missing}" if missing else ""))
+        written = asyncio.run(main())
+    rows = f"{written.rows} row{'' if written.rows == 1 else 's'}"
+    typer.echo(f"wrote {rows} of {name} to {out}" + (f": {written.missing}" if written.missing else ""))
 
 
 @app.command()

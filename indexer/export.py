@@ -194,16 +194,21 @@ async def plan(conn: asyncpg.Connection, name: str, from_ledger: int | None = No
 
 
 async def beyond_the_index(conn: asyncpg.Connection, chosen: Plan) -> str | None:
-    """What the export's ledgers ask that the index does not hold yet, in words; None when its bounds are
-    within the ledgers indexed, or no worker has written a cursor."""
+    """The ledgers the export's bounds ask for that the index does not hold whole, in words; None when
+    they are within the ledgers indexed whole, or no worker has written a cursor."""
     last = await conn.fetchval("SELECT max(last_ledger) FROM indexer_cursor")
     if last is None:
         return None
-    if chosen.from_ledger is not None and chosen.from_ledger > last:
-        return f"--from-ledger {chosen.from_ledger} is past the last ledger indexed, {last}"
-    if chosen.to_ledger is not None and chosen.to_ledger > last:
-        return f"the index reaches ledger {last}, not --to-ledger {chosen.to_ledger} yet"
-    return None
+    first = max(chosen.from_ledger or 0, last + 1)
+    if chosen.to_ledger is not None:
+        if chosen.to_ledger <= last:
+            return None
+        span = f"ledger {first} is" if first == chosen.to_ledger else f"ledgers {first}-{chosen.to_ledger} are"
+    elif chosen.from_ledger is not None and chosen.from_ledger > last:
+        span = f"ledger {first} and later are"
+    else:
+        return None
+    return f"the index holds ledgers up to {last} whole; {span} not indexed yet, or only in part"
 
 
 async def _has_ledger(conn: asyncpg.Connection, oid: int) -> bool:
@@ -225,10 +230,16 @@ async def count(conn: asyncpg.Connection, chosen: Plan) -> int:
     return int(await conn.fetchval(f"SELECT count(*) FROM ({sql}) AS exported", *args))
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    rows: int
+    missing: str | None  # the ledgers asked for that the index did not hold whole (beyond_the_index)
+
+
 async def write(conn: asyncpg.Connection, chosen: Plan, fmt: Format, out: Path, batch_size: int = 10_000,
-                on_batch: Callable[[int], None] | None = None) -> int:
-    """Write the rows of `chosen` to `out` as `fmt`, `batch_size` rows at a time; returns how many rows.
-    `on_batch` is told each batch's row count once it is written."""
+                on_batch: Callable[[int], None] | None = None) -> Written:
+    """Write the rows of `chosen` to `out` as `fmt`, `batch_size` rows at a time, from one snapshot of the
+    database. `on_batch` is told each batch's row count once it is written."""
     check_destination(out)
     schema = chosen.schema(fmt)
     sql, args = chosen.query(fmt)
@@ -237,6 +248,7 @@ async def write(conn: asyncpg.Connection, chosen: Plan, fmt: Format, out: Path, 
     try:
         with _writer(fmt, partial, schema) as sink:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
+                missing = await beyond_the_index(conn, chosen)
                 cursor = await conn.cursor(sql, *args)
                 while rows := await cursor.fetch(batch_size):
                     columns = list(zip(*rows, strict=True))
@@ -251,7 +263,7 @@ async def write(conn: asyncpg.Connection, chosen: Plan, fmt: Format, out: Path, 
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)
-    return written
+    return Written(written, missing)
 
 
 @contextlib.contextmanager

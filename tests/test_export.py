@@ -102,7 +102,7 @@ async def test_a_round_trip_keeps_every_value_exact(db: asyncpg.Connection, tmp_
     await _fill(db)
     chosen = await plan(db, name)
     out = tmp_path / f"{name}.{fmt}"
-    assert await write(db, chosen, fmt, out) == await count(db, chosen) > 0
+    assert (await write(db, chosen, fmt, out)).rows == await count(db, chosen) > 0
     expected = [dict(row) for row in await db.fetch(f"SELECT * FROM {name}")]
     if fmt is Format.PARQUET:
         got = pq.read_table(out).to_pylist()
@@ -225,11 +225,15 @@ async def test_flowfi_export_writes_the_file_and_refuses_bad_requests_in_one_lin
     # ledgers the index has not reached: said, not a silent file of no rows
     await db.execute("INSERT INTO indexer_cursor (contract_ids, rpc_cursor, last_ledger, latest_ledger) "
                      "VALUES ($1, '', 30, 40)", CONTRACT)
-    for bounds, said in [(["--from-ledger", "31"], "wrote 0 rows of events to {out}: --from-ledger 31 is past "
-                                                   "the last ledger indexed, 30\n"),
+    missing = "the index holds ledgers up to 30 whole; {} not indexed yet, or only in part"
+    for bounds, said in [(["--from-ledger", "31"], f"wrote 0 rows of events to {{out}}: "
+                                                   f"{missing.format('ledger 31 and later are')}\n"),
                          (["--from-ledger", "29", "--to-ledger", "35"],
-                          "wrote 2 rows of events to {out}: the index reaches ledger 30, not --to-ledger 35 yet\n"),
-                         (["--to-ledger", "30"], "wrote 30 rows of events to {out}\n")]:
+                          f"wrote 2 rows of events to {{out}}: {missing.format('ledgers 31-35 are')}\n"),
+                         (["--from-ledger", "31", "--to-ledger", "31"],
+                          f"wrote 0 rows of events to {{out}}: {missing.format('ledger 31 is')}\n"),
+                         (["--to-ledger", "30"], "wrote 30 rows of events to {out}\n"),
+                         (["--from-ledger", "30"], "wrote 1 row of events to {out}\n")]:
         done = await asyncio.to_thread(_flowfi, "export", "events", "--out", str(out), *bounds,
                                        "--database-url", database_url)
         assert (done.returncode, done.stdout) == (0, said.format(out=out)), done.stderr
