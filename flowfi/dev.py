@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 import shutil
 import signal
 from collections.abc import Iterator
@@ -51,7 +52,10 @@ class _QuietApiServer(_SharedSignals, Server):
     pass
 
 
-def banner(api_url: str, rpc_url: str) -> str:
+def banner(api_url: str, rpc_url: str, data_dir: Path | None = None) -> str:
+    """Where everything is, and the commands that reach it from another terminal: `data_dir` is a data
+    folder other than the default, which `flowfi verify` is then told of."""
+    folder = "" if data_dir is None else f"FLOWFI_DATA_DIR={shlex.quote(str(data_dir))} "
     return f"""
   FlowFi indexer, running locally
     live page      {api_url}/
@@ -60,7 +64,7 @@ def banner(api_url: str, rpc_url: str) -> str:
     API schema     {api_url}/openapi.json
     local RPC      {rpc_url}  (create a stream: curl -X POST {rpc_url}/invoke -d '{{"function": ...}}')
     in a terminal  flowfi tail --url {api_url}
-    check it       flowfi verify --rpc-url {rpc_url}
+    check it       {folder}flowfi verify --rpc-url {rpc_url}
   Ctrl-C stops everything.
 """
 
@@ -177,7 +181,9 @@ async def _run(settings: Settings, database_url: str, ledger_interval: float, tr
             break
         await asyncio.sleep(0.05)
     else:
-        print(banner(f"http://{settings.host}:{settings.port}", settings.rpc_url), flush=True)
+        own_folder = settings.database_url is None and settings.data_dir != Settings.model_fields["data_dir"].default
+        print(banner(f"http://{settings.host}:{settings.port}", settings.rpc_url,
+                     settings.data_dir if own_folder else None), flush=True)
     try:
         await worker.run()
     finally:

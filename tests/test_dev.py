@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -64,10 +65,12 @@ class Dev:
         return self.lines
 
 
-def banner_arguments(lines: list[str], command: str) -> list[str]:
-    """The arguments the banner gives `flowfi <command>`, the command's name first."""
+def banner_command(lines: list[str], command: str) -> tuple[dict[str, str], list[str]]:
+    """The variables the banner sets for `flowfi <command>` and its arguments, the command's name first."""
     line = next(line for line in lines if f"flowfi {command} " in line)
-    return [command, *line.split(f"flowfi {command} ", 1)[1].split()]
+    words = shlex.split(line)
+    at = words.index("flowfi")  # after the line's label, and the variables it sets
+    return dict(word.split("=", 1) for word in words[:at] if "=" in word), words[at + 1:]
 
 
 def count_streams(data_dir: Path) -> int:
@@ -101,11 +104,16 @@ def test_the_next_run_continues_the_chain_with_yesterday_s_streams(tmp_path: Pat
     first = Dev(tmp_path)
     try:
         mine = first.create_stream()
-        # the banner's commands reach this run's ports, which are not the defaults
-        tail = subprocess.Popen([*FLOWFI, *banner_arguments(first.lines, "tail")], env=environment(tmp_path),
+        # the banner's commands reach this run's ports and data folder, which are not the defaults, from a
+        # terminal that has none of dev's settings
+        elsewhere = {key: value for key, value in environment(tmp_path).items() if key != "FLOWFI_DATA_DIR"}
+        variables, arguments = banner_command(first.lines, "tail")
+        tail = subprocess.Popen([*FLOWFI, *arguments], env={**elsewhere, **variables},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        checked = subprocess.run([*FLOWFI, *banner_arguments(first.lines, "verify")],
-                                 env=environment(tmp_path), capture_output=True, text=True, timeout=120)
+        variables, arguments = banner_command(first.lines, "verify")
+        assert variables == {"FLOWFI_DATA_DIR": str(tmp_path)}
+        checked = subprocess.run([*FLOWFI, *arguments], env={**elsewhere, **variables}, capture_output=True,
+                                 text=True, timeout=120)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         tail.send_signal(signal.SIGINT)
         tailed, _ = tail.communicate(timeout=30)
