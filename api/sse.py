@@ -355,8 +355,7 @@ class Connection:
                 try:
                     encode = self.dialect.encode_row
                     frames = [frame for row in rows if (frame := encode(row)) is not None]
-                    await self._write(send, frames)
-                    self.hub.stats.events_replayed += len(frames)
+                    self.hub.stats.events_replayed += await self._write(send, frames)
                 except BaseException:
                     if following is not None:
                         following.cancel()
@@ -411,21 +410,28 @@ class Connection:
         cycle.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True
 
-    async def _write(self, send: Send, frames: list[bytes]) -> None:
+    async def _write(self, send: Send, frames: list[bytes]) -> int:
+        """Send `frames` in writes of about MAX_WRITE bytes; how many went out (none after a write that did
+        not, see _send)."""
         chunk: list[bytes] = []
-        size = 0
+        size = sent = 0
         for frame in frames:
             chunk.append(frame)
             size += len(frame)
             if size >= MAX_WRITE:
-                await self._send(send, b"".join(chunk))
+                if not await self._send(send, b"".join(chunk)):
+                    return sent
+                sent += len(chunk)
                 chunk, size = [], 0
-        if chunk:
-            await self._send(send, b"".join(chunk))
+        if chunk and await self._send(send, b"".join(chunk)):
+            sent += len(chunk)
+        return sent
 
-    async def _send(self, send: Send, body: bytes) -> None:
+    async def _send(self, send: Send, body: bytes) -> bool:
+        """Whether `body` went out to a client still there: not after the access token's expiry, nor when
+        the client took no write in send_timeout seconds (it is then cut off) or has left."""
         if asyncio.get_running_loop().time() >= self.expires:
-            return  # nothing goes out after the access token's expiry, not even the rest of a replayed page
+            return False  # nothing goes out after the access token's expiry, not even the rest of a replayed page
         try:
             async with asyncio.timeout(self.settings.send_timeout):
                 await send({"type": "http.response.body", "body": body, "more_body": True})
@@ -438,6 +444,7 @@ class Connection:
                 self.cycle.transport.abort()
         if self.cycle is not None and self.cycle.disconnected:
             self._left()
+        return not self.gone
 
     async def _watch_disconnect(self, receive: Callable[[], Awaitable[Any]]) -> None:
         while (await receive())["type"] != "http.disconnect":
