@@ -388,7 +388,7 @@ function renderCard(entry) {
   tickCard(entry);
 }
 
-/** The ledger time now: the newest ledger's close time when fetched, plus the seconds since. */
+/** The ledger time now: the ledger time the index was at when fetched (asOf), plus the seconds since. */
 function ledgerNow(entry) {
   return entry.asOf + BigInt(Math.floor((performance.now() - entry.fetchedAt) / 1000));
 }
