@@ -101,13 +101,23 @@ def test_a_paused_hybrid_stream_ends_when_its_schedule_does_as_the_contract_proj
 
 
 def test_a_rate_change_drops_claimable_to_0_and_keeps_what_had_accrued_in_the_stream() -> None:
-    # modify_rate re-anchors without settling: the 400 accrued are no longer claimable, still deposited
-    stream = new_stream(created(), fees_paid=0)
-    assert stream.claimable(1040) == 400
-    apply(stream, at(1040, StreamRateModified(stream_id=1, sender=SENDER, old_rate_per_second=10,
-                                              new_rate_per_second=5, new_end_time=1040 + 1005 // 5, timestamp=1040)))
-    assert (stream.claimable(1040), stream.withdrawn, stream.end_time) == (0, 0, 1040 + 1005 // 5)
-    assert stream.claimable(1042) == 10
+    """modify_rate re-anchors without settling: the 400 accrued are no longer claimable, still deposited,
+    in the contract and here."""
+    contract = model.initialized("c9f5d2e")
+    history = [at(1000, event) for event in
+               model.events(contract.create_stream(model.SENDER, model.RECIPIENT, model.TOKEN, 1000, 100, now=1000))]
+    streams: dict[StreamKey, StreamState] = {}
+    fold(streams, history)
+    assert contract_claimable(contract.streams[1], 1040) == streams[("C", 1)].claimable(1040) > 0
+    history += [at(1040, event) for event in model.events(contract.modify_rate(model.SENDER, 1, 5, now=1040))]
+    streams = {}
+    fold(streams, history)
+    on_chain, stream = contract.streams[1], streams[("C", 1)]
+    assert (on_chain.withdrawn_amount, on_chain.deposited_amount) == (stream.withdrawn, stream.deposited)
+    assert stream.withdrawn == 0
+    for now in (1040, 1042, 1100, 1300):
+        assert contract_claimable(on_chain, now) == stream.claimable(now), now
+    assert (stream.claimable(1040), stream.claimable(1042)) == (0, 10)
 
 
 def test_a_recipient_transfer_that_settles_everything_leaves_the_stream_active_as_on_chain() -> None:
