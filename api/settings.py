@@ -18,6 +18,7 @@ MIN_SECRET_BYTES = 32  # HS256's own output size: a shorter secret is weaker tha
 
 class ApiSettings(FromEnvironment):
     model_config = SettingsConfigDict(hide_input_in_errors=True)  # a refused value may be a secret
+    empty_means_none = frozenset({"cors_origins"})
 
     host: str = Field("127.0.0.1", description="address the API listens on")
     port: int = Field(8080, ge=0, le=65535, description="port the API listens on")

@@ -3,17 +3,69 @@ file), which command-line flags override, into one frozen object; a list is writ
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
 
+from dotenv import dotenv_values
 from pydantic import BeforeValidator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class FromEnvironment(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FLOWFI_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True,
-        env_ignore_empty=True,  # an empty variable (compose's ${X:-}) means unset
+        env_ignore_empty=True,  # an empty variable (compose's ${X:-}) means unset...
     )
+    # ...but for these lists it means none, as their docs say
+    empty_means_none: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        return init_settings, _EmptyLists(settings_cls, dotenv_settings), env_settings, dotenv_settings, \
+            file_secret_settings
+
+
+class _EmptyLists(PydanticBaseSettingsSource):
+    """An empty tuple for each of `empty_means_none` whose variable is set empty: in the environment, else
+    in the .env file (the environment wins, as for every setting)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: DotEnvSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.dotenv = dotenv
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        names: frozenset[str] = getattr(self.settings_cls, "empty_means_none", frozenset())
+        if not names:
+            return {}
+        files = self.dotenv.env_file
+        in_files: dict[str, str | None] = {}
+        for path in [files] if isinstance(files, str | Path) else files or []:
+            if Path(path).is_file():
+                in_files.update(dotenv_values(path, encoding=self.dotenv.env_file_encoding))
+        prefix = self.config.get("env_prefix", "")
+        found: dict[str, Any] = {}
+        for name in names:
+            variable = f"{prefix}{name}".upper()
+            value = os.environ[variable] if variable in os.environ else in_files.get(variable)
+            if value is not None and not value.strip():
+                found[name] = ()
+        return found
 
 
 def _split_commas(value: object) -> object:

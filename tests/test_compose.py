@@ -96,7 +96,8 @@ def test_each_service_runs_a_real_command_with_real_flags(name: str) -> None:
 
 
 @pytest.mark.parametrize("shell", [{}, {"FLOWFI_START_LEDGER": "", "FLOWFI_PAGE_SIZE": "", "POSTGRES_PASSWORD": ""},
-                                   {"FLOWFI_START_LEDGER": "123", "FLOWFI_RPC_URL": "https://rpc.example"}],
+                                   {"FLOWFI_START_LEDGER": "123", "FLOWFI_RPC_URL": "https://rpc.example",
+                                    "FLOWFI_CORS_ORIGINS": "https://app.example"}],
                          ids=["nothing set", "set but empty", "set"])
 @pytest.mark.parametrize("name", FLOWFI_SERVICES)
 def test_every_service_starts_with_the_environment_compose_gives_it(
@@ -111,12 +112,17 @@ def test_every_service_starts_with_the_environment_compose_gives_it(
     assert settings.database_url is not None
     assert settings.start_ledger == (int(shell["FLOWFI_START_LEDGER"]) if shell.get("FLOWFI_START_LEDGER") else None)
     assert settings.rpc_url == shell.get("FLOWFI_RPC_URL", "http://devnet:8000")
+    if name == "api":  # in production no browser origin is let in unless named
+        assert settings.cors_origins == tuple(filter(None, [shell.get("FLOWFI_CORS_ORIGINS")]))
 
 
-def test_an_empty_variable_means_unset_for_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_variable_means_unset_for_every_setting_but_the_lists_it_empties(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     empty = settings_in({f"FLOWFI_{field.upper()}": "" for field in Settings.model_fields} | {"DATABASE_URL": ""},
                         monkeypatch)
-    assert empty == settings_in({}, monkeypatch)
+    unset = settings_in({}, monkeypatch)
+    assert Settings.empty_means_none == {"cors_origins"}
+    assert empty == unset.model_copy(update={"cors_origins": ()}) and unset.cors_origins != ()
 
 
 @pytest.mark.parametrize("name", FLOWFI_SERVICES)

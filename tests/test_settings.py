@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -36,3 +38,22 @@ def test_flowfi_database_url_wins_over_database_url_as_the_docs_say(monkeypatch:
     database_url = Settings().database_url
     assert database_url is not None and database_url.get_secret_value() == "postgresql://b/two"
     assert "FLOWFI_DATABASE_URL wins" in (Settings.model_fields["database_url"].description or "")
+
+
+def test_an_empty_cors_origins_lets_no_origin_in_where_an_unset_one_is_the_default(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The docs' and compose's "set it empty": other empty variables mean unset (compose's ${X:-})."""
+    default = Settings.model_fields["cors_origins"].default
+    monkeypatch.delenv("FLOWFI_CORS_ORIGINS", raising=False)
+    assert Settings(_env_file=None).cors_origins == default != ()
+    monkeypatch.setenv("FLOWFI_CORS_ORIGINS", "")
+    monkeypatch.setenv("FLOWFI_PORT", "")
+    settings = Settings(_env_file=None)
+    assert (settings.cors_origins, settings.port) == ((), Settings.model_fields["port"].default)
+    env_file = tmp_path / ".env"
+    env_file.write_text("FLOWFI_CORS_ORIGINS=\n")
+    monkeypatch.delenv("FLOWFI_CORS_ORIGINS")
+    assert Settings(_env_file=env_file).cors_origins == ()
+    monkeypatch.setenv("FLOWFI_CORS_ORIGINS", "https://app.example")  # the environment over the file
+    assert Settings(_env_file=env_file).cors_origins == ("https://app.example",)
+    assert Settings(_env_file=env_file, cors_origins="https://flag.example").cors_origins == ("https://flag.example",)
