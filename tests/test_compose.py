@@ -116,6 +116,15 @@ def test_every_service_starts_with_the_environment_compose_gives_it(
         assert settings.cors_origins == tuple(filter(None, [shell.get("FLOWFI_CORS_ORIGINS")]))
 
 
+def test_a_database_of_the_env_file_reaches_past_the_one_compose_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """.env.example's way: compose's environment (DATABASE_URL, its own postgres) overrides .env's, so
+    another database is named as FLOWFI_DATABASE_URL, which wins."""
+    other = "postgresql://indexer@db.example:5432/flowfi"
+    settings = settings_in(environment_of(SERVICES["worker"]) | {"FLOWFI_DATABASE_URL": other}, monkeypatch)
+    assert settings.database_url is not None and settings.database_url.get_secret_value() == other
+    assert "name another database as FLOWFI_DATABASE_URL" in (ROOT / ".env.example").read_text()
+
+
 def test_an_empty_variable_means_unset_for_every_setting_but_the_lists_it_empties(
         monkeypatch: pytest.MonkeyPatch) -> None:
     empty = settings_in({f"FLOWFI_{field.upper()}": "" for field in Settings.model_fields} | {"DATABASE_URL": ""},
