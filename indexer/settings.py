@@ -49,3 +49,12 @@ class IndexerSettings(FromEnvironment):
     @classmethod
     def _known_build(cls, value: str) -> str:
         return build_name(value)
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        # without a scheme, every request would fail the same way, retried for ever
+        if not value.lower().startswith(("http://", "https://")):
+            raise ValueError("not an http:// or https:// URL: write it with its scheme, e.g. "
+                             f"http://127.0.0.1:{LOCAL_RPC_PORT}")
+        return value

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from flowfi.settings import Settings
 from indexer.builds import BUILDS
 from indexer.networks import LOCAL_CONTRACT_ID
+from tests.commands import run
 
 
 def test_lists_are_comma_separated_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,3 +58,15 @@ def test_an_empty_cors_origins_lets_no_origin_in_where_an_unset_one_is_the_defau
     monkeypatch.setenv("FLOWFI_CORS_ORIGINS", "https://app.example")  # the environment over the file
     assert Settings(_env_file=env_file).cors_origins == ("https://app.example",)
     assert Settings(_env_file=env_file, cors_origins="https://flag.example").cors_origins == ("https://flag.example",)
+
+
+def test_an_rpc_url_without_its_scheme_is_refused_at_start(tmp_path: Path) -> None:
+    """Not retried for ever as a request that cannot be sent; the value is not repeated (it may hold a key)."""
+    for given in ("localhost:8000", "ftp://rpc.example", "rpc.example/?key=secret"):
+        with pytest.raises(ValidationError, match="not an http:// or https:// URL: write it with its") as refused:
+            Settings(_env_file=None, rpc_url=given)
+        assert "secret" not in str(refused.value)
+    assert Settings(_env_file=None, rpc_url="HTTPS://rpc.example").rpc_url == "HTTPS://rpc.example"
+    done = run("index", "--rpc-url", "localhost:8310", data_dir=tmp_path)
+    assert (done.returncode, done.stderr.strip()) == (
+        2, "invalid --rpc-url: not an http:// or https:// URL: write it with its scheme, e.g. http://127.0.0.1:8000")
