@@ -34,6 +34,10 @@ class Progress:
         self.dead_letters = 0
         self.at_tip = False
 
+    def begin(self) -> None:
+        """Count from now: the worker begins to write (after standing by, its summary leaves that time out)."""
+        self._reset(self.clock())
+
     def page(self, cursor: str, lag: int, new_events: int, dead_letters: int) -> None:
         """Count a written page whose getEvents cursor is `cursor`, `lag` ledgers behind the chain; log
         when due. A full page can end inside a busy ledger: the page reached that ledger, and the next

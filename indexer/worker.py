@@ -204,12 +204,16 @@ class Worker:
                 conn = await self._until_stopped(self._retry(self._take_writer_lock, "take the writer lock"))
                 if conn is None:
                     break
+                self.progress.begin()
                 position = await self._retry(self._starting_position, "read the cursor")
                 if await self._until_stopped(self._check_chain()) is None:
                     break
                 await self._index(conn, position, self._fetch_pages)
         finally:
             await self._close()
+            if self.stopping.is_set():  # asked to: a clean stop, said as such
+                reached = self.progress.next_ledger
+                log.info("stopped" if reached is None else f"stopped after ledger {reached - 1}")
 
     async def backfill(self, lake: str, *, start: int | None, end: int | None) -> Backfilled:
         """Index ledgers `start`..`end` of the data lake `lake` (its newest when `end` is None) and stop.

@@ -103,3 +103,17 @@ def test_pages_ending_within_one_busy_ledger_are_summed_as_that_ledger(caplog: p
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         "ledgers 99-100", "ledger 100", "ledger 100", "ledgers 100-101",
     ]
+
+
+def test_a_worker_that_stood_by_counts_its_summary_from_when_it_began_to_write(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    progress = Progress(interval=30, clock=clock)
+    clock.now += 500  # standing by while another worker writes
+    progress.begin()
+    with caplog.at_level(logging.INFO, logger="indexer.worker"):
+        progress.page(end(300), lag=20, new_events=10, dead_letters=0)
+        clock.now += 30
+        progress.page(end(320), lag=20, new_events=20, dead_letters=0)
+    assert [record.getMessage() for record in caplog.records] == [
+        "ledgers 300-320: 30 new events in 30 s, 1 events/s; lag 20 ledgers"]

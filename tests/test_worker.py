@@ -45,11 +45,15 @@ TOKEN = "CC5VQ6PDN44JTGIJ7XZAN2WPQHHCRQLOKWI2RRAXXRS3WR2HI25AHEX2"
 OTHER_CONTRACT = "CAAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQC526"
 
 
-async def test_indexes_traffic_and_matches_the_contract_state(database_url: str, db: asyncpg.Connection) -> None:
+async def test_indexes_traffic_and_matches_the_contract_state(
+        database_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture) -> None:
     with running_devnet(seed=1, build=MODEL_BUILD) as devnet:
         devnet.chain.generate_history(1500, traffic=Traffic(seed=1), tx_per_ledger=20)
         worker = Worker(worker_settings(devnet, database_url, page_size=250), database_url)
-        await index_until_caught_up(worker, devnet)
+        with caplog.at_level(logging.INFO, logger="indexer.worker"):
+            await index_until_caught_up(worker, devnet)
+        # a stop asked for is said, with where the index ends: a clean stop does not look like a crash
+        assert caplog.records[-1].getMessage() == f"stopped after ledger {devnet.chain.latest.sequence}"
         await assert_streams_match_model(db, devnet.chain.contract)
         assert await db.fetchval("SELECT count(*) FROM contract_events") == devnet.chain.event_count
         assert await db.fetchval("SELECT count(*) FROM events") == devnet.chain.event_count
