@@ -25,6 +25,7 @@ SHOWN_DEFAULTS = {
     "contract_ids": "the local network's contract",
     "database_url": "an embedded server in `FLOWFI_DATA_DIR`",
     "start_ledger": "about a day back",
+    "ready_max_cursor_age": "2 × (poll interval + RPC timeout) + 10: `44` with theirs",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -88,3 +89,10 @@ def test_each_default_the_table_shows_reads_back_as_that_default(monkeypatch: py
         with monkeypatch.context() as patched:
             patched.setenv(env_name(field), shown[1:-1])
             assert getattr(Settings(), field) == info.default, f"{env_name(field)}={shown[1:-1]} is not the default"
+
+
+def test_the_derived_cursor_age_shown_is_the_one_flowfi_derives(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FLOWFI_READY_MAX_CURSOR_AGE", "FLOWFI_POLL_INTERVAL", "FLOWFI_RPC_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    shown = re.search(r"`(\d+)`", default_text("ready_max_cursor_age"))
+    assert shown is not None and float(shown[1]) == Settings(_env_file=None).ready_max_cursor_age
