@@ -20,4 +20,6 @@ COPY --from=build /opt/flowfi /opt/flowfi
 ENV PATH=/opt/flowfi/bin:$PATH PYTHONUNBUFFERED=1
 RUN useradd --create-home flowfi
 USER flowfi
+# the local network's chain (compose mounts a volume here, which takes this folder's owner)
+RUN mkdir /home/flowfi/devnet
 ENTRYPOINT ["flowfi"]

