@@ -7,8 +7,9 @@ How each kind of block runs:
   would recurse) and `npm X` by its script in package.json; commands that serve until stopped (flowfi
   index/serve/dev, curl -N) run for a few seconds and must still be running, without a traceback. Remote
   services stand in as local ones: testnet's and mainnet's RPC are the local network, their data lakes
-  the local network's lake (its ledgers from 1), db.example.com the test database. `flowfi backfill` and
-  `flowfi bootstrap`, which want a fresh database, get one, kept for the rest of their block.
+  the local network's lake (its ledgers from 1), db.example.com the test database, /opt a folder of the
+  test's. `flowfi backfill` and `flowfi bootstrap`, which want a fresh database, get one, kept for the
+  rest of their block.
 - `console`: the `$ ` command runs; the output must have the documented lines and JSON keys.
 - `python`: run as a program (the subscribe loop for a few seconds); it must print events and no traceback.
 - `sql`: runs through psql on the indexed database, with `-v address=` a sender of its streams.
@@ -22,6 +23,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 import uuid
@@ -139,7 +141,8 @@ class Pipeline:
                 .replace(MAINNET_XLM, chain.contract_id)
                 .replace("Test SDF Network ; September 2015", chain.passphrase)
                 .replace("Public Global Stellar Network ; September 2015", chain.passphrase)
-                .replace("postgresql://user:password@db.example.com/flowfi", self.database_url))
+                .replace("postgresql://user:password@db.example.com/flowfi", self.database_url)
+                .replace("/opt/flowfi", str(self.lake.parent / "opt-flowfi")))
         for lake in PUBLIC_LAKES:
             text = text.replace(lake, str(self.lake))
         for documented, local in PUBLIC_LEDGERS:
@@ -283,8 +286,8 @@ async def test_every_code_block_runs(pipeline: Pipeline) -> None:
                     pipeline.env["DATABASE_URL"] = await pipeline.fresh_database()
                 await run_shell(pipeline.localize(command), pipeline, cwd)
             pipeline.env["DATABASE_URL"] = database_url
-            for written in set(cwd.iterdir()) - before:  # the files a block writes (flowfi export's)
-                written.unlink()
+            for written in set(cwd.iterdir()) - before:  # what a block writes (flowfi export's files, pip's build)
+                shutil.rmtree(written) if written.is_dir() else written.unlink()
         elif block.kind == "console":
             await run_console(block, pipeline)
         elif block.kind == "python":
