@@ -21,6 +21,7 @@ from indexer.tables import STREAM_STATUSES, TERMS_SOURCES, streams
 
 JSON = "application/json"
 DECIMAL = {"type": "string", "pattern": "^-?[0-9]+$", "description": "a decimal integer, as a string"}
+UNSIGNED = {**DECIMAL, "pattern": "^[0-9]+$"}
 EVENT_ID = {"type": "string", "pattern": f"^{ids.PATTERN.pattern}$",
             "description": "an event id, the RPC's (TOID-event index); sorts in chain order",
             "examples": ["0000000012884905984-0000000000"]}
@@ -40,7 +41,7 @@ STREAM_CURSOR = {"type": "string", "pattern": "^[1-9][0-9]{0,19}:C[A-Z2-7]{55}$"
 
 _SC_SCHEMAS: dict[ScType, dict[str, Any]] = {
     ScType.U32: {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
-    ScType.U64: {**DECIMAL, "pattern": "^[0-9]+$"},
+    ScType.U64: UNSIGNED,
     ScType.I128: DECIMAL,
     ScType.ADDRESS: ADDRESS,
     ScType.OPTION_ADDRESS: {"anyOf": [ADDRESS, {"type": "null"}], "description": "an address, or null for none"},
@@ -108,11 +109,11 @@ def _stream_schema() -> dict[str, Any]:
         elif column.name == "dispute":
             schema = {"enum": ["requested", "approved", "rejected"]}
         elif isinstance(column.type, ARRAY):
-            schema = {"type": "array", "items": {**DECIMAL, "pattern": "^[0-9]+$"}}
+            schema = {"type": "array", "items": UNSIGNED}
         elif isinstance(column.type, Boolean):
             schema = {"type": "boolean"}
         elif isinstance(column.type, Numeric):
-            schema = {**DECIMAL, "pattern": "^[0-9]+$"}
+            schema = UNSIGNED
         elif isinstance(column.type, DateTime):
             schema = TIME
         else:
@@ -143,12 +144,12 @@ def _schemas() -> dict[str, Any]:
         **stream,
         "properties": {
             **stream["properties"],
-            "claimableNow": {**DECIMAL, "pattern": "^[0-9]+$",
+            "claimableNow": {**UNSIGNED,
                              "description": "what the recipient could withdraw at asOf"},
-            "lockedNow": {**DECIMAL, "pattern": "^[0-9]+$", "description": (
+            "lockedNow": {**UNSIGNED, "description": (
                 "still in the contract and not claimable at asOf: what a cancellation then would refund; 0 once "
                 "finished")},
-            "remainingNow": {**DECIMAL, "pattern": "^[0-9]+$", "description": (
+            "remainingNow": {**UNSIGNED, "description": (
                 "still in the contract at asOf: claimableNow + lockedNow; 0 once finished")},
             "asOf": {**TIME, "description": (
                 "the ledger time claimableNow, lockedNow and remainingNow are computed at: the chain's newest "
