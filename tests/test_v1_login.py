@@ -94,6 +94,11 @@ async def test_a_transaction_that_proves_nothing_is_refused(api: httpx.AsyncClie
         response = await verify(api, WALLET, envelope)
         assert response.status_code == 401, name
         assert response.json()["error"] == error and response.json()["message"], name
+    # a wallet set to another network is told so, not only that the signature is wrong
+    message = (await verify(api, WALLET, signed(WALLET, nonce, passphrase=TESTNET_PASSPHRASE))).json()["message"]
+    assert message.startswith(f"Invalid signature: the transaction is signed for the network {TESTNET_PASSPHRASE!r}, "
+                              "and this server's is 'Standalone Network ; February 2017' (FLOWFI_NETWORK_PASSPHRASE): "
+                              "sign it for that network"), message
     # none of the refusals spent the nonce
     assert (await verify(api, WALLET, signed(WALLET, nonce))).status_code == 200
 

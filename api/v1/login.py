@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from stellar_sdk import Keypair, ManageData, StrKey, TransactionBuilder, TransactionEnvelope
+from stellar_sdk import Keypair, ManageData, Network, StrKey, TransactionBuilder, TransactionEnvelope
 from stellar_sdk.exceptions import BadSignatureError
 
 from api.auth import Authenticator
@@ -147,4 +147,23 @@ async def verify(request: Request) -> Response:
         challenges.spend(operation.data_value)
         authenticator: Authenticator = request.app.state.authenticator
         return JSONResponse({"token": authenticator.issue(address, TOKEN_LIFETIME), "expiresIn": TOKEN_LIFETIME})
+    if (other := _network_signed_for(envelope_xdr, keypair)) is not None:
+        raise V1Error(401, "Invalid signature", f"Invalid signature: the transaction is signed for the network "
+                      f"{other!r}, and this server's is {settings.network_passphrase!r} (FLOWFI_NETWORK_PASSPHRASE): "
+                      "sign it for that network")
     raise _refuse("Invalid signature")
+
+
+def _network_signed_for(envelope_xdr: str, keypair: Keypair) -> str | None:
+    """The public network whose passphrase the envelope's signature is good for, if it is one of them: a
+    wallet set to another network than the server's signs for that one."""
+    for passphrase in (Network.PUBLIC_NETWORK_PASSPHRASE, Network.TESTNET_NETWORK_PASSPHRASE,
+                       Network.FUTURENET_NETWORK_PASSPHRASE):
+        envelope = TransactionBuilder.from_xdr(envelope_xdr, passphrase)
+        for decorated in envelope.signatures:
+            try:
+                keypair.verify(envelope.hash(), decorated.signature)
+                return passphrase
+            except BadSignatureError:
+                continue
+    return None
