@@ -65,9 +65,9 @@ class ApiSettings(FromEnvironment):
         LOCAL_PASSPHRASE, description="the network whose transactions sign /v1 login challenges"
     )
     cors_origins: CommaSeparated = Field(
-        ("http://localhost:3000",),
+        ("http://localhost:3000", "http://127.0.0.1:3000"),
         description="origins allowed to call the API from a browser, comma-separated (empty: none); the default "
-                    "is a Next.js dev server's",
+                    "is a Next.js dev server's, by either name",
     )
     max_connections: int = Field(20_000, ge=1, description="SSE connections per process (then 503)")
     max_connections_per_ip: int = Field(50, ge=1, description="SSE connections per client IP (then 429)")

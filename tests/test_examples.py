@@ -104,3 +104,27 @@ async def _text_starts(page: Page, text: str) -> bool:
 
 async def _has(page: Page, count: int) -> bool:
     return await listed(page) >= count
+
+
+async def test_eventsource_example_served_from_an_origin_the_api_refuses_says_so(
+    database_url: str, tmp_path: Path
+) -> None:
+    """EventSource and fetch fail alike on a CORS refusal, which a page cannot tell from a server that is
+    down: the status names both, and the setting to check."""
+    with running_devnet(seed=23) as devnet, running_app(
+        StaticFiles(directory=tmp_path, html=True), lifespan="off"
+    ) as page_url:
+        settings = worker_settings(devnet, database_url, cors_origins=("http://elsewhere.example",))
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                with running_app(create_app(settings, database_url), server_class=Server) as api_url:
+                    example_page(tmp_path, api_url)
+                    await page.goto(f"{page_url}/index.html")
+                    await wait_for(lambda: _text_starts(page, "reconnecting in"), "a failed first attempt")
+                    assert (await status_text(page)).endswith(
+                        f"(the API is unreachable, or does not let this page's origin, {page_url}, in: see its "
+                        "FLOWFI_CORS_ORIGINS)")
+            finally:
+                await browser.close()

@@ -164,7 +164,7 @@ async def test_a_dev_server_on_localhost_3000_may_log_in_from_the_browser(api: h
 async def test_a_preflight_from_an_origin_not_allowed_is_refused_in_each_apis_words(api: httpx.AsyncClient) -> None:
     preflight = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "GET"}
     refusal = ("a request from 'https://elsewhere.example' is not allowed: its origin is not one of "
-               "FLOWFI_CORS_ORIGINS (http://localhost:3000)")
+               "FLOWFI_CORS_ORIGINS (http://localhost:3000, http://127.0.0.1:3000)")
     v1 = await api.options("/v1/streams", headers=preflight)
     assert (v1.status_code, v1.json()) == (400, {"error": "Invalid request", "message": refusal})
     own = await api.options("/streams", headers=preflight)
