@@ -95,7 +95,7 @@ def _stream_schema() -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for column in streams.columns:
         if column.name == "status":
-            schema: dict[str, Any] = {"enum": list(STREAM_STATUSES)}
+            schema: dict[str, Any] = {"type": "string", "enum": list(STREAM_STATUSES)}
         elif column.name in ("contract_id", "token"):
             schema = CONTRACT
         elif column.name in ("sender", "recipient"):
@@ -103,11 +103,11 @@ def _stream_schema() -> dict[str, Any]:
         elif column.name in ("first_event_id", "last_event_id"):
             schema = EVENT_ID
         elif column.name == "schedule":
-            schema = {"enum": list(SCHEDULES)}
+            schema = {"type": "string", "enum": list(SCHEDULES)}
         elif column.name == "terms_source":
-            schema = {"enum": list(TERMS_SOURCES)}
+            schema = {"type": "string", "enum": list(TERMS_SOURCES)}
         elif column.name == "dispute":
-            schema = {"enum": ["requested", "approved", "rejected"]}
+            schema = {"type": "string", "enum": ["requested", "approved", "rejected"]}
         elif isinstance(column.type, ARRAY):
             schema = {"type": "array", "items": UNSIGNED}
         elif isinstance(column.type, Boolean):
@@ -208,7 +208,7 @@ def _schemas() -> dict[str, Any]:
         "Ready": {
             "type": "object",
             "properties": {
-                "status": {"enum": ["ok", "unavailable"]},
+                "status": {"type": "string", "enum": ["ok", "unavailable"]},
                 "checks": {"type": "object",
                            "properties": {name: {"type": "string", "description": '"ok" or what failed'}
                                           for name in ("database", "listener", "indexer")},
@@ -264,13 +264,13 @@ LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": filters.MAX
 FROM_START = {"const": "0", "description": "before the first event"}
 EVENT_CURSOR = _query("cursor", {"anyOf": [EVENT_ID, FROM_START]},
                       "the nextCursor of the previous page (the last event id seen), or 0 for the first page")
-TYPES = _list_query("types", {"enum": list(BY_SSE_NAME)}, "only events of these types")
+TYPES = _list_query("types", {"type": "string", "enum": list(BY_SSE_NAME)}, "only events of these types")
 STREAMS = _list_query("streams", STREAM_ID, "events of these stream ids")
 USERS = _list_query("users", ADDRESS, "events concerning these addresses")
 ALL = _query("all", {"type": "boolean"}, "every event (the default here without streams or users)")
 CONTRACT_ID = _query("contractId", CONTRACT, "the contract, when several indexed contracts have this stream id")
 PATH_STREAM_ID = {"name": "id", "in": "path", "required": True, "schema": STREAM_ID, "description": "stream id"}
-STATUS = _query("status", {"enum": list(STREAM_STATUSES)}, "only streams with this status")
+STATUS = _query("status", {"type": "string", "enum": list(STREAM_STATUSES)}, "only streams with this status")
 
 
 SECURITY_SCHEMES = {
@@ -332,7 +332,8 @@ def openapi_document() -> dict[str, Any]:
             "/users/{address}/streams": _get(
                 "Streams where an address is the sender or the recipient",
                 [{"name": "address", "in": "path", "required": True, "schema": ADDRESS},
-                 _query("role", {"enum": ["sender", "recipient"]}, "only streams where the address has this role"),
+                 _query("role", {"type": "string", "enum": ["sender", "recipient"]},
+                        "only streams where the address has this role"),
                  STATUS, _query("cursor", STREAM_CURSOR, "the nextCursor of the previous page"), LIMIT],
                 {"200": _json("StreamPage", "a page of streams"), "400": BAD_REQUEST},
             ),
@@ -363,7 +364,10 @@ def openapi_document() -> dict[str, Any]:
                                         "the JSON payload (see the Event schema)",
                          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                  "400": BAD_REQUEST,
-                 "503": _json("Error", "the live feed is starting; retry after Retry-After seconds")},
+                 "429": _json("Error", "this address or user holds as many streams as it may "
+                                       "(FLOWFI_MAX_CONNECTIONS_PER_IP, FLOWFI_MAX_CONNECTIONS_PER_USER)"),
+                 "503": _json("Error", "the live feed is starting, or this process holds as many streams as it "
+                                       "may; retry after Retry-After seconds")},
                 description="Choose events with at least one of streams, users, types or all=true.",
             ),
             "/events/stats": _get(
