@@ -147,22 +147,25 @@ async def verify(request: Request) -> Response:
         challenges.spend(operation.data_value)
         authenticator: Authenticator = request.app.state.authenticator
         return JSONResponse({"token": authenticator.issue(address, TOKEN_LIFETIME), "expiresIn": TOKEN_LIFETIME})
-    if (other := _network_signed_for(envelope_xdr, keypair)) is not None:
+    if (other := _network_signed_for(envelope, keypair)) is not None:
         raise V1Error(401, "Invalid signature", f"Invalid signature: the transaction is signed for the network "
                       f"{other!r}, and this server's is {settings.network_passphrase!r} (FLOWFI_NETWORK_PASSPHRASE): "
                       "sign it for that network")
     raise _refuse("Invalid signature")
 
 
-def _network_signed_for(envelope_xdr: str, keypair: Keypair) -> str | None:
+def _network_signed_for(envelope: TransactionEnvelope, keypair: Keypair) -> str | None:
     """The public network whose passphrase the envelope's signature is good for, if it is one of them: a
-    wallet set to another network than the server's signs for that one."""
+    wallet set to another network than the server's signs for that one. One hash per network, and only
+    the signatures that name the key (a refused login costs little more than before)."""
+    hint = keypair.signature_hint()
+    signatures = [decorated.signature for decorated in envelope.signatures if decorated.signature_hint == hint]
     for passphrase in (Network.PUBLIC_NETWORK_PASSPHRASE, Network.TESTNET_NETWORK_PASSPHRASE,
-                       Network.FUTURENET_NETWORK_PASSPHRASE):
-        envelope = TransactionBuilder.from_xdr(envelope_xdr, passphrase)
-        for decorated in envelope.signatures:
+                       Network.FUTURENET_NETWORK_PASSPHRASE) if signatures else ():
+        signed = TransactionEnvelope(envelope.transaction, passphrase).hash()
+        for signature in signatures:
             try:
-                keypair.verify(envelope.hash(), decorated.signature)
+                keypair.verify(signed, signature)
                 return passphrase
             except BadSignatureError:
                 continue
