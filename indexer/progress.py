@@ -34,6 +34,12 @@ class Progress:
         self.dead_letters = 0
         self.at_tip = False
 
+    def stand_by(self) -> None:
+        """The worker waits for the writer lock: what it wrote before is not where the index is now (another
+        worker may write meanwhile), and reaching the tip is news again."""
+        self.next_ledger = None
+        self.at_tip = False
+
     def begin(self) -> None:
         """Count from now: the worker begins to write (after standing by, its summary leaves that time out)."""
         self._reset(self.clock())

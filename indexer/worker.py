@@ -201,6 +201,7 @@ class Worker:
             if await self._until_stopped(self._check_network()) is None:
                 return
             while not self.stopping.is_set():
+                self.progress.stand_by()
                 conn = await self._until_stopped(self._retry(self._take_writer_lock, "take the writer lock"))
                 if conn is None:
                     break
@@ -211,7 +212,7 @@ class Worker:
                 await self._index(conn, position, self._fetch_pages)
         finally:
             await self._close()
-            if self.stopping.is_set():  # asked to: a clean stop, said as such
+            if self.stopping.is_set():  # asked to: a clean stop, said as such (where it ends, if it wrote)
                 reached = self.progress.next_ledger
                 log.info("stopped" if reached is None else f"stopped after ledger {reached - 1}")
 

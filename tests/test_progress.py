@@ -109,11 +109,15 @@ def test_a_worker_that_stood_by_counts_its_summary_from_when_it_began_to_write(
         caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     progress = Progress(interval=30, clock=clock)
-    clock.now += 500  # standing by while another worker writes
+    progress.page(end(100), lag=0, new_events=5, dead_letters=0)  # it wrote, and reached the tip...
+    progress.stand_by()  # ...then lost the writer lock
+    assert progress.next_ledger is None
+    clock.now += 500  # standing by while another worker writes ledgers 101-899
     progress.begin()
     with caplog.at_level(logging.INFO, logger="indexer.worker"):
-        progress.page(end(300), lag=20, new_events=10, dead_letters=0)
+        progress.page(end(900), lag=20, new_events=10, dead_letters=0)
         clock.now += 30
-        progress.page(end(320), lag=20, new_events=20, dead_letters=0)
+        progress.page(end(920), lag=0, new_events=20, dead_letters=0)
     assert [record.getMessage() for record in caplog.records] == [
-        "ledgers 300-320: 30 new events in 30 s, 1 events/s; lag 20 ledgers"]
+        "ledgers 900-920: 30 new events in 30 s, 1 events/s; lag 0 ledgers",
+        "caught up with the chain at ledger 920; a summary follows every 30 s"]
