@@ -40,7 +40,9 @@ class FromEnvironment(BaseSettings):
 
 class _EmptyLists(PydanticBaseSettingsSource):
     """An empty tuple for each of `empty_means_none` whose variable is set empty: in the environment, else
-    in the .env file (the environment wins, as for every setting)."""
+    in the .env file. A variable set in the environment, empty or not, wins over the file's (for the other
+    settings an empty one counts as unset, and the file's applies). Names match in any case, as pydantic
+    reads them."""
 
     def __init__(self, settings_cls: type[BaseSettings], dotenv: DotEnvSettingsSource) -> None:
         super().__init__(settings_cls)
@@ -56,13 +58,16 @@ class _EmptyLists(PydanticBaseSettingsSource):
         files = self.dotenv.env_file
         in_files: dict[str, str | None] = {}
         for path in [files] if isinstance(files, str | Path) else files or []:
-            if Path(path).is_file():
-                in_files.update(dotenv_values(path, encoding=self.dotenv.env_file_encoding))
+            if Path(path).expanduser().is_file():
+                in_files.update(dotenv_values(Path(path).expanduser(), encoding=self.dotenv.env_file_encoding))
+        exact = self.config.get("case_sensitive", False)
+        environment = {key if exact else key.upper(): value for key, value in os.environ.items()}
+        in_files = {key if exact else key.upper(): value for key, value in in_files.items()}
         prefix = self.config.get("env_prefix", "")
         found: dict[str, Any] = {}
         for name in names:
-            variable = f"{prefix}{name}".upper()
-            value = os.environ[variable] if variable in os.environ else in_files.get(variable)
+            variable = f"{prefix}{name}" if exact else f"{prefix}{name}".upper()
+            value = environment[variable] if variable in environment else in_files.get(variable)
             if value is not None and not value.strip():
                 found[name] = ()
         return found

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field, field_validator
 
 from indexer.addresses import is_contract
@@ -53,8 +55,9 @@ class IndexerSettings(FromEnvironment):
     @field_validator("rpc_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        # without a scheme, every request would fail the same way, retried for ever
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError("not an http:// or https:// URL: write it with its scheme, e.g. "
+        # without a scheme or a host, every request would fail the same way, retried for ever
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http:// or https:// URL with a host: write it whole, e.g. "
                              f"http://127.0.0.1:{LOCAL_RPC_PORT}")
         return value

@@ -57,16 +57,22 @@ def test_an_empty_cors_origins_lets_no_origin_in_where_an_unset_one_is_the_defau
     assert Settings(_env_file=env_file).cors_origins == ()
     monkeypatch.setenv("FLOWFI_CORS_ORIGINS", "https://app.example")  # the environment over the file
     assert Settings(_env_file=env_file).cors_origins == ("https://app.example",)
+    env_file.write_text("FLOWFI_CORS_ORIGINS=https://file.example\n")
+    monkeypatch.setenv("FLOWFI_CORS_ORIGINS", "")  # set, though empty: over the file too
+    assert Settings(_env_file=env_file).cors_origins == ()
+    monkeypatch.delenv("FLOWFI_CORS_ORIGINS")
+    monkeypatch.setenv("flowfi_cors_origins", "")  # any case, as pydantic reads the others
+    assert Settings(_env_file=None).cors_origins == ()
     assert Settings(_env_file=env_file, cors_origins="https://flag.example").cors_origins == ("https://flag.example",)
 
 
 def test_an_rpc_url_without_its_scheme_is_refused_at_start(tmp_path: Path) -> None:
     """Not retried for ever as a request that cannot be sent; the value is not repeated (it may hold a key)."""
-    for given in ("localhost:8000", "ftp://rpc.example", "rpc.example/?key=secret"):
-        with pytest.raises(ValidationError, match="not an http:// or https:// URL: write it with its") as refused:
+    for given in ("localhost:8000", "ftp://rpc.example", "rpc.example/?key=secret", "http://", "https:///x"):
+        with pytest.raises(ValidationError, match="not an http:// or https:// URL with a host: write it") as refused:
             Settings(_env_file=None, rpc_url=given)
         assert "secret" not in str(refused.value)
     assert Settings(_env_file=None, rpc_url="HTTPS://rpc.example").rpc_url == "HTTPS://rpc.example"
     done = run("index", "--rpc-url", "localhost:8310", data_dir=tmp_path)
     assert (done.returncode, done.stderr.strip()) == (
-        2, "invalid --rpc-url: not an http:// or https:// URL: write it with its scheme, e.g. http://127.0.0.1:8000")
+        2, "invalid --rpc-url: not an http:// or https:// URL with a host: write it whole, e.g. http://127.0.0.1:8000")
