@@ -366,8 +366,9 @@ def openapi_document() -> dict[str, Any]:
                  "400": BAD_REQUEST,
                  "429": _json("Error", "this address or user holds as many streams as it may "
                                        "(FLOWFI_MAX_CONNECTIONS_PER_IP, FLOWFI_MAX_CONNECTIONS_PER_USER)"),
-                 "503": _json("Error", "the live feed is starting, or this process holds as many streams as it "
-                                       "may; retry after Retry-After seconds")},
+                 "503": _json("Error", "the live feed is starting, the database does not answer a replay, or "
+                                       "this process holds as many streams as it may; retry after Retry-After "
+                                       "seconds")},
                 description="Choose events with at least one of streams, users, types or all=true.",
             ),
             "/events/stats": _get(

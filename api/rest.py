@@ -439,8 +439,9 @@ async def readiness(request: Request) -> tuple[dict[str, str], int | None, float
     elif lag is None or age is None:
         checks["indexer"] = "the indexer has not recorded a poll yet; is the worker running?"
     elif age > max_age:
-        checks["indexer"] = (f"the indexer last polled {age:.0f} s ago (at most {max_age:.0f} s allowed): the "
-                             "worker is stopped, or cannot reach the RPC server; its log says which")
+        checks["indexer"] = (f"the indexer last polled {age:.0f} s ago (at most {max_age:.0f} s allowed): no "
+                             "worker is writing, or it cannot reach the RPC server or write to the database; "
+                             "its log says which")
     elif lag > max_lag:
         checks["indexer"] = f"the indexer is {lag} ledgers behind the chain (at most {max_lag} allowed)"
     else:

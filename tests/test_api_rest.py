@@ -541,8 +541,9 @@ async def test_ready_turns_unavailable_when_the_worker_stops_while_the_chain_mov
                     await asyncio.sleep(0.05)
                 body = response.json()
                 assert response.status_code == 503 and "last polled" in body["checks"]["indexer"]
-                assert body["checks"]["indexer"].endswith("the worker is stopped, or cannot reach the RPC server; "
-                                                          "its log says which")
+                assert body["checks"]["indexer"].endswith(
+                    "no worker is writing, or it cannot reach the RPC server or write to the database; its log "
+                    "says which")
                 assert body["cursorAge"] > body["maxCursorAge"] == 1.5
                 assert (await get_json(http, "/events/stats"))["indexerCursorAgeSeconds"] > 1.5
 

@@ -18,7 +18,7 @@ from devnet import running_devnet
 from tests.conftest import _admin, with_database
 from tests.indexing import worker_settings
 from tests.live import add_traffic, index_now
-from tests.serving import running_app
+from tests.serving import http_client, running_app
 from tests.test_page import CHROMIUM, CHROMIUM_ARGS, wait_for
 
 pytestmark = [
@@ -123,6 +123,8 @@ async def test_eventsource_example_served_from_an_origin_the_api_refuses_says_so
                     example_page(tmp_path, api_url)
                     await page.goto(f"{page_url}/index.html")
                     await wait_for(lambda: _text_starts(page, "reconnecting in"), "a failed first attempt")
+                    async with http_client() as client:  # the API is up: the refusal is the origin's
+                        assert (await client.get(f"{api_url}/health")).status_code == 200
                     assert (await status_text(page)).endswith(
                         f"(the API is unreachable, or does not let this page's origin, {page_url}, in: see its "
                         "FLOWFI_CORS_ORIGINS)")
