@@ -200,6 +200,9 @@ def subscribe(
     ))
 
 
+CANCEL_AGAIN = 0.5  # seconds a closing subscription waits for its connection's task before cancelling again
+
+
 class Subscription:
     """An async iterator of events whose connection lives in a task of its own.
 
@@ -244,7 +247,11 @@ class Subscription:
         if self._task is None:
             await self._events.aclose()  # type: ignore[attr-defined]
             return
-        self._task.cancel()
+        # A cancellation can be lost in the HTTP stack (a read whose timeout fires as the task is cancelled
+        # is reported as a timeout, which the connection loop takes for a drop): cancel until it ends.
+        while not self._task.done():
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=CANCEL_AGAIN)
         await asyncio.gather(self._task, return_exceptions=True)
 
     async def __aenter__(self) -> Subscription:
@@ -335,6 +342,8 @@ async def _events(
                             yield event
                     raise _Dropped("the server closed the stream")
             except (_Dropped, httpx.TransportError, SSEError) as exc:
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    raise asyncio.CancelledError from exc  # a drop while being cancelled: the cancellation's
                 reason = str(exc) or type(exc).__name__
             attempt += 1
             delay = backoff_delay(attempt, base_delay, max(max_retry_delay, base_delay))

@@ -19,6 +19,7 @@ import pytest
 from api.client import (
     Event,
     ResumeRejected,
+    Subscription,
     SubscriptionRejected,
     backoff_delay,
     query_params,
@@ -249,3 +250,27 @@ async def test_closing_a_subscription_closes_its_connection() -> None:
         with pytest.raises(StopAsyncIteration):
             await anext(events)
         assert len(server.connections) == 1
+
+
+async def test_closing_ends_a_connection_that_lost_the_first_cancellation() -> None:
+    """A cancellation can be lost inside the HTTP stack (a read whose timeout fires as the task is
+    cancelled is reported as a timeout, which the reconnect loop takes for a drop): closing cancels again
+    until the connection's task ends, rather than waiting on it for ever (a Ctrl-C that did not stop
+    `flowfi tail`)."""
+    started = asyncio.Event()
+
+    async def swallows_one_cancel() -> AsyncIterator[Event]:
+        try:
+            started.set()
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # as a scope that thinks it its own
+        await asyncio.sleep(60)  # the reconnect's wait: a second cancellation ends it
+        yield Event(id="x", type="t", data={})
+
+    subscription = Subscription(swallows_one_cancel())
+    waiting = asyncio.ensure_future(anext(subscription))
+    await started.wait()
+    waiting.cancel()
+    async with asyncio.timeout(5):
+        await subscription.aclose()
