@@ -389,3 +389,19 @@ def test_debug_shows_the_traceback_of_a_problem_said_in_one_line(tmp_path: Path)
     assert isinstance(shown.exception, ExportError) and f"{tmp_path} is a directory" in str(shown.exception)
     said = CliRunner().invoke(app, ["dictionary", "--out", str(tmp_path)])
     assert said.exit_code == 2 and not isinstance(said.exception, ExportError)
+
+
+def test_a_ctrl_c_while_the_commands_load_ends_quietly() -> None:
+    """A Ctrl-C a moment after starting a command lands in the imports of its modules: the same quiet end as
+    one a moment later, not a traceback."""
+    interrupted_import = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'flowfi.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "import flowfi\n"
+        "flowfi.main()\n")
+    done = subprocess.run([sys.executable, "-c", interrupted_import], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")
