@@ -91,7 +91,8 @@ def env_example() -> str:
         if field == "database_url":
             lines.append("# (docker compose sets DATABASE_URL to its own postgres: name another database as "
                          "FLOWFI_DATABASE_URL)")
-        shown = "" if field in ("data_dir", "database_url") or info.default is None else _as_written(info.default)
+        derived = field in ("data_dir", "database_url", "ready_max_cursor_age")  # see SHOWN_DEFAULTS
+        shown = "" if derived or info.default is None else _as_written(info.default)
         lines.append(f"#{env_name(field)}={shown}")
     return "\n".join(lines) + "\n"
 

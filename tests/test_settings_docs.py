@@ -96,3 +96,4 @@ def test_the_derived_cursor_age_shown_is_the_one_flowfi_derives(monkeypatch: pyt
         monkeypatch.delenv(name, raising=False)
     shown = re.search(r"`(\d+)`", default_text("ready_max_cursor_age"))
     assert shown is not None and float(shown[1]) == Settings(_env_file=None).ready_max_cursor_age
+    assert "\n#FLOWFI_READY_MAX_CURSOR_AGE=\n" in env_example(), ".env.example shows no figure it does not derive"
