@@ -117,6 +117,8 @@ SWITCH_INTERVAL = 0.001
 # Dead letters logged one by one per page; the rest are counted in one line (a backfill of another
 # contract's events makes thousands a page).
 DEAD_LETTERS_LOGGED = 5
+# Events of an indexed contract, none of them FlowFi's, after which the worker asks whether it is one.
+NOT_FLOWFI_AFTER = 20
 # Seconds between two anchors of the chain recorded with pages (see the module's docstring).
 ANCHOR_INTERVAL = 60.0
 # Tries at reading an anchor's ledger before the page goes without one: the anchor is optional, and a
@@ -184,6 +186,9 @@ class Worker:
         self._reader: asyncpg.Pool | None = None
         self.events_indexed = 0
         self.dead_letters = 0
+        # Of each indexed contract until one of its events is FlowFi's, or it is said to be none: the names
+        # of the others it sent.
+        self._unconfirmed: dict[str, list[str]] = {contract_id: [] for contract_id in self.contract_ids}
         self.last_ledger: int | None = None  # the last ledger written by this worker
         # Called after each page commits (the backfill's progress bar).
         self.page_written: Callable[[FetchedPage, store.PageWritten], None] | None = None
@@ -732,8 +737,27 @@ class Worker:
         if len(dead) > DEAD_LETTERS_LOGGED:
             log.warning("%d more events of this page went to the dead letters (reasons in dead_letters)",
                         len(dead) - DEAD_LETTERS_LOGGED)
+        if self._unconfirmed:
+            self._check_contracts(fetched.prepared.fresh)
         if self.page_written is not None:
             self.page_written(fetched, written)
+
+    def _check_contracts(self, fresh: Sequence[Decoded]) -> None:
+        """Say once of an indexed contract whose first events are none of FlowFi's that it may be another (a
+        token's id given for the stream contract's fills the dead letters with its transfers)."""
+        for decoded in fresh:
+            others = self._unconfirmed.get(decoded.raw.contract_id)
+            if others is None:
+                continue
+            if decoded.event is not None:
+                del self._unconfirmed[decoded.raw.contract_id]
+                continue
+            others.append(str(decoded.topic_json[0]) if decoded.topic_json else "?")
+            if len(others) >= NOT_FLOWFI_AFTER:
+                log.warning("contract %s has sent %d events and none is a FlowFi event (%s): is it a FlowFi "
+                            "contract? FLOWFI_CONTRACT_IDS names the contracts to index", decoded.raw.contract_id,
+                            len(others), ", ".join(sorted(set(others))[:5]))
+                del self._unconfirmed[decoded.raw.contract_id]
 
     async def _retry(self, attempt: Callable[[], Awaitable[T]], what: str, attempts: int | None = None) -> T:
         """`attempt`'s result, tried again with backoff while it fails in a way that may pass (each retry

@@ -161,6 +161,30 @@ async def test_malformed_events_go_to_dead_letters_and_later_events_are_indexed(
 ODD = 'tab\t back\\slash "quote" new\nline cr\r {a,b} NULL \\N é 😀 \u2028'
 
 
+async def test_a_contract_whose_events_are_none_of_flowfis_is_named_once(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """FLOWFI_CONTRACT_IDS naming a token (its transfers fill the dead letters) is said once, with what to
+    check, beside the dead-letter lines; a FlowFi contract with a stray unknown event is not."""
+    token = "CAAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQC526"
+    with running_devnet() as devnet:
+        chain = devnet.chain
+        people = Traffic(seed=2).accounts
+        chain.execute("initialize", {"admin": people[0], "treasury": people[1], "fee_rate_bps": 0})
+        chain.inject_raw_event([scval.to_symbol("mystery").to_xdr()], scval.to_uint32(1).to_xdr())
+        for n in range(worker_module.NOT_FLOWFI_AFTER + 5):
+            chain.inject_raw_event([scval.to_symbol("transfer").to_xdr()], scval.to_uint32(n).to_xdr(),
+                                   contract_id=token)
+        chain.close_ledger()
+        worker = Worker(worker_settings(devnet, database_url, contract_ids=(chain.contract_id, token)),
+                        database_url)
+        with caplog.at_level(logging.WARNING, logger="indexer.worker"):
+            await index_until_caught_up(worker, devnet)
+    named = [r.getMessage() for r in caplog.records if "none is a FlowFi event" in r.getMessage()]
+    assert named == [f"contract {token} has sent {worker_module.NOT_FLOWFI_AFTER} events and none is a FlowFi "
+                     "event (transfer): is it a FlowFi contract? FLOWFI_CONTRACT_IDS names the contracts to index"]
+
+
 async def test_dead_letters_with_odd_characters_are_stored_exactly(
     database_url: str, db: asyncpg.Connection
 ) -> None:
