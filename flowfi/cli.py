@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import SecretStr, ValidationError
 
-from flowfi.logs import setup_logging
+from flowfi.logs import logs_are_json, setup_logging
 from flowfi.problems import Problem, ensure_port_free
 from flowfi.settings import Settings
 from flowfi.settings_docs import option_help
@@ -90,8 +91,16 @@ def main() -> None:
     except Exception as exc:
         if _options["debug"] or not isinstance(exc, _problems()):
             raise
-        typer.secho(str(exc), fg="red", err=True)
+        say_problem(str(exc))
         sys.exit(1)
+
+
+def say_problem(message: str) -> None:
+    """A command's one-line problem on stderr: in red, or as a JSON log line where the logs are JSON."""
+    if logs_are_json():
+        logging.getLogger("flowfi").error(message)
+    else:
+        typer.secho(message, fg="red", err=True)
 
 
 def _problems() -> tuple[type[Exception], ...]:
@@ -171,7 +180,7 @@ def said_in_one_line(problems: tuple[type[Exception], ...], exit_code: int = 1) 
     except problems as exc:
         if _options["debug"]:
             raise
-        typer.secho(str(exc), fg="red", err=True)
+        say_problem(str(exc))
         raise typer.Exit(exit_code) from exc
 
 

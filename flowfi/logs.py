@@ -83,6 +83,11 @@ class QuietProbes(logging.Filter):
         return not (path in self.PROBES and isinstance(status, int) and status < 400)
 
 
+def logs_are_json() -> bool:
+    """Whether setup_logging made the logs JSON (a log collector reads them)."""
+    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers)
+
+
 def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":

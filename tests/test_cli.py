@@ -405,3 +405,13 @@ def test_a_ctrl_c_while_the_commands_load_ends_quietly() -> None:
         "flowfi.main()\n")
     done = subprocess.run([sys.executable, "-c", interrupted_import], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_a_commands_one_line_problem_is_a_json_log_line_where_the_logs_are_json(tmp_path: Path) -> None:
+    """A log collector reading stderr gets the reason a command stopped in the logs' own format."""
+    env = {**environment(tmp_path), "FLOWFI_LOG_FORMAT": "json",
+           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"}
+    done = subprocess.run([*FLOWFI, "index"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    last = json.loads(done.stderr.strip().splitlines()[-1])
+    assert last["level"] == "error" and last["message"].startswith("cannot connect to the database"), last
