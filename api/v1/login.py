@@ -138,12 +138,7 @@ async def verify(request: Request) -> Response:
     if (reason := challenges.problem(address, operation.data_value)) is not None:
         raise _refuse(reason)
     keypair = Keypair.from_public_key(address)
-    signed = envelope.hash()
-    for decorated in envelope.signatures:
-        try:
-            keypair.verify(signed, decorated.signature)
-        except BadSignatureError:
-            continue
+    if _signs(keypair, envelope.hash(), [decorated.signature for decorated in envelope.signatures]):
         challenges.spend(operation.data_value)
         authenticator: Authenticator = request.app.state.authenticator
         return JSONResponse({"token": authenticator.issue(address, TOKEN_LIFETIME), "expiresIn": TOKEN_LIFETIME})
@@ -162,11 +157,17 @@ def _network_signed_for(envelope: TransactionEnvelope, keypair: Keypair) -> str 
     signatures = [decorated.signature for decorated in envelope.signatures if decorated.signature_hint == hint]
     for passphrase in (Network.PUBLIC_NETWORK_PASSPHRASE, Network.TESTNET_NETWORK_PASSPHRASE,
                        Network.FUTURENET_NETWORK_PASSPHRASE) if signatures else ():
-        signed = TransactionEnvelope(envelope.transaction, passphrase).hash()
-        for signature in signatures:
-            try:
-                keypair.verify(signed, signature)
-                return passphrase
-            except BadSignatureError:
-                continue
+        if _signs(keypair, TransactionEnvelope(envelope.transaction, passphrase).hash(), signatures):
+            return passphrase
     return None
+
+
+def _signs(keypair: Keypair, signed: bytes, signatures: list[bytes]) -> bool:
+    """Whether one of `signatures` is `keypair`'s of the hash `signed`."""
+    for signature in signatures:
+        try:
+            keypair.verify(signed, signature)
+            return True
+        except BadSignatureError:
+            continue
+    return False
