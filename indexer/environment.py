@@ -3,16 +3,14 @@ file), which command-line flags override, into one frozen object; a list is writ
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from dotenv import dotenv_values
 from pydantic import BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -34,19 +32,19 @@ class FromEnvironment(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         assert isinstance(dotenv_settings, DotEnvSettingsSource)
-        return init_settings, _EmptyLists(settings_cls, dotenv_settings), env_settings, dotenv_settings, \
+        return init_settings, _EmptyLists(settings_cls, dotenv_settings.env_file), env_settings, dotenv_settings, \
             file_secret_settings
 
 
 class _EmptyLists(PydanticBaseSettingsSource):
     """An empty tuple for each of `empty_means_none` whose variable is set empty: in the environment, else
-    in the .env file. A variable set in the environment, empty or not, wins over the file's (for the other
-    settings an empty one counts as unset, and the file's applies). Names match in any case, as pydantic
-    reads them."""
+    in the .env file, both read as pydantic reads them (names in any case, ~ expanded) but keeping empty
+    values. A variable set in the environment, empty or not, wins over the file's (for the other settings
+    an empty one counts as unset, and the file's applies)."""
 
-    def __init__(self, settings_cls: type[BaseSettings], dotenv: DotEnvSettingsSource) -> None:
+    def __init__(self, settings_cls: type[BaseSettings], env_file: Any) -> None:
         super().__init__(settings_cls)
-        self.dotenv = dotenv
+        self.env_file = env_file
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
@@ -55,21 +53,17 @@ class _EmptyLists(PydanticBaseSettingsSource):
         names: frozenset[str] = getattr(self.settings_cls, "empty_means_none", frozenset())
         if not names:
             return {}
-        files = self.dotenv.env_file
-        in_files: dict[str, str | None] = {}
-        for path in [files] if isinstance(files, str | Path) else files or []:
-            if Path(path).expanduser().is_file():
-                in_files.update(dotenv_values(Path(path).expanduser(), encoding=self.dotenv.env_file_encoding))
-        exact = self.config.get("case_sensitive", False)
-        environment = {key if exact else key.upper(): value for key, value in os.environ.items()}
-        in_files = {key if exact else key.upper(): value for key, value in in_files.items()}
-        prefix = self.config.get("env_prefix", "")
+        sources = (EnvSettingsSource(self.settings_cls, env_ignore_empty=False),
+                   DotEnvSettingsSource(self.settings_cls, env_file=self.env_file, env_ignore_empty=False))
         found: dict[str, Any] = {}
         for name in names:
-            variable = f"{prefix}{name}" if exact else f"{prefix}{name}".upper()
-            value = environment[variable] if variable in environment else in_files.get(variable)
-            if value is not None and not value.strip():
-                found[name] = ()
+            for source in sources:
+                variable = f"{source.env_prefix}{name}"
+                value = source.env_vars.get(variable if source.case_sensitive else variable.lower())
+                if value is not None:
+                    if not value.strip():
+                        found[name] = ()
+                    break
         return found
 
 
