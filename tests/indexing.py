@@ -57,9 +57,10 @@ async def bootstrap_once(rpc: RpcClient, database_url: str, contract_id: str) ->
         await conn.close()
 
 
-async def index_until_caught_up(worker: Worker, devnet: Devnet, timeout: float = 60.0) -> None:
-    """Run `worker` until it has indexed the devnet's latest ledger, then stop it."""
-    target = devnet.chain.latest.sequence
+async def index_until_caught_up(worker: Worker, devnet: Devnet, timeout: float = 60.0,
+                                until: int | None = None) -> None:
+    """Run `worker` until it has indexed the devnet's latest ledger (or ledger `until`), then stop it."""
+    target = devnet.chain.latest.sequence if until is None else until
     conn = await asyncpg.connect(worker.database_url)
     task = asyncio.create_task(worker.run())
     try:

@@ -172,13 +172,7 @@ async def test_while_the_worker_catches_up_claimable_is_at_a_ledger_indexed_not_
         devnet.chain.generate_history(3000, traffic=Traffic(seed=5, accounts=8), tx_per_ledger=4,
                                       seconds_per_ledger=600)
         worker = Worker(worker_settings(devnet, database_url, page_size=10), database_url)
-        task = asyncio.create_task(worker.run())
-        some = devnet.chain.oldest.sequence + 30
-        async with asyncio.timeout(30):
-            while (await db.fetchval("SELECT max(last_ledger) FROM indexer_cursor") or 0) < some:
-                await asyncio.sleep(0.01)
-        worker.stop()
-        await asyncio.wait_for(task, 10)
+        await index_until_caught_up(worker, devnet, until=devnet.chain.oldest.sequence + 30)
         cursor = await db.fetchrow("SELECT * FROM indexer_cursor")
         assert cursor["last_ledger"] < cursor["latest_ledger"] == devnet.chain.latest.sequence
         # a page ends within a ledger: its cursor has covered the ledger before the last event's
